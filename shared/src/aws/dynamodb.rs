@@ -1,0 +1,238 @@
+//! One table, two kinds of item, keyed `pk`/`sk` (strings):
+//! - idempotency: `pk = IDEMPOTENCY#<key>`, `sk = -`;
+//! - status: `pk = TICKET#<ticket id>`, `sk = USER#<user name>`, so a
+//!   ticket's records are one Query.
+//!
+//! `expires_at` (epoch seconds) is the table's TTL attribute.
+
+use super::{classify, code};
+use crate::error::{Error, Result};
+use crate::ports::{Claim, IdempotencyStore, Stage, StatusRecord, StatusStore};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use std::collections::HashMap;
+
+const IN_PROGRESS: &str = "IN_PROGRESS";
+const COMPLETED: &str = "COMPLETED";
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+fn get_s<'a>(item: &'a HashMap<String, AttributeValue>, k: &str) -> Option<&'a str> {
+    item.get(k).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+fn get_n(item: &HashMap<String, AttributeValue>, k: &str) -> Option<u64> {
+    item.get(k)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoIdempotency {
+    client: Client,
+    table: String,
+}
+
+impl DynamoIdempotency {
+    pub fn new(config: &super::SdkConfig, table: impl Into<String>) -> Self {
+        Self {
+            client: Client::new(config),
+            table: table.into(),
+        }
+    }
+
+    fn key(key: &str) -> HashMap<String, AttributeValue> {
+        HashMap::from([
+            ("pk".into(), s(format!("IDEMPOTENCY#{key}"))),
+            ("sk".into(), s("-")),
+        ])
+    }
+}
+
+impl IdempotencyStore for DynamoIdempotency {
+    async fn claim(
+        &self,
+        key: &str,
+        hash: &str,
+        now: u64,
+        lease_until: u64,
+        expires_at: u64,
+    ) -> Result<Claim> {
+        let mut item = Self::key(key);
+        item.insert("status".into(), s(IN_PROGRESS));
+        item.insert("payload_hash".into(), s(hash));
+        item.insert("lease_until".into(), n(lease_until));
+        item.insert("expires_at".into(), n(expires_at));
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            // Free, expired, or a lease whose holder is gone.
+            .condition_expression(
+                "attribute_not_exists(pk) OR expires_at < :now OR (#s = :in_progress AND lease_until < :now)",
+            )
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .send()
+            .await;
+        match put {
+            Ok(_) => return Ok(Claim::Acquired),
+            Err(e) if code(&e) == Some("ConditionalCheckFailedException") => {}
+            Err(e) => return Err(classify("PutItem", e)),
+        }
+        let held = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("GetItem", e))?;
+        // Released between our two calls: someone is working on it or just
+        // failed; either way a retry sorts it out.
+        let Some(item) = held.item() else {
+            return Ok(Claim::InProgress);
+        };
+        if get_s(item, "payload_hash") != Some(hash) {
+            return Ok(Claim::Mismatch);
+        }
+        match get_s(item, "status") {
+            Some(COMPLETED) => {
+                let result = get_s(item, "result")
+                    .and_then(|r| serde_json::from_str(r).ok())
+                    .unwrap_or(serde_json::Value::Null);
+                Ok(Claim::Completed(result))
+            }
+            _ => Ok(Claim::InProgress),
+        }
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        hash: &str,
+        result: &serde_json::Value,
+        expires_at: u64,
+    ) -> Result<()> {
+        let mut item = Self::key(key);
+        item.insert("status".into(), s(COMPLETED));
+        item.insert("payload_hash".into(), s(hash));
+        item.insert("result".into(), s(result.to_string()));
+        item.insert("expires_at".into(), n(expires_at));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| classify("PutItem", e))
+    }
+
+    async fn release(&self, key: &str) -> Result<()> {
+        match self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .condition_expression("#s = :in_progress")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if code(&e) == Some("ConditionalCheckFailedException") => Ok(()),
+            Err(e) => Err(classify("DeleteItem", e)),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoStatus {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStatus {
+    pub fn new(config: &super::SdkConfig, table: impl Into<String>) -> Self {
+        Self {
+            client: Client::new(config),
+            table: table.into(),
+        }
+    }
+}
+
+impl StatusStore for DynamoStatus {
+    async fn record(&self, r: &StatusRecord) -> Result<()> {
+        let mut item = HashMap::from([
+            ("pk".to_owned(), s(format!("TICKET#{}", r.ticket_id))),
+            ("sk".to_owned(), s(format!("USER#{}", r.user_name))),
+            ("ticket_id".to_owned(), s(&r.ticket_id)),
+            ("user_name".to_owned(), s(&r.user_name)),
+            ("status".to_owned(), s(r.stage.as_str())),
+            ("stage_rank".to_owned(), n(r.stage as u64)),
+            ("updated_at".to_owned(), n(r.updated_at)),
+        ]);
+        if let Some(reason) = &r.reason {
+            item.insert("reason".into(), s(reason));
+        }
+        match self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR stage_rank <= :rank")
+            .expression_attribute_values(":rank", n(r.stage as u64))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Already further along: a late replay must not move it back.
+            Err(e) if code(&e) == Some("ConditionalCheckFailedException") => Ok(()),
+            Err(e) => Err(classify("PutItem", e)),
+        }
+    }
+
+    async fn for_ticket(&self, ticket_id: &str) -> Result<Vec<StatusRecord>> {
+        let mut records = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(format!("TICKET#{ticket_id}")))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| classify("Query", e))?;
+            for item in page.items() {
+                let stage = get_s(item, "status")
+                    .and_then(Stage::parse)
+                    .ok_or_else(|| {
+                        Error::permanent("Query", "status record without a known status")
+                    })?;
+                records.push(StatusRecord {
+                    ticket_id: get_s(item, "ticket_id").unwrap_or_default().to_owned(),
+                    user_name: get_s(item, "user_name").unwrap_or_default().to_owned(),
+                    stage,
+                    reason: get_s(item, "reason").map(str::to_owned),
+                    updated_at: get_n(item, "updated_at").unwrap_or(0),
+                });
+            }
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => return Ok(records),
+            }
+        }
+    }
+}

@@ -1,0 +1,232 @@
+use super::{classify, code};
+use crate::error::Result;
+use crate::ports::{Created, IamUser, NewUser, Permissions, UserDirectory};
+use aws_sdk_iam::types::Tag;
+use aws_sdk_iam::Client;
+
+#[derive(Debug, Clone)]
+pub struct IamDirectory {
+    client: Client,
+}
+
+impl IamDirectory {
+    pub fn new(config: &super::SdkConfig) -> Self {
+        Self {
+            client: Client::new(config),
+        }
+    }
+}
+
+impl UserDirectory for IamDirectory {
+    async fn list_user_names(&self) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        let mut marker = None;
+        loop {
+            let page = self
+                .client
+                .list_users()
+                .set_marker(marker.take())
+                .send()
+                .await
+                .map_err(|e| classify("ListUsers", e))?;
+            names.extend(page.users().iter().map(|u| u.user_name().to_owned()));
+            match (page.is_truncated(), page.marker()) {
+                (true, Some(m)) => marker = Some(m.to_owned()),
+                _ => return Ok(names),
+            }
+        }
+    }
+
+    async fn get_user(&self, user_name: &str) -> Result<Option<IamUser>> {
+        let out = match self.client.get_user().user_name(user_name).send().await {
+            Ok(out) => out,
+            Err(e) if code(&e) == Some("NoSuchEntity") => return Ok(None),
+            Err(e) => return Err(classify("GetUser", e)),
+        };
+        let Some(user) = out.user() else {
+            return Ok(None);
+        };
+        Ok(Some(IamUser {
+            user_name: user.user_name().to_owned(),
+            path: user.path().to_owned(),
+            arn: user.arn().to_owned(),
+            boundary: user
+                .permissions_boundary()
+                .and_then(|b| b.permissions_boundary_arn())
+                .map(str::to_owned),
+            tags: user
+                .tags()
+                .iter()
+                .map(|t| (t.key().to_owned(), t.value().to_owned()))
+                .collect(),
+        }))
+    }
+
+    async fn create_user(&self, user: &NewUser) -> Result<Created> {
+        let tags = user
+            .tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| crate::error::Error::permanent("CreateUser", e.to_string()))?;
+        match self
+            .client
+            .create_user()
+            .user_name(&user.user_name)
+            .path(&user.path)
+            .permissions_boundary(&user.boundary)
+            .set_tags(Some(tags))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Created::Created),
+            Err(e) if code(&e) == Some("EntityAlreadyExists") => Ok(Created::AlreadyExists),
+            Err(e) => Err(classify("CreateUser", e)),
+        }
+    }
+
+    async fn add_user_to_group(&self, user_name: &str, group: &str) -> Result<()> {
+        self.client
+            .add_user_to_group()
+            .user_name(user_name)
+            .group_name(group)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| classify("AddUserToGroup", e))
+    }
+
+    async fn attach_user_policy(&self, user_name: &str, policy_arn: &str) -> Result<()> {
+        self.client
+            .attach_user_policy()
+            .user_name(user_name)
+            .policy_arn(policy_arn)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| classify("AttachUserPolicy", e))
+    }
+
+    async fn put_user_policy(
+        &self,
+        user_name: &str,
+        policy_name: &str,
+        document: &str,
+    ) -> Result<()> {
+        self.client
+            .put_user_policy()
+            .user_name(user_name)
+            .policy_name(policy_name)
+            .policy_document(document)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| classify("PutUserPolicy", e))
+    }
+
+    async fn permissions(&self, user_name: &str) -> Result<Permissions> {
+        let mut perms = Permissions::default();
+        let mut marker = None;
+        loop {
+            let page = self
+                .client
+                .list_groups_for_user()
+                .user_name(user_name)
+                .set_marker(marker.take())
+                .send()
+                .await
+                .map_err(|e| classify("ListGroupsForUser", e))?;
+            perms
+                .groups
+                .extend(page.groups().iter().map(|g| g.group_name().to_owned()));
+            match (page.is_truncated(), page.marker()) {
+                (true, Some(m)) => marker = Some(m.to_owned()),
+                _ => break,
+            }
+        }
+        loop {
+            let page = self
+                .client
+                .list_attached_user_policies()
+                .user_name(user_name)
+                .set_marker(marker.take())
+                .send()
+                .await
+                .map_err(|e| classify("ListAttachedUserPolicies", e))?;
+            perms.managed_policies.extend(
+                page.attached_policies()
+                    .iter()
+                    .filter_map(|p| p.policy_arn().map(str::to_owned)),
+            );
+            match (page.is_truncated(), page.marker()) {
+                (true, Some(m)) => marker = Some(m.to_owned()),
+                _ => break,
+            }
+        }
+        let mut names = Vec::new();
+        loop {
+            let page = self
+                .client
+                .list_user_policies()
+                .user_name(user_name)
+                .set_marker(marker.take())
+                .send()
+                .await
+                .map_err(|e| classify("ListUserPolicies", e))?;
+            names.extend(page.policy_names().iter().cloned());
+            match (page.is_truncated(), page.marker()) {
+                (true, Some(m)) => marker = Some(m.to_owned()),
+                _ => break,
+            }
+        }
+        for name in names {
+            let doc = self
+                .client
+                .get_user_policy()
+                .user_name(user_name)
+                .policy_name(&name)
+                .send()
+                .await
+                .map_err(|e| classify("GetUserPolicy", e))?;
+            // IAM returns policy documents URL-encoded (RFC 3986).
+            perms
+                .inline_policies
+                .push((name, percent_decode(doc.policy_document())));
+        }
+        perms.boundary = self.get_user(user_name).await?.and_then(|u| u.boundary);
+        Ok(perms)
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn policy_documents_are_url_decoded() {
+        assert_eq!(super::percent_decode("%7B%22a%22%3A1%7D"), r#"{"a":1}"#);
+        assert_eq!(super::percent_decode(r#"{"a":"50%"}"#), r#"{"a":"50%"}"#);
+    }
+}

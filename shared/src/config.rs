@@ -1,0 +1,198 @@
+//! Typed configuration, read once at cold start. Every missing or malformed
+//! variable is reported in one error so a deployment is fixed in one go.
+
+use crate::error::Error;
+use std::collections::BTreeSet;
+
+/// Reads variables through a lookup function so tests need not touch the
+/// process environment (which is shared by every test thread).
+pub struct EnvReader<F: Fn(&str) -> Option<String>> {
+    lookup: F,
+    problems: Vec<String>,
+}
+
+impl<F: Fn(&str) -> Option<String>> EnvReader<F> {
+    pub fn new(lookup: F) -> Self {
+        Self {
+            lookup,
+            problems: Vec::new(),
+        }
+    }
+
+    pub fn required(&mut self, name: &str) -> String {
+        match (self.lookup)(name).map(|v| v.trim().to_owned()) {
+            Some(v) if !v.is_empty() => v,
+            _ => {
+                self.problems.push(format!("{name} is not set"));
+                String::new()
+            }
+        }
+    }
+
+    pub fn optional(&mut self, name: &str, default: &str) -> String {
+        match (self.lookup)(name).map(|v| v.trim().to_owned()) {
+            Some(v) if !v.is_empty() => v,
+            _ => default.to_owned(),
+        }
+    }
+
+    pub fn number(&mut self, name: &str, default: u64) -> u64 {
+        match (self.lookup)(name).map(|v| v.trim().to_owned()) {
+            Some(v) if !v.is_empty() => v.parse().unwrap_or_else(|_| {
+                self.problems
+                    .push(format!("{name}={v:?} is not a whole number"));
+                default
+            }),
+            _ => default,
+        }
+    }
+
+    /// A comma-separated list; empty entries are ignored.
+    pub fn list(&mut self, name: &str) -> BTreeSet<String> {
+        let raw = self.required(name);
+        split_list(&raw)
+    }
+
+    pub fn optional_list(&mut self, name: &str) -> BTreeSet<String> {
+        let raw = self.optional(name, "");
+        split_list(&raw)
+    }
+
+    pub fn problem(&mut self, message: String) {
+        self.problems.push(message);
+    }
+
+    pub fn finish<T>(self, value: T) -> Result<T, Error> {
+        if self.problems.is_empty() {
+            Ok(value)
+        } else {
+            Err(Error::Config(self.problems.join("; ")))
+        }
+    }
+}
+
+fn split_list(raw: &str) -> BTreeSet<String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// What a deployment allows a ticket to grant. Everything not listed is refused.
+#[derive(Debug, Clone)]
+pub struct AllowList {
+    pub groups: BTreeSet<String>,
+    pub managed_policies: BTreeSet<String>,
+    pub boundaries: BTreeSet<String>,
+    pub default_boundary: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct CreateUserConfig {
+    pub table_name: String,
+    pub next_queue_url: String,
+    pub sender: String,
+    pub allow: AllowList,
+    pub idempotency_ttl_secs: u64,
+}
+
+pub const DAY: u64 = 24 * 60 * 60;
+
+impl CreateUserConfig {
+    pub fn from_env() -> Result<Self, Error> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let mut env = EnvReader::new(lookup);
+        let table_name = env.required("TABLE_NAME");
+        let next_queue_url = env.required("NEXT_QUEUE_URL");
+        let sender = env.required("SENDER_EMAIL");
+        let groups = env.list("ALLOWED_GROUPS");
+        let managed_policies = env.list("ALLOWED_MANAGED_POLICIES");
+        let default_boundary = env.required("DEFAULT_BOUNDARY");
+        let mut boundaries = env.optional_list("ALLOWED_BOUNDARIES");
+        // The default is always allowed: a deployment that forgot to list it
+        // would otherwise refuse every ticket.
+        if !default_boundary.is_empty() {
+            boundaries.insert(default_boundary.clone());
+        }
+        for arn in managed_policies.iter().chain(&boundaries) {
+            if !arn.starts_with("arn:aws") || !arn.contains(":policy/") {
+                env.problem(format!("{arn:?} is not a managed policy ARN"));
+            }
+        }
+        let idempotency_ttl_secs = env.number("IDEMPOTENCY_TTL_DAYS", 365) * DAY;
+        let config = Self {
+            table_name,
+            next_queue_url,
+            sender,
+            allow: AllowList {
+                groups,
+                managed_policies,
+                boundaries,
+                default_boundary,
+            },
+            idempotency_ttl_secs,
+        };
+        env.finish(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_missing_variable_is_named_in_one_error() {
+        let err = CreateUserConfig::from_lookup(|_| None)
+            .unwrap_err()
+            .to_string();
+        for name in [
+            "TABLE_NAME",
+            "NEXT_QUEUE_URL",
+            "SENDER_EMAIL",
+            "ALLOWED_GROUPS",
+            "DEFAULT_BOUNDARY",
+        ] {
+            assert!(err.contains(name), "{name} missing from {err}");
+        }
+    }
+
+    #[test]
+    fn malformed_values_are_named() {
+        let err = CreateUserConfig::from_lookup(|k| {
+            Some(match k {
+                "IDEMPOTENCY_TTL_DAYS" => "soon".into(),
+                "ALLOWED_MANAGED_POLICIES" => "ReadOnlyAccess".into(),
+                _ => "arn:aws:iam::aws:policy/X".into(),
+            })
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("IDEMPOTENCY_TTL_DAYS=\"soon\""), "{err}");
+        assert!(
+            err.contains("\"ReadOnlyAccess\" is not a managed policy ARN"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn default_boundary_is_always_allowed() {
+        let c = CreateUserConfig::from_lookup(|k| {
+            Some(match k {
+                "DEFAULT_BOUNDARY" => "arn:aws:iam::aws:policy/PowerUserAccess".into(),
+                "ALLOWED_BOUNDARIES" => "".into(),
+                "ALLOWED_MANAGED_POLICIES" => "arn:aws:iam::aws:policy/ReadOnlyAccess".into(),
+                "IDEMPOTENCY_TTL_DAYS" => "1".into(),
+                _ => "x".into(),
+            })
+        })
+        .expect("valid config");
+        assert!(c
+            .allow
+            .boundaries
+            .contains("arn:aws:iam::aws:policy/PowerUserAccess"));
+    }
+}

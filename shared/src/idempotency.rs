@@ -1,0 +1,172 @@
+//! Run a piece of work at most once per key, after Powertools for AWS
+//! Lambda: a record IN_PROGRESS under a lease bounded by the invocation's
+//! remaining time, COMPLETED with the result, a hash of the payload so a key
+//! reused with different content is refused, and an expiry.
+
+use crate::error::{Error, Result};
+use crate::ports::{Claim, IdempotencyStore};
+use sha2::{Digest, Sha256};
+use std::future::Future;
+
+/// Hash of a payload's canonical JSON (serde_json orders object keys).
+pub fn payload_hash<T: serde::Serialize>(payload: &T) -> String {
+    let canonical =
+        serde_json::to_vec(&serde_json::to_value(payload).unwrap_or_default()).unwrap_or_default();
+    Sha256::digest(canonical)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub now: u64,
+    /// When this invocation will be gone (its deadline): past it, another
+    /// delivery may take the work over.
+    pub lease_until: u64,
+    pub expires_at: u64,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Outcome {
+    Ran(serde_json::Value),
+    /// Done before: the stored result, and nothing was run.
+    Replayed(serde_json::Value),
+}
+
+impl Outcome {
+    pub fn value(&self) -> &serde_json::Value {
+        match self {
+            Outcome::Ran(v) | Outcome::Replayed(v) => v,
+        }
+    }
+}
+
+pub async fn once<S, F, Fut>(
+    store: &S,
+    key: &str,
+    hash: &str,
+    window: Window,
+    work: F,
+) -> Result<Outcome>
+where
+    S: IdempotencyStore,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<serde_json::Value>>,
+{
+    match store.claim(key, hash, window.now, window.lease_until, window.expires_at).await? {
+        Claim::Completed(v) => Ok(Outcome::Replayed(v)),
+        Claim::InProgress => Err(Error::InProgress(key.to_owned())),
+        Claim::Mismatch => Err(Error::PayloadMismatch(format!(
+            "{key} was already processed with different content; submit changes under a new ticket id"
+        ))),
+        Claim::Acquired => match work().await {
+            Ok(v) => {
+                store.complete(key, hash, &v, window.expires_at).await?;
+                Ok(Outcome::Ran(v))
+            }
+            Err(e) => {
+                if let Err(release) = store.release(key).await {
+                    // The lease then simply runs out; the retry waits for it.
+                    tracing::warn!(key, error = %release, "could not release idempotency lease");
+                }
+                Err(e)
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryIdempotency;
+    use serde_json::json;
+
+    fn window(now: u64) -> Window {
+        Window {
+            now,
+            lease_until: now + 60,
+            expires_at: now + 3600,
+        }
+    }
+
+    #[tokio::test]
+    async fn second_call_replays_the_stored_result_without_running() {
+        let store = MemoryIdempotency::default();
+        let first = once(&store, "k", "h", window(100), || async { Ok(json!(1)) })
+            .await
+            .unwrap();
+        assert_eq!(first, Outcome::Ran(json!(1)));
+        let second = once(&store, "k", "h", window(101), || async {
+            panic!("ran twice")
+        })
+        .await
+        .unwrap();
+        assert_eq!(second, Outcome::Replayed(json!(1)));
+    }
+
+    #[tokio::test]
+    async fn same_key_with_other_payload_is_refused_permanently() {
+        let store = MemoryIdempotency::default();
+        once(&store, "k", "h1", window(100), || async { Ok(json!(1)) })
+            .await
+            .unwrap();
+        let err = once(&store, "k", "h2", window(101), || async { Ok(json!(2)) })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::PayloadMismatch(_)) && !err.is_retryable());
+    }
+
+    #[tokio::test]
+    async fn live_lease_blocks_and_expired_lease_is_taken_over() {
+        let store = MemoryIdempotency::default();
+        assert_eq!(
+            store.claim("k", "h", 100, 160, 9999).await.unwrap(),
+            Claim::Acquired
+        );
+        let err = once(&store, "k", "h", window(150), || async { Ok(json!(0)) })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InProgress(_)) && err.is_retryable());
+        let taken = once(&store, "k", "h", window(161), || async { Ok(json!(2)) })
+            .await
+            .unwrap();
+        assert_eq!(taken, Outcome::Ran(json!(2)));
+    }
+
+    #[tokio::test]
+    async fn failure_releases_the_lease_for_an_immediate_retry() {
+        let store = MemoryIdempotency::default();
+        let err = once(&store, "k", "h", window(100), || async {
+            Err(Error::retryable("Op", "boom"))
+        })
+        .await;
+        assert!(err.is_err());
+        let retry = once(&store, "k", "h", window(101), || async { Ok(json!(3)) })
+            .await
+            .unwrap();
+        assert_eq!(retry, Outcome::Ran(json!(3)));
+    }
+
+    #[tokio::test]
+    async fn expired_completed_record_runs_again() {
+        let store = MemoryIdempotency::default();
+        once(
+            &store,
+            "k",
+            "h",
+            Window {
+                now: 100,
+                lease_until: 160,
+                expires_at: 200,
+            },
+            || async { Ok(json!(1)) },
+        )
+        .await
+        .unwrap();
+        let again = once(&store, "k", "h", window(201), || async { Ok(json!(2)) })
+            .await
+            .unwrap();
+        assert_eq!(again, Outcome::Ran(json!(2)));
+    }
+}

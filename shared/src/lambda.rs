@@ -1,0 +1,55 @@
+//! What every function's `main.rs` and SQS handler share.
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use std::future::Future;
+
+/// JSON lines in Lambda (CloudWatch Logs Insights reads them field by
+/// field); readable text on a terminal. `RUST_LOG` filters either way.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    let installed = if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+        // Lambda adds its own timestamps to every line.
+        builder.json().flatten_event(true).without_time().try_init()
+    } else {
+        builder.with_writer(std::io::stderr).try_init()
+    };
+    // Already installed (tests, the local runner): keep the first one.
+    drop(installed);
+}
+
+/// Seconds since the epoch at which the invocation will be cut off.
+pub fn deadline_secs(ctx: &lambda_runtime::Context) -> u64 {
+    ctx.deadline / 1000
+}
+
+/// Runs `process` over the batch, one record after another (IAM's rate
+/// limits make in-batch parallelism a later, measured decision), and reports
+/// as batch item failures only the records whose failure was retryable:
+/// permanent failures are recorded by `process` and must not come back.
+pub async fn for_each_record<F, Fut>(event: SqsEvent, mut process: F) -> SqsBatchResponse
+where
+    F: FnMut(SqsMessage) -> Fut,
+    Fut: Future<Output = Result<(), crate::Error>>,
+{
+    let mut response = SqsBatchResponse::default();
+    for record in event.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        match process(record).await {
+            Ok(()) => {}
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(message_id = %id, error = %e, "retryable failure; record goes back to the queue");
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                response.batch_item_failures.push(failure);
+            }
+            Err(e) => {
+                tracing::error!(message_id = %id, error = %e, "permanent failure; record dropped after recording it")
+            }
+        }
+    }
+    response
+}

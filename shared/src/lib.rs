@@ -1,0 +1,15 @@
+//! The common crate of iam-provisioner: the ticket and its rules, the error
+//! taxonomy, configuration, the ports every stage talks to AWS through (with
+//! their AWS and in-memory implementations), idempotency and Lambda glue.
+
+pub mod aws;
+pub mod config;
+pub mod error;
+pub mod idempotency;
+pub mod lambda;
+pub mod memory;
+pub mod ports;
+pub mod text;
+pub mod ticket;
+
+pub use error::{Error, Refusal, Result};

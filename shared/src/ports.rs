@@ -1,0 +1,211 @@
+//! The capabilities the stages need from AWS, one trait each, in domain
+//! terms. `aws` implements them over the SDK, `memory` in memory for unit
+//! tests; the handlers see only these traits.
+//!
+//! Methods return `impl Future + Send` so implementations may be plain
+//! `async fn`s while the Lambda runtime still gets `Send` futures.
+
+use crate::error::Result;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::future::Future;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUser {
+    pub user_name: String,
+    pub path: String,
+    pub boundary: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IamUser {
+    pub user_name: String,
+    pub path: String,
+    pub arn: String,
+    pub boundary: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Permissions {
+    pub groups: Vec<String>,
+    pub managed_policies: Vec<String>,
+    /// (policy name, URL-decoded JSON document)
+    pub inline_policies: Vec<(String, String)>,
+    pub boundary: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    Created,
+    AlreadyExists,
+}
+
+pub trait UserDirectory: Send + Sync {
+    /// Every user name in the account (all pages).
+    fn list_user_names(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// Exact-name lookup, with tags and boundary; `None` if there is no such user.
+    fn get_user(&self, user_name: &str) -> impl Future<Output = Result<Option<IamUser>>> + Send;
+    /// Creates the user with its boundary and tags in one call, so no user of
+    /// ours ever exists without them.
+    fn create_user(&self, user: &NewUser) -> impl Future<Output = Result<Created>> + Send;
+    fn add_user_to_group(
+        &self,
+        user_name: &str,
+        group: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+    fn attach_user_policy(
+        &self,
+        user_name: &str,
+        policy_arn: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+    fn put_user_policy(
+        &self,
+        user_name: &str,
+        policy_name: &str,
+        document: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// What the console's "Copy permissions from existing user" copies.
+    fn permissions(&self, user_name: &str) -> impl Future<Output = Result<Permissions>> + Send;
+}
+
+/// The state of one idempotency record, as in Powertools for AWS Lambda.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// This caller holds the lease and must do the work.
+    Acquired,
+    /// The work was done; here is what it returned.
+    Completed(serde_json::Value),
+    /// Another caller holds an unexpired lease.
+    InProgress,
+    /// The key was used with a different payload.
+    Mismatch,
+}
+
+pub trait IdempotencyStore: Send + Sync {
+    /// Takes the lease on `key` unless a completed record or a live lease
+    /// exists. Times are seconds since the epoch.
+    fn claim(
+        &self,
+        key: &str,
+        payload_hash: &str,
+        now: u64,
+        lease_until: u64,
+        expires_at: u64,
+    ) -> impl Future<Output = Result<Claim>> + Send;
+    fn complete(
+        &self,
+        key: &str,
+        payload_hash: &str,
+        result: &serde_json::Value,
+        expires_at: u64,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Drops a lease after a failure so the retry need not wait for it to end.
+    fn release(&self, key: &str) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// How far one (ticket, user) got. Ordered: a record never moves backwards,
+/// so a late replay of an early stage cannot hide later progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Accepted = 1,
+    UserCreated = 2,
+    CredentialsIssued = 3,
+    Notified = 4,
+    Failed = 9,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Accepted => "accepted",
+            Stage::UserCreated => "user_created",
+            Stage::CredentialsIssued => "credentials_issued",
+            Stage::Notified => "notified",
+            Stage::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Stage::Accepted,
+            Stage::UserCreated,
+            Stage::CredentialsIssued,
+            Stage::Notified,
+            Stage::Failed,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusRecord {
+    pub ticket_id: String,
+    /// `-` for a ticket-wide record (a ticket that could not be read at all).
+    pub user_name: String,
+    pub stage: Stage,
+    pub reason: Option<String>,
+    pub updated_at: u64,
+}
+
+pub trait StatusStore: Send + Sync {
+    /// Writes the record unless the stored one is already further along.
+    fn record(&self, record: &StatusRecord) -> impl Future<Output = Result<()>> + Send;
+    fn for_ticket(&self, ticket_id: &str)
+        -> impl Future<Output = Result<Vec<StatusRecord>>> + Send;
+}
+
+/// What one stage hands the next about one user. Never a secret: at most the
+/// ARN of the secret that holds one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserReady {
+    pub ticket_id: String,
+    pub requested_by: String,
+    pub user_name: String,
+    pub email: String,
+    pub console: bool,
+    pub programmatic: bool,
+    pub console_password: Option<crate::ticket::ConsolePassword>,
+    pub require_password_reset: bool,
+    /// The full set of users of the ticket, so a later stage knows when the
+    /// ticket is settled without another lookup.
+    pub ticket_users: Vec<String>,
+}
+
+pub trait EventPublisher: Send + Sync {
+    fn publish(&self, event: &UserReady) -> impl Future<Output = Result<()>> + Send;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+pub trait Mailer: Send + Sync {
+    /// Returns the provider's message id.
+    fn send(&self, from: &str, email: &Email) -> impl Future<Output = Result<String>> + Send;
+}
+
+/// Time, injected so tests can move it.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> u64;
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+}

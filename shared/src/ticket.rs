@@ -1,0 +1,503 @@
+//! The onboarding ticket of CONTRACT.md section 2: its wire types, how it is
+//! unwrapped from whatever carried it, and the rules that need no AWS call.
+//! Rules that need IAM (existing users, copied permissions) live in
+//! `create-user`, which owns the directory port.
+
+use crate::config::AllowList;
+use crate::error::Refusal;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+pub const TICKET_SOURCE: &str = "onboarding.tickets";
+pub const TICKET_DETAIL_TYPE: &str = "Onboarding Ticket Approved";
+pub const MAX_USERS: usize = 10;
+pub const MAX_GROUPS: usize = 10;
+pub const MAX_MANAGED_POLICIES: usize = 10;
+pub const MAX_TAGS: usize = 50;
+pub const MANAGED_TAG: &str = "iam-provisioner:managed";
+pub const TICKET_TAG: &str = "iam-provisioner:ticket";
+/// Tags the pipeline adds to every user, counted against IAM's 50.
+pub const OWN_TAGS: usize = 2;
+
+// Unknown fields are refused: a misspelt `permissions_boundry` silently
+// falling back to a default is exactly the wrong thing to do to an account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ticket {
+    pub ticket_id: String,
+    pub requested_by: String,
+    pub users: Vec<UserRequest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserRequest {
+    pub user_name: String,
+    pub email: String,
+    pub access: Access,
+    #[serde(default)]
+    pub console_password: Option<ConsolePassword>,
+    #[serde(default)]
+    pub require_password_reset: Option<bool>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub managed_policies: Vec<String>,
+    #[serde(default)]
+    pub copy_permissions_from: Option<String>,
+    #[serde(default)]
+    pub permissions_boundary: Option<String>,
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Access {
+    #[serde(default)]
+    pub console: bool,
+    #[serde(default)]
+    pub programmatic: bool,
+}
+
+/// A custom password is never in a ticket: only the secret that holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ConsolePassword {
+    Autogenerate,
+    Custom { secret_arn: String },
+}
+
+/// Where the ticket came from does not matter; what it says does.
+#[derive(Debug, Deserialize)]
+struct Envelope {
+    source: String,
+    #[serde(rename = "detail-type")]
+    detail_type: String,
+    detail: serde_json::Value,
+}
+
+/// Unwraps an EventBridge envelope (as put on the bus, or as the body of the
+/// SQS record EventBridge delivers) or takes a bare ticket, and parses it.
+/// The error names the field, so a person can fix the ticket.
+pub fn parse(body: &str) -> Result<Ticket, Refusal> {
+    let value: serde_json::Value = serde_json::from_str(body).map_err(|e| {
+        Refusal::ticket(
+            "ticket",
+            format!(
+                "is not valid JSON ({})",
+                crate::text::redact_serde_message(&e.to_string())
+            ),
+        )
+    })?;
+    parse_value(value)
+}
+
+pub fn parse_value(value: serde_json::Value) -> Result<Ticket, Refusal> {
+    let value = if value.get("detail").is_some() && value.get("detail-type").is_some() {
+        let env: Envelope = serde_json::from_value(value).map_err(|e| {
+            Refusal::ticket(
+                "envelope",
+                format!(
+                    "is not an EventBridge event ({})",
+                    crate::text::redact_serde_message(&e.to_string())
+                ),
+            )
+        })?;
+        if env.source != TICKET_SOURCE || env.detail_type != TICKET_DETAIL_TYPE {
+            return Err(Refusal::ticket(
+                "envelope",
+                format!(
+                    "source {:?} / detail-type {:?} is not an approved onboarding ticket (expected {TICKET_SOURCE:?} / {TICKET_DETAIL_TYPE:?})",
+                    env.source, env.detail_type
+                ),
+            ));
+        }
+        env.detail
+    } else {
+        value
+    };
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            "ticket".to_owned()
+        } else {
+            path
+        };
+        Refusal::ticket(
+            field,
+            crate::text::redact_serde_message(&e.into_inner().to_string()),
+        )
+    })
+}
+
+/// The ticket id of a body that may not parse, for recording the refusal.
+pub fn best_effort_ticket_id(body: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    let id = v.get("detail").unwrap_or(&v).get("ticket_id")?.as_str()?;
+    valid_ticket_id(id).then(|| id.to_owned())
+}
+
+pub fn best_effort_requester(body: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    let r = v
+        .get("detail")
+        .unwrap_or(&v)
+        .get("requested_by")?
+        .as_str()?;
+    plausible_email(r).then(|| r.to_owned())
+}
+
+/// One user as the pipeline will create them: every default applied, every
+/// permission resolved against the allow-list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserPlan {
+    pub user_name: String,
+    pub email: String,
+    pub path: String,
+    pub console: bool,
+    pub programmatic: bool,
+    pub console_password: Option<ConsolePassword>,
+    pub require_password_reset: bool,
+    pub permissions: PermissionSource,
+    /// `None` until resolved: a copy takes the source user's boundary.
+    pub boundary: Option<String>,
+    /// The ticket's tags plus the pipeline's own.
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PermissionSource {
+    Direct {
+        groups: Vec<String>,
+        managed_policies: Vec<String>,
+    },
+    CopyFrom(String),
+}
+
+pub fn valid_ticket_id(s: &str) -> bool {
+    (1..=128).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:/".contains(c))
+}
+
+/// IAM's user-name rule: `[\w+=,.@-]{1,64}` with `\w` ASCII only, which also
+/// keeps Unicode look-alikes out.
+pub fn valid_user_name(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+}
+
+/// Deliberately plain: one `@`, a local part of printable ASCII without
+/// quoting, a domain of dot-separated LDH labels with at least one dot.
+pub fn plausible_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    let local_ok = (1..=64).contains(&local.len())
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && local
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = s.len() <= 254
+        && labels.len() >= 2
+        && labels.iter().all(|l| {
+            (1..=63).contains(&l.len())
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+        && labels
+            .last()
+            .is_some_and(|tld| tld.chars().all(|c| c.is_ascii_alphabetic()) && tld.len() >= 2);
+    local_ok && domain_ok
+}
+
+pub fn valid_path(s: &str) -> bool {
+    s.len() <= 512
+        && (s == "/"
+            || (s.len() >= 3
+                && s.starts_with('/')
+                && s.ends_with('/')
+                && s.chars().all(|c| ('\u{21}'..='\u{7e}').contains(&c))))
+}
+
+/// IAM's tag character set: Unicode letters, digits, spaces and `_.:/=+-@`.
+fn valid_tag_chars(s: &str) -> bool {
+    s.chars()
+        .all(|c| c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c))
+}
+
+/// Applies every rule of CONTRACT.md that needs no AWS call. Returns the
+/// plans, or every refusal at once so the requester fixes the ticket in one go.
+pub fn validate(ticket: &Ticket, allow: &AllowList) -> Result<Vec<UserPlan>, Vec<Refusal>> {
+    let mut refusals = Vec::new();
+    if !valid_ticket_id(&ticket.ticket_id) {
+        refusals.push(Refusal::ticket(
+            "ticket_id",
+            "must be 1 to 128 characters of letters, digits and - _ . : /",
+        ));
+    }
+    if !plausible_email(&ticket.requested_by) {
+        refusals.push(Refusal::ticket(
+            "requested_by",
+            "is not a plausible email address",
+        ));
+    }
+    if ticket.users.is_empty() || ticket.users.len() > MAX_USERS {
+        refusals.push(Refusal::ticket(
+            "users",
+            format!(
+                "must list 1 to {MAX_USERS} users (this ticket lists {})",
+                ticket.users.len()
+            ),
+        ));
+    }
+    let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+    for u in &ticket.users {
+        if let Some(first) = seen.insert(u.user_name.to_lowercase(), &u.user_name) {
+            refusals.push(Refusal::user(
+                &u.user_name,
+                "user_name",
+                format!("{:?} appears twice in the ticket (as {first:?}); IAM user names are case-insensitive", u.user_name),
+            ));
+        }
+    }
+    let plans: Vec<UserPlan> = ticket
+        .users
+        .iter()
+        .enumerate()
+        .filter_map(|(i, u)| validate_user(i, u, &ticket.ticket_id, allow, &mut refusals))
+        .collect();
+    if refusals.is_empty() {
+        Ok(plans)
+    } else {
+        Err(refusals)
+    }
+}
+
+fn validate_user(
+    i: usize,
+    u: &UserRequest,
+    ticket_id: &str,
+    allow: &AllowList,
+    refusals: &mut Vec<Refusal>,
+) -> Option<UserPlan> {
+    let before = refusals.len();
+    let name = &u.user_name;
+    let at = |field: &str| format!("users[{i}].{field}");
+    let mut refuse =
+        |field: &str, rule: String| refusals.push(Refusal::user(name, at(field), rule));
+
+    if !valid_user_name(name) {
+        refuse(
+            "user_name",
+            format!(
+                "{name:?} must be 1 to 64 characters of ASCII letters, digits and + = , . @ _ -"
+            ),
+        );
+    }
+    if !plausible_email(&u.email) {
+        refuse(
+            "email",
+            format!("{:?} is not a plausible email address", u.email),
+        );
+    }
+    if !u.access.console && !u.access.programmatic {
+        refuse(
+            "access",
+            "at least one of console or programmatic must be true".into(),
+        );
+    }
+    match &u.console_password {
+        Some(ConsolePassword::Custom { .. }) if !u.access.console => {
+            refuse("console_password", "a custom password is given but console access is false".into())
+        }
+        Some(ConsolePassword::Custom { secret_arn }) if !secret_arn.starts_with("arn:aws:secretsmanager:") => refuse(
+            "console_password.secret_arn",
+            format!("{secret_arn:?} is not a Secrets Manager ARN; a custom password is given by reference, never inline"),
+        ),
+        _ => {}
+    }
+    let path = u.path.clone().unwrap_or_else(|| "/".into());
+    if !valid_path(&path) {
+        refuse("path", format!("{path:?} is not an IAM path: \"/\" or \"/a/b/\", printable ASCII, at most 512 characters"));
+    }
+
+    let groups: Vec<String> = u
+        .groups
+        .iter()
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let policies: Vec<String> = u
+        .managed_policies
+        .iter()
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if groups.len() > MAX_GROUPS {
+        refuse(
+            "groups",
+            format!(
+                "{} groups requested; IAM allows at most {MAX_GROUPS}",
+                groups.len()
+            ),
+        );
+    }
+    if policies.len() > MAX_MANAGED_POLICIES {
+        refuse(
+            "managed_policies",
+            format!(
+                "{} managed policies requested; IAM allows at most {MAX_MANAGED_POLICIES}",
+                policies.len()
+            ),
+        );
+    }
+    for g in groups.iter().filter(|g| !allow.groups.contains(*g)) {
+        refuse(
+            "groups",
+            format!(
+                "group {g:?} is not on this deployment's allow-list ({})",
+                list(&allow.groups)
+            ),
+        );
+    }
+    for p in policies
+        .iter()
+        .filter(|p| !allow.managed_policies.contains(*p))
+    {
+        refuse(
+            "managed_policies",
+            format!(
+                "policy {p:?} is not on this deployment's allow-list ({})",
+                list(&allow.managed_policies)
+            ),
+        );
+    }
+    let permissions = match &u.copy_permissions_from {
+        Some(source) if !groups.is_empty() || !policies.is_empty() => {
+            refuse(
+                "copy_permissions_from",
+                format!("copying from {source:?} cannot be combined with groups or managed_policies; the console offers one or the other"),
+            );
+            PermissionSource::CopyFrom(source.clone())
+        }
+        Some(source) if !valid_user_name(source) => {
+            refuse(
+                "copy_permissions_from",
+                format!("{source:?} is not a valid IAM user name"),
+            );
+            PermissionSource::CopyFrom(source.clone())
+        }
+        Some(source) if source.eq_ignore_ascii_case(name) => {
+            refuse(
+                "copy_permissions_from",
+                "a user cannot copy permissions from itself".into(),
+            );
+            PermissionSource::CopyFrom(source.clone())
+        }
+        Some(source) => PermissionSource::CopyFrom(source.clone()),
+        None => PermissionSource::Direct {
+            groups,
+            managed_policies: policies,
+        },
+    };
+    let boundary = match (&u.permissions_boundary, &permissions) {
+        (Some(b), _) if !allow.boundaries.contains(b) => {
+            refuse(
+                "permissions_boundary",
+                format!(
+                    "{b:?} is not on this deployment's allow-list of boundaries ({})",
+                    list(&allow.boundaries)
+                ),
+            );
+            None
+        }
+        (Some(b), _) => Some(b.clone()),
+        // The copy's boundary comes from the source user, resolved against IAM.
+        (None, PermissionSource::CopyFrom(_)) => None,
+        (None, PermissionSource::Direct { .. }) => Some(allow.default_boundary.clone()),
+    };
+
+    if u.tags.len() + OWN_TAGS > MAX_TAGS {
+        refuse(
+            "tags",
+            format!("{} tags given; at most {} fit beside the pipeline's own {OWN_TAGS} (IAM allows {MAX_TAGS})", u.tags.len(), MAX_TAGS - OWN_TAGS),
+        );
+    }
+    let mut keys_seen = BTreeSet::new();
+    for (k, v) in &u.tags {
+        let field = format!("tags.{k}");
+        if !(1..=128).contains(&k.chars().count()) || !valid_tag_chars(k) {
+            refuse(
+                &field,
+                "a tag key must be 1 to 128 letters, digits, spaces or _ . : / = + - @".into(),
+            );
+        }
+        if v.chars().count() > 256 || !valid_tag_chars(v) {
+            refuse(
+                &field,
+                "a tag value must be at most 256 letters, digits, spaces or _ . : / = + - @".into(),
+            );
+        }
+        let lower = k.to_lowercase();
+        if lower.starts_with("aws:") {
+            refuse(
+                &field,
+                "tag keys beginning with aws: are reserved by AWS".into(),
+            );
+        }
+        if lower.starts_with("iam-provisioner:") {
+            refuse(
+                &field,
+                "tag keys beginning with iam-provisioner: are set by the pipeline itself".into(),
+            );
+        }
+        if !keys_seen.insert(lower) {
+            refuse(
+                &field,
+                "another tag key differs from this one only in case; IAM treats them as one".into(),
+            );
+        }
+    }
+
+    if refusals.len() > before {
+        return None;
+    }
+    let mut tags = u.tags.clone();
+    tags.insert(MANAGED_TAG.into(), "true".into());
+    tags.insert(TICKET_TAG.into(), ticket_id.into());
+    Some(UserPlan {
+        user_name: name.clone(),
+        email: u.email.clone(),
+        path,
+        console: u.access.console,
+        programmatic: u.access.programmatic,
+        console_password: u.access.console.then(|| {
+            u.console_password
+                .clone()
+                .unwrap_or(ConsolePassword::Autogenerate)
+        }),
+        require_password_reset: u.require_password_reset.unwrap_or(true),
+        permissions,
+        boundary,
+        tags,
+    })
+}
+
+fn list(set: &BTreeSet<String>) -> String {
+    if set.is_empty() {
+        "nothing is allowed".into()
+    } else {
+        set.iter().cloned().collect::<Vec<_>>().join(", ")
+    }
+}
