@@ -53,3 +53,20 @@ where
     }
     response
 }
+
+/// What Lambda reports for a failed direct invocation: the kind of failure
+/// as the error type, so an async invoke's retries and on-failure
+/// destination can tell retryable from permanent.
+impl From<crate::Error> for lambda_runtime::Diagnostic {
+    fn from(e: crate::Error) -> Self {
+        let kind = if e.is_retryable() {
+            "Retryable"
+        } else {
+            "Permanent"
+        };
+        lambda_runtime::Diagnostic {
+            error_type: kind.into(),
+            error_message: e.to_string(),
+        }
+    }
+}

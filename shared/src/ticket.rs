@@ -321,7 +321,8 @@ fn validate_user(
         }
         Some(ConsolePassword::Custom { secret_arn }) if !secret_arn.starts_with("arn:aws:secretsmanager:") => refuse(
             "console_password.secret_arn",
-            format!("{secret_arn:?} is not a Secrets Manager ARN; a custom password is given by reference, never inline"),
+            // The value is not echoed: a password pasted here must not spread.
+            "is not a Secrets Manager ARN; a custom password is given by reference, never inline".into(),
         ),
         _ => {}
     }

@@ -1,1 +1,34 @@
-fn main() {}
+// The handler future nests deeply (ticket > user > idempotency > SDK call).
+#![recursion_limit = "256"]
+
+use create_user::Deps;
+use lambda_runtime::{run, service_fn, LambdaEvent};
+use shared::aws::{
+    load_config, DynamoIdempotency, DynamoStatus, IamDirectory, SesMailer, SqsPublisher,
+};
+use shared::config::CreateUserConfig;
+use shared::ports::SystemClock;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::lambda::init_tracing();
+    let config = CreateUserConfig::from_env()?;
+    let aws = load_config().await;
+    let deps = Deps {
+        directory: IamDirectory::new(&aws),
+        idempotency: DynamoIdempotency::new(&aws, &config.table_name),
+        status: DynamoStatus::new(&aws, &config.table_name),
+        publisher: SqsPublisher::new(&aws, &config.next_queue_url),
+        mailer: SesMailer::new(&aws),
+        clock: SystemClock,
+        config,
+    };
+    let deps = &deps;
+    run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            let lease_until = shared::lambda::deadline_secs(&event.context);
+            deps.handle_event(event.payload, lease_until).await
+        },
+    ))
+    .await
+}

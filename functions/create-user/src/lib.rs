@@ -1,0 +1,647 @@
+//! create-user: turns an approved onboarding ticket into IAM users.
+//!
+//! The whole ticket is checked before anything is written: the static rules
+//! of the contract, then what only IAM knows (names taken case-insensitively,
+//! users not created by this ticket, the permissions of a user to copy). A
+//! ticket that breaks any rule changes nothing in IAM; its requester gets one
+//! email listing every refusal.
+//!
+//! The ticket runs under one idempotency record, so a second delivery, even
+//! concurrent, does not act twice. Inside it each step is itself safe to
+//! repeat (a user tagged with this ticket is completed, not re-created), so
+//! a delivery that died half way is finished by the next one.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use serde::{Deserialize, Serialize};
+use shared::config::CreateUserConfig;
+use shared::error::{Error, Refusal, Result};
+use shared::idempotency::{self, payload_hash, Window};
+use shared::ports::*;
+use shared::text::html_escape;
+use shared::ticket::{self, PermissionSource, Ticket, UserPlan, MANAGED_TAG, TICKET_TAG};
+use std::collections::BTreeMap;
+
+/// Everything the handler talks to, built once per cold start.
+pub struct Deps<D, I, S, P, M, C> {
+    pub directory: D,
+    pub idempotency: I,
+    pub status: S,
+    pub publisher: P,
+    pub mailer: M,
+    pub clock: C,
+    pub config: CreateUserConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRefused {
+    pub user_name: String,
+    pub reasons: Vec<String>,
+}
+
+/// What became of a ticket; also the stored idempotent result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct TicketReport {
+    pub ticket_id: String,
+    pub created: Vec<String>,
+    pub refused: Vec<UserRefused>,
+}
+
+/// Permissions to give one user, fully resolved and checked.
+#[derive(Debug, Clone, Default)]
+struct Grant {
+    groups: Vec<String>,
+    managed_policies: Vec<String>,
+    inline_policies: Vec<(String, String)>,
+}
+
+struct Resolved {
+    plan: UserPlan,
+    boundary: String,
+    grant: Grant,
+}
+
+/// The key records of a ticket live under. A ticket id that breaks its own
+/// rule (too long, odd characters) is replaced by a digest, so it cannot
+/// break the table's key limits either.
+fn ticket_key(ticket_id: &str, body_hash: &str) -> String {
+    if ticket::valid_ticket_id(ticket_id) {
+        ticket_id.to_owned()
+    } else {
+        format!("invalid-ticket-id:{}", &body_hash[..16])
+    }
+}
+
+impl<D, I, S, P, M, C> Deps<D, I, S, P, M, C>
+where
+    D: UserDirectory,
+    I: IdempotencyStore,
+    S: StatusStore,
+    P: EventPublisher,
+    M: Mailer,
+    C: Clock,
+{
+    fn window(&self, lease_until: u64) -> Window {
+        let now = self.clock.now();
+        Window {
+            now,
+            lease_until: lease_until.max(now + 1),
+            expires_at: now + self.config.idempotency_ttl_secs,
+        }
+    }
+
+    /// One message body: an EventBridge envelope or a bare ticket. `Ok` also
+    /// when the ticket was refused: that is recorded, emailed and final.
+    /// `Err` only for failures; `is_retryable` tells whether to try again.
+    pub async fn handle_body(&self, body: &str, lease_until: u64) -> Result<TicketReport> {
+        let ticket = match ticket::parse(body) {
+            Ok(t) => t,
+            Err(refusal) => return self.refuse_unreadable(body, refusal, lease_until).await,
+        };
+        let hash = payload_hash(&ticket);
+        let key = ticket_key(&ticket.ticket_id, &hash);
+        let window = self.window(lease_until);
+        let run = idempotency::once(
+            &self.idempotency,
+            &format!("create-user#{key}"),
+            &hash,
+            window,
+            || async {
+                let report = self.run_ticket(&ticket, &key, window).await?;
+                serde_json::to_value(&report).map_err(|e| Error::permanent("report", e.to_string()))
+            },
+        )
+        .await;
+        match run {
+            Ok(outcome) => {
+                if matches!(outcome, idempotency::Outcome::Replayed(_)) {
+                    tracing::info!(ticket_id = %key, "ticket already handled; nothing done");
+                }
+                serde_json::from_value(outcome.value().clone())
+                    .map_err(|e| Error::permanent("report", e.to_string()))
+            }
+            Err(Error::PayloadMismatch(reason)) => {
+                // Not retried, but not lost either: the requester hears of it.
+                let refusal = Refusal::ticket("ticket_id", reason);
+                self.refuse_ticket(
+                    &ticket,
+                    &key,
+                    &format!("{key}#mismatch#{hash}"),
+                    vec![refusal],
+                    window,
+                    false,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn run_ticket(&self, ticket: &Ticket, key: &str, window: Window) -> Result<TicketReport> {
+        let plans = match ticket::validate(ticket, &self.config.allow) {
+            Ok(plans) => plans,
+            Err(refusals) => {
+                return self
+                    .refuse_ticket(ticket, key, key, refusals, window, true)
+                    .await
+            }
+        };
+        let (resolved, refusals) = self.resolve_against_iam(ticket, plans).await?;
+        if !refusals.is_empty() {
+            return self
+                .refuse_ticket(ticket, key, key, refusals, window, true)
+                .await;
+        }
+
+        let users: Vec<String> = resolved.iter().map(|r| r.plan.user_name.clone()).collect();
+        let mut report = TicketReport {
+            ticket_id: key.to_owned(),
+            ..Default::default()
+        };
+        for r in &resolved {
+            self.set_status(key, &r.plan.user_name, Stage::Accepted, None)
+                .await?;
+        }
+        for r in resolved {
+            match self.provision(ticket, key, &r, &users, window).await {
+                Ok(()) => report.created.push(r.plan.user_name),
+                Err(e) if e.is_retryable() => return Err(e),
+                Err(e) => {
+                    let reason = e.to_string();
+                    tracing::warn!(ticket_id = %key, user = %r.plan.user_name, %reason, "user refused while provisioning");
+                    self.set_status(key, &r.plan.user_name, Stage::Failed, Some(reason.clone()))
+                        .await?;
+                    report.refused.push(UserRefused {
+                        user_name: r.plan.user_name,
+                        reasons: vec![reason],
+                    });
+                }
+            }
+        }
+        if !report.refused.is_empty() {
+            self.email_refusals(ticket, key, key, &report, window)
+                .await?;
+        }
+        tracing::info!(ticket_id = %key, created = report.created.len(), refused = report.refused.len(), "ticket handled");
+        Ok(report)
+    }
+
+    /// The rules only IAM can answer. Reads only: nothing is written until
+    /// every user of the ticket has passed.
+    async fn resolve_against_iam(
+        &self,
+        ticket: &Ticket,
+        plans: Vec<UserPlan>,
+    ) -> Result<(Vec<Resolved>, Vec<Refusal>)> {
+        let mut refusals = Vec::new();
+        let existing: BTreeMap<String, String> = self
+            .directory
+            .list_user_names()
+            .await?
+            .into_iter()
+            .map(|n| (n.to_lowercase(), n))
+            .collect();
+        let mut resolved = Vec::new();
+        for (i, plan) in plans.into_iter().enumerate() {
+            let name = plan.user_name.clone();
+            let before = refusals.len();
+            if let Some(taken) = existing.get(&name.to_lowercase()) {
+                if *taken != name {
+                    refusals.push(Refusal::user(&name, format!("users[{i}].user_name"), format!(
+                        "user {taken:?} already exists; IAM user names are case-insensitive, so {name:?} cannot be created"
+                    )));
+                } else if let Some(user) = self.directory.get_user(taken).await? {
+                    if !created_by(&user, &ticket.ticket_id) {
+                        let owner = match (
+                            user.tags.get(MANAGED_TAG).map(String::as_str),
+                            user.tags.get(TICKET_TAG),
+                        ) {
+                            (Some("true"), Some(t)) => format!("it was created by ticket {t}"),
+                            _ => "it was not created by iam-provisioner".to_owned(),
+                        };
+                        refusals.push(Refusal::user(&name, format!("users[{i}].user_name"), format!(
+                            "user {name:?} already exists and {owner}; the pipeline never changes a user it did not create"
+                        )));
+                    }
+                }
+            }
+            let (boundary, grant) = match &plan.permissions {
+                PermissionSource::Direct {
+                    groups,
+                    managed_policies,
+                } => (
+                    plan.boundary.clone(),
+                    Grant {
+                        groups: groups.clone(),
+                        managed_policies: managed_policies.clone(),
+                        inline_policies: vec![],
+                    },
+                ),
+                PermissionSource::CopyFrom(source) => {
+                    self.resolve_copy(i, &plan, source, &mut refusals).await?
+                }
+            };
+            if refusals.len() == before {
+                if let Some(boundary) = boundary {
+                    resolved.push(Resolved {
+                        plan,
+                        boundary,
+                        grant,
+                    });
+                }
+            }
+        }
+        Ok((resolved, refusals))
+    }
+
+    /// "Copy permissions from existing user", held to the same allow-list as
+    /// a direct grant: copying must not be a way around it.
+    async fn resolve_copy(
+        &self,
+        i: usize,
+        plan: &UserPlan,
+        source: &str,
+        refusals: &mut Vec<Refusal>,
+    ) -> Result<(Option<String>, Grant)> {
+        let name = &plan.user_name;
+        let field = format!("users[{i}].copy_permissions_from");
+        if self.directory.get_user(source).await?.is_none() {
+            refusals.push(Refusal::user(
+                name,
+                field,
+                format!("user {source:?} does not exist"),
+            ));
+            return Ok((None, Grant::default()));
+        }
+        let perms = self.directory.permissions(source).await?;
+        let allow = &self.config.allow;
+        for g in perms.groups.iter().filter(|g| !allow.groups.contains(*g)) {
+            refusals.push(Refusal::user(
+                name,
+                &field,
+                format!(
+                    "{source:?} is in group {g:?}, which is not on this deployment's allow-list"
+                ),
+            ));
+        }
+        for p in perms
+            .managed_policies
+            .iter()
+            .filter(|p| !allow.managed_policies.contains(*p))
+        {
+            refusals.push(Refusal::user(
+                name,
+                &field,
+                format!(
+                "{source:?} has policy {p:?} attached, which is not on this deployment's allow-list"
+            ),
+            ));
+        }
+        let boundary = match (&plan.boundary, &perms.boundary) {
+            (Some(requested), _) => Some(requested.clone()),
+            (None, Some(b)) if allow.boundaries.contains(b) => Some(b.clone()),
+            (None, Some(b)) => {
+                refusals.push(Refusal::user(name, &field, format!(
+                    "{source:?} has permissions boundary {b:?}, which is not on this deployment's allow-list"
+                )));
+                None
+            }
+            (None, None) => Some(allow.default_boundary.clone()),
+        };
+        let grant = Grant {
+            groups: perms.groups,
+            managed_policies: perms.managed_policies,
+            inline_policies: perms.inline_policies,
+        };
+        Ok((boundary, grant))
+    }
+
+    /// Creates one user (or completes one this ticket created earlier), then
+    /// hands it to issue-credentials exactly once.
+    async fn provision(
+        &self,
+        ticket: &Ticket,
+        key: &str,
+        r: &Resolved,
+        users: &[String],
+        window: Window,
+    ) -> Result<()> {
+        let plan = &r.plan;
+        let new_user = NewUser {
+            user_name: plan.user_name.clone(),
+            path: plan.path.clone(),
+            boundary: r.boundary.clone(),
+            tags: plan.tags.clone(),
+        };
+        if self.directory.create_user(&new_user).await? == Created::AlreadyExists {
+            // Checked before, but another actor may have won the race since.
+            let ours = self
+                .directory
+                .get_user(&plan.user_name)
+                .await?
+                .is_some_and(|u| created_by(&u, &ticket.ticket_id));
+            if !ours {
+                return Err(Error::permanent(
+                    "CreateUser",
+                    format!("user {:?} was created by someone else while this ticket ran; it was left untouched", plan.user_name),
+                ));
+            }
+            tracing::info!(ticket_id = %key, user = %plan.user_name, "user exists from an earlier delivery of this ticket; completing it");
+        }
+        for group in &r.grant.groups {
+            self.directory
+                .add_user_to_group(&plan.user_name, group)
+                .await?;
+        }
+        for arn in &r.grant.managed_policies {
+            self.directory
+                .attach_user_policy(&plan.user_name, arn)
+                .await?;
+        }
+        for (policy_name, document) in &r.grant.inline_policies {
+            self.directory
+                .put_user_policy(&plan.user_name, policy_name, document)
+                .await?;
+        }
+        self.set_status(key, &plan.user_name, Stage::UserCreated, None)
+            .await?;
+
+        let ready = UserReady {
+            ticket_id: key.to_owned(),
+            requested_by: ticket.requested_by.clone(),
+            user_name: plan.user_name.clone(),
+            email: plan.email.clone(),
+            console: plan.console,
+            programmatic: plan.programmatic,
+            console_password: plan.console_password.clone(),
+            require_password_reset: plan.require_password_reset,
+            ticket_users: users.to_vec(),
+        };
+        let handoff = format!("create-user#{key}#handoff#{}", plan.user_name);
+        idempotency::once(
+            &self.idempotency,
+            &handoff,
+            &payload_hash(&ready),
+            window,
+            || async {
+                self.publisher.publish(&ready).await?;
+                Ok(serde_json::Value::Bool(true))
+            },
+        )
+        .await?;
+        tracing::info!(ticket_id = %key, user = %plan.user_name, "user created and handed to issue-credentials");
+        Ok(())
+    }
+
+    async fn set_status(
+        &self,
+        ticket_id: &str,
+        user_name: &str,
+        stage: Stage,
+        reason: Option<String>,
+    ) -> Result<()> {
+        let record = StatusRecord {
+            ticket_id: ticket_id.to_owned(),
+            user_name: user_name.to_owned(),
+            stage,
+            reason,
+            updated_at: self.clock.now(),
+        };
+        self.status.record(&record).await
+    }
+
+    /// The ticket as a whole is refused: every user is recorded as failed
+    /// (with its own reasons, or why it was held back with the others),
+    /// and the requester gets one email. Nothing in IAM was touched.
+    async fn refuse_ticket(
+        &self,
+        ticket: &Ticket,
+        key: &str,
+        email_key: &str,
+        refusals: Vec<Refusal>,
+        window: Window,
+        record_users: bool,
+    ) -> Result<TicketReport> {
+        let ticket_wide: Vec<String> = refusals
+            .iter()
+            .filter(|r| r.user.is_none())
+            .map(ToString::to_string)
+            .collect();
+        let mut report = TicketReport {
+            ticket_id: key.to_owned(),
+            ..Default::default()
+        };
+        let mut names: Vec<&str> = ticket.users.iter().map(|u| u.user_name.as_str()).collect();
+        names.dedup();
+        for name in names.iter().copied() {
+            let mut reasons: Vec<String> = refusals
+                .iter()
+                .filter(|r| r.user.as_deref() == Some(name))
+                .map(ToString::to_string)
+                .collect();
+            if reasons.is_empty() && ticket_wide.is_empty() {
+                reasons.push("not created: the ticket is refused as a whole because of the other users' errors".into());
+            }
+            reasons.extend(ticket_wide.iter().cloned());
+            report.refused.push(UserRefused {
+                user_name: name.to_owned(),
+                reasons,
+            });
+        }
+        if names.is_empty() || !record_users {
+            report.refused.push(UserRefused {
+                user_name: "-".into(),
+                reasons: ticket_wide.clone(),
+            });
+        }
+        for r in &report.refused {
+            // A user name that breaks the rules may not fit a key either.
+            let user = if r.user_name == "-" || ticket::valid_user_name(&r.user_name) {
+                r.user_name.clone()
+            } else {
+                format!("invalid-user-name:{}", short_hash(&r.user_name))
+            };
+            if record_users || user == "-" {
+                self.set_status(key, &user, Stage::Failed, Some(r.reasons.join("; ")))
+                    .await?;
+            }
+        }
+        if !record_users {
+            report.refused.retain(|r| r.user_name == "-");
+        }
+        tracing::warn!(ticket_id = %key, refusals = refusals.len(), reasons = %refusals.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "), "ticket refused; nothing changed in IAM");
+        self.email_refusals(ticket, key, email_key, &report, window)
+            .await?;
+        Ok(report)
+    }
+
+    /// A body that is not a ticket at all: recorded under whatever id can be
+    /// read from it (or a digest of it), and the requester told if known.
+    /// The body itself is never logged or stored: it might hold a secret.
+    async fn refuse_unreadable(
+        &self,
+        body: &str,
+        refusal: Refusal,
+        lease_until: u64,
+    ) -> Result<TicketReport> {
+        let body_hash = payload_hash(&body);
+        let key = ticket::best_effort_ticket_id(body)
+            .unwrap_or_else(|| format!("unreadable:{}", &body_hash[..16]));
+        let requester = ticket::best_effort_requester(body);
+        let window = self.window(lease_until);
+        let idem_key = format!("create-user#unreadable#{body_hash}");
+        let outcome = idempotency::once(&self.idempotency, &idem_key, &body_hash, window, || async {
+            let reason = refusal.to_string();
+            tracing::warn!(ticket_id = %key, %reason, "unreadable ticket refused; nothing changed in IAM");
+            self.set_status(&key, "-", Stage::Failed, Some(reason.clone())).await?;
+            let report = TicketReport {
+                ticket_id: key.clone(),
+                created: vec![],
+                refused: vec![UserRefused { user_name: "-".into(), reasons: vec![reason] }],
+            };
+            if let Some(to) = &requester {
+                self.mailer.send(&self.config.sender, &refusal_email(to, &report)).await?;
+            }
+            serde_json::to_value(&report).map_err(|e| Error::permanent("report", e.to_string()))
+        })
+        .await?;
+        serde_json::from_value(outcome.value().clone())
+            .map_err(|e| Error::permanent("report", e.to_string()))
+    }
+
+    async fn email_refusals(
+        &self,
+        ticket: &Ticket,
+        key: &str,
+        email_key: &str,
+        report: &TicketReport,
+        window: Window,
+    ) -> Result<()> {
+        if !ticket::plausible_email(&ticket.requested_by) {
+            tracing::warn!(ticket_id = %key, "requester address unusable; refusal recorded but not emailed");
+            return Ok(());
+        }
+        let email = refusal_email(&ticket.requested_by, report);
+        idempotency::once(
+            &self.idempotency,
+            &format!("create-user#{email_key}#refusal-email"),
+            &payload_hash(&email.text),
+            window,
+            || async {
+                let id = self.mailer.send(&self.config.sender, &email).await?;
+                Ok(serde_json::Value::String(id))
+            },
+        )
+        .await
+        .map(drop)
+    }
+}
+
+fn created_by(user: &IamUser, ticket_id: &str) -> bool {
+    user.tags.get(MANAGED_TAG).map(String::as_str) == Some("true")
+        && user.tags.get(TICKET_TAG).map(String::as_str) == Some(ticket_id)
+}
+
+fn short_hash(s: &str) -> String {
+    payload_hash(&s)[..16].to_owned()
+}
+
+fn refusal_email(to: &str, report: &TicketReport) -> Email {
+    let created = report.created.len();
+    let subject = if created == 0 {
+        format!(
+            "Onboarding ticket {}: refused, nothing was created",
+            report.ticket_id
+        )
+    } else {
+        format!(
+            "Onboarding ticket {}: {} user(s) refused",
+            report.ticket_id,
+            report.refused.len()
+        )
+    };
+    let mut text = format!("Onboarding ticket {}\n\n", report.ticket_id);
+    let mut html = format!(
+        "<p>Onboarding ticket <b>{}</b></p>",
+        html_escape(&report.ticket_id)
+    );
+    if created == 0 {
+        text.push_str(
+            "Nothing was created in AWS. Fix what is listed below and submit the ticket again.\n\n",
+        );
+        html.push_str("<p>Nothing was created in AWS. Fix what is listed below and submit the ticket again.</p>");
+    } else {
+        text.push_str(&format!(
+            "{created} user(s) were created; these were refused:\n\n"
+        ));
+        html.push_str(&format!(
+            "<p>{created} user(s) were created; these were refused:</p>"
+        ));
+    }
+    html.push_str("<ul>");
+    for r in &report.refused {
+        let who = if r.user_name == "-" {
+            "the ticket"
+        } else {
+            r.user_name.as_str()
+        };
+        text.push_str(&format!("- {who}:\n"));
+        html.push_str(&format!("<li><b>{}</b><ul>", html_escape(who)));
+        for reason in &r.reasons {
+            text.push_str(&format!("    - {reason}\n"));
+            html.push_str(&format!("<li>{}</li>", html_escape(reason)));
+        }
+        html.push_str("</ul></li>");
+    }
+    html.push_str("</ul>");
+    text.push_str("\nThis message was sent by iam-provisioner.\n");
+    Email {
+        to: to.to_owned(),
+        subject,
+        text,
+        html,
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+/// Entry points the Lambda runtime and the local runner call.
+impl<D, I, S, P, M, C> Deps<D, I, S, P, M, C>
+where
+    D: UserDirectory,
+    I: IdempotencyStore,
+    S: StatusStore,
+    P: EventPublisher,
+    M: Mailer,
+    C: Clock,
+{
+    /// An SQS batch: only retryable failures come back as batch item
+    /// failures; refusals are recorded and final.
+    pub async fn handle_sqs(&self, event: SqsEvent, lease_until: u64) -> SqsBatchResponse {
+        shared::lambda::for_each_record(event, |record| async move {
+            self.handle_body(record.body.as_deref().unwrap_or_default(), lease_until)
+                .await
+                .map(drop)
+        })
+        .await
+    }
+
+    /// Whatever the function was invoked with: the SQS batch of its trigger,
+    /// or (a replay by hand) an EventBridge event or a bare ticket.
+    pub async fn handle_event(
+        &self,
+        payload: serde_json::Value,
+        lease_until: u64,
+    ) -> Result<serde_json::Value> {
+        if payload.get("Records").is_some() {
+            let event: SqsEvent = serde_json::from_value(payload)
+                .map_err(|e| Error::permanent("invoke", format!("not an SQS event: {e}")))?;
+            return to_json(&self.handle_sqs(event, lease_until).await);
+        }
+        to_json(&self.handle_body(&payload.to_string(), lease_until).await?)
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value> {
+    serde_json::to_value(value).map_err(|e| Error::permanent("response", e.to_string()))
+}
