@@ -1,1 +1,197 @@
+//! Test support for iam-provisioner, and the local runner behind `make run`:
+//! a moto server per test binary, the local resources the pipeline needs
+//! (created idempotently), a driver that delivers tickets through
+//! EventBridge and runs the stages' handlers over their SQS queues as Lambda
+//! would, a fault-injecting proxy, and readers for moto's request recorder
+//! and sent mail.
 
+pub mod bootstrap;
+pub mod moto;
+pub mod pipeline;
+pub mod proxy;
+
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use std::io::{Read, Write};
+
+pub const REGION: &str = "us-east-1";
+
+/// SDK configuration for an emulator endpoint: fixed dummy credentials, and
+/// no SDK retries, so a fault injected once reaches the handler.
+pub async fn sdk_config(endpoint: &str) -> SdkConfig {
+    emulator_config(endpoint, RetryConfig::disabled()).await
+}
+
+/// As the functions' own `aws_config` load would be against the emulator:
+/// region and credentials from the environment when set, dummies otherwise.
+pub async fn emulator_config(endpoint: &str, retry: RetryConfig) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .retry_config(retry);
+    if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+    {
+        loader = loader.region(Region::new(REGION));
+    }
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+        loader = loader.credentials_provider(aws_sdk_iam::config::Credentials::new(
+            "testing", "testing", None, None, "emulator",
+        ));
+    }
+    loader.load().await
+}
+
+/// A unique suffix per call, so tests sharing one server never collide.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}{}x{:x}",
+        N.fetch_add(1, Ordering::SeqCst),
+        nanos % 0xfffff
+    )
+}
+
+/// A plain HTTP/1.1 request to the emulator's own API (no SDK covers it).
+pub fn http(port: u16, method: &str, path: &str) -> std::io::Result<String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
+        return Err(std::io::Error::other(format!(
+            "{method} {path}: {}",
+            head.lines().next().unwrap_or("")
+        )));
+    }
+    Ok(body.to_owned())
+}
+
+pub fn http_get(port: u16, path: &str) -> std::io::Result<String> {
+    http(port, "GET", path)
+}
+
+pub fn port_of(endpoint: &str) -> u16 {
+    endpoint
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .expect("endpoint with a port")
+}
+
+/// One email moto's SES accepted, as read back from the emulator.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct SentEmail {
+    pub source: String,
+    pub subject: String,
+    pub body: String,
+    pub destinations: serde_json::Value,
+}
+
+impl SentEmail {
+    pub fn is_to(&self, address: &str) -> bool {
+        self.destinations
+            .to_string()
+            .contains(&format!("\"{address}\""))
+    }
+}
+
+/// Every email sent so far on this server.
+pub fn sent_emails(endpoint: &str) -> Vec<SentEmail> {
+    let body = http_get(port_of(endpoint), "/moto-api/data.json").expect("moto data.json");
+    let data: serde_json::Value = serde_json::from_str(&body).expect("data.json is JSON");
+    serde_json::from_value(data["ses"]["Message"].clone()).unwrap_or_default()
+}
+
+/// One request moto's recorder saw: the query-protocol parameters decoded.
+#[derive(Debug, Clone)]
+pub struct RecordedCall {
+    pub params: Vec<(String, String)>,
+}
+
+impl RecordedCall {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Starts moto's request recorder (the server runs with recording enabled).
+pub fn start_recording(endpoint: &str) {
+    http(
+        port_of(endpoint),
+        "POST",
+        "/moto-api/recorder/start-recording",
+    )
+    .expect("start recording");
+}
+
+/// Query-protocol calls (IAM, SES) the recorder holds, decoded.
+pub fn recorded_calls(endpoint: &str) -> Vec<RecordedCall> {
+    let raw = http_get(port_of(endpoint), "/moto-api/recorder/download-recording")
+        .expect("download recording");
+    raw.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter_map(|entry| {
+            let body = entry["body"].as_str()?.to_owned();
+            let body = if entry["body_encoded"].as_bool() == Some(true) {
+                String::from_utf8(base64_decode(&body)?).ok()?
+            } else {
+                body
+            };
+            Some(RecordedCall {
+                params: form_decode(&body),
+            })
+        })
+        .collect()
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes().filter(|c| *c != b'=' && !c.is_ascii_whitespace()) {
+        acc = (acc << 6) | ALPHABET.iter().position(|a| *a == c)? as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+pub fn form_decode(body: &str) -> Vec<(String, String)> {
+    let decode = |s: &str| {
+        let s = s.replace('+', " ");
+        let bytes = s.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' && i + 2 < bytes.len() {
+                if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                    out.push(b);
+                    i += 3;
+                    continue;
+                }
+            }
+            out.push(bytes[i]);
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    body.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}

@@ -60,6 +60,11 @@ struct Resolved {
     grant: Grant,
 }
 
+/// The id a ticket's status records are filed under (see `ticket_key`).
+pub fn record_id(ticket: &Ticket) -> String {
+    ticket_key(&ticket.ticket_id, &payload_hash(ticket))
+}
+
 /// The key records of a ticket live under. A ticket id that breaks its own
 /// rule (too long, odd characters) is replaced by a digest, so it cannot
 /// break the table's key limits either.

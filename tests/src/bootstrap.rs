@@ -1,0 +1,266 @@
+//! What the pipeline needs in an account, created idempotently: what
+//! `make run` sets up before delivering a ticket, and what each test sets up
+//! under its own prefix. template.yaml is the deployed counterpart.
+
+use aws_config::SdkConfig;
+use shared::config::{AllowList, CreateUserConfig, EnvReader, DAY};
+use std::collections::BTreeSet;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+pub const POLICY_READ_ONLY: &str = "arn:aws:iam::aws:policy/ReadOnlyAccess";
+pub const POLICY_POWER_USER: &str = "arn:aws:iam::aws:policy/PowerUserAccess";
+pub const POLICY_CHANGE_PASSWORD: &str = "arn:aws:iam::aws:policy/IAMUserChangePassword";
+
+/// The local defaults of CONTRACT.md section 5, each overridable by the
+/// variable the deployed functions read.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub prefix: String,
+    pub sender: String,
+    pub allow: AllowList,
+    /// Groups created if missing, with the managed policy each carries.
+    pub groups: Vec<(String, String)>,
+}
+
+impl Settings {
+    pub fn local_defaults(prefix: &str) -> Self {
+        Self::from_lookup(prefix, |_| None)
+    }
+
+    pub fn from_env(prefix: &str) -> Self {
+        Self::from_lookup(prefix, |k| std::env::var(k).ok())
+    }
+
+    fn from_lookup(prefix: &str, lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let mut env = EnvReader::new(lookup);
+        let set = |s: String| {
+            s.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect::<BTreeSet<_>>()
+        };
+        let default_boundary = env.optional("DEFAULT_BOUNDARY", POLICY_POWER_USER);
+        let mut boundaries = set(env.optional("ALLOWED_BOUNDARIES", ""));
+        boundaries.insert(default_boundary.clone());
+        Self {
+            prefix: prefix.to_owned(),
+            sender: env.optional("SENDER_EMAIL", "iam-provisioner@example.com"),
+            allow: AllowList {
+                groups: set(env.optional("ALLOWED_GROUPS", "Developers,Power_Users,ReadOnly")),
+                managed_policies: set(env.optional(
+                    "ALLOWED_MANAGED_POLICIES",
+                    &format!("{POLICY_READ_ONLY},{POLICY_POWER_USER},{POLICY_CHANGE_PASSWORD}"),
+                )),
+                boundaries,
+                default_boundary,
+            },
+            groups: vec![
+                ("Developers".into(), POLICY_READ_ONLY.into()),
+                ("Power_Users".into(), POLICY_POWER_USER.into()),
+                ("ReadOnly".into(), POLICY_READ_ONLY.into()),
+            ],
+        }
+    }
+}
+
+/// The resources of one local deployment.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    pub settings: Settings,
+    pub table: String,
+    pub bus: String,
+    pub create_user_queue: String,
+    pub issue_credentials_queue: String,
+    pub dead_letter_queues: Vec<String>,
+}
+
+impl Environment {
+    pub fn create_user_config(&self) -> CreateUserConfig {
+        CreateUserConfig {
+            table_name: self.table.clone(),
+            next_queue_url: self.issue_credentials_queue.clone(),
+            sender: self.settings.sender.clone(),
+            allow: self.settings.allow.clone(),
+            idempotency_ttl_secs: 365 * DAY,
+        }
+    }
+}
+
+/// Receives before a message goes to its dead-letter queue (the template's
+/// maxReceiveCount).
+pub const MAX_RECEIVE_COUNT: u32 = 5;
+
+pub async fn ensure(sdk: &SdkConfig, settings: Settings) -> Result<Environment, BoxError> {
+    let p = settings.prefix.clone();
+    let table = format!("{p}state");
+    ensure_table(sdk, &table).await?;
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let (create_user_queue, create_user_dlq) =
+        ensure_queue(&sqs, &format!("{p}create-user")).await?;
+    let (issue_credentials_queue, issue_credentials_dlq) =
+        ensure_queue(&sqs, &format!("{p}issue-credentials")).await?;
+    let bus = format!("{p}bus");
+    ensure_bus(sdk, &sqs, &bus, &format!("{p}tickets"), &create_user_queue).await?;
+    aws_sdk_ses::Client::new(sdk)
+        .verify_email_identity()
+        .email_address(&settings.sender)
+        .send()
+        .await?;
+    ensure_groups(sdk, &settings.groups).await?;
+    Ok(Environment {
+        settings,
+        table,
+        bus,
+        create_user_queue,
+        issue_credentials_queue,
+        dead_letter_queues: vec![create_user_dlq, issue_credentials_dlq],
+    })
+}
+
+async fn ensure_table(sdk: &SdkConfig, table: &str) -> Result<(), BoxError> {
+    use aws_sdk_dynamodb::types::*;
+    let ddb = aws_sdk_dynamodb::Client::new(sdk);
+    let key = |name: &str, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+    };
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+    };
+    let created = ddb
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("pk", KeyType::Hash)?)
+        .key_schema(key("sk", KeyType::Range)?)
+        .attribute_definitions(attr("pk")?)
+        .attribute_definitions(attr("sk")?)
+        .send()
+        .await;
+    match created {
+        Ok(_) => {
+            let ttl = TimeToLiveSpecification::builder()
+                .attribute_name("expires_at")
+                .enabled(true)
+                .build()?;
+            ddb.update_time_to_live()
+                .table_name(table)
+                .time_to_live_specification(ttl)
+                .send()
+                .await?;
+            Ok(())
+        }
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_in_use_exception()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A queue and its dead-letter queue (CreateQueue is idempotent for equal
+/// attributes). Returns both URLs.
+async fn ensure_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<(String, String), BoxError> {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let dlq = sqs
+        .create_queue()
+        .queue_name(format!("{name}-dlq"))
+        .send()
+        .await?
+        .queue_url
+        .unwrap_or_default();
+    let dlq_arn = queue_arn(sqs, &dlq).await?;
+    let redrive =
+        serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT})
+            .to_string();
+    let url = sqs
+        .create_queue()
+        .queue_name(name)
+        .attributes(A::VisibilityTimeout, "30")
+        .attributes(A::RedrivePolicy, redrive)
+        .send()
+        .await?
+        .queue_url
+        .unwrap_or_default();
+    Ok((url, dlq))
+}
+
+pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, BoxError> {
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await?;
+    attrs
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+        .cloned()
+        .ok_or_else(|| "queue without an ARN".into())
+}
+
+async fn ensure_bus(
+    sdk: &SdkConfig,
+    sqs: &aws_sdk_sqs::Client,
+    bus: &str,
+    rule: &str,
+    queue: &str,
+) -> Result<(), BoxError> {
+    let eb = aws_sdk_eventbridge::Client::new(sdk);
+    match eb.create_event_bus().name(bus).send().await {
+        Ok(_) => {}
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_already_exists_exception()) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let pattern = serde_json::json!({
+        "source": [shared::ticket::TICKET_SOURCE],
+        "detail-type": [shared::ticket::TICKET_DETAIL_TYPE],
+    });
+    eb.put_rule()
+        .name(rule)
+        .event_bus_name(bus)
+        .event_pattern(pattern.to_string())
+        .send()
+        .await?;
+    let target = aws_sdk_eventbridge::types::Target::builder()
+        .id("create-user")
+        .arn(queue_arn(sqs, queue).await?)
+        .build()?;
+    eb.put_targets()
+        .rule(rule)
+        .event_bus_name(bus)
+        .targets(target)
+        .send()
+        .await?;
+    Ok(())
+}
+
+async fn ensure_groups(sdk: &SdkConfig, groups: &[(String, String)]) -> Result<(), BoxError> {
+    let iam = aws_sdk_iam::Client::new(sdk);
+    for (group, policy) in groups {
+        match iam.create_group().group_name(group).send().await {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_entity_already_exists_exception()) => {}
+            Err(e) => return Err(e.into()),
+        }
+        iam.attach_group_policy()
+            .group_name(group)
+            .policy_arn(policy)
+            .send()
+            .await?;
+    }
+    Ok(())
+}

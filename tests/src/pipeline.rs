@@ -1,0 +1,257 @@
+//! Runs the pipeline locally the way AWS runs it: tickets go onto the
+//! EventBridge bus, the rule puts them on the create-user queue, and each
+//! stage's handler gets SQS batches as its Lambda would (messages deleted on
+//! success, returned to the queue on a reported batch item failure, moved
+//! to the dead-letter queue after too many receives).
+
+use crate::bootstrap::{BoxError, Environment};
+use aws_config::SdkConfig;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use shared::aws::{DynamoIdempotency, DynamoStatus, IamDirectory, SesMailer, SqsPublisher};
+use shared::ports::{Email, Mailer, SystemClock, UserReady};
+use std::sync::Mutex;
+
+/// The mailer the handlers get locally: SES, plus a note of each email's
+/// recipient and subject (never its body) for the run's summary.
+pub struct NotedMailer {
+    inner: SesMailer,
+    pub sent: Mutex<Vec<(String, String)>>,
+}
+
+impl Mailer for NotedMailer {
+    async fn send(&self, from: &str, email: &Email) -> shared::Result<String> {
+        let id = self.inner.send(from, email).await?;
+        self.sent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((email.to.clone(), email.subject.clone()));
+        Ok(id)
+    }
+}
+
+pub type CreateUser = create_user::Deps<
+    IamDirectory,
+    DynamoIdempotency,
+    DynamoStatus,
+    SqsPublisher,
+    NotedMailer,
+    SystemClock,
+>;
+
+pub struct LocalPipeline {
+    pub env: Environment,
+    pub create_user: CreateUser,
+    sqs: aws_sdk_sqs::Client,
+    events: aws_sdk_eventbridge::Client,
+}
+
+/// What draining the queues did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Drained {
+    pub handled: usize,
+    pub retried: usize,
+    /// Messages left in dead-letter queues: a stage could not finish them.
+    pub dead_lettered: usize,
+    /// Messages waiting for stages not built yet, by queue.
+    pub waiting: Vec<(String, usize)>,
+}
+
+/// How long a handler may take a message for (the queue's visibility timeout).
+const LEASE_SECS: u64 = 30;
+
+impl LocalPipeline {
+    pub fn new(sdk: &SdkConfig, env: Environment) -> Self {
+        let config = env.create_user_config();
+        let create_user = create_user::Deps {
+            directory: IamDirectory::new(sdk),
+            idempotency: DynamoIdempotency::new(sdk, &config.table_name),
+            status: DynamoStatus::new(sdk, &config.table_name),
+            publisher: SqsPublisher::new(sdk, &config.next_queue_url),
+            mailer: NotedMailer {
+                inner: SesMailer::new(sdk),
+                sent: Mutex::default(),
+            },
+            clock: SystemClock,
+            config,
+        };
+        Self {
+            env,
+            create_user,
+            sqs: aws_sdk_sqs::Client::new(sdk),
+            events: aws_sdk_eventbridge::Client::new(sdk),
+        }
+    }
+
+    /// Puts a ticket on the bus: an EventBridge event as given, a bare
+    /// ticket wrapped in one.
+    pub async fn deliver(&self, ticket: &serde_json::Value) -> Result<(), BoxError> {
+        let (source, detail_type, detail) = if ticket.get("detail").is_some() {
+            (
+                ticket["source"].as_str().unwrap_or_default().to_owned(),
+                ticket["detail-type"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                ticket["detail"].clone(),
+            )
+        } else {
+            (
+                shared::ticket::TICKET_SOURCE.into(),
+                shared::ticket::TICKET_DETAIL_TYPE.into(),
+                ticket.clone(),
+            )
+        };
+        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            .event_bus_name(&self.env.bus)
+            .source(source)
+            .detail_type(detail_type)
+            .detail(detail.to_string())
+            .build();
+        let out = self.events.put_events().entries(entry).send().await?;
+        if out.failed_entry_count() > 0 {
+            return Err(format!("EventBridge refused the event: {:?}", out.entries()).into());
+        }
+        Ok(())
+    }
+
+    /// Runs every stage until its queue is empty.
+    pub async fn drain(&self) -> Result<Drained, BoxError> {
+        let mut drained = Drained::default();
+        let lease = || shared::ports::Clock::now(&SystemClock) + LEASE_SECS;
+        self.drain_queue(&self.env.create_user_queue, &mut drained, |event| {
+            self.create_user.handle_sqs(event, lease())
+        })
+        .await?;
+        let waiting = self.depth(&self.env.issue_credentials_queue).await?;
+        if waiting > 0 {
+            drained
+                .waiting
+                .push((self.env.issue_credentials_queue.clone(), waiting));
+        }
+        for dlq in &self.env.dead_letter_queues {
+            drained.dead_lettered += self.depth(dlq).await?;
+        }
+        Ok(drained)
+    }
+
+    async fn drain_queue<F, Fut>(
+        &self,
+        queue: &str,
+        drained: &mut Drained,
+        handler: F,
+    ) -> Result<(), BoxError>
+    where
+        F: Fn(SqsEvent) -> Fut,
+        Fut: std::future::Future<Output = SqsBatchResponse>,
+    {
+        // Bounded: a message that keeps failing reaches its DLQ well before.
+        for _round in 0..(10 * crate::bootstrap::MAX_RECEIVE_COUNT as usize + 100) {
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(queue)
+                .max_number_of_messages(10)
+                .visibility_timeout(LEASE_SECS as i32)
+                .wait_time_seconds(0)
+                .send()
+                .await?;
+            let messages = received.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return Ok(());
+            }
+            let mut event = SqsEvent::default();
+            event.records = messages.iter().map(to_record).collect();
+            let response = handler(event).await;
+            for m in &messages {
+                let id = m.message_id().unwrap_or_default();
+                let handle = m.receipt_handle().unwrap_or_default();
+                if response
+                    .batch_item_failures
+                    .iter()
+                    .any(|f| f.item_identifier == id)
+                {
+                    drained.retried += 1;
+                    // Lambda would wait out the visibility timeout; locally
+                    // the retry may come at once.
+                    self.sqs
+                        .change_message_visibility()
+                        .queue_url(queue)
+                        .receipt_handle(handle)
+                        .visibility_timeout(0)
+                        .send()
+                        .await?;
+                } else {
+                    drained.handled += 1;
+                    self.sqs
+                        .delete_message()
+                        .queue_url(queue)
+                        .receipt_handle(handle)
+                        .send()
+                        .await?;
+                }
+            }
+        }
+        Err(format!("{queue} did not drain").into())
+    }
+
+    pub async fn depth(&self, queue: &str) -> Result<usize, BoxError> {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let out = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(queue)
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await?;
+        let attrs = out.attributes().cloned().unwrap_or_default();
+        let n = |k: &A| {
+            attrs
+                .get(k)
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0)
+        };
+        Ok(n(&A::ApproximateNumberOfMessages) + n(&A::ApproximateNumberOfMessagesNotVisible))
+    }
+
+    /// Takes every message off the issue-credentials queue (for tests, until
+    /// that stage exists).
+    pub async fn take_handoffs(&self) -> Result<Vec<UserReady>, BoxError> {
+        let mut out = Vec::new();
+        loop {
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.env.issue_credentials_queue)
+                .max_number_of_messages(10)
+                .wait_time_seconds(0)
+                .send()
+                .await?;
+            let messages = received.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return Ok(out);
+            }
+            for m in messages {
+                out.push(serde_json::from_str(m.body().unwrap_or_default())?);
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.env.issue_credentials_queue)
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .send()
+                    .await?;
+            }
+        }
+    }
+}
+
+/// An SQS record as the Lambda event source mapping would deliver it.
+fn to_record(m: &aws_sdk_sqs::types::Message) -> SqsMessage {
+    let mut r = SqsMessage::default();
+    r.message_id = m.message_id.clone();
+    r.receipt_handle = m.receipt_handle.clone();
+    r.body = m.body.clone();
+    r.md5_of_body = m.md5_of_body.clone();
+    r.event_source = Some("aws:sqs".into());
+    r.aws_region = Some(crate::REGION.into());
+    r
+}
