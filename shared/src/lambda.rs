@@ -27,9 +27,15 @@ pub fn deadline_secs(ctx: &lambda_runtime::Context) -> u64 {
 }
 
 /// Runs `process` over the batch, one record after another (IAM's rate
-/// limits make in-batch parallelism a later, measured decision), and reports
-/// as batch item failures only the records whose failure was retryable:
-/// permanent failures are recorded by `process` and must not come back.
+/// limits make in-batch parallelism a later, measured decision).
+///
+/// `process` returns `Ok` once the record is settled — done, or refused and
+/// recorded. An `Err` means it is not settled, so the record goes back to
+/// the queue as a batch item failure whatever the kind: a retryable one is
+/// tried again shortly; a permanent one (a role without a permission, a
+/// missing table) fails each time until SQS moves it to the dead-letter
+/// queue after maxReceiveCount, where it waits for the fix instead of being
+/// lost.
 pub async fn for_each_record<F, Fut>(event: SqsEvent, mut process: F) -> SqsBatchResponse
 where
     F: FnMut(SqsMessage) -> Fut,
@@ -39,17 +45,19 @@ where
     for record in event.records {
         let id = record.message_id.clone().unwrap_or_default();
         match process(record).await {
-            Ok(()) => {}
+            Ok(()) => continue,
             Err(e) if e.is_retryable() => {
-                tracing::warn!(message_id = %id, error = %e, "retryable failure; record goes back to the queue");
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = id;
-                response.batch_item_failures.push(failure);
+                tracing::warn!(message_id = %id, error = %e, "temporary failure; the record goes back to the queue")
             }
-            Err(e) => {
-                tracing::error!(message_id = %id, error = %e, "permanent failure; record dropped after recording it")
-            }
+            Err(e) => tracing::error!(
+                message_id = %id,
+                error = %e,
+                "failure no retry will fix and that could not be recorded; the record goes back to the queue and on to the dead-letter queue"
+            ),
         }
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = id;
+        response.batch_item_failures.push(failure);
     }
     response
 }

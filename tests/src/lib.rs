@@ -195,3 +195,65 @@ pub fn form_decode(body: &str) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// One test's own deployment on the shared emulator: resources under a
+/// unique prefix, the pipeline over them, and an IAM client to read back.
+pub struct Harness {
+    pub endpoint: String,
+    pub sdk: SdkConfig,
+    pub pipeline: pipeline::LocalPipeline,
+    pub iam: aws_sdk_iam::Client,
+}
+
+impl Harness {
+    pub async fn new() -> Self {
+        Self::with(|_| {}).await
+    }
+
+    pub async fn with(adjust: impl FnOnce(&mut bootstrap::Settings)) -> Self {
+        Self::at(&moto::shared().endpoint, adjust).await
+    }
+
+    /// The pipeline's clients talk to `endpoint` (a fault proxy, say) while
+    /// resources are created directly on the emulator.
+    pub async fn at(endpoint: &str, adjust: impl FnOnce(&mut bootstrap::Settings)) -> Self {
+        let direct = sdk_config(&moto::shared().endpoint).await;
+        let mut settings = bootstrap::Settings::local_defaults(&unique("t"));
+        adjust(&mut settings);
+        let env = bootstrap::ensure(&direct, settings)
+            .await
+            .expect("bootstrap");
+        let sdk = sdk_config(endpoint).await;
+        let pipeline = pipeline::LocalPipeline::new(&sdk, env);
+        Self {
+            endpoint: moto::shared().endpoint.clone(),
+            iam: aws_sdk_iam::Client::new(&direct),
+            sdk: direct,
+            pipeline,
+        }
+    }
+
+    /// Delivers through the bus and runs the stages until the queues are empty.
+    pub async fn run(&self, ticket: &serde_json::Value) -> pipeline::Drained {
+        self.pipeline.deliver(ticket).await.expect("deliver");
+        self.pipeline.drain().await.expect("drain")
+    }
+
+    pub async fn statuses(&self, ticket_id: &str) -> Vec<shared::ports::StatusRecord> {
+        let mut s =
+            shared::ports::StatusStore::for_ticket(&self.pipeline.create_user.status, ticket_id)
+                .await
+                .expect("status");
+        s.sort_by(|a, b| a.user_name.cmp(&b.user_name));
+        s
+    }
+
+    /// Every user name in the emulator's account, lower-cased.
+    pub async fn user_names_lower(&self) -> Vec<String> {
+        let out = self.iam.list_users().send().await.expect("list users");
+        out.users()
+            .iter()
+            .map(|u| u.user_name().to_lowercase())
+            .collect()
+    }
+}

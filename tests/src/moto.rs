@@ -23,10 +23,10 @@ pub fn shared() -> &'static Moto {
     })
 }
 
-/// A shell that runs moto_server and kills it as soon as the process that
+/// A shell that runs the server command ($1, split into words) and kills it as soon as the process that
 /// started it is gone, however that process ended.
 const WATCHDOG: &str = r#"
-"$1" -H 127.0.0.1 -p "$2" >/dev/null 2>&1 &
+$1 -H 127.0.0.1 -p "$2" >/dev/null 2>&1 &
 m=$!
 trap 'kill $m 2>/dev/null' EXIT INT TERM HUP
 while kill -0 "$3" 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 0.5; done
@@ -49,7 +49,9 @@ pub fn stop(watchdog: &mut Child) {
 pub fn start() -> std::io::Result<(Moto, Child)> {
     let dir = std::env::temp_dir().join(format!("iam-provisioner-moto-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let binary = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
+    // The module, not the `moto_server` script: a fresh `pip install` may
+    // not have put the script on PATH yet (pyenv shims need a rehash).
+    let binary = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "python3 -m moto.server".into());
     for _attempt in 0..3 {
         let port = free_port()?;
         let recording_file = dir.join(format!("recording-{port}.jsonl"));

@@ -16,22 +16,54 @@ pub enum Fault {
     Throttling,
     /// HTTP 500 `ServiceFailure` (IAM).
     ServiceFailure,
+    /// HTTP 400 access denied: a role missing a permission.
+    AccessDenied,
 }
 
 impl Fault {
-    fn response(self) -> String {
-        let (status, code, message) = match self {
-            Fault::Throttling => ("400 Bad Request", "Throttling", "Rate exceeded"),
-            Fault::ServiceFailure => (
+    /// The error as the service's protocol spells it: XML for the query
+    /// protocols (IAM, SES, SQS query), JSON `__type` for the JSON ones
+    /// (DynamoDB, SQS JSON, EventBridge) — an SDK reads nothing else.
+    fn response(self, json_protocol: bool) -> String {
+        let (status, code, message) = match (self, json_protocol) {
+            (Fault::Throttling, false) => ("400 Bad Request", "Throttling", "Rate exceeded"),
+            (Fault::Throttling, true) => {
+                ("400 Bad Request", "ThrottlingException", "Rate exceeded")
+            }
+            (Fault::ServiceFailure, false) => (
                 "500 Internal Server Error",
                 "ServiceFailure",
-                "Service failure injected by the test proxy",
+                "Injected service failure",
+            ),
+            (Fault::ServiceFailure, true) => (
+                "500 Internal Server Error",
+                "InternalServerError",
+                "Injected service failure",
+            ),
+            (Fault::AccessDenied, false) => {
+                ("403 Forbidden", "AccessDenied", "Injected access denied")
+            }
+            (Fault::AccessDenied, true) => (
+                "400 Bad Request",
+                "AccessDeniedException",
+                "Injected access denied",
             ),
         };
-        let body = format!(
-            "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>injected</RequestId></ErrorResponse>"
-        );
-        format!("HTTP/1.1 {status}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+        let (content_type, body) = if json_protocol {
+            (
+                "application/x-amz-json-1.0",
+                format!(r#"{{"__type":"{code}","message":"{message}"}}"#),
+            )
+        } else {
+            (
+                "text/xml",
+                format!("<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>injected</RequestId></ErrorResponse>"),
+            )
+        };
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nx-amzn-query-error: {code};Sender\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
     }
 }
 
@@ -95,7 +127,8 @@ impl FaultProxy {
             .len()
     }
 
-    fn take_fault(&self, head: &str, body: &[u8]) -> Option<(String, Fault)> {
+    /// (action, fault, whether the service speaks a JSON protocol)
+    fn take_fault(&self, head: &str, body: &[u8]) -> Option<(String, Fault, bool)> {
         let body = String::from_utf8_lossy(body);
         let target = head
             .lines()
@@ -105,6 +138,7 @@ impl FaultProxy {
             })
             .and_then(|t| t.rsplit('.').next())
             .map(str::to_owned);
+        let json_protocol = target.is_some();
         let action = crate::form_decode(&body)
             .into_iter()
             .find(|(k, _)| k == "Action")
@@ -115,7 +149,7 @@ impl FaultProxy {
             .iter_mut()
             .find(|r| r.action == action && r.remaining > 0)?;
         rule.remaining -= 1;
-        Some((action, rule.fault))
+        Some((action, rule.fault, json_protocol))
     }
 
     async fn serve(&self, conn: TcpStream, upstream: &str) -> std::io::Result<()> {
@@ -143,12 +177,13 @@ impl FaultProxy {
         reader.read_exact(&mut body).await?;
         let mut conn = reader.into_inner();
 
-        if let Some((action, fault)) = self.take_fault(&head, &body) {
+        if let Some((action, fault, json_protocol)) = self.take_fault(&head, &body) {
             self.injected
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .push((action, fault));
-            conn.write_all(fault.response().as_bytes()).await?;
+            conn.write_all(fault.response(json_protocol).as_bytes())
+                .await?;
             return conn.shutdown().await;
         }
         let head: String = head

@@ -526,7 +526,7 @@ where
             return Ok(());
         }
         let email = refusal_email(&ticket.requested_by, report);
-        idempotency::once(
+        let sent = idempotency::once(
             &self.idempotency,
             &format!("create-user#{email_key}#refusal-email"),
             &payload_hash(&email.text),
@@ -536,8 +536,18 @@ where
                 Ok(serde_json::Value::String(id))
             },
         )
-        .await
-        .map(drop)
+        .await;
+        match sent {
+            // SES refused it for good (a rejected address, an unverified
+            // sender): the refusal is already recorded in DynamoDB, and
+            // bouncing the ticket through the DLQ would not get the email
+            // out either.
+            Err(e) if !e.is_retryable() => {
+                tracing::error!(ticket_id = %key, error = %e, "refusal email could not be sent; the refusal stays recorded");
+                Ok(())
+            }
+            other => other.map(drop),
+        }
     }
 }
 

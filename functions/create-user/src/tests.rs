@@ -489,7 +489,7 @@ async fn unreadable_body_is_recorded_and_not_retried() {
 }
 
 #[tokio::test]
-async fn sqs_batch_reports_only_retryable_failures() {
+async fn sqs_batch_sends_back_failures_but_not_refusals() {
     let d = deps();
     d.directory
         .fail_next("ListUsers", Error::retryable("ListUsers", "ServiceFailure"));

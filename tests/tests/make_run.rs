@@ -1,0 +1,74 @@
+//! `make run`'s runner as a newcomer uses it: on its own emulator, and on
+//! one already running at AWS_ENDPOINT_URL (twice: its setup is idempotent).
+
+use std::process::Command;
+
+fn run_local(endpoint: Option<&str>, prefix: &str) -> (i32, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_run-local"));
+    cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .env("IAM_PROVISIONER_PREFIX", prefix);
+    match endpoint {
+        Some(e) => cmd.env("AWS_ENDPOINT_URL", e),
+        None => cmd.env_remove("AWS_ENDPOINT_URL"),
+    };
+    let out = cmd.output().expect("run-local runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    (
+        out.status.code().unwrap_or(-1),
+        stdout + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+fn assert_summary(output: &str) {
+    for user in ["emily.chen", "raj.patel", "ci-deployer"] {
+        assert!(
+            output.contains(&format!("  {user} — user_created")),
+            "no summary line for {user}:\n{output}"
+        );
+    }
+    assert!(
+        output.contains("IAM user: arn:aws:iam::123456789012:user/engineering/raj.patel"),
+        "{output}"
+    );
+}
+
+#[test]
+fn make_run_starts_its_own_emulator_and_prints_the_summary() {
+    let (code, output) = run_local(None, "iam-provisioner-");
+    assert_eq!(code, 0, "{output}");
+    assert!(
+        output.contains("emulator: started moto_server at http://127.0.0.1:"),
+        "{output}"
+    );
+    assert_summary(&output);
+}
+
+#[test]
+fn make_run_uses_a_running_emulator_and_can_run_again() {
+    let endpoint = &tests::moto::shared().endpoint;
+    let (code, output) = run_local(Some(endpoint), "mr-");
+    assert_eq!(code, 0, "{output}");
+    assert!(
+        output.contains(&format!("emulator: using AWS_ENDPOINT_URL={endpoint}")),
+        "{output}"
+    );
+    assert_summary(&output);
+    let (code, again) = run_local(Some(endpoint), "mr-");
+    assert_eq!(code, 0, "second run: {again}");
+    assert_summary(&again);
+    assert!(
+        again.contains("ticket already handled"),
+        "a replay does nothing: {again}"
+    );
+}
+
+#[test]
+fn make_run_refuses_a_file_that_is_not_json() {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_run-local"));
+    let out = cmd
+        .arg("Cargo.toml")
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

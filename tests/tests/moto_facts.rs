@@ -1,0 +1,139 @@
+//! What the tests assume of the emulator (moto 5.2). Each of these pins a
+//! gap the pipeline covers itself or a way the tests read state; if moto
+//! changes, one of these fails and says which assumption to revisit.
+
+use aws_sdk_iam::types::Tag;
+use tests::{moto, sdk_config, unique};
+
+async fn iam() -> aws_sdk_iam::Client {
+    aws_sdk_iam::Client::new(&sdk_config(&moto::shared().endpoint).await)
+}
+
+#[tokio::test]
+async fn moto_does_not_enforce_case_insensitive_user_names() {
+    let iam = iam().await;
+    let name = unique("Case");
+    iam.create_user().user_name(&name).send().await.unwrap();
+    // Real IAM refuses this; create-user checks it against ListUsers.
+    iam.create_user()
+        .user_name(name.to_lowercase())
+        .send()
+        .await
+        .expect("moto now refuses case variants");
+    // And exact-name lookups are case-sensitive in moto.
+    assert!(iam
+        .get_user()
+        .user_name(name.to_uppercase())
+        .send()
+        .await
+        .is_err());
+}
+
+#[tokio::test]
+async fn moto_does_not_enforce_user_name_length_or_charset() {
+    let iam = iam().await;
+    let long = format!("{}{}", unique("L"), "x".repeat(70));
+    iam.create_user()
+        .user_name(&long)
+        .send()
+        .await
+        .expect("moto now refuses names over 64 characters");
+}
+
+#[tokio::test]
+async fn moto_drops_permissions_boundaries_sent_on_create_user() {
+    // Why tests read the boundary from the request recorder.
+    let iam = iam().await;
+    let name = unique("b");
+    iam.create_user()
+        .user_name(&name)
+        .permissions_boundary("arn:aws:iam::aws:policy/PowerUserAccess")
+        .tags(Tag::builder().key("k").value("v").build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let user = iam.get_user().user_name(&name).send().await.unwrap();
+    assert!(
+        user.user().unwrap().permissions_boundary().is_none(),
+        "moto now stores boundaries: read them back instead"
+    );
+    assert_eq!(
+        user.user().unwrap().tags().len(),
+        1,
+        "tags come back on GetUser"
+    );
+}
+
+#[tokio::test]
+async fn moto_loads_aws_managed_policies_when_asked() {
+    let iam = iam().await;
+    for arn in [
+        "arn:aws:iam::aws:policy/ReadOnlyAccess",
+        "arn:aws:iam::aws:policy/PowerUserAccess",
+        "arn:aws:iam::aws:policy/IAMUserChangePassword",
+    ] {
+        iam.get_policy()
+            .policy_arn(arn)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{arn}: {e}"));
+    }
+}
+
+#[tokio::test]
+async fn moto_enforces_two_access_keys_per_user() {
+    let iam = iam().await;
+    let name = unique("k");
+    iam.create_user().user_name(&name).send().await.unwrap();
+    iam.create_access_key()
+        .user_name(&name)
+        .send()
+        .await
+        .unwrap();
+    iam.create_access_key()
+        .user_name(&name)
+        .send()
+        .await
+        .unwrap();
+    let third = iam
+        .create_access_key()
+        .user_name(&name)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        third
+            .as_service_error()
+            .and_then(|e| aws_sdk_iam::error::ProvideErrorMetadata::code(e)),
+        Some("LimitExceeded")
+    );
+}
+
+#[tokio::test]
+async fn moto_has_no_account_password_policy_by_default() {
+    let iam = iam().await;
+    let err = iam.get_account_password_policy().send().await.unwrap_err();
+    assert_eq!(
+        err.as_service_error()
+            .and_then(|e| aws_sdk_iam::error::ProvideErrorMetadata::code(e)),
+        Some("NoSuchEntity")
+    );
+}
+
+#[tokio::test]
+async fn moto_delivers_eventbridge_events_to_sqs_as_the_envelope_without_account() {
+    let h = tests::Harness::new().await;
+    let ticket = serde_json::json!({"ticket_id": unique("E-"), "requested_by": "a@example.com", "users": []});
+    h.pipeline.deliver(&ticket).await.unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&h.sdk);
+    let got = sqs
+        .receive_message()
+        .queue_url(&h.pipeline.env.create_user_queue)
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_str(got.messages()[0].body().unwrap()).unwrap();
+    assert_eq!(body["detail"], ticket);
+    assert_eq!(body["source"], "onboarding.tickets");
+    assert!(body.get("account").is_none(), "moto now sends `account`");
+}
