@@ -196,3 +196,59 @@ mod tests {
             .contains("arn:aws:iam::aws:policy/PowerUserAccess"));
     }
 }
+
+pub const DEFAULT_SECRET_PREFIX: &str = "iam-provisioner/users/";
+pub const CHANGE_PASSWORD_POLICY: &str = "arn:aws:iam::aws:policy/IAMUserChangePassword";
+
+#[derive(Debug, Clone)]
+pub struct IssueCredentialsConfig {
+    pub table_name: String,
+    pub next_queue_url: String,
+    pub sender: String,
+    pub secret_prefix: String,
+    pub change_password_policy: String,
+    pub idempotency_ttl_secs: u64,
+}
+
+impl IssueCredentialsConfig {
+    pub fn from_env() -> Result<Self, Error> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let mut env = EnvReader::new(lookup);
+        let config = Self {
+            table_name: env.required("TABLE_NAME"),
+            next_queue_url: env.required("NEXT_QUEUE_URL"),
+            sender: env.required("SENDER_EMAIL"),
+            secret_prefix: env.optional("SECRET_PREFIX", DEFAULT_SECRET_PREFIX),
+            change_password_policy: env
+                .optional("CHANGE_PASSWORD_POLICY_ARN", CHANGE_PASSWORD_POLICY),
+            idempotency_ttl_secs: env.number("IDEMPOTENCY_TTL_DAYS", 365) * DAY,
+        };
+        env.finish(config)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NotifyUserConfig {
+    pub table_name: String,
+    pub sender: String,
+    pub idempotency_ttl_secs: u64,
+}
+
+impl NotifyUserConfig {
+    pub fn from_env() -> Result<Self, Error> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let mut env = EnvReader::new(lookup);
+        let config = Self {
+            table_name: env.required("TABLE_NAME"),
+            sender: env.required("SENDER_EMAIL"),
+            idempotency_ttl_secs: env.number("IDEMPOTENCY_TTL_DAYS", 365) * DAY,
+        };
+        env.finish(config)
+    }
+}

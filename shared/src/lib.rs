@@ -8,7 +8,10 @@ pub mod error;
 pub mod idempotency;
 pub mod lambda;
 pub mod memory;
+pub mod password;
 pub mod ports;
+pub mod secret;
+pub mod summary;
 pub mod text;
 pub mod ticket;
 

@@ -4,7 +4,9 @@
 //! be told to fail an operation to exercise error paths.
 
 use crate::error::{Error, Result};
+use crate::password::PasswordPolicy;
 use crate::ports::*;
+use crate::secret::{NewAccessKey, Sensitive};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
@@ -15,6 +17,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[derive(Debug, Default)]
 pub struct MemoryDirectory {
     users: Mutex<BTreeMap<String, (IamUser, Permissions)>>,
+    /// user -> (password, reset required)
+    pub login_profiles: Mutex<BTreeMap<String, (Sensitive, bool)>>,
+    /// user -> keys; the secret of each is kept to check what was stored.
+    pub keys: Mutex<BTreeMap<String, Vec<(AccessKeyInfo, Sensitive)>>>,
+    pub policy: Mutex<Option<PasswordPolicy>>,
+    pub alias: Mutex<Option<String>>,
+    key_counter: std::sync::atomic::AtomicU64,
     /// Operation name -> errors to return, one per call, before succeeding.
     faults: Mutex<HashMap<&'static str, Vec<Error>>>,
     /// Every mutating call, in order, for assertions.
@@ -137,6 +146,161 @@ impl UserDirectory for MemoryDirectory {
         self.fault("Permissions")?;
         self.with_user(user_name, "GetUser", |p| p.clone())
     }
+
+    async fn password_policy(&self) -> Result<PasswordPolicy> {
+        self.fault("GetAccountPasswordPolicy")?;
+        Ok(lock(&self.policy)
+            .clone()
+            .unwrap_or_else(PasswordPolicy::aws_default))
+    }
+
+    async fn has_login_profile(&self, user_name: &str) -> Result<bool> {
+        self.fault("GetLoginProfile")?;
+        Ok(lock(&self.login_profiles).contains_key(user_name))
+    }
+
+    async fn create_login_profile(
+        &self,
+        user_name: &str,
+        password: &Sensitive,
+        reset_required: bool,
+    ) -> Result<Created> {
+        self.fault("CreateLoginProfile")?;
+        lock(&self.calls).push(format!("CreateLoginProfile {user_name}"));
+        let mut profiles = lock(&self.login_profiles);
+        if profiles.contains_key(user_name) {
+            return Ok(Created::AlreadyExists);
+        }
+        profiles.insert(user_name.to_owned(), (password.clone(), reset_required));
+        Ok(Created::Created)
+    }
+
+    async fn access_keys(&self, user_name: &str) -> Result<Vec<AccessKeyInfo>> {
+        self.fault("ListAccessKeys")?;
+        Ok(lock(&self.keys)
+            .get(user_name)
+            .map(|k| k.iter().map(|(i, _)| i.clone()).collect())
+            .unwrap_or_default())
+    }
+
+    async fn create_access_key(&self, user_name: &str) -> Result<NewAccessKey> {
+        self.fault("CreateAccessKey")?;
+        lock(&self.calls).push(format!("CreateAccessKey {user_name}"));
+        let mut keys = lock(&self.keys);
+        let list = keys.entry(user_name.to_owned()).or_default();
+        if list.len() >= 2 {
+            return Err(Error::permanent(
+                "CreateAccessKey",
+                "LimitExceeded: Cannot exceed quota for AccessKeysPerUser: 2",
+            ));
+        }
+        let n = self
+            .key_counter
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let key = NewAccessKey {
+            access_key_id: format!("AKIAFAKE{n:012}"),
+            secret_access_key: Sensitive::new(format!("fake-secret-{n}")),
+        };
+        list.push((
+            AccessKeyInfo {
+                access_key_id: key.access_key_id.clone(),
+                active: true,
+                created: 0,
+            },
+            key.secret_access_key.clone(),
+        ));
+        Ok(key)
+    }
+
+    async fn delete_access_key(&self, user_name: &str, access_key_id: &str) -> Result<()> {
+        self.fault("DeleteAccessKey")?;
+        lock(&self.calls).push(format!("DeleteAccessKey {user_name} {access_key_id}"));
+        if let Some(list) = lock(&self.keys).get_mut(user_name) {
+            list.retain(|(k, _)| k.access_key_id != access_key_id);
+        }
+        Ok(())
+    }
+
+    async fn account_alias(&self) -> Result<Option<String>> {
+        Ok(lock(&self.alias).clone())
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct MemorySecrets {
+    /// name -> versions, newest last
+    pub secrets: Mutex<BTreeMap<String, Vec<Sensitive>>>,
+    pub tags: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+    faults: Mutex<HashMap<&'static str, Vec<Error>>>,
+}
+
+impl MemorySecrets {
+    pub fn fail_next(&self, operation: &'static str, error: Error) {
+        lock(&self.faults).entry(operation).or_default().push(error);
+    }
+
+    fn fault(&self, operation: &'static str) -> Result<()> {
+        match lock(&self.faults).get_mut(operation) {
+            Some(v) if !v.is_empty() => Err(v.remove(0)),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn insert(&self, name: &str, value: &str) {
+        lock(&self.secrets)
+            .entry(name.to_owned())
+            .or_default()
+            .push(Sensitive::new(value));
+    }
+
+    pub fn versions(&self, name: &str) -> usize {
+        lock(&self.secrets).get(name).map_or(0, Vec::len)
+    }
+
+    fn arn(name: &str) -> String {
+        format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}")
+    }
+}
+
+impl SecretStore for MemorySecrets {
+    async fn read(&self, id: &str) -> Result<Option<StoredSecret>> {
+        self.fault("GetSecretValue")?;
+        let name = id.rsplit_once(":secret:").map_or(id, |(_, n)| n);
+        Ok(lock(&self.secrets)
+            .get(name)
+            .and_then(|v| v.last().cloned())
+            .map(|value| StoredSecret {
+                arn: Self::arn(name),
+                name: name.to_owned(),
+                value,
+            }))
+    }
+
+    async fn create(
+        &self,
+        name: &str,
+        value: &Sensitive,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<String> {
+        self.fault("CreateSecret")?;
+        let mut secrets = lock(&self.secrets);
+        if secrets.contains_key(name) {
+            return Err(Error::permanent("CreateSecret", "ResourceExistsException"));
+        }
+        secrets.insert(name.to_owned(), vec![value.clone()]);
+        lock(&self.tags).insert(name.to_owned(), tags.clone());
+        Ok(Self::arn(name))
+    }
+
+    async fn put(&self, arn: &str, value: &Sensitive) -> Result<()> {
+        self.fault("PutSecretValue")?;
+        let name = arn.rsplit_once(":secret:").map_or(arn, |(_, n)| n);
+        lock(&self.secrets)
+            .entry(name.to_owned())
+            .or_default()
+            .push(value.clone());
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -249,18 +413,29 @@ impl StatusStore for MemoryStatus {
 
 #[derive(Debug, Default)]
 pub struct MemoryPublisher {
-    pub published: Mutex<Vec<UserReady>>,
+    pub published: Mutex<Vec<serde_json::Value>>,
 }
 
 impl MemoryPublisher {
-    pub fn events(&self) -> Vec<UserReady> {
-        lock(&self.published).clone()
+    pub fn events<E: serde::de::DeserializeOwned>(&self) -> Vec<E> {
+        lock(&self.published)
+            .iter()
+            .map(|v| serde_json::from_value(v.clone()).expect("published type"))
+            .collect()
+    }
+
+    pub fn take<E: serde::de::DeserializeOwned>(&self) -> Vec<E> {
+        let events = self.events();
+        lock(&self.published).clear();
+        events
     }
 }
 
 impl EventPublisher for MemoryPublisher {
-    async fn publish(&self, event: &UserReady) -> Result<()> {
-        lock(&self.published).push(event.clone());
+    async fn publish<E: serde::Serialize + Sync>(&self, event: &E) -> Result<()> {
+        let value =
+            serde_json::to_value(event).map_err(|e| Error::permanent("publish", e.to_string()))?;
+        lock(&self.published).push(value);
         Ok(())
     }
 }
@@ -268,7 +443,8 @@ impl EventPublisher for MemoryPublisher {
 #[derive(Debug, Default)]
 pub struct MemoryMailer {
     pub sent: Mutex<Vec<(String, Email)>>,
-    faults: Mutex<Vec<Error>>,
+    /// (emails to let through first, error)
+    faults: Mutex<Vec<(usize, Error)>>,
 }
 
 impl MemoryMailer {
@@ -277,19 +453,25 @@ impl MemoryMailer {
     }
 
     pub fn fail_next(&self, error: Error) {
-        lock(&self.faults).push(error);
+        self.fail_next_after(0, error);
+    }
+
+    /// Lets `ok` more emails through, then fails one.
+    pub fn fail_next_after(&self, ok: usize, error: Error) {
+        let already = lock(&self.sent).len();
+        lock(&self.faults).push((already + ok, error));
     }
 }
 
 impl Mailer for MemoryMailer {
     async fn send(&self, from: &str, email: &Email) -> Result<String> {
+        let mut sent = lock(&self.sent);
         {
             let mut faults = lock(&self.faults);
-            if !faults.is_empty() {
-                return Err(faults.remove(0));
+            if faults.first().is_some_and(|(at, _)| *at <= sent.len()) {
+                return Err(faults.remove(0).1);
             }
         }
-        let mut sent = lock(&self.sent);
         sent.push((from.to_owned(), email.clone()));
         Ok(format!("message-{}", sent.len()))
     }

@@ -6,6 +6,8 @@
 //! `async fn`s while the Lambda runtime still gets `Send` futures.
 
 use crate::error::Result;
+use crate::password::PasswordPolicy;
+use crate::secret::{NewAccessKey, Sensitive};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -68,6 +70,62 @@ pub trait UserDirectory: Send + Sync {
     ) -> impl Future<Output = Result<()>> + Send;
     /// What the console's "Copy permissions from existing user" copies.
     fn permissions(&self, user_name: &str) -> impl Future<Output = Result<Permissions>> + Send;
+
+    /// The account's password policy, or AWS's default where it has none.
+    fn password_policy(&self) -> impl Future<Output = Result<PasswordPolicy>> + Send;
+    fn has_login_profile(&self, user_name: &str) -> impl Future<Output = Result<bool>> + Send;
+    fn create_login_profile(
+        &self,
+        user_name: &str,
+        password: &Sensitive,
+        reset_required: bool,
+    ) -> impl Future<Output = Result<Created>> + Send;
+    fn access_keys(
+        &self,
+        user_name: &str,
+    ) -> impl Future<Output = Result<Vec<AccessKeyInfo>>> + Send;
+    /// Refused (permanently) at IAM's limit of two keys per user.
+    fn create_access_key(
+        &self,
+        user_name: &str,
+    ) -> impl Future<Output = Result<NewAccessKey>> + Send;
+    fn delete_access_key(
+        &self,
+        user_name: &str,
+        access_key_id: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// The account alias, for the console sign-in URL.
+    fn account_alias(&self) -> impl Future<Output = Result<Option<String>>> + Send;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessKeyInfo {
+    pub access_key_id: String,
+    pub active: bool,
+    /// Seconds since the epoch.
+    pub created: u64,
+}
+
+/// A secret as stored: where it is, and its value (never printed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSecret {
+    pub arn: String,
+    pub name: String,
+    pub value: Sensitive,
+}
+
+pub trait SecretStore: Send + Sync {
+    /// By name or ARN; `None` if there is no such secret.
+    fn read(&self, id: &str) -> impl Future<Output = Result<Option<StoredSecret>>> + Send;
+    /// Creates the secret with its first version; returns its ARN.
+    fn create(
+        &self,
+        name: &str,
+        value: &Sensitive,
+        tags: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<String>> + Send;
+    /// A new version, which becomes AWSCURRENT (the old one AWSPREVIOUS).
+    fn put(&self, arn: &str, value: &Sensitive) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// The state of one idempotency record, as in Powertools for AWS Lambda.
@@ -176,8 +234,25 @@ pub struct UserReady {
     pub ticket_users: Vec<String>,
 }
 
+/// What issue-credentials hands notify-user: the secret's ARN, never its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsReady {
+    pub ticket_id: String,
+    pub requested_by: String,
+    pub user_name: String,
+    pub email: String,
+    pub console: bool,
+    pub programmatic: bool,
+    pub require_password_reset: bool,
+    pub secret_arn: String,
+    pub secret_name: String,
+    pub ticket_users: Vec<String>,
+}
+
+/// Hands work to the next stage (its SQS queue).
 pub trait EventPublisher: Send + Sync {
-    fn publish(&self, event: &UserReady) -> impl Future<Output = Result<()>> + Send;
+    fn publish<E: Serialize + Sync>(&self, event: &E) -> impl Future<Output = Result<()>> + Send;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

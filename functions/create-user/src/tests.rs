@@ -87,7 +87,7 @@ async fn valid_ticket_creates_users_with_boundary_tags_and_grants() {
     assert_eq!(user.tags.get(TICKET_TAG).map(String::as_str), Some("ONB-1"));
     assert_eq!(perms.groups, ["Power_Users"]);
     assert_eq!(perms.managed_policies, [READ_ONLY]);
-    let events = d.publisher.events();
+    let events = d.publisher.events::<UserReady>();
     assert_eq!(events.len(), 2);
     assert_eq!(events[0].ticket_users, ["emily.chen", "raj.patel"]);
     assert!(d.mailer.outbox().is_empty());
@@ -110,7 +110,7 @@ async fn replayed_ticket_changes_nothing_and_hands_off_nothing_new() {
         calls,
         "a replay must not call IAM"
     );
-    assert_eq!(d.publisher.events().len(), 2);
+    assert_eq!(d.publisher.events::<UserReady>().len(), 2);
 }
 
 #[tokio::test]
@@ -126,7 +126,7 @@ async fn same_ticket_id_with_other_content_is_refused_and_reported() {
         "{report:?}"
     );
     assert_eq!(d.mailer.outbox().len(), 1);
-    assert_eq!(d.publisher.events().len(), 2);
+    assert_eq!(d.publisher.events::<UserReady>().len(), 2);
 }
 
 #[tokio::test]
@@ -142,14 +142,14 @@ async fn retryable_failure_half_way_is_completed_by_the_retry() {
         d.directory.user("emily.chen").is_some(),
         "the user was created before the failure"
     );
-    assert!(d.publisher.events().is_empty());
+    assert!(d.publisher.events::<UserReady>().is_empty());
     let report = run(&d, &ticket()).await.unwrap();
     assert_eq!(report.created, ["emily.chen", "raj.patel"]);
     assert_eq!(
         d.directory.user("emily.chen").unwrap().1.managed_policies,
         [READ_ONLY]
     );
-    assert_eq!(d.publisher.events().len(), 2);
+    assert_eq!(d.publisher.events::<UserReady>().len(), 2);
 }
 
 #[tokio::test]
@@ -256,7 +256,7 @@ async fn user_left_half_done_by_this_ticket_is_completed() {
     d.directory.insert(u, p);
     let report = run(&d, &ticket()).await.unwrap();
     assert_eq!(report.created, ["emily.chen", "raj.patel"]);
-    assert_eq!(d.publisher.events().len(), 2);
+    assert_eq!(d.publisher.events::<UserReady>().len(), 2);
 }
 
 #[tokio::test]
@@ -450,7 +450,7 @@ async fn each_validation_rule_refuses_the_ticket_naming_the_field() {
         let report = run(&d, &t).await.unwrap();
         assert!(report.created.is_empty(), "{field}: {report:?}");
         assert_eq!(d.directory.user_count(), 0, "{field}: IAM was changed");
-        assert!(d.publisher.events().is_empty());
+        assert!(d.publisher.events::<UserReady>().is_empty());
         let all: Vec<&String> = report.refused.iter().flat_map(|r| &r.reasons).collect();
         assert!(
             all.iter().any(|r| r.contains(field)),
@@ -522,7 +522,7 @@ async fn eventbridge_envelope_and_bare_ticket_are_the_same_ticket() {
     let again = run(&d, &ticket()).await.unwrap();
     assert_eq!(again.created.len(), 2);
     assert_eq!(
-        d.publisher.events().len(),
+        d.publisher.events::<UserReady>().len(),
         2,
         "the bare replay is the same ticket"
     );

@@ -1,6 +1,10 @@
 use super::{classify, code};
+use crate::error::Error;
 use crate::error::Result;
-use crate::ports::{Created, IamUser, NewUser, Permissions, UserDirectory};
+use crate::password::PasswordPolicy;
+use crate::ports::{AccessKeyInfo, Created, IamUser, NewUser, Permissions, UserDirectory};
+use crate::secret::{NewAccessKey, Sensitive};
+use aws_sdk_iam::types::StatusType;
 use aws_sdk_iam::types::Tag;
 use aws_sdk_iam::Client;
 
@@ -195,6 +199,131 @@ impl UserDirectory for IamDirectory {
         }
         perms.boundary = self.get_user(user_name).await?.and_then(|u| u.boundary);
         Ok(perms)
+    }
+
+    async fn password_policy(&self) -> Result<PasswordPolicy> {
+        match self.client.get_account_password_policy().send().await {
+            Ok(out) => {
+                let Some(p) = out.password_policy() else {
+                    return Ok(PasswordPolicy::aws_default());
+                };
+                Ok(PasswordPolicy {
+                    minimum_length: p.minimum_password_length().unwrap_or(8).max(0) as usize,
+                    require_uppercase: p.require_uppercase_characters(),
+                    require_lowercase: p.require_lowercase_characters(),
+                    require_numbers: p.require_numbers(),
+                    require_symbols: p.require_symbols(),
+                    allow_users_to_change_password: p.allow_users_to_change_password(),
+                    is_aws_default: false,
+                })
+            }
+            Err(e) if code(&e) == Some("NoSuchEntity") => Ok(PasswordPolicy::aws_default()),
+            Err(e) => Err(classify("GetAccountPasswordPolicy", e)),
+        }
+    }
+
+    async fn has_login_profile(&self, user_name: &str) -> Result<bool> {
+        match self
+            .client
+            .get_login_profile()
+            .user_name(user_name)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if code(&e) == Some("NoSuchEntity") => Ok(false),
+            Err(e) => Err(classify("GetLoginProfile", e)),
+        }
+    }
+
+    async fn create_login_profile(
+        &self,
+        user_name: &str,
+        password: &Sensitive,
+        reset_required: bool,
+    ) -> Result<Created> {
+        match self
+            .client
+            .create_login_profile()
+            .user_name(user_name)
+            .password(password.expose())
+            .password_reset_required(reset_required)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Created::Created),
+            Err(e) if code(&e) == Some("EntityAlreadyExists") => Ok(Created::AlreadyExists),
+            // IAM's message for a policy violation does not quote the password.
+            Err(e) => Err(classify("CreateLoginProfile", e)),
+        }
+    }
+
+    async fn access_keys(&self, user_name: &str) -> Result<Vec<AccessKeyInfo>> {
+        let mut keys = Vec::new();
+        let mut marker = None;
+        loop {
+            let page = self
+                .client
+                .list_access_keys()
+                .user_name(user_name)
+                .set_marker(marker.take())
+                .send()
+                .await
+                .map_err(|e| classify("ListAccessKeys", e))?;
+            keys.extend(page.access_key_metadata().iter().filter_map(|k| {
+                Some(AccessKeyInfo {
+                    access_key_id: k.access_key_id()?.to_owned(),
+                    active: k.status() == Some(&StatusType::Active),
+                    created: k.create_date().map(|d| d.secs().max(0) as u64).unwrap_or(0),
+                })
+            }));
+            match (page.is_truncated(), page.marker()) {
+                (true, Some(m)) => marker = Some(m.to_owned()),
+                _ => return Ok(keys),
+            }
+        }
+    }
+
+    async fn create_access_key(&self, user_name: &str) -> Result<NewAccessKey> {
+        let out = self
+            .client
+            .create_access_key()
+            .user_name(user_name)
+            .send()
+            .await
+            .map_err(|e| classify("CreateAccessKey", e))?;
+        let key = out
+            .access_key()
+            .ok_or_else(|| Error::retryable("CreateAccessKey", "no key in the answer"))?;
+        Ok(NewAccessKey {
+            access_key_id: key.access_key_id().to_owned(),
+            secret_access_key: Sensitive::new(key.secret_access_key()),
+        })
+    }
+
+    async fn delete_access_key(&self, user_name: &str, access_key_id: &str) -> Result<()> {
+        match self
+            .client
+            .delete_access_key()
+            .user_name(user_name)
+            .access_key_id(access_key_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if code(&e) == Some("NoSuchEntity") => Ok(()),
+            Err(e) => Err(classify("DeleteAccessKey", e)),
+        }
+    }
+
+    async fn account_alias(&self) -> Result<Option<String>> {
+        let out = self
+            .client
+            .list_account_aliases()
+            .send()
+            .await
+            .map_err(|e| classify("ListAccountAliases", e))?;
+        Ok(out.account_aliases().first().cloned())
     }
 }
 

@@ -4,11 +4,13 @@
 
 mod dynamodb;
 mod iam;
+mod secretsmanager;
 mod ses;
 mod sqs;
 
 pub use dynamodb::{DynamoIdempotency, DynamoStatus};
 pub use iam::IamDirectory;
+pub use secretsmanager::SecretsManagerStore;
 pub use ses::SesMailer;
 pub use sqs::SqsPublisher;
 
@@ -46,6 +48,7 @@ const RETRYABLE_CODES: &[&str] = &[
     "TransactionInProgressException",
     "ConcurrentModification",
     "ConcurrentModificationException",
+    "InternalServiceError",
 ];
 
 /// Sorts an SDK failure into retryable or permanent (the SDK has already

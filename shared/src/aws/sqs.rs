@@ -1,6 +1,6 @@
 use super::classify;
 use crate::error::{Error, Result};
-use crate::ports::{EventPublisher, UserReady};
+use crate::ports::EventPublisher;
 use aws_sdk_sqs::Client;
 
 /// Hands users to the next stage's queue.
@@ -20,7 +20,7 @@ impl SqsPublisher {
 }
 
 impl EventPublisher for SqsPublisher {
-    async fn publish(&self, event: &UserReady) -> Result<()> {
+    async fn publish<E: serde::Serialize + Sync>(&self, event: &E) -> Result<()> {
         let body = serde_json::to_string(event)
             .map_err(|e| Error::permanent("SendMessage", e.to_string()))?;
         self.client

@@ -1,0 +1,307 @@
+//! issue-credentials: the console password and the access key of a user
+//! create-user made, kept in the user's secret in Secrets Manager.
+//!
+//! Order matters because IAM shows a secret access key only once and allows
+//! two keys per user:
+//! 1. the secret is read: what it records was issued before;
+//! 2. a password is generated (or the custom one read and checked) unless
+//!    the secret holds one; keys IAM has but the secret does not record are
+//!    leftovers of a run that died before storing them, and are deleted
+//!    before a new key is made;
+//! 3. the secret is written, once, with everything;
+//! 4. only then is the login profile created, with the stored password.
+//!
+//! A run that dies anywhere is finished by the retry without a second key,
+//! a lost password or a login profile whose password nobody has.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use shared::config::IssueCredentialsConfig;
+use shared::error::{Error, Result};
+use shared::idempotency::{self, payload_hash, Window};
+use shared::password;
+use shared::ports::*;
+use shared::secret::{Sensitive, UserSecret};
+use shared::summary::{self, TicketRef};
+use shared::ticket::{ConsolePassword, MANAGED_TAG, TICKET_TAG};
+
+pub struct Deps<D, X, I, S, P, M, C> {
+    pub directory: D,
+    pub secrets: X,
+    pub idempotency: I,
+    pub status: S,
+    pub publisher: P,
+    pub mailer: M,
+    pub clock: C,
+    pub config: IssueCredentialsConfig,
+}
+
+/// The console sign-in URL of an account: its alias if it has one.
+pub fn sign_in_url(alias_or_account_id: &str) -> String {
+    format!("https://{alias_or_account_id}.signin.aws.amazon.com/console")
+}
+
+fn account_id_of(arn: &str) -> Option<&str> {
+    arn.split(':').nth(4).filter(|id| !id.is_empty())
+}
+
+impl<D, X, I, S, P, M, C> Deps<D, X, I, S, P, M, C>
+where
+    D: UserDirectory,
+    X: SecretStore,
+    I: IdempotencyStore,
+    S: StatusStore,
+    P: EventPublisher,
+    M: Mailer,
+    C: Clock,
+{
+    fn window(&self, lease_until: u64) -> Window {
+        let now = self.clock.now();
+        Window {
+            now,
+            lease_until: lease_until.max(now + 1),
+            expires_at: now + self.config.idempotency_ttl_secs,
+        }
+    }
+
+    pub async fn handle_sqs(&self, event: SqsEvent, lease_until: u64) -> SqsBatchResponse {
+        shared::lambda::for_each_record(event, |record| async move {
+            let body = record.body.as_deref().unwrap_or_default();
+            let ready: UserReady = serde_json::from_str(body).map_err(|e| {
+                Error::permanent(
+                    "issue-credentials",
+                    format!("not a create-user hand-off: {e}"),
+                )
+            })?;
+            self.handle(&ready, lease_until).await.map(drop)
+        })
+        .await
+    }
+
+    /// `Ok` once the user is settled: credentials issued and handed on, or
+    /// refused and recorded.
+    pub async fn handle(
+        &self,
+        ready: &UserReady,
+        lease_until: u64,
+    ) -> Result<Option<CredentialsReady>> {
+        let window = self.window(lease_until);
+        let key = format!("issue-credentials#{}#{}", ready.ticket_id, ready.user_name);
+        let run = idempotency::once(
+            &self.idempotency,
+            &key,
+            &payload_hash(ready),
+            window,
+            || async {
+                let out = self.issue(ready, window).await?;
+                serde_json::to_value(&out).map_err(|e| Error::permanent("result", e.to_string()))
+            },
+        )
+        .await;
+        match run {
+            Ok(outcome) => Ok(Some(
+                serde_json::from_value(outcome.value().clone())
+                    .map_err(|e| Error::permanent("result", e.to_string()))?,
+            )),
+            Err(e) if e.is_retryable() => Err(e),
+            Err(e) => {
+                let reason = e.to_string();
+                tracing::warn!(ticket_id = %ready.ticket_id, user = %ready.user_name, %reason, "credentials refused");
+                self.set_status(ready, Stage::Failed, Some(reason)).await?;
+                let ticket = TicketRef {
+                    ticket_id: &ready.ticket_id,
+                    requested_by: &ready.requested_by,
+                    users: &ready.ticket_users,
+                };
+                summary::send_if_settled(
+                    &self.status,
+                    &self.idempotency,
+                    &self.mailer,
+                    &self.config.sender,
+                    ticket,
+                    window,
+                )
+                .await?;
+                Ok(None)
+            }
+        }
+    }
+
+    async fn issue(&self, ready: &UserReady, window: Window) -> Result<CredentialsReady> {
+        let name = &ready.user_name;
+        // Never issue credentials for a user this ticket did not create,
+        // whatever a message on the queue says.
+        let user = self.directory.get_user(name).await?.ok_or_else(|| {
+            Error::permanent("GetUser", format!("user {name:?} no longer exists"))
+        })?;
+        let ours = user.tags.get(MANAGED_TAG).map(String::as_str) == Some("true")
+            && user.tags.get(TICKET_TAG) == Some(&ready.ticket_id);
+        if !ours {
+            return Err(Error::permanent(
+                "GetUser",
+                format!(
+                    "user {name:?} was not created by ticket {}",
+                    ready.ticket_id
+                ),
+            ));
+        }
+        let account = match self.directory.account_alias().await? {
+            Some(alias) => alias,
+            None => account_id_of(&user.arn)
+                .ok_or_else(|| Error::permanent("GetUser", "no account id in the user's ARN"))?
+                .to_owned(),
+        };
+        let secret_name = format!("{}{}", self.config.secret_prefix, name);
+        let stored = self.secrets.read(&secret_name).await?;
+        let mut secret = match &stored {
+            Some(s) => serde_json::from_str::<UserSecret>(s.value.expose()).map_err(|e| {
+                Error::permanent(
+                    "GetSecretValue",
+                    format!("secret {secret_name} is not a user secret: {e}"),
+                )
+            })?,
+            None => UserSecret {
+                user_name: name.clone(),
+                console_sign_in_url: sign_in_url(&account),
+                password: None,
+                access_key_id: None,
+                secret_access_key: None,
+            },
+        };
+        let before = secret.clone();
+        let policy = self.directory.password_policy().await?;
+
+        if ready.console && secret.password.is_none() {
+            secret.password = Some(self.console_password(ready, &policy).await?);
+        }
+        if ready.programmatic {
+            let keys = self.directory.access_keys(name).await?;
+            let recorded = secret.access_key_id.clone();
+            for orphan in keys
+                .iter()
+                .filter(|k| Some(&k.access_key_id) != recorded.as_ref())
+            {
+                tracing::warn!(user = %name, access_key_id = %orphan.access_key_id, "deleting a key no secret records (left by an interrupted run)");
+                self.directory
+                    .delete_access_key(name, &orphan.access_key_id)
+                    .await?;
+            }
+            if !keys
+                .iter()
+                .any(|k| Some(&k.access_key_id) == recorded.as_ref())
+            {
+                let key = self.directory.create_access_key(name).await?;
+                secret.access_key_id = Some(key.access_key_id);
+                secret.secret_access_key = Some(key.secret_access_key);
+            }
+        }
+
+        let body = Sensitive::new(
+            serde_json::to_string(&secret)
+                .map_err(|e| Error::permanent("secret", e.to_string()))?,
+        );
+        let secret_arn = match stored {
+            None => self.secrets.create(&secret_name, &body, &user.tags).await?,
+            Some(s) if secret != before => {
+                self.secrets.put(&s.arn, &body).await?;
+                s.arn
+            }
+            Some(s) => s.arn,
+        };
+
+        if ready.console && !self.directory.has_login_profile(name).await? {
+            let password = secret
+                .password
+                .as_ref()
+                .ok_or_else(|| Error::permanent("secret", "password missing"))?;
+            self.directory
+                .create_login_profile(name, password, ready.require_password_reset)
+                .await?;
+        }
+        // As the console does: a user who must change the password at first
+        // sign-in needs the permission to, where the account does not grant it.
+        if ready.console
+            && ready.require_password_reset
+            && (policy.is_aws_default || !policy.allow_users_to_change_password)
+        {
+            self.directory
+                .attach_user_policy(name, &self.config.change_password_policy)
+                .await?;
+        }
+        self.set_status(ready, Stage::CredentialsIssued, None)
+            .await?;
+
+        let next = CredentialsReady {
+            ticket_id: ready.ticket_id.clone(),
+            requested_by: ready.requested_by.clone(),
+            user_name: name.clone(),
+            email: ready.email.clone(),
+            console: ready.console,
+            programmatic: ready.programmatic,
+            require_password_reset: ready.require_password_reset,
+            secret_arn,
+            secret_name,
+            ticket_users: ready.ticket_users.clone(),
+        };
+        let handoff = format!("issue-credentials#{}#{}#handoff", ready.ticket_id, name);
+        idempotency::once(
+            &self.idempotency,
+            &handoff,
+            &payload_hash(&next),
+            window,
+            || async {
+                self.publisher.publish(&next).await?;
+                Ok(serde_json::Value::Bool(true))
+            },
+        )
+        .await?;
+        tracing::info!(ticket_id = %ready.ticket_id, user = %name, "credentials issued and stored; handed to notify-user");
+        Ok(next)
+    }
+
+    async fn console_password(
+        &self,
+        ready: &UserReady,
+        policy: &password::PasswordPolicy,
+    ) -> Result<Sensitive> {
+        match &ready.console_password {
+            Some(ConsolePassword::Custom { secret_arn }) => {
+                let custom = self.secrets.read(secret_arn).await?.ok_or_else(|| {
+                    Error::permanent(
+                        "GetSecretValue",
+                        format!("the custom password secret {secret_arn} does not exist"),
+                    )
+                })?;
+                password::check(
+                    custom.value.expose(),
+                    policy,
+                    &ready.user_name,
+                    &ready.email,
+                )
+                .map_err(|reason| Error::permanent("console_password", reason))?;
+                Ok(custom.value)
+            }
+            Some(ConsolePassword::Autogenerate) | None => {
+                password::generate(policy, &ready.user_name, &ready.email)
+            }
+        }
+    }
+
+    async fn set_status(
+        &self,
+        ready: &UserReady,
+        stage: Stage,
+        reason: Option<String>,
+    ) -> Result<()> {
+        let record = StatusRecord {
+            ticket_id: ready.ticket_id.clone(),
+            user_name: ready.user_name.clone(),
+            stage,
+            reason,
+            updated_at: self.clock.now(),
+        };
+        self.status.record(&record).await
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,35 @@
+// The handler future nests deeply (record > user > idempotency > SDK call).
+#![recursion_limit = "256"]
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use issue_credentials::Deps;
+use lambda_runtime::{run, service_fn, LambdaEvent};
+use shared::aws::{
+    load_config, DynamoIdempotency, DynamoStatus, IamDirectory, SecretsManagerStore, SesMailer,
+    SqsPublisher,
+};
+use shared::config::IssueCredentialsConfig;
+use shared::ports::SystemClock;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::lambda::init_tracing();
+    let config = IssueCredentialsConfig::from_env()?;
+    let aws = load_config().await;
+    let deps = Deps {
+        directory: IamDirectory::new(&aws),
+        secrets: SecretsManagerStore::new(&aws),
+        idempotency: DynamoIdempotency::new(&aws, &config.table_name),
+        status: DynamoStatus::new(&aws, &config.table_name),
+        publisher: SqsPublisher::new(&aws, &config.next_queue_url),
+        mailer: SesMailer::new(&aws),
+        clock: SystemClock,
+        config,
+    };
+    let deps = &deps;
+    run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        let lease_until = shared::lambda::deadline_secs(&event.context);
+        Ok::<_, lambda_runtime::Error>(deps.handle_sqs(event.payload, lease_until).await)
+    }))
+    .await
+}

@@ -1,0 +1,264 @@
+use super::*;
+use shared::memory::*;
+use shared::password::PasswordPolicy;
+use std::collections::BTreeMap;
+
+type Fakes = Deps<
+    MemoryDirectory,
+    MemorySecrets,
+    MemoryIdempotency,
+    MemoryStatus,
+    MemoryPublisher,
+    MemoryMailer,
+    FixedClock,
+>;
+const LEASE: u64 = 2_000_000_000;
+
+fn deps() -> Fakes {
+    let d = Deps {
+        directory: MemoryDirectory::default(),
+        secrets: MemorySecrets::default(),
+        idempotency: MemoryIdempotency::default(),
+        status: MemoryStatus::default(),
+        publisher: MemoryPublisher::default(),
+        mailer: MemoryMailer::default(),
+        clock: FixedClock::at(1_700_000_000),
+        config: IssueCredentialsConfig {
+            table_name: "t".into(),
+            next_queue_url: "q".into(),
+            sender: "iam-provisioner@example.com".into(),
+            secret_prefix: "iam-provisioner/users/".into(),
+            change_password_policy: shared::config::CHANGE_PASSWORD_POLICY.into(),
+            idempotency_ttl_secs: 86_400,
+        },
+    };
+    for (name, ticket) in [("emily", "ONB-1"), ("other", "ONB-0")] {
+        d.directory.insert(
+            IamUser {
+                user_name: name.into(),
+                path: "/".into(),
+                arn: format!("arn:aws:iam::210987654321:user/{name}"),
+                boundary: None,
+                tags: BTreeMap::from([
+                    (MANAGED_TAG.into(), "true".into()),
+                    (TICKET_TAG.into(), ticket.into()),
+                ]),
+            },
+            Permissions::default(),
+        );
+    }
+    d
+}
+
+fn ready(console: bool, programmatic: bool) -> UserReady {
+    UserReady {
+        ticket_id: "ONB-1".into(),
+        requested_by: "it-ops@example.com".into(),
+        user_name: "emily".into(),
+        email: "emily@example.com".into(),
+        console,
+        programmatic,
+        console_password: console.then_some(ConsolePassword::Autogenerate),
+        require_password_reset: true,
+        ticket_users: vec!["emily".into()],
+    }
+}
+
+fn stored(d: &Fakes) -> UserSecret {
+    let s = d.secrets.secrets.lock().unwrap();
+    serde_json::from_str(s["iam-provisioner/users/emily"].last().unwrap().expose()).unwrap()
+}
+
+#[tokio::test]
+async fn issues_password_and_one_key_into_one_secret_version() {
+    let d = deps();
+    let out = d.handle(&ready(true, true), LEASE).await.unwrap().unwrap();
+    let secret = stored(&d);
+    assert_eq!(
+        secret.console_sign_in_url,
+        "https://210987654321.signin.aws.amazon.com/console"
+    );
+    let (password, reset) = d.directory.login_profiles.lock().unwrap()["emily"].clone();
+    assert_eq!(
+        Some(&password),
+        secret.password.as_ref(),
+        "the profile has the stored password"
+    );
+    assert!(reset);
+    let keys = d.directory.keys.lock().unwrap()["emily"].clone();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(
+        Some(&keys[0].0.access_key_id),
+        secret.access_key_id.as_ref()
+    );
+    assert_eq!(Some(&keys[0].1), secret.secret_access_key.as_ref());
+    assert_eq!(d.secrets.versions("iam-provisioner/users/emily"), 1);
+    assert_eq!(
+        d.secrets.tags.lock().unwrap()["iam-provisioner/users/emily"][TICKET_TAG],
+        "ONB-1"
+    );
+    assert_eq!(out.secret_name, "iam-provisioner/users/emily");
+    let handed: Vec<CredentialsReady> = d.publisher.events();
+    assert_eq!(handed, [out]);
+    assert!(!serde_json::to_string(&handed)
+        .unwrap()
+        .contains(password.expose()));
+    // No policy in the account and a reset required: as the console does.
+    assert_eq!(
+        d.directory.user("emily").unwrap().1.managed_policies,
+        [shared::config::CHANGE_PASSWORD_POLICY]
+    );
+}
+
+#[tokio::test]
+async fn account_alias_is_used_in_the_sign_in_url() {
+    let d = deps();
+    *d.directory.alias.lock().unwrap() = Some("acme-prod".into());
+    d.handle(&ready(true, false), LEASE).await.unwrap();
+    assert_eq!(
+        stored(&d).console_sign_in_url,
+        "https://acme-prod.signin.aws.amazon.com/console"
+    );
+}
+
+#[tokio::test]
+async fn replay_issues_nothing_new() {
+    let d = deps();
+    d.handle(&ready(true, true), LEASE).await.unwrap();
+    let calls = d.directory.calls.lock().unwrap().len();
+    d.handle(&ready(true, true), LEASE).await.unwrap();
+    assert_eq!(d.directory.calls.lock().unwrap().len(), calls);
+    assert_eq!(d.secrets.versions("iam-provisioner/users/emily"), 1);
+    assert_eq!(d.publisher.events::<CredentialsReady>().len(), 1);
+}
+
+/// The stage dies after CreateAccessKey and before the secret is stored:
+/// the key is unusable (its secret is gone). The retry deletes it and
+/// issues one that is stored; never two keys, never LimitExceeded.
+#[tokio::test]
+async fn crash_between_key_and_secret_leaves_exactly_one_usable_key() {
+    let d = deps();
+    d.secrets.fail_next(
+        "CreateSecret",
+        Error::retryable("CreateSecret", "connection reset"),
+    );
+    assert!(d
+        .handle(&ready(true, true), LEASE)
+        .await
+        .unwrap_err()
+        .is_retryable());
+    let orphan = d.directory.keys.lock().unwrap()["emily"][0]
+        .0
+        .access_key_id
+        .clone();
+    assert!(
+        d.directory.login_profiles.lock().unwrap().is_empty(),
+        "no profile before the password is stored"
+    );
+    // Twice more, so a naive retry would hit the limit of two keys.
+    d.secrets.fail_next(
+        "CreateSecret",
+        Error::retryable("CreateSecret", "connection reset"),
+    );
+    assert!(d.handle(&ready(true, true), LEASE).await.is_err());
+    d.handle(&ready(true, true), LEASE).await.unwrap();
+    let keys = d.directory.keys.lock().unwrap()["emily"].clone();
+    assert_eq!(keys.len(), 1);
+    assert_ne!(keys[0].0.access_key_id, orphan);
+    assert_eq!(
+        Some(&keys[0].0.access_key_id),
+        stored(&d).access_key_id.as_ref()
+    );
+}
+
+#[tokio::test]
+async fn crash_after_the_secret_but_before_the_login_profile_uses_the_stored_password() {
+    let d = deps();
+    d.directory.fail_next(
+        "CreateLoginProfile",
+        Error::retryable("CreateLoginProfile", "ServiceFailure"),
+    );
+    assert!(d.handle(&ready(true, false), LEASE).await.is_err());
+    let first = stored(&d).password;
+    d.handle(&ready(true, false), LEASE).await.unwrap();
+    assert_eq!(
+        d.directory.login_profiles.lock().unwrap()["emily"].0,
+        first.unwrap()
+    );
+    assert_eq!(d.secrets.versions("iam-provisioner/users/emily"), 1);
+}
+
+#[tokio::test]
+async fn generated_password_follows_the_account_policy() {
+    let d = deps();
+    *d.directory.policy.lock().unwrap() = Some(PasswordPolicy {
+        minimum_length: 40,
+        require_uppercase: true,
+        require_lowercase: true,
+        require_numbers: true,
+        require_symbols: true,
+        allow_users_to_change_password: true,
+        is_aws_default: false,
+    });
+    d.handle(&ready(true, false), LEASE).await.unwrap();
+    assert!(stored(&d).password.unwrap().expose().len() >= 40);
+    assert!(
+        d.directory
+            .user("emily")
+            .unwrap()
+            .1
+            .managed_policies
+            .is_empty(),
+        "users may change their own password already"
+    );
+}
+
+#[tokio::test]
+async fn weak_custom_password_is_refused_with_a_reason_and_never_quoted() {
+    let d = deps();
+    d.secrets.insert("custom-pw", "password");
+    let mut r = ready(true, false);
+    r.console_password = Some(ConsolePassword::Custom {
+        secret_arn: "arn:aws:secretsmanager:us-east-1:1:secret:custom-pw".into(),
+    });
+    assert!(d.handle(&r, LEASE).await.unwrap().is_none());
+    let status = d.status.for_ticket("ONB-1").await.unwrap();
+    let reason = status[0].reason.clone().unwrap();
+    assert_eq!(status[0].stage, Stage::Failed);
+    assert!(
+        reason.contains("3 of") && !reason.contains("password\""),
+        "{reason}"
+    );
+    assert!(d.directory.login_profiles.lock().unwrap().is_empty());
+    // The only user of the ticket is settled: the requester hears of it.
+    let outbox = d.mailer.outbox();
+    assert_eq!(outbox.len(), 1);
+    assert!(outbox[0].text.contains("emily") && outbox[0].text.contains("3 of"));
+}
+
+#[tokio::test]
+async fn strong_custom_password_is_used() {
+    let d = deps();
+    d.secrets.insert("custom-pw", "Correct-Horse-Battery-9");
+    let mut r = ready(true, false);
+    r.console_password = Some(ConsolePassword::Custom {
+        secret_arn: "arn:aws:secretsmanager:us-east-1:1:secret:custom-pw".into(),
+    });
+    d.handle(&r, LEASE).await.unwrap().unwrap();
+    assert_eq!(
+        d.directory.login_profiles.lock().unwrap()["emily"]
+            .0
+            .expose(),
+        "Correct-Horse-Battery-9"
+    );
+}
+
+#[tokio::test]
+async fn a_user_of_another_ticket_gets_no_credentials() {
+    let d = deps();
+    let mut r = ready(true, true);
+    r.user_name = "other".into();
+    assert!(d.handle(&r, LEASE).await.unwrap().is_none());
+    assert!(d.directory.keys.lock().unwrap().is_empty());
+    assert!(d.directory.login_profiles.lock().unwrap().is_empty());
+}

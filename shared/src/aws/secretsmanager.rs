@@ -1,0 +1,68 @@
+use super::{classify, code};
+use crate::error::Result;
+use crate::ports::{SecretStore, StoredSecret};
+use crate::secret::Sensitive;
+use aws_sdk_secretsmanager::types::Tag;
+use aws_sdk_secretsmanager::Client;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone)]
+pub struct SecretsManagerStore {
+    client: Client,
+}
+
+impl SecretsManagerStore {
+    pub fn new(config: &super::SdkConfig) -> Self {
+        Self {
+            client: Client::new(config),
+        }
+    }
+}
+
+impl SecretStore for SecretsManagerStore {
+    async fn read(&self, id: &str) -> Result<Option<StoredSecret>> {
+        match self.client.get_secret_value().secret_id(id).send().await {
+            Ok(out) => Ok(Some(StoredSecret {
+                arn: out.arn().unwrap_or_default().to_owned(),
+                name: out.name().unwrap_or_default().to_owned(),
+                value: Sensitive::new(out.secret_string().unwrap_or_default()),
+            })),
+            Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(None),
+            Err(e) => Err(classify("GetSecretValue", e)),
+        }
+    }
+
+    async fn create(
+        &self,
+        name: &str,
+        value: &Sensitive,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<String> {
+        let tags: Vec<Tag> = tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect();
+        let out = self
+            .client
+            .create_secret()
+            .name(name)
+            .description("IAM user credentials issued by iam-provisioner")
+            .secret_string(value.expose())
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| classify("CreateSecret", e))?;
+        Ok(out.arn().unwrap_or_default().to_owned())
+    }
+
+    async fn put(&self, arn: &str, value: &Sensitive) -> Result<()> {
+        self.client
+            .put_secret_value()
+            .secret_id(arn)
+            .secret_string(value.expose())
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| classify("PutSecretValue", e))
+    }
+}

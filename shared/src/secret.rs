@@ -1,0 +1,78 @@
+//! Secret values: a wrapper that never prints what it holds, and the JSON
+//! document each user's secret holds (CONTRACT.md section 3).
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A value that must never reach a log line, an error or a message. Its
+/// `Debug` and `Display` say `[redacted]`; reading it is explicit.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Sensitive(String);
+
+impl Sensitive {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Sensitive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Sensitive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// The SecretString of `<prefix><user_name>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserSecret {
+    pub user_name: String,
+    pub console_sign_in_url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Sensitive>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_access_key: Option<Sensitive>,
+}
+
+/// An access key as IAM hands it out, once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAccessKey {
+    pub access_key_id: String,
+    pub secret_access_key: Sensitive,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sensitive_values_never_print() {
+        let s = UserSecret {
+            user_name: "u".into(),
+            console_sign_in_url: "https://x".into(),
+            password: Some(Sensitive::new("hunter2")),
+            access_key_id: Some("AKIA".into()),
+            secret_access_key: Some(Sensitive::new("wJalr")),
+        };
+        let printed = format!("{s:?} {}", s.password.as_ref().unwrap());
+        assert!(
+            !printed.contains("hunter2") && !printed.contains("wJalr"),
+            "{printed}"
+        );
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(
+            json.contains("\"password\":\"hunter2\""),
+            "the secret itself holds the value: {json}"
+        );
+    }
+}

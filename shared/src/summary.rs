@@ -1,0 +1,103 @@
+//! The requester's one summary email per ticket, sent when every user of the
+//! ticket is settled (notified, or failed). Whichever stage settles the last
+//! user sends it; the idempotency record makes "whichever" exactly one.
+
+use crate::error::Result;
+use crate::idempotency::{self, payload_hash, Window};
+use crate::ports::{Email, IdempotencyStore, Mailer, Stage, StatusStore};
+use crate::text::html_escape;
+
+pub struct TicketRef<'a> {
+    pub ticket_id: &'a str,
+    pub requested_by: &'a str,
+    pub users: &'a [String],
+}
+
+pub async fn send_if_settled<S, I, M>(
+    status: &S,
+    idempotency: &I,
+    mailer: &M,
+    sender: &str,
+    ticket: TicketRef<'_>,
+    window: Window,
+) -> Result<()>
+where
+    S: StatusStore,
+    I: IdempotencyStore,
+    M: Mailer,
+{
+    let records = status.for_ticket(ticket.ticket_id).await?;
+    let mut ready = Vec::new();
+    let mut refused = Vec::new();
+    for user in ticket.users {
+        match records.iter().find(|r| &r.user_name == user) {
+            Some(r) if r.stage == Stage::Notified => ready.push(user.clone()),
+            Some(r) if r.stage == Stage::Failed => {
+                refused.push((user.clone(), r.reason.clone().unwrap_or_default()))
+            }
+            _ => return Ok(()),
+        }
+    }
+    let email = summary_email(ticket.ticket_id, ticket.requested_by, &ready, &refused);
+    let key = format!("summary#{}", ticket.ticket_id);
+    idempotency::once(
+        idempotency,
+        &key,
+        &payload_hash(&ticket.users),
+        window,
+        || async {
+            let id = mailer.send(sender, &email).await?;
+            Ok(serde_json::Value::String(id))
+        },
+    )
+    .await
+    .map(drop)
+}
+
+fn summary_email(
+    ticket_id: &str,
+    to: &str,
+    ready: &[String],
+    refused: &[(String, String)],
+) -> Email {
+    let subject = format!(
+        "Onboarding ticket {ticket_id}: {} user(s) ready, {} refused",
+        ready.len(),
+        refused.len()
+    );
+    let mut text = format!("Onboarding ticket {ticket_id} is done.\n\n");
+    let mut html = format!(
+        "<p>Onboarding ticket <b>{}</b> is done.</p>",
+        html_escape(ticket_id)
+    );
+    if !ready.is_empty() {
+        text.push_str("Created and told how to sign in:\n");
+        html.push_str("<p>Created and told how to sign in:</p><ul>");
+        for u in ready {
+            text.push_str(&format!("- {u}\n"));
+            html.push_str(&format!("<li>{}</li>", html_escape(u)));
+        }
+        html.push_str("</ul>");
+    }
+    if !refused.is_empty() {
+        text.push_str("\nRefused:\n");
+        html.push_str("<p>Refused:</p><ul>");
+        for (u, reason) in refused {
+            text.push_str(&format!("- {u}: {reason}\n"));
+            html.push_str(&format!(
+                "<li><b>{}</b>: {}</li>",
+                html_escape(u),
+                html_escape(reason)
+            ));
+        }
+        html.push_str("</ul>");
+    }
+    text.push_str("\nNo credentials are in this email: each person received their own.\n");
+    html.push_str("<p>No credentials are in this email: each person received their own.</p>");
+    Email {
+        to: to.to_owned(),
+        subject,
+        text,
+        html,
+    }
+}
