@@ -13,10 +13,7 @@ pub struct EnvReader<F: Fn(&str) -> Option<String>> {
 
 impl<F: Fn(&str) -> Option<String>> EnvReader<F> {
     pub fn new(lookup: F) -> Self {
-        Self {
-            lookup,
-            problems: Vec::new(),
-        }
+        Self { lookup, problems: Vec::new() }
     }
 
     pub fn required(&mut self, name: &str) -> String {
@@ -39,8 +36,7 @@ impl<F: Fn(&str) -> Option<String>> EnvReader<F> {
     pub fn number(&mut self, name: &str, default: u64) -> u64 {
         match (self.lookup)(name).map(|v| v.trim().to_owned()) {
             Some(v) if !v.is_empty() => v.parse().unwrap_or_else(|_| {
-                self.problems
-                    .push(format!("{name}={v:?} is not a whole number"));
+                self.problems.push(format!("{name}={v:?} is not a whole number"));
                 default
             }),
             _ => default,
@@ -72,11 +68,7 @@ impl<F: Fn(&str) -> Option<String>> EnvReader<F> {
 }
 
 fn split_list(raw: &str) -> BTreeSet<String> {
-    raw.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
+    raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
 /// What a deployment allows a ticket to grant. Everything not listed is refused.
@@ -128,12 +120,7 @@ impl CreateUserConfig {
             table_name,
             next_queue_url,
             sender,
-            allow: AllowList {
-                groups,
-                managed_policies,
-                boundaries,
-                default_boundary,
-            },
+            allow: AllowList { groups, managed_policies, boundaries, default_boundary },
             idempotency_ttl_secs,
         };
         env.finish(config)
@@ -146,16 +133,8 @@ mod tests {
 
     #[test]
     fn every_missing_variable_is_named_in_one_error() {
-        let err = CreateUserConfig::from_lookup(|_| None)
-            .unwrap_err()
-            .to_string();
-        for name in [
-            "TABLE_NAME",
-            "NEXT_QUEUE_URL",
-            "SENDER_EMAIL",
-            "ALLOWED_GROUPS",
-            "DEFAULT_BOUNDARY",
-        ] {
+        let err = CreateUserConfig::from_lookup(|_| None).unwrap_err().to_string();
+        for name in ["TABLE_NAME", "NEXT_QUEUE_URL", "SENDER_EMAIL", "ALLOWED_GROUPS", "DEFAULT_BOUNDARY"] {
             assert!(err.contains(name), "{name} missing from {err}");
         }
     }
@@ -172,10 +151,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("IDEMPOTENCY_TTL_DAYS=\"soon\""), "{err}");
-        assert!(
-            err.contains("\"ReadOnlyAccess\" is not a managed policy ARN"),
-            "{err}"
-        );
+        assert!(err.contains("\"ReadOnlyAccess\" is not a managed policy ARN"), "{err}");
     }
 
     #[test]
@@ -190,10 +166,7 @@ mod tests {
             })
         })
         .expect("valid config");
-        assert!(c
-            .allow
-            .boundaries
-            .contains("arn:aws:iam::aws:policy/PowerUserAccess"));
+        assert!(c.allow.boundaries.contains("arn:aws:iam::aws:policy/PowerUserAccess"));
     }
 }
 
@@ -222,8 +195,7 @@ impl IssueCredentialsConfig {
             next_queue_url: env.required("NEXT_QUEUE_URL"),
             sender: env.required("SENDER_EMAIL"),
             secret_prefix: env.optional("SECRET_PREFIX", DEFAULT_SECRET_PREFIX),
-            change_password_policy: env
-                .optional("CHANGE_PASSWORD_POLICY_ARN", CHANGE_PASSWORD_POLICY),
+            change_password_policy: env.optional("CHANGE_PASSWORD_POLICY_ARN", CHANGE_PASSWORD_POLICY),
             idempotency_ttl_secs: env.number("IDEMPOTENCY_TTL_DAYS", 365) * DAY,
         };
         env.finish(config)

@@ -16,18 +16,10 @@ pub struct Refusal {
 
 impl Refusal {
     pub fn ticket(field: impl Into<String>, rule: impl Into<String>) -> Self {
-        Self {
-            user: None,
-            field: field.into(),
-            rule: rule.into(),
-        }
+        Self { user: None, field: field.into(), rule: rule.into() }
     }
     pub fn user(user: &str, field: impl Into<String>, rule: impl Into<String>) -> Self {
-        Self {
-            user: Some(user.to_owned()),
-            field: field.into(),
-            rule: rule.into(),
-        }
+        Self { user: Some(user.to_owned()), field: field.into(), rule: rule.into() }
     }
 }
 
@@ -42,18 +34,12 @@ pub enum Error {
     /// Throttling, 5xx, timeouts, connection failures: the same request may
     /// well succeed later, so the SQS record goes back to the queue.
     #[error("temporary failure in {operation}: {message}")]
-    Retryable {
-        operation: &'static str,
-        message: String,
-    },
+    Retryable { operation: &'static str, message: String },
 
     /// Refused by AWS for a reason that will not change by itself (access
     /// denied, missing entity, a limit): recorded, not retried.
     #[error("{operation} refused: {message}")]
-    Permanent {
-        operation: &'static str,
-        message: String,
-    },
+    Permanent { operation: &'static str, message: String },
 
     /// The ticket (or one of its users) breaks the contract.
     #[error("ticket refused: {}", join_refusals(.0))]
@@ -73,10 +59,7 @@ pub enum Error {
 }
 
 fn join_refusals(r: &[Refusal]) -> String {
-    r.iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
+    r.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
 }
 
 impl Error {
@@ -85,17 +68,11 @@ impl Error {
     }
 
     pub fn retryable(operation: &'static str, message: impl Into<String>) -> Self {
-        Error::Retryable {
-            operation,
-            message: message.into(),
-        }
+        Error::Retryable { operation, message: message.into() }
     }
 
     pub fn permanent(operation: &'static str, message: impl Into<String>) -> Self {
-        Error::Permanent {
-            operation,
-            message: message.into(),
-        }
+        Error::Permanent { operation, message: message.into() }
     }
 }
 

@@ -10,12 +10,8 @@ use std::future::Future;
 
 /// Hash of a payload's canonical JSON (serde_json orders object keys).
 pub fn payload_hash<T: serde::Serialize>(payload: &T) -> String {
-    let canonical =
-        serde_json::to_vec(&serde_json::to_value(payload).unwrap_or_default()).unwrap_or_default();
-    Sha256::digest(canonical)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    let canonical = serde_json::to_vec(&serde_json::to_value(payload).unwrap_or_default()).unwrap_or_default();
+    Sha256::digest(canonical).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -42,13 +38,7 @@ impl Outcome {
     }
 }
 
-pub async fn once<S, F, Fut>(
-    store: &S,
-    key: &str,
-    hash: &str,
-    window: Window,
-    work: F,
-) -> Result<Outcome>
+pub async fn once<S, F, Fut>(store: &S, key: &str, hash: &str, window: Window, work: F) -> Result<Outcome>
 where
     S: IdempotencyStore,
     F: FnOnce() -> Fut,
@@ -83,90 +73,52 @@ mod tests {
     use serde_json::json;
 
     fn window(now: u64) -> Window {
-        Window {
-            now,
-            lease_until: now + 60,
-            expires_at: now + 3600,
-        }
+        Window { now, lease_until: now + 60, expires_at: now + 3600 }
     }
 
     #[tokio::test]
     async fn second_call_replays_the_stored_result_without_running() {
         let store = MemoryIdempotency::default();
-        let first = once(&store, "k", "h", window(100), || async { Ok(json!(1)) })
-            .await
-            .unwrap();
+        let first = once(&store, "k", "h", window(100), || async { Ok(json!(1)) }).await.unwrap();
         assert_eq!(first, Outcome::Ran(json!(1)));
-        let second = once(&store, "k", "h", window(101), || async {
-            panic!("ran twice")
-        })
-        .await
-        .unwrap();
+        let second = once(&store, "k", "h", window(101), || async { panic!("ran twice") }).await.unwrap();
         assert_eq!(second, Outcome::Replayed(json!(1)));
     }
 
     #[tokio::test]
     async fn same_key_with_other_payload_is_refused_permanently() {
         let store = MemoryIdempotency::default();
-        once(&store, "k", "h1", window(100), || async { Ok(json!(1)) })
-            .await
-            .unwrap();
-        let err = once(&store, "k", "h2", window(101), || async { Ok(json!(2)) })
-            .await
-            .unwrap_err();
+        once(&store, "k", "h1", window(100), || async { Ok(json!(1)) }).await.unwrap();
+        let err = once(&store, "k", "h2", window(101), || async { Ok(json!(2)) }).await.unwrap_err();
         assert!(matches!(err, Error::PayloadMismatch(_)) && !err.is_retryable());
     }
 
     #[tokio::test]
     async fn live_lease_blocks_and_expired_lease_is_taken_over() {
         let store = MemoryIdempotency::default();
-        assert_eq!(
-            store.claim("k", "h", 100, 160, 9999).await.unwrap(),
-            Claim::Acquired
-        );
-        let err = once(&store, "k", "h", window(150), || async { Ok(json!(0)) })
-            .await
-            .unwrap_err();
+        assert_eq!(store.claim("k", "h", 100, 160, 9999).await.unwrap(), Claim::Acquired);
+        let err = once(&store, "k", "h", window(150), || async { Ok(json!(0)) }).await.unwrap_err();
         assert!(matches!(err, Error::InProgress(_)) && err.is_retryable());
-        let taken = once(&store, "k", "h", window(161), || async { Ok(json!(2)) })
-            .await
-            .unwrap();
+        let taken = once(&store, "k", "h", window(161), || async { Ok(json!(2)) }).await.unwrap();
         assert_eq!(taken, Outcome::Ran(json!(2)));
     }
 
     #[tokio::test]
     async fn failure_releases_the_lease_for_an_immediate_retry() {
         let store = MemoryIdempotency::default();
-        let err = once(&store, "k", "h", window(100), || async {
-            Err(Error::retryable("Op", "boom"))
-        })
-        .await;
+        let err = once(&store, "k", "h", window(100), || async { Err(Error::retryable("Op", "boom")) }).await;
         assert!(err.is_err());
-        let retry = once(&store, "k", "h", window(101), || async { Ok(json!(3)) })
-            .await
-            .unwrap();
+        let retry = once(&store, "k", "h", window(101), || async { Ok(json!(3)) }).await.unwrap();
         assert_eq!(retry, Outcome::Ran(json!(3)));
     }
 
     #[tokio::test]
     async fn expired_completed_record_runs_again() {
         let store = MemoryIdempotency::default();
-        once(
-            &store,
-            "k",
-            "h",
-            Window {
-                now: 100,
-                lease_until: 160,
-                expires_at: 200,
-            },
-            || async { Ok(json!(1)) },
-        )
-        .await
-        .unwrap();
-        let again = once(&store, "k", "h", window(201), || async { Ok(json!(2)) })
+        once(&store, "k", "h", Window { now: 100, lease_until: 160, expires_at: 200 }, || async { Ok(json!(1)) })
             .await
             .unwrap();
+        let again = once(&store, "k", "h", window(201), || async { Ok(json!(2)) }).await.unwrap();
         assert_eq!(again, Outcome::Ran(json!(2)));
     }
 }

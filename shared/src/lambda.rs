@@ -8,9 +8,7 @@ use std::future::Future;
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     let installed = if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
         // Lambda adds its own timestamps to every line.
         builder.json().flatten_event(true).without_time().try_init()
@@ -67,14 +65,7 @@ where
 /// destination can tell retryable from permanent.
 impl From<crate::Error> for lambda_runtime::Diagnostic {
     fn from(e: crate::Error) -> Self {
-        let kind = if e.is_retryable() {
-            "Retryable"
-        } else {
-            "Permanent"
-        };
-        lambda_runtime::Diagnostic {
-            error_type: kind.into(),
-            error_message: e.to_string(),
-        }
+        let kind = if e.is_retryable() { "Retryable" } else { "Permanent" };
+        lambda_runtime::Diagnostic { error_type: kind.into(), error_message: e.to_string() }
     }
 }

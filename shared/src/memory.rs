@@ -54,16 +54,10 @@ impl MemoryDirectory {
         lock(&self.users).len()
     }
 
-    fn with_user<T>(
-        &self,
-        name: &str,
-        op: &'static str,
-        f: impl FnOnce(&mut Permissions) -> T,
-    ) -> Result<T> {
+    fn with_user<T>(&self, name: &str, op: &'static str, f: impl FnOnce(&mut Permissions) -> T) -> Result<T> {
         let mut users = lock(&self.users);
-        let (_, perms) = users
-            .get_mut(name)
-            .ok_or_else(|| Error::permanent(op, format!("user {name} does not exist")))?;
+        let (_, perms) =
+            users.get_mut(name).ok_or_else(|| Error::permanent(op, format!("user {name} does not exist")))?;
         Ok(f(perms))
     }
 }
@@ -76,10 +70,7 @@ impl UserDirectory for MemoryDirectory {
 
     async fn get_user(&self, user_name: &str) -> Result<Option<IamUser>> {
         self.fault("GetUser")?;
-        Ok(lock(&self.users).get(user_name).map(|(u, p)| IamUser {
-            boundary: p.boundary.clone(),
-            ..u.clone()
-        }))
+        Ok(lock(&self.users).get(user_name).map(|(u, p)| IamUser { boundary: p.boundary.clone(), ..u.clone() }))
     }
 
     async fn create_user(&self, user: &NewUser) -> Result<Created> {
@@ -92,17 +83,11 @@ impl UserDirectory for MemoryDirectory {
         let iam = IamUser {
             user_name: user.user_name.clone(),
             path: user.path.clone(),
-            arn: format!(
-                "arn:aws:iam::123456789012:user{}{}",
-                user.path, user.user_name
-            ),
+            arn: format!("arn:aws:iam::123456789012:user{}{}", user.path, user.user_name),
             boundary: Some(user.boundary.clone()),
             tags: user.tags.clone(),
         };
-        let perms = Permissions {
-            boundary: Some(user.boundary.clone()),
-            ..Default::default()
-        };
+        let perms = Permissions { boundary: Some(user.boundary.clone()), ..Default::default() };
         users.insert(user.user_name.clone(), (iam, perms));
         Ok(Created::Created)
     }
@@ -127,18 +112,12 @@ impl UserDirectory for MemoryDirectory {
         })
     }
 
-    async fn put_user_policy(
-        &self,
-        user_name: &str,
-        policy_name: &str,
-        document: &str,
-    ) -> Result<()> {
+    async fn put_user_policy(&self, user_name: &str, policy_name: &str, document: &str) -> Result<()> {
         self.fault("PutUserPolicy")?;
         lock(&self.calls).push(format!("PutUserPolicy {user_name} {policy_name}"));
         self.with_user(user_name, "PutUserPolicy", |p| {
             p.inline_policies.retain(|(n, _)| n != policy_name);
-            p.inline_policies
-                .push((policy_name.to_owned(), document.to_owned()));
+            p.inline_policies.push((policy_name.to_owned(), document.to_owned()));
         })
     }
 
@@ -149,9 +128,7 @@ impl UserDirectory for MemoryDirectory {
 
     async fn password_policy(&self) -> Result<PasswordPolicy> {
         self.fault("GetAccountPasswordPolicy")?;
-        Ok(lock(&self.policy)
-            .clone()
-            .unwrap_or_else(PasswordPolicy::aws_default))
+        Ok(lock(&self.policy).clone().unwrap_or_else(PasswordPolicy::aws_default))
     }
 
     async fn has_login_profile(&self, user_name: &str) -> Result<bool> {
@@ -177,10 +154,7 @@ impl UserDirectory for MemoryDirectory {
 
     async fn access_keys(&self, user_name: &str) -> Result<Vec<AccessKeyInfo>> {
         self.fault("ListAccessKeys")?;
-        Ok(lock(&self.keys)
-            .get(user_name)
-            .map(|k| k.iter().map(|(i, _)| i.clone()).collect())
-            .unwrap_or_default())
+        Ok(lock(&self.keys).get(user_name).map(|k| k.iter().map(|(i, _)| i.clone()).collect()).unwrap_or_default())
     }
 
     async fn create_access_key(&self, user_name: &str) -> Result<NewAccessKey> {
@@ -194,19 +168,13 @@ impl UserDirectory for MemoryDirectory {
                 "LimitExceeded: Cannot exceed quota for AccessKeysPerUser: 2",
             ));
         }
-        let n = self
-            .key_counter
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let n = self.key_counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let key = NewAccessKey {
             access_key_id: format!("AKIAFAKE{n:012}"),
             secret_access_key: Sensitive::new(format!("fake-secret-{n}")),
         };
         list.push((
-            AccessKeyInfo {
-                access_key_id: key.access_key_id.clone(),
-                active: true,
-                created: 0,
-            },
+            AccessKeyInfo { access_key_id: key.access_key_id.clone(), active: true, created: 0 },
             key.secret_access_key.clone(),
         ));
         Ok(key)
@@ -247,10 +215,7 @@ impl MemorySecrets {
     }
 
     pub fn insert(&self, name: &str, value: &str) {
-        lock(&self.secrets)
-            .entry(name.to_owned())
-            .or_default()
-            .push(Sensitive::new(value));
+        lock(&self.secrets).entry(name.to_owned()).or_default().push(Sensitive::new(value));
     }
 
     pub fn versions(&self, name: &str) -> usize {
@@ -266,22 +231,14 @@ impl SecretStore for MemorySecrets {
     async fn read(&self, id: &str) -> Result<Option<StoredSecret>> {
         self.fault("GetSecretValue")?;
         let name = id.rsplit_once(":secret:").map_or(id, |(_, n)| n);
-        Ok(lock(&self.secrets)
-            .get(name)
-            .and_then(|v| v.last().cloned())
-            .map(|value| StoredSecret {
-                arn: Self::arn(name),
-                name: name.to_owned(),
-                value,
-            }))
+        Ok(lock(&self.secrets).get(name).and_then(|v| v.last().cloned()).map(|value| StoredSecret {
+            arn: Self::arn(name),
+            name: name.to_owned(),
+            value,
+        }))
     }
 
-    async fn create(
-        &self,
-        name: &str,
-        value: &Sensitive,
-        tags: &BTreeMap<String, String>,
-    ) -> Result<String> {
+    async fn create(&self, name: &str, value: &Sensitive, tags: &BTreeMap<String, String>) -> Result<String> {
         self.fault("CreateSecret")?;
         let mut secrets = lock(&self.secrets);
         if secrets.contains_key(name) {
@@ -295,10 +252,7 @@ impl SecretStore for MemorySecrets {
     async fn put(&self, arn: &str, value: &Sensitive) -> Result<()> {
         self.fault("PutSecretValue")?;
         let name = arn.rsplit_once(":secret:").map_or(arn, |(_, n)| n);
-        lock(&self.secrets)
-            .entry(name.to_owned())
-            .or_default()
-            .push(value.clone());
+        lock(&self.secrets).entry(name.to_owned()).or_default().push(value.clone());
         Ok(())
     }
 }
@@ -318,21 +272,12 @@ pub struct MemoryIdempotency {
 
 impl MemoryIdempotency {
     pub fn is_completed(&self, key: &str) -> bool {
-        lock(&self.records)
-            .get(key)
-            .is_some_and(|r| r.completed.is_some())
+        lock(&self.records).get(key).is_some_and(|r| r.completed.is_some())
     }
 }
 
 impl IdempotencyStore for MemoryIdempotency {
-    async fn claim(
-        &self,
-        key: &str,
-        hash: &str,
-        now: u64,
-        lease_until: u64,
-        expires_at: u64,
-    ) -> Result<Claim> {
+    async fn claim(&self, key: &str, hash: &str, now: u64, lease_until: u64, expires_at: u64) -> Result<Claim> {
         let mut records = lock(&self.records);
         if let Some(r) = records.get(key) {
             let live = r.expires_at > now && (r.completed.is_some() || r.lease_until > now);
@@ -344,33 +289,14 @@ impl IdempotencyStore for MemoryIdempotency {
                 });
             }
         }
-        records.insert(
-            key.to_owned(),
-            IdemRecord {
-                hash: hash.to_owned(),
-                completed: None,
-                lease_until,
-                expires_at,
-            },
-        );
+        records.insert(key.to_owned(), IdemRecord { hash: hash.to_owned(), completed: None, lease_until, expires_at });
         Ok(Claim::Acquired)
     }
 
-    async fn complete(
-        &self,
-        key: &str,
-        hash: &str,
-        result: &serde_json::Value,
-        expires_at: u64,
-    ) -> Result<()> {
+    async fn complete(&self, key: &str, hash: &str, result: &serde_json::Value, expires_at: u64) -> Result<()> {
         lock(&self.records).insert(
             key.to_owned(),
-            IdemRecord {
-                hash: hash.to_owned(),
-                completed: Some(result.clone()),
-                lease_until: 0,
-                expires_at,
-            },
+            IdemRecord { hash: hash.to_owned(), completed: Some(result.clone()), lease_until: 0, expires_at },
         );
         Ok(())
     }
@@ -393,21 +319,14 @@ impl StatusStore for MemoryStatus {
     async fn record(&self, record: &StatusRecord) -> Result<()> {
         let mut records = lock(&self.records);
         let key = (record.ticket_id.clone(), record.user_name.clone());
-        if records
-            .get(&key)
-            .is_none_or(|old| old.stage <= record.stage)
-        {
+        if records.get(&key).is_none_or(|old| old.stage <= record.stage) {
             records.insert(key, record.clone());
         }
         Ok(())
     }
 
     async fn for_ticket(&self, ticket_id: &str) -> Result<Vec<StatusRecord>> {
-        Ok(lock(&self.records)
-            .values()
-            .filter(|r| r.ticket_id == ticket_id)
-            .cloned()
-            .collect())
+        Ok(lock(&self.records).values().filter(|r| r.ticket_id == ticket_id).cloned().collect())
     }
 }
 
@@ -418,10 +337,7 @@ pub struct MemoryPublisher {
 
 impl MemoryPublisher {
     pub fn events<E: serde::de::DeserializeOwned>(&self) -> Vec<E> {
-        lock(&self.published)
-            .iter()
-            .map(|v| serde_json::from_value(v.clone()).expect("published type"))
-            .collect()
+        lock(&self.published).iter().map(|v| serde_json::from_value(v.clone()).expect("published type")).collect()
     }
 
     pub fn take<E: serde::de::DeserializeOwned>(&self) -> Vec<E> {
@@ -433,8 +349,7 @@ impl MemoryPublisher {
 
 impl EventPublisher for MemoryPublisher {
     async fn publish<E: serde::Serialize + Sync>(&self, event: &E) -> Result<()> {
-        let value =
-            serde_json::to_value(event).map_err(|e| Error::permanent("publish", e.to_string()))?;
+        let value = serde_json::to_value(event).map_err(|e| Error::permanent("publish", e.to_string()))?;
         lock(&self.published).push(value);
         Ok(())
     }

@@ -74,8 +74,7 @@ pub fn generate(policy: &PasswordPolicy, user_name: &str, email: &str) -> Result
         for i in (1..chars.len()).rev() {
             chars.swap(i, random_index(i + 1)?);
         }
-        let candidate =
-            String::from_utf8(chars).map_err(|e| Error::permanent("generate", e.to_string()))?;
+        let candidate = String::from_utf8(chars).map_err(|e| Error::permanent("generate", e.to_string()))?;
         if check(&candidate, policy, user_name, email).is_ok() {
             return Ok(Sensitive::new(candidate));
         }
@@ -83,27 +82,18 @@ pub fn generate(policy: &PasswordPolicy, user_name: &str, email: &str) -> Result
 }
 
 /// Why a password breaks the policy, in words that never quote it.
-pub fn check(
-    password: &str,
-    policy: &PasswordPolicy,
-    user_name: &str,
-    email: &str,
-) -> Result<(), String> {
+pub fn check(password: &str, policy: &PasswordPolicy, user_name: &str, email: &str) -> Result<(), String> {
     let mut problems = Vec::new();
     let length = password.chars().count();
     if length < policy.minimum_length {
-        problems.push(format!(
-            "is {length} characters; the account's policy requires at least {}",
-            policy.minimum_length
-        ));
+        problems
+            .push(format!("is {length} characters; the account's policy requires at least {}", policy.minimum_length));
     }
     if length > 128 {
         problems.push("is longer than IAM's 128 characters".to_owned());
     }
     if !password.chars().all(|c| c.is_ascii_graphic()) {
-        problems.push(
-            "has characters IAM does not accept (only printable ASCII, no spaces)".to_owned(),
-        );
+        problems.push("has characters IAM does not accept (only printable ASCII, no spaces)".to_owned());
     }
     let has = |f: fn(&char) -> bool| password.chars().any(|c| f(&c));
     let upper = has(char::is_ascii_uppercase);
@@ -112,10 +102,8 @@ pub fn check(
     let symbol = has(|c| c.is_ascii_punctuation());
     if policy.is_aws_default {
         if [upper, lower, digit, symbol].iter().filter(|b| **b).count() < 3 {
-            problems.push(
-                "needs at least 3 of: uppercase, lowercase, digits, symbols (AWS's default policy)"
-                    .to_owned(),
-            );
+            problems
+                .push("needs at least 3 of: uppercase, lowercase, digits, symbols (AWS's default policy)".to_owned());
         }
     } else {
         for (required, present, what) in [
@@ -157,13 +145,7 @@ mod tests {
 
     #[test]
     fn generated_passwords_satisfy_every_policy_and_are_at_least_20_long() {
-        for policy in [
-            PasswordPolicy::aws_default(),
-            strict(8),
-            strict(20),
-            strict(64),
-            strict(128),
-        ] {
+        for policy in [PasswordPolicy::aws_default(), strict(8), strict(20), strict(64), strict(128)] {
             for _ in 0..50 {
                 let p = generate(&policy, "emily.chen", "emily.chen@example.com").unwrap();
                 assert!(check(p.expose(), &policy, "emily.chen", "emily.chen@example.com").is_ok());
@@ -183,31 +165,10 @@ mod tests {
     #[test]
     fn weak_custom_passwords_are_refused_without_quoting_them() {
         let err = check("short", &strict(14), "u", "u@example.com").unwrap_err();
-        assert!(
-            err.contains("at least 14") && err.contains("uppercase") && !err.contains("short"),
-            "{err}"
-        );
-        let err = check(
-            "alllowercase",
-            &PasswordPolicy::aws_default(),
-            "u",
-            "u@example.com",
-        )
-        .unwrap_err();
+        assert!(err.contains("at least 14") && err.contains("uppercase") && !err.contains("short"), "{err}");
+        let err = check("alllowercase", &PasswordPolicy::aws_default(), "u", "u@example.com").unwrap_err();
         assert!(err.contains("3 of"), "{err}");
-        assert!(check(
-            "Emily.Chen",
-            &PasswordPolicy::aws_default(),
-            "emily.chen",
-            "e@example.com"
-        )
-        .is_err());
-        assert!(check(
-            "Correct-Horse-7",
-            &PasswordPolicy::aws_default(),
-            "u",
-            "u@example.com"
-        )
-        .is_ok());
+        assert!(check("Emily.Chen", &PasswordPolicy::aws_default(), "emily.chen", "e@example.com").is_err());
+        assert!(check("Correct-Horse-7", &PasswordPolicy::aws_default(), "u", "u@example.com").is_ok());
     }
 }

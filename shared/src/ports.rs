@@ -52,16 +52,8 @@ pub trait UserDirectory: Send + Sync {
     /// Creates the user with its boundary and tags in one call, so no user of
     /// ours ever exists without them.
     fn create_user(&self, user: &NewUser) -> impl Future<Output = Result<Created>> + Send;
-    fn add_user_to_group(
-        &self,
-        user_name: &str,
-        group: &str,
-    ) -> impl Future<Output = Result<()>> + Send;
-    fn attach_user_policy(
-        &self,
-        user_name: &str,
-        policy_arn: &str,
-    ) -> impl Future<Output = Result<()>> + Send;
+    fn add_user_to_group(&self, user_name: &str, group: &str) -> impl Future<Output = Result<()>> + Send;
+    fn attach_user_policy(&self, user_name: &str, policy_arn: &str) -> impl Future<Output = Result<()>> + Send;
     fn put_user_policy(
         &self,
         user_name: &str,
@@ -80,20 +72,10 @@ pub trait UserDirectory: Send + Sync {
         password: &Sensitive,
         reset_required: bool,
     ) -> impl Future<Output = Result<Created>> + Send;
-    fn access_keys(
-        &self,
-        user_name: &str,
-    ) -> impl Future<Output = Result<Vec<AccessKeyInfo>>> + Send;
+    fn access_keys(&self, user_name: &str) -> impl Future<Output = Result<Vec<AccessKeyInfo>>> + Send;
     /// Refused (permanently) at IAM's limit of two keys per user.
-    fn create_access_key(
-        &self,
-        user_name: &str,
-    ) -> impl Future<Output = Result<NewAccessKey>> + Send;
-    fn delete_access_key(
-        &self,
-        user_name: &str,
-        access_key_id: &str,
-    ) -> impl Future<Output = Result<()>> + Send;
+    fn create_access_key(&self, user_name: &str) -> impl Future<Output = Result<NewAccessKey>> + Send;
+    fn delete_access_key(&self, user_name: &str, access_key_id: &str) -> impl Future<Output = Result<()>> + Send;
     /// The account alias, for the console sign-in URL.
     fn account_alias(&self) -> impl Future<Output = Result<Option<String>>> + Send;
 }
@@ -187,15 +169,9 @@ impl Stage {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            Stage::Accepted,
-            Stage::UserCreated,
-            Stage::CredentialsIssued,
-            Stage::Notified,
-            Stage::Failed,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
+        [Stage::Accepted, Stage::UserCreated, Stage::CredentialsIssued, Stage::Notified, Stage::Failed]
+            .into_iter()
+            .find(|st| st.as_str() == s)
     }
 }
 
@@ -212,8 +188,7 @@ pub struct StatusRecord {
 pub trait StatusStore: Send + Sync {
     /// Writes the record unless the stored one is already further along.
     fn record(&self, record: &StatusRecord) -> impl Future<Output = Result<()>> + Send;
-    fn for_ticket(&self, ticket_id: &str)
-        -> impl Future<Output = Result<Vec<StatusRecord>>> + Send;
+    fn for_ticket(&self, ticket_id: &str) -> impl Future<Output = Result<Vec<StatusRecord>>> + Send;
 }
 
 /// What one stage hands the next about one user. Never a secret: at most the
@@ -278,9 +253,6 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
     }
 }

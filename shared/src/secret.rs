@@ -65,14 +65,8 @@ mod tests {
             secret_access_key: Some(Sensitive::new("wJalr")),
         };
         let printed = format!("{s:?} {}", s.password.as_ref().unwrap());
-        assert!(
-            !printed.contains("hunter2") && !printed.contains("wJalr"),
-            "{printed}"
-        );
+        assert!(!printed.contains("hunter2") && !printed.contains("wJalr"), "{printed}");
         let json = serde_json::to_string(&s).unwrap();
-        assert!(
-            json.contains("\"password\":\"hunter2\""),
-            "the secret itself holds the value: {json}"
-        );
+        assert!(json.contains("\"password\":\"hunter2\""), "the secret itself holds the value: {json}");
     }
 }

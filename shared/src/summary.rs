@@ -32,44 +32,24 @@ where
     for user in ticket.users {
         match records.iter().find(|r| &r.user_name == user) {
             Some(r) if r.stage == Stage::Notified => ready.push(user.clone()),
-            Some(r) if r.stage == Stage::Failed => {
-                refused.push((user.clone(), r.reason.clone().unwrap_or_default()))
-            }
+            Some(r) if r.stage == Stage::Failed => refused.push((user.clone(), r.reason.clone().unwrap_or_default())),
             _ => return Ok(()),
         }
     }
     let email = summary_email(ticket.ticket_id, ticket.requested_by, &ready, &refused);
     let key = format!("summary#{}", ticket.ticket_id);
-    idempotency::once(
-        idempotency,
-        &key,
-        &payload_hash(&ticket.users),
-        window,
-        || async {
-            let id = mailer.send(sender, &email).await?;
-            Ok(serde_json::Value::String(id))
-        },
-    )
+    idempotency::once(idempotency, &key, &payload_hash(&ticket.users), window, || async {
+        let id = mailer.send(sender, &email).await?;
+        Ok(serde_json::Value::String(id))
+    })
     .await
     .map(drop)
 }
 
-fn summary_email(
-    ticket_id: &str,
-    to: &str,
-    ready: &[String],
-    refused: &[(String, String)],
-) -> Email {
-    let subject = format!(
-        "Onboarding ticket {ticket_id}: {} user(s) ready, {} refused",
-        ready.len(),
-        refused.len()
-    );
+fn summary_email(ticket_id: &str, to: &str, ready: &[String], refused: &[(String, String)]) -> Email {
+    let subject = format!("Onboarding ticket {ticket_id}: {} user(s) ready, {} refused", ready.len(), refused.len());
     let mut text = format!("Onboarding ticket {ticket_id} is done.\n\n");
-    let mut html = format!(
-        "<p>Onboarding ticket <b>{}</b> is done.</p>",
-        html_escape(ticket_id)
-    );
+    let mut html = format!("<p>Onboarding ticket <b>{}</b> is done.</p>", html_escape(ticket_id));
     if !ready.is_empty() {
         text.push_str("Created and told how to sign in:\n");
         html.push_str("<p>Created and told how to sign in:</p><ul>");
@@ -84,20 +64,11 @@ fn summary_email(
         html.push_str("<p>Refused:</p><ul>");
         for (u, reason) in refused {
             text.push_str(&format!("- {u}: {reason}\n"));
-            html.push_str(&format!(
-                "<li><b>{}</b>: {}</li>",
-                html_escape(u),
-                html_escape(reason)
-            ));
+            html.push_str(&format!("<li><b>{}</b>: {}</li>", html_escape(u), html_escape(reason)));
         }
         html.push_str("</ul>");
     }
     text.push_str("\nNo credentials are in this email: each person received their own.\n");
     html.push_str("<p>No credentials are in this email: each person received their own.</p>");
-    Email {
-        to: to.to_owned(),
-        subject,
-        text,
-        html,
-    }
+    Email { to: to.to_owned(), subject, text, html }
 }

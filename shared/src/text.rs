@@ -43,12 +43,8 @@ mod tests {
     fn serde_messages_lose_the_offending_value() {
         let m = redact_serde_message("invalid type: string \"hunter2\", expected a boolean");
         assert_eq!(m, "invalid type: a string, expected a boolean");
-        let m =
-            redact_serde_message("unknown variant `s3cr3t`, expected `autogenerate` or `custom`");
-        assert!(
-            !m.contains("s3cr3t") && m.contains("expected `autogenerate`"),
-            "{m}"
-        );
+        let m = redact_serde_message("unknown variant `s3cr3t`, expected `autogenerate` or `custom`");
+        assert!(!m.contains("s3cr3t") && m.contains("expected `autogenerate`"), "{m}");
     }
 
     #[test]

@@ -84,13 +84,7 @@ struct Envelope {
 /// The error names the field, so a person can fix the ticket.
 pub fn parse(body: &str) -> Result<Ticket, Refusal> {
     let value: serde_json::Value = serde_json::from_str(body).map_err(|e| {
-        Refusal::ticket(
-            "ticket",
-            format!(
-                "is not valid JSON ({})",
-                crate::text::redact_serde_message(&e.to_string())
-            ),
-        )
+        Refusal::ticket("ticket", format!("is not valid JSON ({})", crate::text::redact_serde_message(&e.to_string())))
     })?;
     parse_value(value)
 }
@@ -100,10 +94,7 @@ pub fn parse_value(value: serde_json::Value) -> Result<Ticket, Refusal> {
         let env: Envelope = serde_json::from_value(value).map_err(|e| {
             Refusal::ticket(
                 "envelope",
-                format!(
-                    "is not an EventBridge event ({})",
-                    crate::text::redact_serde_message(&e.to_string())
-                ),
+                format!("is not an EventBridge event ({})", crate::text::redact_serde_message(&e.to_string())),
             )
         })?;
         if env.source != TICKET_SOURCE || env.detail_type != TICKET_DETAIL_TYPE {
@@ -121,15 +112,8 @@ pub fn parse_value(value: serde_json::Value) -> Result<Ticket, Refusal> {
     };
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." {
-            "ticket".to_owned()
-        } else {
-            path
-        };
-        Refusal::ticket(
-            field,
-            crate::text::redact_serde_message(&e.into_inner().to_string()),
-        )
+        let field = if path == "." { "ticket".to_owned() } else { path };
+        Refusal::ticket(field, crate::text::redact_serde_message(&e.into_inner().to_string()))
     })
 }
 
@@ -142,11 +126,7 @@ pub fn best_effort_ticket_id(body: &str) -> Option<String> {
 
 pub fn best_effort_requester(body: &str) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(body).ok()?;
-    let r = v
-        .get("detail")
-        .unwrap_or(&v)
-        .get("requested_by")?
-        .as_str()?;
+    let r = v.get("detail").unwrap_or(&v).get("requested_by")?.as_str()?;
     plausible_email(r).then(|| r.to_owned())
 }
 
@@ -170,25 +150,18 @@ pub struct UserPlan {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum PermissionSource {
-    Direct {
-        groups: Vec<String>,
-        managed_policies: Vec<String>,
-    },
+    Direct { groups: Vec<String>, managed_policies: Vec<String> },
     CopyFrom(String),
 }
 
 pub fn valid_ticket_id(s: &str) -> bool {
-    (1..=128).contains(&s.len())
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.:/".contains(c))
+    (1..=128).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:/".contains(c))
 }
 
 /// IAM's user-name rule: `[\w+=,.@-]{1,64}` with `\w` ASCII only, which also
 /// keeps Unicode look-alikes out.
 pub fn valid_user_name(s: &str) -> bool {
-    (1..=64).contains(&s.len())
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+    (1..=64).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
 }
 
 /// Deliberately plain: one `@`, a local part of printable ASCII without
@@ -201,9 +174,7 @@ pub fn plausible_email(s: &str) -> bool {
         && !local.starts_with('.')
         && !local.ends_with('.')
         && !local.contains("..")
-        && local
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c));
+        && local.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c));
     let labels: Vec<&str> = domain.split('.').collect();
     let domain_ok = s.len() <= 254
         && labels.len() >= 2
@@ -213,9 +184,7 @@ pub fn plausible_email(s: &str) -> bool {
                 && !l.ends_with('-')
                 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         })
-        && labels
-            .last()
-            .is_some_and(|tld| tld.chars().all(|c| c.is_ascii_alphabetic()) && tld.len() >= 2);
+        && labels.last().is_some_and(|tld| tld.chars().all(|c| c.is_ascii_alphabetic()) && tld.len() >= 2);
     local_ok && domain_ok
 }
 
@@ -230,8 +199,7 @@ pub fn valid_path(s: &str) -> bool {
 
 /// IAM's tag character set: Unicode letters, digits, spaces and `_.:/=+-@`.
 fn valid_tag_chars(s: &str) -> bool {
-    s.chars()
-        .all(|c| c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c))
+    s.chars().all(|c| c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c))
 }
 
 /// Applies every rule of CONTRACT.md that needs no AWS call. Returns the
@@ -239,24 +207,15 @@ fn valid_tag_chars(s: &str) -> bool {
 pub fn validate(ticket: &Ticket, allow: &AllowList) -> Result<Vec<UserPlan>, Vec<Refusal>> {
     let mut refusals = Vec::new();
     if !valid_ticket_id(&ticket.ticket_id) {
-        refusals.push(Refusal::ticket(
-            "ticket_id",
-            "must be 1 to 128 characters of letters, digits and - _ . : /",
-        ));
+        refusals.push(Refusal::ticket("ticket_id", "must be 1 to 128 characters of letters, digits and - _ . : /"));
     }
     if !plausible_email(&ticket.requested_by) {
-        refusals.push(Refusal::ticket(
-            "requested_by",
-            "is not a plausible email address",
-        ));
+        refusals.push(Refusal::ticket("requested_by", "is not a plausible email address"));
     }
     if ticket.users.is_empty() || ticket.users.len() > MAX_USERS {
         refusals.push(Refusal::ticket(
             "users",
-            format!(
-                "must list 1 to {MAX_USERS} users (this ticket lists {})",
-                ticket.users.len()
-            ),
+            format!("must list 1 to {MAX_USERS} users (this ticket lists {})", ticket.users.len()),
         ));
     }
     let mut seen: BTreeMap<String, &str> = BTreeMap::new();
@@ -265,7 +224,10 @@ pub fn validate(ticket: &Ticket, allow: &AllowList) -> Result<Vec<UserPlan>, Vec
             refusals.push(Refusal::user(
                 &u.user_name,
                 "user_name",
-                format!("{:?} appears twice in the ticket (as {first:?}); IAM user names are case-insensitive", u.user_name),
+                format!(
+                    "{:?} appears twice in the ticket (as {first:?}); IAM user names are case-insensitive",
+                    u.user_name
+                ),
             ));
         }
     }
@@ -292,28 +254,16 @@ fn validate_user(
     let before = refusals.len();
     let name = &u.user_name;
     let at = |field: &str| format!("users[{i}].{field}");
-    let mut refuse =
-        |field: &str, rule: String| refusals.push(Refusal::user(name, at(field), rule));
+    let mut refuse = |field: &str, rule: String| refusals.push(Refusal::user(name, at(field), rule));
 
     if !valid_user_name(name) {
-        refuse(
-            "user_name",
-            format!(
-                "{name:?} must be 1 to 64 characters of ASCII letters, digits and + = , . @ _ -"
-            ),
-        );
+        refuse("user_name", format!("{name:?} must be 1 to 64 characters of ASCII letters, digits and + = , . @ _ -"));
     }
     if !plausible_email(&u.email) {
-        refuse(
-            "email",
-            format!("{:?} is not a plausible email address", u.email),
-        );
+        refuse("email", format!("{:?} is not a plausible email address", u.email));
     }
     if !u.access.console && !u.access.programmatic {
-        refuse(
-            "access",
-            "at least one of console or programmatic must be true".into(),
-        );
+        refuse("access", "at least one of console or programmatic must be true".into());
     }
     match &u.console_password {
         Some(ConsolePassword::Custom { .. }) if !u.access.console => {
@@ -328,60 +278,30 @@ fn validate_user(
     }
     let path = u.path.clone().unwrap_or_else(|| "/".into());
     if !valid_path(&path) {
-        refuse("path", format!("{path:?} is not an IAM path: \"/\" or \"/a/b/\", printable ASCII, at most 512 characters"));
+        refuse(
+            "path",
+            format!("{path:?} is not an IAM path: \"/\" or \"/a/b/\", printable ASCII, at most 512 characters"),
+        );
     }
 
-    let groups: Vec<String> = u
-        .groups
-        .iter()
-        .cloned()
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let policies: Vec<String> = u
-        .managed_policies
-        .iter()
-        .cloned()
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let groups: Vec<String> = u.groups.iter().cloned().collect::<BTreeSet<_>>().into_iter().collect();
+    let policies: Vec<String> = u.managed_policies.iter().cloned().collect::<BTreeSet<_>>().into_iter().collect();
     if groups.len() > MAX_GROUPS {
-        refuse(
-            "groups",
-            format!(
-                "{} groups requested; IAM allows at most {MAX_GROUPS}",
-                groups.len()
-            ),
-        );
+        refuse("groups", format!("{} groups requested; IAM allows at most {MAX_GROUPS}", groups.len()));
     }
     if policies.len() > MAX_MANAGED_POLICIES {
         refuse(
             "managed_policies",
-            format!(
-                "{} managed policies requested; IAM allows at most {MAX_MANAGED_POLICIES}",
-                policies.len()
-            ),
+            format!("{} managed policies requested; IAM allows at most {MAX_MANAGED_POLICIES}", policies.len()),
         );
     }
     for g in groups.iter().filter(|g| !allow.groups.contains(*g)) {
-        refuse(
-            "groups",
-            format!(
-                "group {g:?} is not on this deployment's allow-list ({})",
-                list(&allow.groups)
-            ),
-        );
+        refuse("groups", format!("group {g:?} is not on this deployment's allow-list ({})", list(&allow.groups)));
     }
-    for p in policies
-        .iter()
-        .filter(|p| !allow.managed_policies.contains(*p))
-    {
+    for p in policies.iter().filter(|p| !allow.managed_policies.contains(*p)) {
         refuse(
             "managed_policies",
-            format!(
-                "policy {p:?} is not on this deployment's allow-list ({})",
-                list(&allow.managed_policies)
-            ),
+            format!("policy {p:?} is not on this deployment's allow-list ({})", list(&allow.managed_policies)),
         );
     }
     let permissions = match &u.copy_permissions_from {
@@ -393,33 +313,21 @@ fn validate_user(
             PermissionSource::CopyFrom(source.clone())
         }
         Some(source) if !valid_user_name(source) => {
-            refuse(
-                "copy_permissions_from",
-                format!("{source:?} is not a valid IAM user name"),
-            );
+            refuse("copy_permissions_from", format!("{source:?} is not a valid IAM user name"));
             PermissionSource::CopyFrom(source.clone())
         }
         Some(source) if source.eq_ignore_ascii_case(name) => {
-            refuse(
-                "copy_permissions_from",
-                "a user cannot copy permissions from itself".into(),
-            );
+            refuse("copy_permissions_from", "a user cannot copy permissions from itself".into());
             PermissionSource::CopyFrom(source.clone())
         }
         Some(source) => PermissionSource::CopyFrom(source.clone()),
-        None => PermissionSource::Direct {
-            groups,
-            managed_policies: policies,
-        },
+        None => PermissionSource::Direct { groups, managed_policies: policies },
     };
     let boundary = match (&u.permissions_boundary, &permissions) {
         (Some(b), _) if !allow.boundaries.contains(b) => {
             refuse(
                 "permissions_boundary",
-                format!(
-                    "{b:?} is not on this deployment's allow-list of boundaries ({})",
-                    list(&allow.boundaries)
-                ),
+                format!("{b:?} is not on this deployment's allow-list of boundaries ({})", list(&allow.boundaries)),
             );
             None
         }
@@ -432,42 +340,31 @@ fn validate_user(
     if u.tags.len() + OWN_TAGS > MAX_TAGS {
         refuse(
             "tags",
-            format!("{} tags given; at most {} fit beside the pipeline's own {OWN_TAGS} (IAM allows {MAX_TAGS})", u.tags.len(), MAX_TAGS - OWN_TAGS),
+            format!(
+                "{} tags given; at most {} fit beside the pipeline's own {OWN_TAGS} (IAM allows {MAX_TAGS})",
+                u.tags.len(),
+                MAX_TAGS - OWN_TAGS
+            ),
         );
     }
     let mut keys_seen = BTreeSet::new();
     for (k, v) in &u.tags {
         let field = format!("tags.{k}");
         if !(1..=128).contains(&k.chars().count()) || !valid_tag_chars(k) {
-            refuse(
-                &field,
-                "a tag key must be 1 to 128 letters, digits, spaces or _ . : / = + - @".into(),
-            );
+            refuse(&field, "a tag key must be 1 to 128 letters, digits, spaces or _ . : / = + - @".into());
         }
         if v.chars().count() > 256 || !valid_tag_chars(v) {
-            refuse(
-                &field,
-                "a tag value must be at most 256 letters, digits, spaces or _ . : / = + - @".into(),
-            );
+            refuse(&field, "a tag value must be at most 256 letters, digits, spaces or _ . : / = + - @".into());
         }
         let lower = k.to_lowercase();
         if lower.starts_with("aws:") {
-            refuse(
-                &field,
-                "tag keys beginning with aws: are reserved by AWS".into(),
-            );
+            refuse(&field, "tag keys beginning with aws: are reserved by AWS".into());
         }
         if lower.starts_with("iam-provisioner:") {
-            refuse(
-                &field,
-                "tag keys beginning with iam-provisioner: are set by the pipeline itself".into(),
-            );
+            refuse(&field, "tag keys beginning with iam-provisioner: are set by the pipeline itself".into());
         }
         if !keys_seen.insert(lower) {
-            refuse(
-                &field,
-                "another tag key differs from this one only in case; IAM treats them as one".into(),
-            );
+            refuse(&field, "another tag key differs from this one only in case; IAM treats them as one".into());
         }
     }
 
@@ -483,11 +380,7 @@ fn validate_user(
         path,
         console: u.access.console,
         programmatic: u.access.programmatic,
-        console_password: u.access.console.then(|| {
-            u.console_password
-                .clone()
-                .unwrap_or(ConsolePassword::Autogenerate)
-        }),
+        console_password: u.access.console.then(|| u.console_password.clone().unwrap_or(ConsolePassword::Autogenerate)),
         require_password_reset: u.require_password_reset.unwrap_or(true),
         permissions,
         boundary,

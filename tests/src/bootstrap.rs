@@ -3,7 +3,10 @@
 //! under its own prefix. template.yaml is the deployed counterpart.
 
 use aws_config::SdkConfig;
-use shared::config::{AllowList, CreateUserConfig, EnvReader, DAY};
+use shared::config::{
+    AllowList, CreateUserConfig, EnvReader, IssueCredentialsConfig, NotifyUserConfig, CHANGE_PASSWORD_POLICY, DAY,
+    DEFAULT_SECRET_PREFIX,
+};
 use std::collections::BTreeSet;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -18,6 +21,7 @@ pub const POLICY_CHANGE_PASSWORD: &str = "arn:aws:iam::aws:policy/IAMUserChangeP
 pub struct Settings {
     pub prefix: String,
     pub sender: String,
+    pub secret_prefix: String,
     pub allow: AllowList,
     /// Groups created if missing, with the managed policy each carries.
     pub groups: Vec<(String, String)>,
@@ -35,11 +39,7 @@ impl Settings {
     fn from_lookup(prefix: &str, lookup: impl Fn(&str) -> Option<String>) -> Self {
         let mut env = EnvReader::new(lookup);
         let set = |s: String| {
-            s.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect::<BTreeSet<_>>()
+            s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect::<BTreeSet<_>>()
         };
         let default_boundary = env.optional("DEFAULT_BOUNDARY", POLICY_POWER_USER);
         let mut boundaries = set(env.optional("ALLOWED_BOUNDARIES", ""));
@@ -47,6 +47,7 @@ impl Settings {
         Self {
             prefix: prefix.to_owned(),
             sender: env.optional("SENDER_EMAIL", "iam-provisioner@example.com"),
+            secret_prefix: env.optional("SECRET_PREFIX", DEFAULT_SECRET_PREFIX),
             allow: AllowList {
                 groups: set(env.optional("ALLOWED_GROUPS", "Developers,Power_Users,ReadOnly")),
                 managed_policies: set(env.optional(
@@ -73,6 +74,7 @@ pub struct Environment {
     pub bus: String,
     pub create_user_queue: String,
     pub issue_credentials_queue: String,
+    pub notify_user_queue: String,
     pub dead_letter_queues: Vec<String>,
 }
 
@@ -83,6 +85,25 @@ impl Environment {
             next_queue_url: self.issue_credentials_queue.clone(),
             sender: self.settings.sender.clone(),
             allow: self.settings.allow.clone(),
+            idempotency_ttl_secs: 365 * DAY,
+        }
+    }
+
+    pub fn issue_credentials_config(&self) -> IssueCredentialsConfig {
+        IssueCredentialsConfig {
+            table_name: self.table.clone(),
+            next_queue_url: self.notify_user_queue.clone(),
+            sender: self.settings.sender.clone(),
+            secret_prefix: self.settings.secret_prefix.clone(),
+            change_password_policy: CHANGE_PASSWORD_POLICY.into(),
+            idempotency_ttl_secs: 365 * DAY,
+        }
+    }
+
+    pub fn notify_user_config(&self) -> NotifyUserConfig {
+        NotifyUserConfig {
+            table_name: self.table.clone(),
+            sender: self.settings.sender.clone(),
             idempotency_ttl_secs: 365 * DAY,
         }
     }
@@ -97,17 +118,12 @@ pub async fn ensure(sdk: &SdkConfig, settings: Settings) -> Result<Environment, 
     let table = format!("{p}state");
     ensure_table(sdk, &table).await?;
     let sqs = aws_sdk_sqs::Client::new(sdk);
-    let (create_user_queue, create_user_dlq) =
-        ensure_queue(&sqs, &format!("{p}create-user")).await?;
-    let (issue_credentials_queue, issue_credentials_dlq) =
-        ensure_queue(&sqs, &format!("{p}issue-credentials")).await?;
+    let (create_user_queue, create_user_dlq) = ensure_queue(&sqs, &format!("{p}create-user")).await?;
+    let (issue_credentials_queue, issue_credentials_dlq) = ensure_queue(&sqs, &format!("{p}issue-credentials")).await?;
+    let (notify_user_queue, notify_user_dlq) = ensure_queue(&sqs, &format!("{p}notify-user")).await?;
     let bus = format!("{p}bus");
     ensure_bus(sdk, &sqs, &bus, &format!("{p}tickets"), &create_user_queue).await?;
-    aws_sdk_ses::Client::new(sdk)
-        .verify_email_identity()
-        .email_address(&settings.sender)
-        .send()
-        .await?;
+    aws_sdk_ses::Client::new(sdk).verify_email_identity().email_address(&settings.sender).send().await?;
     ensure_groups(sdk, &settings.groups).await?;
     Ok(Environment {
         settings,
@@ -115,25 +131,17 @@ pub async fn ensure(sdk: &SdkConfig, settings: Settings) -> Result<Environment, 
         bus,
         create_user_queue,
         issue_credentials_queue,
-        dead_letter_queues: vec![create_user_dlq, issue_credentials_dlq],
+        notify_user_queue,
+        dead_letter_queues: vec![create_user_dlq, issue_credentials_dlq, notify_user_dlq],
     })
 }
 
 async fn ensure_table(sdk: &SdkConfig, table: &str) -> Result<(), BoxError> {
     use aws_sdk_dynamodb::types::*;
     let ddb = aws_sdk_dynamodb::Client::new(sdk);
-    let key = |name: &str, kind| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-    };
-    let attr = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-    };
+    let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
+    let attr =
+        |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build();
     let created = ddb
         .create_table()
         .table_name(table)
@@ -146,23 +154,11 @@ async fn ensure_table(sdk: &SdkConfig, table: &str) -> Result<(), BoxError> {
         .await;
     match created {
         Ok(_) => {
-            let ttl = TimeToLiveSpecification::builder()
-                .attribute_name("expires_at")
-                .enabled(true)
-                .build()?;
-            ddb.update_time_to_live()
-                .table_name(table)
-                .time_to_live_specification(ttl)
-                .send()
-                .await?;
+            let ttl = TimeToLiveSpecification::builder().attribute_name("expires_at").enabled(true).build()?;
+            ddb.update_time_to_live().table_name(table).time_to_live_specification(ttl).send().await?;
             Ok(())
         }
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_in_use_exception()) =>
-        {
-            Ok(())
-        }
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }
@@ -171,17 +167,9 @@ async fn ensure_table(sdk: &SdkConfig, table: &str) -> Result<(), BoxError> {
 /// attributes). Returns both URLs.
 async fn ensure_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<(String, String), BoxError> {
     use aws_sdk_sqs::types::QueueAttributeName as A;
-    let dlq = sqs
-        .create_queue()
-        .queue_name(format!("{name}-dlq"))
-        .send()
-        .await?
-        .queue_url
-        .unwrap_or_default();
+    let dlq = sqs.create_queue().queue_name(format!("{name}-dlq")).send().await?.queue_url.unwrap_or_default();
     let dlq_arn = queue_arn(sqs, &dlq).await?;
-    let redrive =
-        serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT})
-            .to_string();
+    let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}).to_string();
     let url = sqs
         .create_queue()
         .queue_name(name)
@@ -218,31 +206,17 @@ async fn ensure_bus(
     let eb = aws_sdk_eventbridge::Client::new(sdk);
     match eb.create_event_bus().name(bus).send().await {
         Ok(_) => {}
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_already_exists_exception()) => {}
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_already_exists_exception()) => {}
         Err(e) => return Err(e.into()),
     }
     let pattern = serde_json::json!({
         "source": [shared::ticket::TICKET_SOURCE],
         "detail-type": [shared::ticket::TICKET_DETAIL_TYPE],
     });
-    eb.put_rule()
-        .name(rule)
-        .event_bus_name(bus)
-        .event_pattern(pattern.to_string())
-        .send()
-        .await?;
-    let target = aws_sdk_eventbridge::types::Target::builder()
-        .id("create-user")
-        .arn(queue_arn(sqs, queue).await?)
-        .build()?;
-    eb.put_targets()
-        .rule(rule)
-        .event_bus_name(bus)
-        .targets(target)
-        .send()
-        .await?;
+    eb.put_rule().name(rule).event_bus_name(bus).event_pattern(pattern.to_string()).send().await?;
+    let target =
+        aws_sdk_eventbridge::types::Target::builder().id("create-user").arn(queue_arn(sqs, queue).await?).build()?;
+    eb.put_targets().rule(rule).event_bus_name(bus).targets(target).send().await?;
     Ok(())
 }
 
@@ -251,16 +225,10 @@ async fn ensure_groups(sdk: &SdkConfig, groups: &[(String, String)]) -> Result<(
     for (group, policy) in groups {
         match iam.create_group().group_name(group).send().await {
             Ok(_) => {}
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_entity_already_exists_exception()) => {}
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_entity_already_exists_exception()) => {}
             Err(e) => return Err(e.into()),
         }
-        iam.attach_group_policy()
-            .group_name(group)
-            .policy_arn(policy)
-            .send()
-            .await?;
+        iam.attach_group_policy().group_name(group).policy_arn(policy).send().await?;
     }
     Ok(())
 }

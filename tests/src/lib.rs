@@ -25,17 +25,13 @@ pub async fn sdk_config(endpoint: &str) -> SdkConfig {
 /// As the functions' own `aws_config` load would be against the emulator:
 /// region and credentials from the environment when set, dummies otherwise.
 pub async fn emulator_config(endpoint: &str, retry: RetryConfig) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .retry_config(retry);
-    if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none()
-    {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).endpoint_url(endpoint).retry_config(retry);
+    if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
         loader = loader.region(Region::new(REGION));
     }
     if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
-        loader = loader.credentials_provider(aws_sdk_iam::config::Credentials::new(
-            "testing", "testing", None, None, "emulator",
-        ));
+        loader = loader
+            .credentials_provider(aws_sdk_iam::config::Credentials::new("testing", "testing", None, None, "emulator"));
     }
     loader.load().await
 }
@@ -44,15 +40,9 @@ pub async fn emulator_config(endpoint: &str, retry: RetryConfig) -> SdkConfig {
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "{prefix}{}x{:x}",
-        N.fetch_add(1, Ordering::SeqCst),
-        nanos % 0xfffff
-    )
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    format!("{prefix}{}x{:x}", N.fetch_add(1, Ordering::SeqCst), nanos % 0xfffff)
 }
 
 /// A plain HTTP/1.1 request to the emulator's own API (no SDK covers it).
@@ -64,10 +54,7 @@ pub fn http(port: u16, method: &str, path: &str) -> std::io::Result<String> {
     s.read_to_string(&mut out)?;
     let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
     if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
-        return Err(std::io::Error::other(format!(
-            "{method} {path}: {}",
-            head.lines().next().unwrap_or("")
-        )));
+        return Err(std::io::Error::other(format!("{method} {path}: {}", head.lines().next().unwrap_or(""))));
     }
     Ok(body.to_owned())
 }
@@ -77,11 +64,7 @@ pub fn http_get(port: u16, path: &str) -> std::io::Result<String> {
 }
 
 pub fn port_of(endpoint: &str) -> u16 {
-    endpoint
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.trim_end_matches('/').parse().ok())
-        .expect("endpoint with a port")
+    endpoint.rsplit(':').next().and_then(|p| p.trim_end_matches('/').parse().ok()).expect("endpoint with a port")
 }
 
 /// One email moto's SES accepted, as read back from the emulator.
@@ -95,9 +78,7 @@ pub struct SentEmail {
 
 impl SentEmail {
     pub fn is_to(&self, address: &str) -> bool {
-        self.destinations
-            .to_string()
-            .contains(&format!("\"{address}\""))
+        self.destinations.to_string().contains(&format!("\"{address}\""))
     }
 }
 
@@ -116,27 +97,18 @@ pub struct RecordedCall {
 
 impl RecordedCall {
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 }
 
 /// Starts moto's request recorder (the server runs with recording enabled).
 pub fn start_recording(endpoint: &str) {
-    http(
-        port_of(endpoint),
-        "POST",
-        "/moto-api/recorder/start-recording",
-    )
-    .expect("start recording");
+    http(port_of(endpoint), "POST", "/moto-api/recorder/start-recording").expect("start recording");
 }
 
 /// Query-protocol calls (IAM, SES) the recorder holds, decoded.
 pub fn recorded_calls(endpoint: &str) -> Vec<RecordedCall> {
-    let raw = http_get(port_of(endpoint), "/moto-api/recorder/download-recording")
-        .expect("download recording");
+    let raw = http_get(port_of(endpoint), "/moto-api/recorder/download-recording").expect("download recording");
     raw.lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter_map(|entry| {
@@ -146,9 +118,7 @@ pub fn recorded_calls(endpoint: &str) -> Vec<RecordedCall> {
             } else {
                 body
             };
-            Some(RecordedCall {
-                params: form_decode(&body),
-            })
+            Some(RecordedCall { params: form_decode(&body) })
         })
         .collect()
 }
@@ -220,9 +190,7 @@ impl Harness {
         let direct = sdk_config(&moto::shared().endpoint).await;
         let mut settings = bootstrap::Settings::local_defaults(&unique("t"));
         adjust(&mut settings);
-        let env = bootstrap::ensure(&direct, settings)
-            .await
-            .expect("bootstrap");
+        let env = bootstrap::ensure(&direct, settings).await.expect("bootstrap");
         let sdk = sdk_config(endpoint).await;
         let pipeline = pipeline::LocalPipeline::new(&sdk, env);
         Self {
@@ -241,9 +209,7 @@ impl Harness {
 
     pub async fn statuses(&self, ticket_id: &str) -> Vec<shared::ports::StatusRecord> {
         let mut s =
-            shared::ports::StatusStore::for_ticket(&self.pipeline.create_user.status, ticket_id)
-                .await
-                .expect("status");
+            shared::ports::StatusStore::for_ticket(&self.pipeline.create_user.status, ticket_id).await.expect("status");
         s.sort_by(|a, b| a.user_name.cmp(&b.user_name));
         s
     }
@@ -251,9 +217,6 @@ impl Harness {
     /// Every user name in the emulator's account, lower-cased.
     pub async fn user_names_lower(&self) -> Vec<String> {
         let out = self.iam.list_users().send().await.expect("list users");
-        out.users()
-            .iter()
-            .map(|u| u.user_name().to_lowercase())
-            .collect()
+        out.users().iter().map(|u| u.user_name().to_lowercase()).collect()
     }
 }

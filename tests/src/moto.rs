@@ -16,11 +16,7 @@ pub struct Moto {
 /// statics, so nothing in-process could stop it).
 pub fn shared() -> &'static Moto {
     static MOTO: OnceLock<Moto> = OnceLock::new();
-    MOTO.get_or_init(|| {
-        start()
-            .expect("start moto_server (pip install 'moto[server]')")
-            .0
-    })
+    MOTO.get_or_init(|| start().expect("start moto_server (pip install 'moto[server]')").0)
 }
 
 /// A shell that runs the server command ($1, split into words) and kills it as soon as the process that
@@ -38,9 +34,7 @@ fn free_port() -> std::io::Result<u16> {
 
 /// Stops a server from `start` now (its watchdog would, at process exit).
 pub fn stop(watchdog: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &watchdog.id().to_string()])
-        .status();
+    let _ = Command::new("kill").args(["-TERM", &watchdog.id().to_string()]).status();
     let _ = watchdog.wait();
 }
 
@@ -56,14 +50,7 @@ pub fn start() -> std::io::Result<(Moto, Child)> {
         let port = free_port()?;
         let recording_file = dir.join(format!("recording-{port}.jsonl"));
         let mut child = Command::new("sh")
-            .args([
-                "-c",
-                WATCHDOG,
-                "moto-watchdog",
-                &binary,
-                &port.to_string(),
-                &std::process::id().to_string(),
-            ])
+            .args(["-c", WATCHDOG, "moto-watchdog", &binary, &port.to_string(), &std::process::id().to_string()])
             .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
             .env("MOTO_ENABLE_RECORDING", "True")
             .env("MOTO_RECORDER_FILEPATH", &recording_file)
@@ -73,19 +60,11 @@ pub fn start() -> std::io::Result<(Moto, Child)> {
             .spawn()?;
         let endpoint = format!("http://127.0.0.1:{port}");
         if wait_ready(port, &mut child) {
-            return Ok((
-                Moto {
-                    endpoint,
-                    recording_file,
-                },
-                child,
-            ));
+            return Ok((Moto { endpoint, recording_file }, child));
         }
         stop(&mut child);
     }
-    Err(std::io::Error::other(
-        "moto_server did not start on a free port after 3 tries",
-    ))
+    Err(std::io::Error::other("moto_server did not start on a free port after 3 tries"))
 }
 
 fn wait_ready(port: u16, child: &mut Child) -> bool {

@@ -7,7 +7,7 @@
 use crate::bootstrap::{BoxError, Environment};
 use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use shared::aws::{DynamoIdempotency, DynamoStatus, IamDirectory, SesMailer, SqsPublisher};
+use shared::aws::{DynamoIdempotency, DynamoStatus, IamDirectory, SecretsManagerStore, SesMailer, SqsPublisher};
 use shared::ports::{Email, Mailer, SystemClock, UserReady};
 use std::sync::Mutex;
 
@@ -21,26 +21,34 @@ pub struct NotedMailer {
 impl Mailer for NotedMailer {
     async fn send(&self, from: &str, email: &Email) -> shared::Result<String> {
         let id = self.inner.send(from, email).await?;
-        self.sent
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((email.to.clone(), email.subject.clone()));
+        self.sent.lock().unwrap_or_else(|p| p.into_inner()).push((email.to.clone(), email.subject.clone()));
         Ok(id)
     }
 }
 
-pub type CreateUser = create_user::Deps<
+pub type CreateUser =
+    create_user::Deps<IamDirectory, DynamoIdempotency, DynamoStatus, SqsPublisher, NotedMailer, SystemClock>;
+pub type IssueCredentials = issue_credentials::Deps<
     IamDirectory,
+    SecretsManagerStore,
     DynamoIdempotency,
     DynamoStatus,
     SqsPublisher,
     NotedMailer,
     SystemClock,
 >;
+pub type NotifyUser = notify_user::Deps<SecretsManagerStore, DynamoIdempotency, DynamoStatus, NotedMailer, SystemClock>;
 
 pub struct LocalPipeline {
     pub env: Environment,
     pub create_user: CreateUser,
+    pub issue_credentials: IssueCredentials,
+    pub notify_user: NotifyUser,
+    /// Run create-user only, leaving its hand-offs on the queue (for tests
+    /// of that stage alone).
+    pub stop_after_create_user: bool,
+    /// (queue URL, body) of every message a stage was given, in order.
+    pub delivered: Mutex<Vec<(String, String)>>,
     sqs: aws_sdk_sqs::Client,
     events: aws_sdk_eventbridge::Client,
 }
@@ -52,7 +60,7 @@ pub struct Drained {
     pub retried: usize,
     /// Messages left in dead-letter queues: a stage could not finish them.
     pub dead_lettered: usize,
-    /// Messages waiting for stages not built yet, by queue.
+    /// Messages left waiting, by queue (stages not run).
     pub waiting: Vec<(String, usize)>,
 }
 
@@ -61,25 +69,56 @@ const LEASE_SECS: u64 = 30;
 
 impl LocalPipeline {
     pub fn new(sdk: &SdkConfig, env: Environment) -> Self {
+        let mailer = || NotedMailer { inner: SesMailer::new(sdk), sent: Mutex::default() };
         let config = env.create_user_config();
         let create_user = create_user::Deps {
             directory: IamDirectory::new(sdk),
             idempotency: DynamoIdempotency::new(sdk, &config.table_name),
             status: DynamoStatus::new(sdk, &config.table_name),
             publisher: SqsPublisher::new(sdk, &config.next_queue_url),
-            mailer: NotedMailer {
-                inner: SesMailer::new(sdk),
-                sent: Mutex::default(),
-            },
+            mailer: mailer(),
+            clock: SystemClock,
+            config,
+        };
+        let config = env.issue_credentials_config();
+        let issue_credentials = issue_credentials::Deps {
+            directory: IamDirectory::new(sdk),
+            secrets: SecretsManagerStore::new(sdk),
+            idempotency: DynamoIdempotency::new(sdk, &config.table_name),
+            status: DynamoStatus::new(sdk, &config.table_name),
+            publisher: SqsPublisher::new(sdk, &config.next_queue_url),
+            mailer: mailer(),
+            clock: SystemClock,
+            config,
+        };
+        let config = env.notify_user_config();
+        let notify_user = notify_user::Deps {
+            secrets: SecretsManagerStore::new(sdk),
+            idempotency: DynamoIdempotency::new(sdk, &config.table_name),
+            status: DynamoStatus::new(sdk, &config.table_name),
+            mailer: mailer(),
             clock: SystemClock,
             config,
         };
         Self {
             env,
             create_user,
+            issue_credentials,
+            notify_user,
+            stop_after_create_user: false,
+            delivered: Mutex::default(),
             sqs: aws_sdk_sqs::Client::new(sdk),
             events: aws_sdk_eventbridge::Client::new(sdk),
         }
+    }
+
+    /// (recipient, subject) of every email any stage sent in this process.
+    pub fn emails_sent(&self) -> Vec<(String, String)> {
+        let mut all = Vec::new();
+        for m in [&self.create_user.mailer, &self.issue_credentials.mailer, &self.notify_user.mailer] {
+            all.extend(m.sent.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned());
+        }
+        all
     }
 
     /// Puts a ticket on the bus: an EventBridge event as given, a bare
@@ -88,18 +127,11 @@ impl LocalPipeline {
         let (source, detail_type, detail) = if ticket.get("detail").is_some() {
             (
                 ticket["source"].as_str().unwrap_or_default().to_owned(),
-                ticket["detail-type"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
+                ticket["detail-type"].as_str().unwrap_or_default().to_owned(),
                 ticket["detail"].clone(),
             )
         } else {
-            (
-                shared::ticket::TICKET_SOURCE.into(),
-                shared::ticket::TICKET_DETAIL_TYPE.into(),
-                ticket.clone(),
-            )
+            (shared::ticket::TICKET_SOURCE.into(), shared::ticket::TICKET_DETAIL_TYPE.into(), ticket.clone())
         };
         let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
             .event_bus_name(&self.env.bus)
@@ -114,19 +146,34 @@ impl LocalPipeline {
         Ok(())
     }
 
-    /// Runs every stage until its queue is empty.
+    /// Runs every stage until every queue is empty (a later stage's retry
+    /// may come after an earlier stage's, as in AWS).
     pub async fn drain(&self) -> Result<Drained, BoxError> {
         let mut drained = Drained::default();
         let lease = || shared::ports::Clock::now(&SystemClock) + LEASE_SECS;
-        self.drain_queue(&self.env.create_user_queue, &mut drained, |event| {
-            self.create_user.handle_sqs(event, lease())
-        })
-        .await?;
-        let waiting = self.depth(&self.env.issue_credentials_queue).await?;
-        if waiting > 0 {
-            drained
-                .waiting
-                .push((self.env.issue_credentials_queue.clone(), waiting));
+        loop {
+            let before = (drained.handled, drained.retried);
+            self.drain_queue(&self.env.create_user_queue, &mut drained, |e| self.create_user.handle_sqs(e, lease()))
+                .await?;
+            if !self.stop_after_create_user {
+                self.drain_queue(&self.env.issue_credentials_queue, &mut drained, |e| {
+                    self.issue_credentials.handle_sqs(e, lease())
+                })
+                .await?;
+                self.drain_queue(&self.env.notify_user_queue, &mut drained, |e| {
+                    self.notify_user.handle_sqs(e, lease())
+                })
+                .await?;
+            }
+            if (drained.handled, drained.retried) == before {
+                break;
+            }
+        }
+        for queue in [&self.env.issue_credentials_queue, &self.env.notify_user_queue] {
+            let waiting = self.depth(queue).await?;
+            if waiting > 0 {
+                drained.waiting.push((queue.clone(), waiting));
+            }
         }
         for dlq in &self.env.dead_letter_queues {
             drained.dead_lettered += self.depth(dlq).await?;
@@ -134,12 +181,13 @@ impl LocalPipeline {
         Ok(drained)
     }
 
-    async fn drain_queue<F, Fut>(
-        &self,
-        queue: &str,
-        drained: &mut Drained,
-        handler: F,
-    ) -> Result<(), BoxError>
+    /// Puts bodies a stage was given back on its queue: a redelivery.
+    pub async fn redeliver(&self, queue: &str, body: &str) -> Result<(), BoxError> {
+        self.sqs.send_message().queue_url(queue).message_body(body).send().await?;
+        Ok(())
+    }
+
+    async fn drain_queue<F, Fut>(&self, queue: &str, drained: &mut Drained, handler: F) -> Result<(), BoxError>
     where
         F: Fn(SqsEvent) -> Fut,
         Fut: std::future::Future<Output = SqsBatchResponse>,
@@ -161,15 +209,15 @@ impl LocalPipeline {
             }
             let mut event = SqsEvent::default();
             event.records = messages.iter().map(to_record).collect();
+            self.delivered
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(messages.iter().map(|m| (queue.to_owned(), m.body().unwrap_or_default().to_owned())));
             let response = handler(event).await;
             for m in &messages {
                 let id = m.message_id().unwrap_or_default();
                 let handle = m.receipt_handle().unwrap_or_default();
-                if response
-                    .batch_item_failures
-                    .iter()
-                    .any(|f| f.item_identifier == id)
-                {
+                if response.batch_item_failures.iter().any(|f| f.item_identifier == id) {
                     drained.retried += 1;
                     // Lambda would wait out the visibility timeout; locally
                     // the retry may come at once.
@@ -182,12 +230,7 @@ impl LocalPipeline {
                         .await?;
                 } else {
                     drained.handled += 1;
-                    self.sqs
-                        .delete_message()
-                        .queue_url(queue)
-                        .receipt_handle(handle)
-                        .send()
-                        .await?;
+                    self.sqs.delete_message().queue_url(queue).receipt_handle(handle).send().await?;
                 }
             }
         }
@@ -205,12 +248,7 @@ impl LocalPipeline {
             .send()
             .await?;
         let attrs = out.attributes().cloned().unwrap_or_default();
-        let n = |k: &A| {
-            attrs
-                .get(k)
-                .and_then(|v| v.parse::<usize>().ok())
-                .unwrap_or(0)
-        };
+        let n = |k: &A| attrs.get(k).and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
         Ok(n(&A::ApproximateNumberOfMessages) + n(&A::ApproximateNumberOfMessagesNotVisible))
     }
 

@@ -27,33 +27,18 @@ impl Fault {
     fn response(self, json_protocol: bool) -> String {
         let (status, code, message) = match (self, json_protocol) {
             (Fault::Throttling, false) => ("400 Bad Request", "Throttling", "Rate exceeded"),
-            (Fault::Throttling, true) => {
-                ("400 Bad Request", "ThrottlingException", "Rate exceeded")
+            (Fault::Throttling, true) => ("400 Bad Request", "ThrottlingException", "Rate exceeded"),
+            (Fault::ServiceFailure, false) => {
+                ("500 Internal Server Error", "ServiceFailure", "Injected service failure")
             }
-            (Fault::ServiceFailure, false) => (
-                "500 Internal Server Error",
-                "ServiceFailure",
-                "Injected service failure",
-            ),
-            (Fault::ServiceFailure, true) => (
-                "500 Internal Server Error",
-                "InternalServerError",
-                "Injected service failure",
-            ),
-            (Fault::AccessDenied, false) => {
-                ("403 Forbidden", "AccessDenied", "Injected access denied")
+            (Fault::ServiceFailure, true) => {
+                ("500 Internal Server Error", "InternalServerError", "Injected service failure")
             }
-            (Fault::AccessDenied, true) => (
-                "400 Bad Request",
-                "AccessDeniedException",
-                "Injected access denied",
-            ),
+            (Fault::AccessDenied, false) => ("403 Forbidden", "AccessDenied", "Injected access denied"),
+            (Fault::AccessDenied, true) => ("400 Bad Request", "AccessDeniedException", "Injected access denied"),
         };
         let (content_type, body) = if json_protocol {
-            (
-                "application/x-amz-json-1.0",
-                format!(r#"{{"__type":"{code}","message":"{message}"}}"#),
-            )
+            ("application/x-amz-json-1.0", format!(r#"{{"__type":"{code}","message":"{message}"}}"#))
         } else {
             (
                 "text/xml",
@@ -87,15 +72,8 @@ impl FaultProxy {
     pub async fn start(upstream: &str) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let endpoint = format!("http://{}", listener.local_addr()?);
-        let upstream = upstream
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_owned();
-        let proxy = Self {
-            endpoint,
-            rules: Arc::default(),
-            injected: Arc::default(),
-        };
+        let upstream = upstream.trim_start_matches("http://").trim_end_matches('/').to_owned();
+        let proxy = Self { endpoint, rules: Arc::default(), injected: Arc::default() };
         let p = proxy.clone();
         tokio::spawn(async move {
             while let Ok((conn, _)) = listener.accept().await {
@@ -110,21 +88,15 @@ impl FaultProxy {
 
     /// The next `times` calls of `action` get `fault`.
     pub fn fail(&self, action: &str, times: u32, fault: Fault) {
-        self.rules
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Rule {
-                action: action.into(),
-                remaining: times,
-                fault,
-            });
+        self.rules.lock().unwrap_or_else(|p| p.into_inner()).push(Rule {
+            action: action.into(),
+            remaining: times,
+            fault,
+        });
     }
 
     pub fn injected_count(&self) -> usize {
-        self.injected
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .len()
+        self.injected.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// (action, fault, whether the service speaks a JSON protocol)
@@ -132,22 +104,13 @@ impl FaultProxy {
         let body = String::from_utf8_lossy(body);
         let target = head
             .lines()
-            .find_map(|l| {
-                l.strip_prefix("X-Amz-Target: ")
-                    .or_else(|| l.strip_prefix("x-amz-target: "))
-            })
+            .find_map(|l| l.strip_prefix("X-Amz-Target: ").or_else(|| l.strip_prefix("x-amz-target: ")))
             .and_then(|t| t.rsplit('.').next())
             .map(str::to_owned);
         let json_protocol = target.is_some();
-        let action = crate::form_decode(&body)
-            .into_iter()
-            .find(|(k, _)| k == "Action")
-            .map(|(_, v)| v)
-            .or(target)?;
+        let action = crate::form_decode(&body).into_iter().find(|(k, _)| k == "Action").map(|(_, v)| v).or(target)?;
         let mut rules = self.rules.lock().unwrap_or_else(|p| p.into_inner());
-        let rule = rules
-            .iter_mut()
-            .find(|r| r.action == action && r.remaining > 0)?;
+        let rule = rules.iter_mut().find(|r| r.action == action && r.remaining > 0)?;
         rule.remaining -= 1;
         Some((action, rule.fault, json_protocol))
     }
@@ -167,10 +130,7 @@ impl FaultProxy {
         }
         let length = head
             .lines()
-            .find_map(|l| {
-                l.split_once(':')
-                    .filter(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-            })
+            .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-length")))
             .and_then(|(_, v)| v.trim().parse::<usize>().ok())
             .unwrap_or(0);
         let mut body = vec![0; length];
@@ -178,12 +138,8 @@ impl FaultProxy {
         let mut conn = reader.into_inner();
 
         if let Some((action, fault, json_protocol)) = self.take_fault(&head, &body) {
-            self.injected
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push((action, fault));
-            conn.write_all(fault.response(json_protocol).as_bytes())
-                .await?;
+            self.injected.lock().unwrap_or_else(|p| p.into_inner()).push((action, fault));
+            conn.write_all(fault.response(json_protocol).as_bytes()).await?;
             return conn.shutdown().await;
         }
         let head: String = head
@@ -198,11 +154,7 @@ impl FaultProxy {
         let mut response = Vec::new();
         up.read_to_end(&mut response).await?;
         // Make sure the client does not reuse this connection.
-        let split = response
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .map(|i| i + 4)
-            .unwrap_or(response.len());
+        let split = response.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4).unwrap_or(response.len());
         let (rhead, rbody) = response.split_at(split);
         let rhead: String = String::from_utf8_lossy(rhead)
             .lines()

@@ -8,6 +8,13 @@ use tests::bootstrap::{POLICY_POWER_USER, POLICY_READ_ONLY};
 use tests::proxy::{Fault, FaultProxy};
 use tests::{unique, Harness};
 
+/// These tests look at create-user alone: its hand-offs stay on the
+/// issue-credentials queue for them to read.
+fn create_user_only(mut h: Harness) -> Harness {
+    h.pipeline.stop_after_create_user = true;
+    h
+}
+
 const ADMIN: &str = "arn:aws:iam::aws:policy/AdministratorAccess";
 
 fn user(name: &str, console: bool, programmatic: bool) -> Value {
@@ -19,82 +26,36 @@ fn ticket(id: &str, users: Vec<Value>) -> Value {
 }
 
 async fn groups_of(h: &Harness, name: &str) -> Vec<String> {
-    let out = h
-        .iam
-        .list_groups_for_user()
-        .user_name(name)
-        .send()
-        .await
-        .unwrap();
-    out.groups()
-        .iter()
-        .map(|g| g.group_name().to_owned())
-        .collect()
+    let out = h.iam.list_groups_for_user().user_name(name).send().await.unwrap();
+    out.groups().iter().map(|g| g.group_name().to_owned()).collect()
 }
 
 async fn attached_to(h: &Harness, name: &str) -> Vec<String> {
-    let out = h
-        .iam
-        .list_attached_user_policies()
-        .user_name(name)
-        .send()
-        .await
-        .unwrap();
-    out.attached_policies()
-        .iter()
-        .filter_map(|p| p.policy_arn().map(str::to_owned))
-        .collect()
+    let out = h.iam.list_attached_user_policies().user_name(name).send().await.unwrap();
+    out.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_owned)).collect()
 }
 
 async fn tags_of(h: &Harness, name: &str) -> Vec<(String, String)> {
     let out = h.iam.list_user_tags().user_name(name).send().await.unwrap();
-    let mut t: Vec<_> = out
-        .tags()
-        .iter()
-        .map(|t| (t.key().to_owned(), t.value().to_owned()))
-        .collect();
+    let mut t: Vec<_> = out.tags().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect();
     t.sort();
     t
 }
 
 async fn create_template_user(h: &Harness, name: &str, group: &str, policy: &str) {
     h.iam.create_user().user_name(name).send().await.unwrap();
-    h.iam
-        .add_user_to_group()
-        .user_name(name)
-        .group_name(group)
-        .send()
-        .await
-        .unwrap();
-    h.iam
-        .attach_user_policy()
-        .user_name(name)
-        .policy_arn(policy)
-        .send()
-        .await
-        .unwrap();
+    h.iam.add_user_to_group().user_name(name).group_name(group).send().await.unwrap();
+    h.iam.attach_user_policy().user_name(name).policy_arn(policy).send().await.unwrap();
     let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::reports/*"}]}"#;
-    h.iam
-        .put_user_policy()
-        .user_name(name)
-        .policy_name("reports-read")
-        .policy_document(doc)
-        .send()
-        .await
-        .unwrap();
+    h.iam.put_user_policy().user_name(name).policy_name("reports-read").policy_document(doc).send().await.unwrap();
 }
 
 #[tokio::test]
 async fn three_user_ticket_leaves_the_contracted_iam_state() {
-    let h = Harness::new().await;
+    let h = create_user_only(Harness::new().await);
     tests::start_recording(&h.endpoint);
     let s = unique("");
-    let (emily, raj, bot, template) = (
-        format!("emily{s}"),
-        format!("raj{s}"),
-        format!("bot{s}"),
-        format!("tmpl{s}"),
-    );
+    let (emily, raj, bot, template) = (format!("emily{s}"), format!("raj{s}"), format!("bot{s}"), format!("tmpl{s}"));
     create_template_user(&h, &template, "Developers", POLICY_READ_ONLY).await;
     let id = format!("ONB-{s}");
     let mut u1 = user(&emily, true, true);
@@ -107,10 +68,7 @@ async fn three_user_ticket_leaves_the_contracted_iam_state() {
     let mut u3 = user(&bot, false, true);
     u3["copy_permissions_from"] = json!(template);
     let drained = h.run(&ticket(&id, vec![u1, u2, u3])).await;
-    assert_eq!(
-        (drained.handled, drained.retried, drained.dead_lettered),
-        (1, 0, 0)
-    );
+    assert_eq!((drained.handled, drained.retried, drained.dead_lettered), (1, 0, 0));
 
     // IAM, read back.
     let got = h.iam.get_user().user_name(&raj).send().await.unwrap();
@@ -131,27 +89,12 @@ async fn three_user_ticket_leaves_the_contracted_iam_state() {
     // The copy: groups, managed policies and inline policies of the template.
     assert_eq!(groups_of(&h, &bot).await, ["Developers"]);
     assert_eq!(attached_to(&h, &bot).await, [POLICY_READ_ONLY]);
-    let inline = h
-        .iam
-        .get_user_policy()
-        .user_name(&bot)
-        .policy_name("reports-read")
-        .send()
-        .await
-        .unwrap();
+    let inline = h.iam.get_user_policy().user_name(&bot).policy_name("reports-read").send().await.unwrap();
     // IAM returns documents URL-encoded.
     let document = &tests::form_decode(&format!("d={}", inline.policy_document()))[0].1;
     assert!(document.contains("arn:aws:s3:::reports/*"), "{document}");
     // No login profile or key yet: that is issue-credentials' job.
-    assert!(h
-        .iam
-        .list_access_keys()
-        .user_name(&emily)
-        .send()
-        .await
-        .unwrap()
-        .access_key_metadata()
-        .is_empty());
+    assert!(h.iam.list_access_keys().user_name(&emily).send().await.unwrap().access_key_metadata().is_empty());
 
     // moto drops PermissionsBoundary (tests/tests/moto_facts.rs), so what was
     // sent is read from its request recorder: every CreateUser carried one.
@@ -159,45 +102,22 @@ async fn three_user_ticket_leaves_the_contracted_iam_state() {
     for name in [&emily, &raj, &bot] {
         let create = calls
             .iter()
-            .find(|c| {
-                c.get("Action") == Some("CreateUser") && c.get("UserName") == Some(name.as_str())
-            })
+            .find(|c| c.get("Action") == Some("CreateUser") && c.get("UserName") == Some(name.as_str()))
             .unwrap_or_else(|| panic!("no CreateUser recorded for {name}"));
-        assert_eq!(
-            create.get("PermissionsBoundary"),
-            Some(POLICY_POWER_USER),
-            "{name}"
-        );
+        assert_eq!(create.get("PermissionsBoundary"), Some(POLICY_POWER_USER), "{name}");
     }
-    assert!(!calls
-        .iter()
-        .any(|c| c.get("Action") == Some("PutUserPermissionsBoundary")));
+    assert!(!calls.iter().any(|c| c.get("Action") == Some("PutUserPermissionsBoundary")));
 
     // The hand-off: one message per user, flags as asked, nothing secret.
     let mut handoffs = h.pipeline.take_handoffs().await.unwrap();
     handoffs.sort_by(|a, b| a.user_name.cmp(&b.user_name));
-    let flags: Vec<_> = handoffs
-        .iter()
-        .map(|r| (r.user_name.as_str(), r.console, r.programmatic))
-        .collect();
-    assert_eq!(
-        flags,
-        [
-            (bot.as_str(), false, true),
-            (emily.as_str(), true, true),
-            (raj.as_str(), true, false)
-        ]
-    );
+    let flags: Vec<_> = handoffs.iter().map(|r| (r.user_name.as_str(), r.console, r.programmatic)).collect();
+    assert_eq!(flags, [(bot.as_str(), false, true), (emily.as_str(), true, true), (raj.as_str(), true, false)]);
 
     // DynamoDB: a status record per user, queryable by ticket id.
     let statuses = h.statuses(&id).await;
     assert_eq!(statuses.len(), 3);
-    assert!(
-        statuses
-            .iter()
-            .all(|r| r.stage == Stage::UserCreated && r.reason.is_none()),
-        "{statuses:?}"
-    );
+    assert!(statuses.iter().all(|r| r.stage == Stage::UserCreated && r.reason.is_none()), "{statuses:?}");
     // Nothing was refused, so the requester got no refusal email.
     assert!(!tests::sent_emails(&h.endpoint)
         .iter()
@@ -206,55 +126,34 @@ async fn three_user_ticket_leaves_the_contracted_iam_state() {
 
 #[tokio::test]
 async fn same_ticket_delivered_twice_acts_once() {
-    let h = Harness::new().await;
+    let h = create_user_only(Harness::new().await);
     let s = unique("");
     let id = format!("ONB-{s}");
-    let t = ticket(
-        &id,
-        vec![
-            user(&format!("a{s}"), true, false),
-            user(&format!("b{s}"), false, true),
-        ],
-    );
+    let t = ticket(&id, vec![user(&format!("a{s}"), true, false), user(&format!("b{s}"), false, true)]);
     h.pipeline.deliver(&t).await.unwrap();
     h.pipeline.deliver(&t).await.unwrap();
     let drained = h.pipeline.drain().await.unwrap();
     assert_eq!(drained.handled, 2);
     let again = h.run(&t).await;
     assert_eq!(again.handled, 1);
-    assert_eq!(
-        h.pipeline.take_handoffs().await.unwrap().len(),
-        2,
-        "each user handed on once"
-    );
+    assert_eq!(h.pipeline.take_handoffs().await.unwrap().len(), 2, "each user handed on once");
     assert_eq!(groups_of(&h, &format!("a{s}")).await.len(), 0);
     let names = h.user_names_lower().await;
-    assert_eq!(
-        names
-            .iter()
-            .filter(|n| n.ends_with(&s.to_lowercase()))
-            .count(),
-        2
-    );
+    assert_eq!(names.iter().filter(|n| n.ends_with(&s.to_lowercase())).count(), 2);
 }
 
 #[tokio::test]
 async fn concurrent_deliveries_of_one_ticket_do_not_both_act() {
-    let h = Harness::new().await;
+    let h = create_user_only(Harness::new().await);
     let s = unique("");
     let id = format!("ONB-{s}");
-    let mut users: Vec<Value> = (0..4)
-        .map(|i| user(&format!("c{i}{s}"), true, true))
-        .collect();
+    let mut users: Vec<Value> = (0..4).map(|i| user(&format!("c{i}{s}"), true, true)).collect();
     users[0]["groups"] = json!(["ReadOnly"]);
     let body = ticket(&id, users).to_string();
     let cu = &h.pipeline.create_user;
     let lease = shared::ports::Clock::now(&shared::ports::SystemClock) + 60;
-    let (a, b, c) = tokio::join!(
-        cu.handle_body(&body, lease),
-        cu.handle_body(&body, lease),
-        cu.handle_body(&body, lease)
-    );
+    let (a, b, c) =
+        tokio::join!(cu.handle_body(&body, lease), cu.handle_body(&body, lease), cu.handle_body(&body, lease));
     let results = [a, b, c];
     // Whoever lost the race was told to retry; none failed for good.
     for r in &results {
@@ -268,20 +167,14 @@ async fn concurrent_deliveries_of_one_ticket_do_not_both_act() {
         let replay = cu.handle_body(&body, lease).await.unwrap();
         assert_eq!(replay.created.len(), 4);
     }
-    assert_eq!(
-        h.pipeline.take_handoffs().await.unwrap().len(),
-        4,
-        "handed on once each"
-    );
+    assert_eq!(h.pipeline.take_handoffs().await.unwrap().len(), 4, "handed on once each");
     assert_eq!(groups_of(&h, &format!("c0{s}")).await, ["ReadOnly"]);
 }
 
 #[tokio::test]
 async fn throttling_and_server_errors_are_retried_until_the_ticket_completes() {
-    let proxy = FaultProxy::start(&tests::moto::shared().endpoint)
-        .await
-        .unwrap();
-    let h = Harness::at(&proxy.endpoint, |_| {}).await;
+    let proxy = FaultProxy::start(&tests::moto::shared().endpoint).await.unwrap();
+    let h = create_user_only(Harness::at(&proxy.endpoint, |_| {}).await);
     let s = unique("");
     let id = format!("ONB-{s}");
     let mut first = user(&format!("t1{s}"), true, false);
@@ -290,78 +183,42 @@ async fn throttling_and_server_errors_are_retried_until_the_ticket_completes() {
     proxy.fail("CreateUser", 1, Fault::Throttling);
     proxy.fail("AttachUserPolicy", 1, Fault::ServiceFailure);
     proxy.fail("PutItem", 1, Fault::Throttling);
-    let drained = h
-        .run(&ticket(
-            &id,
-            vec![first, user(&format!("t2{s}"), false, true)],
-        ))
-        .await;
-    assert_eq!(
-        proxy.injected_count(),
-        3,
-        "{:?}",
-        proxy.injected.lock().unwrap()
-    );
-    assert_eq!(
-        drained.retried, 3,
-        "each fault sent the record back to the queue once"
-    );
+    let drained = h.run(&ticket(&id, vec![first, user(&format!("t2{s}"), false, true)])).await;
+    assert_eq!(proxy.injected_count(), 3, "{:?}", proxy.injected.lock().unwrap());
+    assert_eq!(drained.retried, 3, "each fault sent the record back to the queue once");
     assert_eq!((drained.handled, drained.dead_lettered), (1, 0));
     assert_eq!(attached_to(&h, &format!("t1{s}")).await, [POLICY_READ_ONLY]);
     assert_eq!(groups_of(&h, &format!("t1{s}")).await, ["Developers"]);
     assert_eq!(h.pipeline.take_handoffs().await.unwrap().len(), 2);
-    assert!(h
-        .statuses(&id)
-        .await
-        .iter()
-        .all(|r| r.stage == Stage::UserCreated));
+    assert!(h.statuses(&id).await.iter().all(|r| r.stage == Stage::UserCreated));
 }
 
 #[tokio::test]
 async fn permanent_refusal_by_iam_is_recorded_and_not_retried() {
     // "Contractors" is allow-listed but the group does not exist: IAM says
     // NoSuchEntity, which no retry will change.
-    let h = Harness::with(|s| {
-        s.allow.groups.insert("Contractors".into());
-    })
-    .await;
+    let h = create_user_only(
+        Harness::with(|s| {
+            s.allow.groups.insert("Contractors".into());
+        })
+        .await,
+    );
     let s = unique("");
     let id = format!("ONB-{s}");
     let mut broken = user(&format!("p1{s}"), true, false);
     broken["groups"] = json!(["Contractors"]);
-    let drained = h
-        .run(&ticket(
-            &id,
-            vec![broken, user(&format!("p2{s}"), true, false)],
-        ))
-        .await;
-    assert_eq!(
-        (drained.handled, drained.retried, drained.dead_lettered),
-        (1, 0, 0)
-    );
+    let drained = h.run(&ticket(&id, vec![broken, user(&format!("p2{s}"), true, false)])).await;
+    assert_eq!((drained.handled, drained.retried, drained.dead_lettered), (1, 0, 0));
     let statuses = h.statuses(&id).await;
     assert_eq!(statuses[0].stage, Stage::Failed);
-    assert!(
-        statuses[0]
-            .reason
-            .as_deref()
-            .unwrap()
-            .contains("Contractors"),
-        "{statuses:?}"
-    );
+    assert!(statuses[0].reason.as_deref().unwrap().contains("Contractors"), "{statuses:?}");
     assert_eq!(statuses[1].stage, Stage::UserCreated);
     let mail = tests::sent_emails(&h.endpoint);
-    let to_requester: Vec<_> = mail
-        .iter()
-        .filter(|m| m.is_to(&format!("req-{}@example.com", id.to_lowercase())))
-        .collect();
+    let to_requester: Vec<_> =
+        mail.iter().filter(|m| m.is_to(&format!("req-{}@example.com", id.to_lowercase()))).collect();
     assert_eq!(to_requester.len(), 1);
     assert!(to_requester[0].body.contains("Contractors"));
-    assert_eq!(
-        h.pipeline.take_handoffs().await.unwrap().len(),
-        1,
-        "only the created user goes on"
-    );
+    assert_eq!(h.pipeline.take_handoffs().await.unwrap().len(), 1, "only the created user goes on");
 }
 
 /// Every rule of CONTRACT.md section 2, each broken by one ticket, against
@@ -369,59 +226,27 @@ async fn permanent_refusal_by_iam_is_recorded_and_not_retried() {
 /// requester's email lists it.
 #[tokio::test]
 async fn each_validation_rule_refuses_its_ticket_and_changes_nothing() {
-    let h = Harness::new().await;
+    let h = create_user_only(Harness::new().await);
     let s = unique("");
     // Existing users the rules about IAM state need.
     let unmanaged = format!("old{s}");
-    h.iam
-        .create_user()
-        .user_name(&unmanaged)
-        .send()
-        .await
-        .unwrap();
+    h.iam.create_user().user_name(&unmanaged).send().await.unwrap();
     let other_ticket = format!("taken{s}");
     h.iam
         .create_user()
         .user_name(&other_ticket)
-        .tags(
-            aws_sdk_iam::types::Tag::builder()
-                .key("iam-provisioner:managed")
-                .value("true")
-                .build()
-                .unwrap(),
-        )
-        .tags(
-            aws_sdk_iam::types::Tag::builder()
-                .key("iam-provisioner:ticket")
-                .value("ONB-OTHER")
-                .build()
-                .unwrap(),
-        )
+        .tags(aws_sdk_iam::types::Tag::builder().key("iam-provisioner:managed").value("true").build().unwrap())
+        .tags(aws_sdk_iam::types::Tag::builder().key("iam-provisioner:ticket").value("ONB-OTHER").build().unwrap())
         .send()
         .await
         .unwrap();
     let admin_template = format!("admintmpl{s}");
-    h.iam
-        .create_user()
-        .user_name(&admin_template)
-        .send()
-        .await
-        .unwrap();
-    h.iam
-        .attach_user_policy()
-        .user_name(&admin_template)
-        .policy_arn(ADMIN)
-        .send()
-        .await
-        .unwrap();
+    h.iam.create_user().user_name(&admin_template).send().await.unwrap();
+    h.iam.attach_user_policy().user_name(&admin_template).policy_arn(ADMIN).send().await.unwrap();
 
     type Break = Box<dyn Fn(&mut Value)>;
     let cases: Vec<(&str, &str, Break)> = vec![
-        (
-            "bad-id",
-            "ticket_id",
-            Box::new(|t| t["ticket_id"] = json!("ONB 1; DROP TABLE")),
-        ),
+        ("bad-id", "ticket_id", Box::new(|t| t["ticket_id"] = json!("ONB 1; DROP TABLE"))),
         ("no-users", "users", Box::new(|t| t["users"] = json!([]))),
         (
             "eleven",
@@ -446,89 +271,35 @@ async fn each_validation_rule_refuses_its_ticket_and_changes_nothing() {
                 t["users"].as_array_mut().unwrap().push(u);
             }),
         ),
-        (
-            "long-name",
-            "user_name",
-            Box::new(|t| t["users"][0]["user_name"] = json!("x".repeat(65))),
-        ),
-        (
-            "charset",
-            "user_name",
-            Box::new(|t| t["users"][0]["user_name"] = json!("bad/name")),
-        ),
-        (
-            "lookalike",
-            "user_name",
-            Box::new(|t| t["users"][0]["user_name"] = json!("аdmin")),
-        ),
-        (
-            "email",
-            "email",
-            Box::new(|t| t["users"][0]["email"] = json!("not-an-email")),
-        ),
+        ("long-name", "user_name", Box::new(|t| t["users"][0]["user_name"] = json!("x".repeat(65)))),
+        ("charset", "user_name", Box::new(|t| t["users"][0]["user_name"] = json!("bad/name"))),
+        ("lookalike", "user_name", Box::new(|t| t["users"][0]["user_name"] = json!("аdmin"))),
+        ("email", "email", Box::new(|t| t["users"][0]["email"] = json!("not-an-email"))),
         (
             "no-access",
             "access",
-            Box::new(|t| {
-                t["users"][0]["access"] = json!({"console": false, "programmatic": false})
-            }),
+            Box::new(|t| t["users"][0]["access"] = json!({"console": false, "programmatic": false})),
         ),
-        (
-            "path",
-            "path",
-            Box::new(|t| t["users"][0]["path"] = json!("/no-trailing-slash")),
-        ),
-        (
-            "aws-tag",
-            "aws:",
-            Box::new(|t| t["users"][0]["tags"] = json!({"aws:createdBy": "me"})),
-        ),
-        (
-            "tag-chars",
-            "tags.team",
-            Box::new(|t| t["users"][0]["tags"] = json!({"team": "<script>"})),
-        ),
+        ("path", "path", Box::new(|t| t["users"][0]["path"] = json!("/no-trailing-slash"))),
+        ("aws-tag", "aws:", Box::new(|t| t["users"][0]["tags"] = json!({"aws:createdBy": "me"}))),
+        ("tag-chars", "tags.team", Box::new(|t| t["users"][0]["tags"] = json!({"team": "<script>"}))),
         (
             "too-many-tags",
             "tags",
             Box::new(|t| {
-                t["users"][0]["tags"] = (0..49)
-                    .map(|i| (format!("k{i}"), json!("v")))
-                    .collect::<serde_json::Map<_, _>>()
-                    .into()
+                t["users"][0]["tags"] =
+                    (0..49).map(|i| (format!("k{i}"), json!("v"))).collect::<serde_json::Map<_, _>>().into()
             }),
         ),
-        (
-            "group",
-            "groups",
-            Box::new(|t| t["users"][0]["groups"] = json!(["Admins"])),
-        ),
-        (
-            "admin-policy",
-            "AdministratorAccess",
-            Box::new(|t| t["users"][0]["managed_policies"] = json!([ADMIN])),
-        ),
-        (
-            "boundary",
-            "permissions_boundary",
-            Box::new(|t| t["users"][0]["permissions_boundary"] = json!(ADMIN)),
-        ),
-        (
-            "boundary-removal",
-            "permissions_boundary",
-            Box::new(|t| t["users"][0]["permissions_boundary"] = json!("")),
-        ),
-        (
-            "unknown-field",
-            "permissions_boundry",
-            Box::new(|t| t["users"][0]["permissions_boundry"] = json!(null)),
-        ),
+        ("group", "groups", Box::new(|t| t["users"][0]["groups"] = json!(["Admins"]))),
+        ("admin-policy", "AdministratorAccess", Box::new(|t| t["users"][0]["managed_policies"] = json!([ADMIN]))),
+        ("boundary", "permissions_boundary", Box::new(|t| t["users"][0]["permissions_boundary"] = json!(ADMIN))),
+        ("boundary-removal", "permissions_boundary", Box::new(|t| t["users"][0]["permissions_boundary"] = json!(""))),
+        ("unknown-field", "permissions_boundry", Box::new(|t| t["users"][0]["permissions_boundry"] = json!(null))),
         (
             "eleven-groups",
             "IAM allows at most 10",
-            Box::new(|t| {
-                t["users"][0]["groups"] = (0..11).map(|i| json!(format!("G{i}"))).collect()
-            }),
+            Box::new(|t| t["users"][0]["groups"] = (0..11).map(|i| json!(format!("G{i}"))).collect()),
         ),
     ];
     let iam_cases: Vec<(&str, &str, Break)> = vec![
@@ -557,48 +328,26 @@ async fn each_validation_rule_refuses_its_ticket_and_changes_nothing() {
     let mut requesters = Vec::new();
     for (case, expect, breaks) in cases.into_iter().chain(iam_cases) {
         let id = format!("V-{case}-{s}");
-        let mut t = ticket(
-            &id,
-            vec![
-                user(&format!("v{case}{s}"), true, true),
-                user(&format!("w{case}{s}"), false, true),
-            ],
-        );
+        let mut t =
+            ticket(&id, vec![user(&format!("v{case}{s}"), true, true), user(&format!("w{case}{s}"), false, true)]);
         breaks(&mut t);
         let before = h.user_names_lower().await;
         let drained = h.run(&t).await;
-        assert_eq!(
-            (drained.handled, drained.retried),
-            (1, 0),
-            "{case}: refused once, not retried"
-        );
+        assert_eq!((drained.handled, drained.retried), (1, 0), "{case}: refused once, not retried");
         // IAM: not one user more, and the ones that existed are untouched.
         assert_eq!(
-            h.user_names_lower()
-                .await
-                .iter()
-                .filter(|n| n.contains(&s.to_lowercase()) && !before.contains(n))
-                .count(),
+            h.user_names_lower().await.iter().filter(|n| n.contains(&s.to_lowercase()) && !before.contains(n)).count(),
             0,
             "{case}"
         );
         assert_eq!(h.pipeline.take_handoffs().await.unwrap().len(), 0, "{case}");
         // DynamoDB: failed, with the reason.
-        let record_id = if case == "bad-id" {
-            None
-        } else {
-            Some(id.clone())
-        };
+        let record_id = if case == "bad-id" { None } else { Some(id.clone()) };
         if let Some(rid) = record_id {
             let statuses = h.statuses(&rid).await;
+            assert!(!statuses.is_empty() && statuses.iter().all(|r| r.stage == Stage::Failed), "{case}: {statuses:?}");
             assert!(
-                !statuses.is_empty() && statuses.iter().all(|r| r.stage == Stage::Failed),
-                "{case}: {statuses:?}"
-            );
-            assert!(
-                statuses
-                    .iter()
-                    .any(|r| r.reason.as_deref().unwrap_or("").contains(expect)),
+                statuses.iter().any(|r| r.reason.as_deref().unwrap_or("").contains(expect)),
                 "{case}: {statuses:?}"
             );
         }
@@ -627,26 +376,12 @@ async fn each_validation_rule_refuses_its_ticket_and_changes_nothing() {
 async fn failure_no_retry_fixes_ends_in_the_dead_letter_queue_not_lost() {
     // The function's role cannot write its table: nothing can be recorded,
     // so the ticket must wait in the DLQ for the fix rather than vanish.
-    let proxy = FaultProxy::start(&tests::moto::shared().endpoint)
-        .await
-        .unwrap();
-    let h = Harness::at(&proxy.endpoint, |_| {}).await;
+    let proxy = FaultProxy::start(&tests::moto::shared().endpoint).await.unwrap();
+    let h = create_user_only(Harness::at(&proxy.endpoint, |_| {}).await);
     let s = unique("");
     proxy.fail("PutItem", 100, Fault::AccessDenied);
-    let drained = h
-        .run(&ticket(
-            &format!("ONB-{s}"),
-            vec![user(&format!("d{s}"), true, false)],
-        ))
-        .await;
+    let drained = h.run(&ticket(&format!("ONB-{s}"), vec![user(&format!("d{s}"), true, false)])).await;
     assert_eq!(drained.dead_lettered, 1, "{drained:?}");
-    assert_eq!(
-        drained.retried as u32,
-        tests::bootstrap::MAX_RECEIVE_COUNT,
-        "{drained:?}"
-    );
-    assert!(!h
-        .user_names_lower()
-        .await
-        .contains(&format!("d{s}").to_lowercase()));
+    assert_eq!(drained.retried as u32, tests::bootstrap::MAX_RECEIVE_COUNT, "{drained:?}");
+    assert!(!h.user_names_lower().await.contains(&format!("d{s}").to_lowercase()));
 }

@@ -15,29 +15,16 @@ async fn moto_does_not_enforce_case_insensitive_user_names() {
     let name = unique("Case");
     iam.create_user().user_name(&name).send().await.unwrap();
     // Real IAM refuses this; create-user checks it against ListUsers.
-    iam.create_user()
-        .user_name(name.to_lowercase())
-        .send()
-        .await
-        .expect("moto now refuses case variants");
+    iam.create_user().user_name(name.to_lowercase()).send().await.expect("moto now refuses case variants");
     // And exact-name lookups are case-sensitive in moto.
-    assert!(iam
-        .get_user()
-        .user_name(name.to_uppercase())
-        .send()
-        .await
-        .is_err());
+    assert!(iam.get_user().user_name(name.to_uppercase()).send().await.is_err());
 }
 
 #[tokio::test]
 async fn moto_does_not_enforce_user_name_length_or_charset() {
     let iam = iam().await;
     let long = format!("{}{}", unique("L"), "x".repeat(70));
-    iam.create_user()
-        .user_name(&long)
-        .send()
-        .await
-        .expect("moto now refuses names over 64 characters");
+    iam.create_user().user_name(&long).send().await.expect("moto now refuses names over 64 characters");
 }
 
 #[tokio::test]
@@ -57,11 +44,7 @@ async fn moto_drops_permissions_boundaries_sent_on_create_user() {
         user.user().unwrap().permissions_boundary().is_none(),
         "moto now stores boundaries: read them back instead"
     );
-    assert_eq!(
-        user.user().unwrap().tags().len(),
-        1,
-        "tags come back on GetUser"
-    );
+    assert_eq!(user.user().unwrap().tags().len(), 1, "tags come back on GetUser");
 }
 
 #[tokio::test]
@@ -72,11 +55,7 @@ async fn moto_loads_aws_managed_policies_when_asked() {
         "arn:aws:iam::aws:policy/PowerUserAccess",
         "arn:aws:iam::aws:policy/IAMUserChangePassword",
     ] {
-        iam.get_policy()
-            .policy_arn(arn)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{arn}: {e}"));
+        iam.get_policy().policy_arn(arn).send().await.unwrap_or_else(|e| panic!("{arn}: {e}"));
     }
 }
 
@@ -85,26 +64,11 @@ async fn moto_enforces_two_access_keys_per_user() {
     let iam = iam().await;
     let name = unique("k");
     iam.create_user().user_name(&name).send().await.unwrap();
-    iam.create_access_key()
-        .user_name(&name)
-        .send()
-        .await
-        .unwrap();
-    iam.create_access_key()
-        .user_name(&name)
-        .send()
-        .await
-        .unwrap();
-    let third = iam
-        .create_access_key()
-        .user_name(&name)
-        .send()
-        .await
-        .unwrap_err();
+    iam.create_access_key().user_name(&name).send().await.unwrap();
+    iam.create_access_key().user_name(&name).send().await.unwrap();
+    let third = iam.create_access_key().user_name(&name).send().await.unwrap_err();
     assert_eq!(
-        third
-            .as_service_error()
-            .and_then(|e| aws_sdk_iam::error::ProvideErrorMetadata::code(e)),
+        third.as_service_error().and_then(|e| aws_sdk_iam::error::ProvideErrorMetadata::code(e)),
         Some("LimitExceeded")
     );
 }
@@ -114,8 +78,7 @@ async fn moto_has_no_account_password_policy_by_default() {
     let iam = iam().await;
     let err = iam.get_account_password_policy().send().await.unwrap_err();
     assert_eq!(
-        err.as_service_error()
-            .and_then(|e| aws_sdk_iam::error::ProvideErrorMetadata::code(e)),
+        err.as_service_error().and_then(|e| aws_sdk_iam::error::ProvideErrorMetadata::code(e)),
         Some("NoSuchEntity")
     );
 }
@@ -126,12 +89,7 @@ async fn moto_delivers_eventbridge_events_to_sqs_as_the_envelope_without_account
     let ticket = serde_json::json!({"ticket_id": unique("E-"), "requested_by": "a@example.com", "users": []});
     h.pipeline.deliver(&ticket).await.unwrap();
     let sqs = aws_sdk_sqs::Client::new(&h.sdk);
-    let got = sqs
-        .receive_message()
-        .queue_url(&h.pipeline.env.create_user_queue)
-        .send()
-        .await
-        .unwrap();
+    let got = sqs.receive_message().queue_url(&h.pipeline.env.create_user_queue).send().await.unwrap();
     let body: serde_json::Value = serde_json::from_str(got.messages()[0].body().unwrap()).unwrap();
     assert_eq!(body["detail"], ticket);
     assert_eq!(body["source"], "onboarding.tickets");

@@ -87,11 +87,7 @@ where
 {
     fn window(&self, lease_until: u64) -> Window {
         let now = self.clock.now();
-        Window {
-            now,
-            lease_until: lease_until.max(now + 1),
-            expires_at: now + self.config.idempotency_ttl_secs,
-        }
+        Window { now, lease_until: lease_until.max(now + 1), expires_at: now + self.config.idempotency_ttl_secs }
     }
 
     /// One message body: an EventBridge envelope or a bare ticket. `Ok` also
@@ -105,37 +101,22 @@ where
         let hash = payload_hash(&ticket);
         let key = ticket_key(&ticket.ticket_id, &hash);
         let window = self.window(lease_until);
-        let run = idempotency::once(
-            &self.idempotency,
-            &format!("create-user#{key}"),
-            &hash,
-            window,
-            || async {
-                let report = self.run_ticket(&ticket, &key, window).await?;
-                serde_json::to_value(&report).map_err(|e| Error::permanent("report", e.to_string()))
-            },
-        )
+        let run = idempotency::once(&self.idempotency, &format!("create-user#{key}"), &hash, window, || async {
+            let report = self.run_ticket(&ticket, &key, window).await?;
+            serde_json::to_value(&report).map_err(|e| Error::permanent("report", e.to_string()))
+        })
         .await;
         match run {
             Ok(outcome) => {
                 if matches!(outcome, idempotency::Outcome::Replayed(_)) {
                     tracing::info!(ticket_id = %key, "ticket already handled; nothing done");
                 }
-                serde_json::from_value(outcome.value().clone())
-                    .map_err(|e| Error::permanent("report", e.to_string()))
+                serde_json::from_value(outcome.value().clone()).map_err(|e| Error::permanent("report", e.to_string()))
             }
             Err(Error::PayloadMismatch(reason)) => {
                 // Not retried, but not lost either: the requester hears of it.
                 let refusal = Refusal::ticket("ticket_id", reason);
-                self.refuse_ticket(
-                    &ticket,
-                    &key,
-                    &format!("{key}#mismatch#{hash}"),
-                    vec![refusal],
-                    window,
-                    false,
-                )
-                .await
+                self.refuse_ticket(&ticket, &key, &format!("{key}#mismatch#{hash}"), vec![refusal], window, false).await
             }
             Err(e) => Err(e),
         }
@@ -144,27 +125,17 @@ where
     async fn run_ticket(&self, ticket: &Ticket, key: &str, window: Window) -> Result<TicketReport> {
         let plans = match ticket::validate(ticket, &self.config.allow) {
             Ok(plans) => plans,
-            Err(refusals) => {
-                return self
-                    .refuse_ticket(ticket, key, key, refusals, window, true)
-                    .await
-            }
+            Err(refusals) => return self.refuse_ticket(ticket, key, key, refusals, window, true).await,
         };
         let (resolved, refusals) = self.resolve_against_iam(ticket, plans).await?;
         if !refusals.is_empty() {
-            return self
-                .refuse_ticket(ticket, key, key, refusals, window, true)
-                .await;
+            return self.refuse_ticket(ticket, key, key, refusals, window, true).await;
         }
 
         let users: Vec<String> = resolved.iter().map(|r| r.plan.user_name.clone()).collect();
-        let mut report = TicketReport {
-            ticket_id: key.to_owned(),
-            ..Default::default()
-        };
+        let mut report = TicketReport { ticket_id: key.to_owned(), ..Default::default() };
         for r in &resolved {
-            self.set_status(key, &r.plan.user_name, Stage::Accepted, None)
-                .await?;
+            self.set_status(key, &r.plan.user_name, Stage::Accepted, None).await?;
         }
         for r in resolved {
             match self.provision(ticket, key, &r, &users, window).await {
@@ -173,18 +144,13 @@ where
                 Err(e) => {
                     let reason = e.to_string();
                     tracing::warn!(ticket_id = %key, user = %r.plan.user_name, %reason, "user refused while provisioning");
-                    self.set_status(key, &r.plan.user_name, Stage::Failed, Some(reason.clone()))
-                        .await?;
-                    report.refused.push(UserRefused {
-                        user_name: r.plan.user_name,
-                        reasons: vec![reason],
-                    });
+                    self.set_status(key, &r.plan.user_name, Stage::Failed, Some(reason.clone())).await?;
+                    report.refused.push(UserRefused { user_name: r.plan.user_name, reasons: vec![reason] });
                 }
             }
         }
         if !report.refused.is_empty() {
-            self.email_refusals(ticket, key, key, &report, window)
-                .await?;
+            self.email_refusals(ticket, key, key, &report, window).await?;
         }
         tracing::info!(ticket_id = %key, created = report.created.len(), refused = report.refused.len(), "ticket handled");
         Ok(report)
@@ -198,13 +164,8 @@ where
         plans: Vec<UserPlan>,
     ) -> Result<(Vec<Resolved>, Vec<Refusal>)> {
         let mut refusals = Vec::new();
-        let existing: BTreeMap<String, String> = self
-            .directory
-            .list_user_names()
-            .await?
-            .into_iter()
-            .map(|n| (n.to_lowercase(), n))
-            .collect();
+        let existing: BTreeMap<String, String> =
+            self.directory.list_user_names().await?.into_iter().map(|n| (n.to_lowercase(), n)).collect();
         let mut resolved = Vec::new();
         for (i, plan) in plans.into_iter().enumerate() {
             let name = plan.user_name.clone();
@@ -216,10 +177,7 @@ where
                     )));
                 } else if let Some(user) = self.directory.get_user(taken).await? {
                     if !created_by(&user, &ticket.ticket_id) {
-                        let owner = match (
-                            user.tags.get(MANAGED_TAG).map(String::as_str),
-                            user.tags.get(TICKET_TAG),
-                        ) {
+                        let owner = match (user.tags.get(MANAGED_TAG).map(String::as_str), user.tags.get(TICKET_TAG)) {
                             (Some("true"), Some(t)) => format!("it was created by ticket {t}"),
                             _ => "it was not created by iam-provisioner".to_owned(),
                         };
@@ -230,10 +188,7 @@ where
                 }
             }
             let (boundary, grant) = match &plan.permissions {
-                PermissionSource::Direct {
-                    groups,
-                    managed_policies,
-                } => (
+                PermissionSource::Direct { groups, managed_policies } => (
                     plan.boundary.clone(),
                     Grant {
                         groups: groups.clone(),
@@ -241,17 +196,11 @@ where
                         inline_policies: vec![],
                     },
                 ),
-                PermissionSource::CopyFrom(source) => {
-                    self.resolve_copy(i, &plan, source, &mut refusals).await?
-                }
+                PermissionSource::CopyFrom(source) => self.resolve_copy(i, &plan, source, &mut refusals).await?,
             };
             if refusals.len() == before {
                 if let Some(boundary) = boundary {
-                    resolved.push(Resolved {
-                        plan,
-                        boundary,
-                        grant,
-                    });
+                    resolved.push(Resolved { plan, boundary, grant });
                 }
             }
         }
@@ -270,11 +219,7 @@ where
         let name = &plan.user_name;
         let field = format!("users[{i}].copy_permissions_from");
         if self.directory.get_user(source).await?.is_none() {
-            refusals.push(Refusal::user(
-                name,
-                field,
-                format!("user {source:?} does not exist"),
-            ));
+            refusals.push(Refusal::user(name, field, format!("user {source:?} does not exist")));
             return Ok((None, Grant::default()));
         }
         let perms = self.directory.permissions(source).await?;
@@ -283,31 +228,25 @@ where
             refusals.push(Refusal::user(
                 name,
                 &field,
-                format!(
-                    "{source:?} is in group {g:?}, which is not on this deployment's allow-list"
-                ),
+                format!("{source:?} is in group {g:?}, which is not on this deployment's allow-list"),
             ));
         }
-        for p in perms
-            .managed_policies
-            .iter()
-            .filter(|p| !allow.managed_policies.contains(*p))
-        {
+        for p in perms.managed_policies.iter().filter(|p| !allow.managed_policies.contains(*p)) {
             refusals.push(Refusal::user(
                 name,
                 &field,
-                format!(
-                "{source:?} has policy {p:?} attached, which is not on this deployment's allow-list"
-            ),
+                format!("{source:?} has policy {p:?} attached, which is not on this deployment's allow-list"),
             ));
         }
         let boundary = match (&plan.boundary, &perms.boundary) {
             (Some(requested), _) => Some(requested.clone()),
             (None, Some(b)) if allow.boundaries.contains(b) => Some(b.clone()),
             (None, Some(b)) => {
-                refusals.push(Refusal::user(name, &field, format!(
-                    "{source:?} has permissions boundary {b:?}, which is not on this deployment's allow-list"
-                )));
+                refusals.push(Refusal::user(
+                    name,
+                    &field,
+                    format!("{source:?} has permissions boundary {b:?}, which is not on this deployment's allow-list"),
+                ));
                 None
             }
             (None, None) => Some(allow.default_boundary.clone()),
@@ -339,36 +278,29 @@ where
         };
         if self.directory.create_user(&new_user).await? == Created::AlreadyExists {
             // Checked before, but another actor may have won the race since.
-            let ours = self
-                .directory
-                .get_user(&plan.user_name)
-                .await?
-                .is_some_and(|u| created_by(&u, &ticket.ticket_id));
+            let ours =
+                self.directory.get_user(&plan.user_name).await?.is_some_and(|u| created_by(&u, &ticket.ticket_id));
             if !ours {
                 return Err(Error::permanent(
                     "CreateUser",
-                    format!("user {:?} was created by someone else while this ticket ran; it was left untouched", plan.user_name),
+                    format!(
+                        "user {:?} was created by someone else while this ticket ran; it was left untouched",
+                        plan.user_name
+                    ),
                 ));
             }
             tracing::info!(ticket_id = %key, user = %plan.user_name, "user exists from an earlier delivery of this ticket; completing it");
         }
         for group in &r.grant.groups {
-            self.directory
-                .add_user_to_group(&plan.user_name, group)
-                .await?;
+            self.directory.add_user_to_group(&plan.user_name, group).await?;
         }
         for arn in &r.grant.managed_policies {
-            self.directory
-                .attach_user_policy(&plan.user_name, arn)
-                .await?;
+            self.directory.attach_user_policy(&plan.user_name, arn).await?;
         }
         for (policy_name, document) in &r.grant.inline_policies {
-            self.directory
-                .put_user_policy(&plan.user_name, policy_name, document)
-                .await?;
+            self.directory.put_user_policy(&plan.user_name, policy_name, document).await?;
         }
-        self.set_status(key, &plan.user_name, Stage::UserCreated, None)
-            .await?;
+        self.set_status(key, &plan.user_name, Stage::UserCreated, None).await?;
 
         let ready = UserReady {
             ticket_id: key.to_owned(),
@@ -382,28 +314,16 @@ where
             ticket_users: users.to_vec(),
         };
         let handoff = format!("create-user#{key}#handoff#{}", plan.user_name);
-        idempotency::once(
-            &self.idempotency,
-            &handoff,
-            &payload_hash(&ready),
-            window,
-            || async {
-                self.publisher.publish(&ready).await?;
-                Ok(serde_json::Value::Bool(true))
-            },
-        )
+        idempotency::once(&self.idempotency, &handoff, &payload_hash(&ready), window, || async {
+            self.publisher.publish(&ready).await?;
+            Ok(serde_json::Value::Bool(true))
+        })
         .await?;
         tracing::info!(ticket_id = %key, user = %plan.user_name, "user created and handed to issue-credentials");
         Ok(())
     }
 
-    async fn set_status(
-        &self,
-        ticket_id: &str,
-        user_name: &str,
-        stage: Stage,
-        reason: Option<String>,
-    ) -> Result<()> {
+    async fn set_status(&self, ticket_id: &str, user_name: &str, stage: Stage, reason: Option<String>) -> Result<()> {
         let record = StatusRecord {
             ticket_id: ticket_id.to_owned(),
             user_name: user_name.to_owned(),
@@ -426,37 +346,21 @@ where
         window: Window,
         record_users: bool,
     ) -> Result<TicketReport> {
-        let ticket_wide: Vec<String> = refusals
-            .iter()
-            .filter(|r| r.user.is_none())
-            .map(ToString::to_string)
-            .collect();
-        let mut report = TicketReport {
-            ticket_id: key.to_owned(),
-            ..Default::default()
-        };
+        let ticket_wide: Vec<String> = refusals.iter().filter(|r| r.user.is_none()).map(ToString::to_string).collect();
+        let mut report = TicketReport { ticket_id: key.to_owned(), ..Default::default() };
         let mut names: Vec<&str> = ticket.users.iter().map(|u| u.user_name.as_str()).collect();
         names.dedup();
         for name in names.iter().copied() {
-            let mut reasons: Vec<String> = refusals
-                .iter()
-                .filter(|r| r.user.as_deref() == Some(name))
-                .map(ToString::to_string)
-                .collect();
+            let mut reasons: Vec<String> =
+                refusals.iter().filter(|r| r.user.as_deref() == Some(name)).map(ToString::to_string).collect();
             if reasons.is_empty() && ticket_wide.is_empty() {
                 reasons.push("not created: the ticket is refused as a whole because of the other users' errors".into());
             }
             reasons.extend(ticket_wide.iter().cloned());
-            report.refused.push(UserRefused {
-                user_name: name.to_owned(),
-                reasons,
-            });
+            report.refused.push(UserRefused { user_name: name.to_owned(), reasons });
         }
         if names.is_empty() || !record_users {
-            report.refused.push(UserRefused {
-                user_name: "-".into(),
-                reasons: ticket_wide.clone(),
-            });
+            report.refused.push(UserRefused { user_name: "-".into(), reasons: ticket_wide.clone() });
         }
         for r in &report.refused {
             // A user name that breaks the rules may not fit a key either.
@@ -466,31 +370,23 @@ where
                 format!("invalid-user-name:{}", short_hash(&r.user_name))
             };
             if record_users || user == "-" {
-                self.set_status(key, &user, Stage::Failed, Some(r.reasons.join("; ")))
-                    .await?;
+                self.set_status(key, &user, Stage::Failed, Some(r.reasons.join("; "))).await?;
             }
         }
         if !record_users {
             report.refused.retain(|r| r.user_name == "-");
         }
         tracing::warn!(ticket_id = %key, refusals = refusals.len(), reasons = %refusals.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "), "ticket refused; nothing changed in IAM");
-        self.email_refusals(ticket, key, email_key, &report, window)
-            .await?;
+        self.email_refusals(ticket, key, email_key, &report, window).await?;
         Ok(report)
     }
 
     /// A body that is not a ticket at all: recorded under whatever id can be
     /// read from it (or a digest of it), and the requester told if known.
     /// The body itself is never logged or stored: it might hold a secret.
-    async fn refuse_unreadable(
-        &self,
-        body: &str,
-        refusal: Refusal,
-        lease_until: u64,
-    ) -> Result<TicketReport> {
+    async fn refuse_unreadable(&self, body: &str, refusal: Refusal, lease_until: u64) -> Result<TicketReport> {
         let body_hash = payload_hash(&body);
-        let key = ticket::best_effort_ticket_id(body)
-            .unwrap_or_else(|| format!("unreadable:{}", &body_hash[..16]));
+        let key = ticket::best_effort_ticket_id(body).unwrap_or_else(|| format!("unreadable:{}", &body_hash[..16]));
         let requester = ticket::best_effort_requester(body);
         let window = self.window(lease_until);
         let idem_key = format!("create-user#unreadable#{body_hash}");
@@ -509,8 +405,7 @@ where
             serde_json::to_value(&report).map_err(|e| Error::permanent("report", e.to_string()))
         })
         .await?;
-        serde_json::from_value(outcome.value().clone())
-            .map_err(|e| Error::permanent("report", e.to_string()))
+        serde_json::from_value(outcome.value().clone()).map_err(|e| Error::permanent("report", e.to_string()))
     }
 
     async fn email_refusals(
@@ -563,42 +458,22 @@ fn short_hash(s: &str) -> String {
 fn refusal_email(to: &str, report: &TicketReport) -> Email {
     let created = report.created.len();
     let subject = if created == 0 {
-        format!(
-            "Onboarding ticket {}: refused, nothing was created",
-            report.ticket_id
-        )
+        format!("Onboarding ticket {}: refused, nothing was created", report.ticket_id)
     } else {
-        format!(
-            "Onboarding ticket {}: {} user(s) refused",
-            report.ticket_id,
-            report.refused.len()
-        )
+        format!("Onboarding ticket {}: {} user(s) refused", report.ticket_id, report.refused.len())
     };
     let mut text = format!("Onboarding ticket {}\n\n", report.ticket_id);
-    let mut html = format!(
-        "<p>Onboarding ticket <b>{}</b></p>",
-        html_escape(&report.ticket_id)
-    );
+    let mut html = format!("<p>Onboarding ticket <b>{}</b></p>", html_escape(&report.ticket_id));
     if created == 0 {
-        text.push_str(
-            "Nothing was created in AWS. Fix what is listed below and submit the ticket again.\n\n",
-        );
+        text.push_str("Nothing was created in AWS. Fix what is listed below and submit the ticket again.\n\n");
         html.push_str("<p>Nothing was created in AWS. Fix what is listed below and submit the ticket again.</p>");
     } else {
-        text.push_str(&format!(
-            "{created} user(s) were created; these were refused:\n\n"
-        ));
-        html.push_str(&format!(
-            "<p>{created} user(s) were created; these were refused:</p>"
-        ));
+        text.push_str(&format!("{created} user(s) were created; these were refused:\n\n"));
+        html.push_str(&format!("<p>{created} user(s) were created; these were refused:</p>"));
     }
     html.push_str("<ul>");
     for r in &report.refused {
-        let who = if r.user_name == "-" {
-            "the ticket"
-        } else {
-            r.user_name.as_str()
-        };
+        let who = if r.user_name == "-" { "the ticket" } else { r.user_name.as_str() };
         text.push_str(&format!("- {who}:\n"));
         html.push_str(&format!("<li><b>{}</b><ul>", html_escape(who)));
         for reason in &r.reasons {
@@ -609,12 +484,7 @@ fn refusal_email(to: &str, report: &TicketReport) -> Email {
     }
     html.push_str("</ul>");
     text.push_str("\nThis message was sent by iam-provisioner.\n");
-    Email {
-        to: to.to_owned(),
-        subject,
-        text,
-        html,
-    }
+    Email { to: to.to_owned(), subject, text, html }
 }
 
 #[cfg(test)]
@@ -634,20 +504,14 @@ where
     /// failures; refusals are recorded and final.
     pub async fn handle_sqs(&self, event: SqsEvent, lease_until: u64) -> SqsBatchResponse {
         shared::lambda::for_each_record(event, |record| async move {
-            self.handle_body(record.body.as_deref().unwrap_or_default(), lease_until)
-                .await
-                .map(drop)
+            self.handle_body(record.body.as_deref().unwrap_or_default(), lease_until).await.map(drop)
         })
         .await
     }
 
     /// Whatever the function was invoked with: the SQS batch of its trigger,
     /// or (a replay by hand) an EventBridge event or a bare ticket.
-    pub async fn handle_event(
-        &self,
-        payload: serde_json::Value,
-        lease_until: u64,
-    ) -> Result<serde_json::Value> {
+    pub async fn handle_event(&self, payload: serde_json::Value, lease_until: u64) -> Result<serde_json::Value> {
         if payload.get("Records").is_some() {
             let event: SqsEvent = serde_json::from_value(payload)
                 .map_err(|e| Error::permanent("invoke", format!("not an SQS event: {e}")))?;

@@ -3,9 +3,7 @@
 
 use create_user::Deps;
 use lambda_runtime::{run, service_fn, LambdaEvent};
-use shared::aws::{
-    load_config, DynamoIdempotency, DynamoStatus, IamDirectory, SesMailer, SqsPublisher,
-};
+use shared::aws::{load_config, DynamoIdempotency, DynamoStatus, IamDirectory, SesMailer, SqsPublisher};
 use shared::config::CreateUserConfig;
 use shared::ports::SystemClock;
 
@@ -24,11 +22,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         config,
     };
     let deps = &deps;
-    run(service_fn(
-        move |event: LambdaEvent<serde_json::Value>| async move {
-            let lease_until = shared::lambda::deadline_secs(&event.context);
-            deps.handle_event(event.payload, lease_until).await
-        },
-    ))
+    run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
+        let lease_until = shared::lambda::deadline_secs(&event.context);
+        deps.handle_event(event.payload, lease_until).await
+    }))
     .await
 }

@@ -3,14 +3,7 @@ use serde_json::json;
 use shared::config::AllowList;
 use shared::memory::*;
 
-type Fakes = Deps<
-    MemoryDirectory,
-    MemoryIdempotency,
-    MemoryStatus,
-    MemoryPublisher,
-    MemoryMailer,
-    FixedClock,
->;
+type Fakes = Deps<MemoryDirectory, MemoryIdempotency, MemoryStatus, MemoryPublisher, MemoryMailer, FixedClock>;
 
 const READ_ONLY: &str = "arn:aws:iam::aws:policy/ReadOnlyAccess";
 const POWER_USER: &str = "arn:aws:iam::aws:policy/PowerUserAccess";
@@ -30,9 +23,7 @@ fn deps() -> Fakes {
             next_queue_url: "q".into(),
             sender: "iam-provisioner@example.com".into(),
             allow: AllowList {
-                groups: ["Developers", "Power_Users", "ReadOnly"]
-                    .map(String::from)
-                    .into(),
+                groups: ["Developers", "Power_Users", "ReadOnly"].map(String::from).into(),
                 managed_policies: [READ_ONLY, POWER_USER].map(String::from).into(),
                 boundaries: [POWER_USER].map(String::from).into(),
                 default_boundary: POWER_USER.into(),
@@ -67,10 +58,7 @@ fn existing(name: &str, tags: &[(&str, &str)], perms: Permissions) -> (IamUser, 
         path: "/".into(),
         arn: format!("arn:aws:iam::123456789012:user/{name}"),
         boundary: perms.boundary.clone(),
-        tags: tags
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
     };
     (user, perms)
 }
@@ -92,10 +80,7 @@ async fn valid_ticket_creates_users_with_boundary_tags_and_grants() {
     assert_eq!(events[0].ticket_users, ["emily.chen", "raj.patel"]);
     assert!(d.mailer.outbox().is_empty());
     let statuses = d.status.for_ticket("ONB-1").await.unwrap();
-    assert!(
-        statuses.iter().all(|s| s.stage == Stage::UserCreated),
-        "{statuses:?}"
-    );
+    assert!(statuses.iter().all(|s| s.stage == Stage::UserCreated), "{statuses:?}");
 }
 
 #[tokio::test]
@@ -105,11 +90,7 @@ async fn replayed_ticket_changes_nothing_and_hands_off_nothing_new() {
     let calls = d.directory.calls.lock().unwrap().len();
     let again = run(&d, &ticket()).await.unwrap();
     assert_eq!(again.created, ["emily.chen", "raj.patel"]);
-    assert_eq!(
-        d.directory.calls.lock().unwrap().len(),
-        calls,
-        "a replay must not call IAM"
-    );
+    assert_eq!(d.directory.calls.lock().unwrap().len(), calls, "a replay must not call IAM");
     assert_eq!(d.publisher.events::<UserReady>().len(), 2);
 }
 
@@ -121,10 +102,7 @@ async fn same_ticket_id_with_other_content_is_refused_and_reported() {
     changed["users"][1]["access"]["console"] = json!(true);
     let report = run(&d, &changed).await.unwrap();
     assert!(report.created.is_empty());
-    assert!(
-        report.refused[0].reasons[0].contains("different content"),
-        "{report:?}"
-    );
+    assert!(report.refused[0].reasons[0].contains("different content"), "{report:?}");
     assert_eq!(d.mailer.outbox().len(), 1);
     assert_eq!(d.publisher.events::<UserReady>().len(), 2);
 }
@@ -132,33 +110,21 @@ async fn same_ticket_id_with_other_content_is_refused_and_reported() {
 #[tokio::test]
 async fn retryable_failure_half_way_is_completed_by_the_retry() {
     let d = deps();
-    d.directory.fail_next(
-        "AttachUserPolicy",
-        Error::retryable("AttachUserPolicy", "Throttling"),
-    );
+    d.directory.fail_next("AttachUserPolicy", Error::retryable("AttachUserPolicy", "Throttling"));
     let err = run(&d, &ticket()).await.unwrap_err();
     assert!(err.is_retryable());
-    assert!(
-        d.directory.user("emily.chen").is_some(),
-        "the user was created before the failure"
-    );
+    assert!(d.directory.user("emily.chen").is_some(), "the user was created before the failure");
     assert!(d.publisher.events::<UserReady>().is_empty());
     let report = run(&d, &ticket()).await.unwrap();
     assert_eq!(report.created, ["emily.chen", "raj.patel"]);
-    assert_eq!(
-        d.directory.user("emily.chen").unwrap().1.managed_policies,
-        [READ_ONLY]
-    );
+    assert_eq!(d.directory.user("emily.chen").unwrap().1.managed_policies, [READ_ONLY]);
     assert_eq!(d.publisher.events::<UserReady>().len(), 2);
 }
 
 #[tokio::test]
 async fn permanent_failure_refuses_that_user_only_and_tells_the_requester() {
     let d = deps();
-    d.directory.fail_next(
-        "AddUserToGroup",
-        Error::permanent("AddUserToGroup", "AccessDenied"),
-    );
+    d.directory.fail_next("AddUserToGroup", Error::permanent("AddUserToGroup", "AccessDenied"));
     let report = run(&d, &ticket()).await.unwrap();
     assert_eq!(report.created, ["raj.patel"]);
     assert_eq!(report.refused[0].user_name, "emily.chen");
@@ -166,10 +132,7 @@ async fn permanent_failure_refuses_that_user_only_and_tells_the_requester() {
     assert_eq!(outbox.len(), 1);
     assert!(outbox[0].text.contains("AccessDenied"));
     let statuses = d.status.for_ticket("ONB-1").await.unwrap();
-    let emily = statuses
-        .iter()
-        .find(|s| s.user_name == "emily.chen")
-        .unwrap();
+    let emily = statuses.iter().find(|s| s.user_name == "emily.chen").unwrap();
     assert_eq!(emily.stage, Stage::Failed);
 }
 
@@ -180,26 +143,10 @@ async fn existing_user_not_created_by_this_ticket_is_refused_and_untouched() {
     d.directory.insert(u, p);
     let report = run(&d, &ticket()).await.unwrap();
     assert!(report.created.is_empty());
-    assert!(
-        d.directory.calls.lock().unwrap().is_empty(),
-        "nothing may be written"
-    );
-    let reasons = &report
-        .refused
-        .iter()
-        .find(|r| r.user_name == "raj.patel")
-        .unwrap()
-        .reasons;
-    assert!(
-        reasons[0].contains("not created by iam-provisioner"),
-        "{reasons:?}"
-    );
-    let other = &report
-        .refused
-        .iter()
-        .find(|r| r.user_name == "emily.chen")
-        .unwrap()
-        .reasons;
+    assert!(d.directory.calls.lock().unwrap().is_empty(), "nothing may be written");
+    let reasons = &report.refused.iter().find(|r| r.user_name == "raj.patel").unwrap().reasons;
+    assert!(reasons[0].contains("not created by iam-provisioner"), "{reasons:?}");
+    let other = &report.refused.iter().find(|r| r.user_name == "emily.chen").unwrap().reasons;
     assert!(other[0].contains("refused as a whole"), "{other:?}");
     assert_eq!(d.mailer.outbox().len(), 1);
 }
@@ -207,23 +154,11 @@ async fn existing_user_not_created_by_this_ticket_is_refused_and_untouched() {
 #[tokio::test]
 async fn user_managed_by_another_ticket_is_refused() {
     let d = deps();
-    let (u, p) = existing(
-        "raj.patel",
-        &[(MANAGED_TAG, "true"), (TICKET_TAG, "ONB-0")],
-        Permissions::default(),
-    );
+    let (u, p) = existing("raj.patel", &[(MANAGED_TAG, "true"), (TICKET_TAG, "ONB-0")], Permissions::default());
     d.directory.insert(u, p);
     let report = run(&d, &ticket()).await.unwrap();
-    let reasons = &report
-        .refused
-        .iter()
-        .find(|r| r.user_name == "raj.patel")
-        .unwrap()
-        .reasons;
-    assert!(
-        reasons[0].contains("created by ticket ONB-0"),
-        "{reasons:?}"
-    );
+    let reasons = &report.refused.iter().find(|r| r.user_name == "raj.patel").unwrap().reasons;
+    assert!(reasons[0].contains("created by ticket ONB-0"), "{reasons:?}");
 }
 
 #[tokio::test]
@@ -233,12 +168,7 @@ async fn name_differing_only_in_case_from_an_existing_user_is_refused() {
     d.directory.insert(u, p);
     let report = run(&d, &ticket()).await.unwrap();
     assert!(report.created.is_empty());
-    let reasons = &report
-        .refused
-        .iter()
-        .find(|r| r.user_name == "raj.patel")
-        .unwrap()
-        .reasons;
+    let reasons = &report.refused.iter().find(|r| r.user_name == "raj.patel").unwrap().reasons;
     assert!(reasons[0].contains("case-insensitive"), "{reasons:?}");
 }
 
@@ -248,10 +178,7 @@ async fn user_left_half_done_by_this_ticket_is_completed() {
     let (u, p) = existing(
         "raj.patel",
         &[(MANAGED_TAG, "true"), (TICKET_TAG, "ONB-1")],
-        Permissions {
-            boundary: Some(POWER_USER.into()),
-            ..Default::default()
-        },
+        Permissions { boundary: Some(POWER_USER.into()), ..Default::default() },
     );
     d.directory.insert(u, p);
     let report = run(&d, &ticket()).await.unwrap();
@@ -265,10 +192,7 @@ async fn copy_takes_groups_policies_inline_policies_and_boundary() {
     let perms = Permissions {
         groups: vec!["Developers".into()],
         managed_policies: vec![READ_ONLY.into()],
-        inline_policies: vec![(
-            "s3-read".into(),
-            r#"{"Version":"2012-10-17","Statement":[]}"#.into(),
-        )],
+        inline_policies: vec![("s3-read".into(), r#"{"Version":"2012-10-17","Statement":[]}"#.into())],
         boundary: Some(POWER_USER.into()),
     };
     let (u, p) = existing("template.dev", &[], perms.clone());
@@ -284,10 +208,7 @@ async fn copy_takes_groups_policies_inline_policies_and_boundary() {
 #[tokio::test]
 async fn copy_from_a_user_with_permissions_off_the_allow_list_is_refused() {
     let d = deps();
-    let perms = Permissions {
-        managed_policies: vec![ADMIN.into()],
-        ..Default::default()
-    };
+    let perms = Permissions { managed_policies: vec![ADMIN.into()], ..Default::default() };
     let (u, p) = existing("admin.template", &[], perms);
     d.directory.insert(u, p);
     let mut t = ticket();
@@ -295,12 +216,7 @@ async fn copy_from_a_user_with_permissions_off_the_allow_list_is_refused() {
     let report = run(&d, &t).await.unwrap();
     assert!(report.created.is_empty());
     assert!(d.directory.calls.lock().unwrap().is_empty());
-    let reasons = &report
-        .refused
-        .iter()
-        .find(|r| r.user_name == "raj.patel")
-        .unwrap()
-        .reasons;
+    let reasons = &report.refused.iter().find(|r| r.user_name == "raj.patel").unwrap().reasons;
     assert!(reasons[0].contains("AdministratorAccess"), "{reasons:?}");
 }
 
@@ -311,14 +227,8 @@ async fn each_validation_rule_refuses_the_ticket_naming_the_field() {
     let long = "a".repeat(65);
     let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
         ("ticket_id", Box::new(|t| t["ticket_id"] = json!("ONB 1!"))),
-        (
-            "ticket_id",
-            Box::new(|t| t["ticket_id"] = json!("x".repeat(129))),
-        ),
-        (
-            "requested_by",
-            Box::new(|t| t["requested_by"] = json!("it-ops")),
-        ),
+        ("ticket_id", Box::new(|t| t["ticket_id"] = json!("x".repeat(129)))),
+        ("requested_by", Box::new(|t| t["requested_by"] = json!("it-ops"))),
         ("users", Box::new(|t| t["users"] = json!([]))),
         (
             "users",
@@ -333,88 +243,41 @@ async fn each_validation_rule_refuses_the_ticket_naming_the_field() {
                     .collect::<Vec<_>>());
             }),
         ),
-        (
-            "user_name",
-            Box::new(|t| t["users"][1]["user_name"] = json!("EMILY.CHEN")),
-        ),
-        (
-            "users[1].user_name",
-            Box::new(move |t| t["users"][1]["user_name"] = json!(long.clone())),
-        ),
-        (
-            "users[1].user_name",
-            Box::new(|t| t["users"][1]["user_name"] = json!("raj patel")),
-        ),
-        (
-            "users[1].user_name",
-            Box::new(|t| t["users"][1]["user_name"] = json!("rаj.patel")),
-        ), // Cyrillic а
-        (
-            "users[1].email",
-            Box::new(|t| t["users"][1]["email"] = json!("raj@localhost")),
-        ),
-        (
-            "users[1].access",
-            Box::new(|t| {
-                t["users"][1]["access"] = json!({"console": false, "programmatic": false})
-            }),
-        ),
-        (
-            "users[1].path",
-            Box::new(|t| t["users"][1]["path"] = json!("engineering")),
-        ),
-        (
-            "users[1].path",
-            Box::new(|t| t["users"][1]["path"] = json!(format!("/{}/", "p".repeat(511)))),
-        ),
-        (
-            "users[1].groups",
-            Box::new(|t| t["users"][1]["groups"] = json!(["Admins"])),
-        ),
-        (
-            "users[1].managed_policies",
-            Box::new(|t| t["users"][1]["managed_policies"] = json!([ADMIN])),
-        ),
-        (
-            "users[1].permissions_boundary",
-            Box::new(|t| t["users"][1]["permissions_boundary"] = json!(ADMIN)),
-        ),
-        (
-            "users[1].tags.aws:team",
-            Box::new(|t| t["users"][1]["tags"] = json!({"aws:team": "x"})),
-        ),
+        ("user_name", Box::new(|t| t["users"][1]["user_name"] = json!("EMILY.CHEN"))),
+        ("users[1].user_name", Box::new(move |t| t["users"][1]["user_name"] = json!(long.clone()))),
+        ("users[1].user_name", Box::new(|t| t["users"][1]["user_name"] = json!("raj patel"))),
+        ("users[1].user_name", Box::new(|t| t["users"][1]["user_name"] = json!("rаj.patel"))), // Cyrillic а
+        ("users[1].email", Box::new(|t| t["users"][1]["email"] = json!("raj@localhost"))),
+        ("users[1].access", Box::new(|t| t["users"][1]["access"] = json!({"console": false, "programmatic": false}))),
+        ("users[1].path", Box::new(|t| t["users"][1]["path"] = json!("engineering"))),
+        ("users[1].path", Box::new(|t| t["users"][1]["path"] = json!(format!("/{}/", "p".repeat(511))))),
+        ("users[1].groups", Box::new(|t| t["users"][1]["groups"] = json!(["Admins"]))),
+        ("users[1].managed_policies", Box::new(|t| t["users"][1]["managed_policies"] = json!([ADMIN]))),
+        ("users[1].permissions_boundary", Box::new(|t| t["users"][1]["permissions_boundary"] = json!(ADMIN))),
+        ("users[1].tags.aws:team", Box::new(|t| t["users"][1]["tags"] = json!({"aws:team": "x"}))),
         (
             "users[1].tags.iam-provisioner:managed",
             Box::new(|t| t["users"][1]["tags"] = json!({"iam-provisioner:managed": "false"})),
         ),
-        (
-            "users[1].tags.team",
-            Box::new(|t| t["users"][1]["tags"] = json!({"team": "a<b"})),
-        ),
-        (
-            "users[1].tags.team",
-            Box::new(|t| t["users"][1]["tags"] = json!({"team": "v".repeat(257)})),
-        ),
+        ("users[1].tags.team", Box::new(|t| t["users"][1]["tags"] = json!({"team": "a<b"}))),
+        ("users[1].tags.team", Box::new(|t| t["users"][1]["tags"] = json!({"team": "v".repeat(257)}))),
         (
             "users[1].tags",
             Box::new(|t| {
-                t["users"][1]["tags"] = json!((0..49)
-                    .map(|i| (format!("k{i}"), json!("v")))
-                    .collect::<serde_json::Map<_, _>>())
+                t["users"][1]["tags"] =
+                    json!((0..49).map(|i| (format!("k{i}"), json!("v"))).collect::<serde_json::Map<_, _>>())
             }),
         ),
         (
             "users[1].console_password",
-            Box::new(
-                |t| t["users"][1]["console_password"] = json!({"mode": "custom", "secret_arn": "arn:aws:secretsmanager:us-east-1:1:secret:x"}),
-            ),
+            Box::new(|t| {
+                t["users"][1]["console_password"] =
+                    json!({"mode": "custom", "secret_arn": "arn:aws:secretsmanager:us-east-1:1:secret:x"})
+            }),
         ),
         (
             "users[0].console_password.secret_arn",
-            Box::new(|t| {
-                t["users"][0]["console_password"] =
-                    json!({"mode": "custom", "secret_arn": "hunter2"})
-            }),
+            Box::new(|t| t["users"][0]["console_password"] = json!({"mode": "custom", "secret_arn": "hunter2"})),
         ),
         (
             "users[1].copy_permissions_from",
@@ -423,25 +286,13 @@ async fn each_validation_rule_refuses_the_ticket_naming_the_field() {
                 t["users"][1]["groups"] = json!(["ReadOnly"]);
             }),
         ),
-        (
-            "users[1].copy_permissions_from",
-            Box::new(|t| t["users"][1]["copy_permissions_from"] = json!("nobody.here")),
-        ),
+        ("users[1].copy_permissions_from", Box::new(|t| t["users"][1]["copy_permissions_from"] = json!("nobody.here"))),
         (
             "users[1].groups",
-            Box::new(|t| {
-                t["users"][1]["groups"] =
-                    json!((0..11).map(|i| format!("g{i}")).collect::<Vec<_>>())
-            }),
+            Box::new(|t| t["users"][1]["groups"] = json!((0..11).map(|i| format!("g{i}")).collect::<Vec<_>>())),
         ),
-        (
-            "users[1].permissions_boundry",
-            Box::new(|t| t["users"][1]["permissions_boundry"] = json!(POWER_USER)),
-        ),
-        (
-            "users[1].access.console",
-            Box::new(|t| t["users"][1]["access"]["console"] = json!("yes")),
-        ),
+        ("users[1].permissions_boundry", Box::new(|t| t["users"][1]["permissions_boundry"] = json!(POWER_USER))),
+        ("users[1].access.console", Box::new(|t| t["users"][1]["access"]["console"] = json!("yes"))),
     ];
     for (field, breaks) in cases {
         let d = deps();
@@ -452,25 +303,15 @@ async fn each_validation_rule_refuses_the_ticket_naming_the_field() {
         assert_eq!(d.directory.user_count(), 0, "{field}: IAM was changed");
         assert!(d.publisher.events::<UserReady>().is_empty());
         let all: Vec<&String> = report.refused.iter().flat_map(|r| &r.reasons).collect();
-        assert!(
-            all.iter().any(|r| r.contains(field)),
-            "{field} not named in {all:?}"
-        );
+        assert!(all.iter().any(|r| r.contains(field)), "{field} not named in {all:?}");
         let outbox = d.mailer.outbox();
         if field == "requested_by" {
             assert!(outbox.is_empty(), "there is no address to write to");
             continue;
         }
         assert_eq!(outbox.len(), 1, "{field}: requester email");
-        assert!(
-            outbox[0].text.contains(field),
-            "{field}: email does not name it:\n{}",
-            outbox[0].text
-        );
-        assert!(
-            !outbox[0].text.contains("hunter2"),
-            "a value that may be a secret was echoed"
-        );
+        assert!(outbox[0].text.contains(field), "{field}: email does not name it:\n{}", outbox[0].text);
+        assert!(!outbox[0].text.contains("hunter2"), "a value that may be a secret was echoed");
     }
 }
 
@@ -481,18 +322,13 @@ async fn unreadable_body_is_recorded_and_not_retried() {
     assert!(report.ticket_id.starts_with("unreadable:"));
     let statuses = d.status.for_ticket(&report.ticket_id).await.unwrap();
     assert_eq!(statuses[0].stage, Stage::Failed);
-    assert!(statuses[0]
-        .reason
-        .as_deref()
-        .unwrap()
-        .contains("not valid JSON"));
+    assert!(statuses[0].reason.as_deref().unwrap().contains("not valid JSON"));
 }
 
 #[tokio::test]
 async fn sqs_batch_sends_back_failures_but_not_refusals() {
     let d = deps();
-    d.directory
-        .fail_next("ListUsers", Error::retryable("ListUsers", "ServiceFailure"));
+    d.directory.fail_next("ListUsers", Error::retryable("ListUsers", "ServiceFailure"));
     let record = |id: &str, body: String| {
         let mut m = aws_lambda_events::event::sqs::SqsMessage::default();
         m.message_id = Some(id.into());
@@ -500,16 +336,9 @@ async fn sqs_batch_sends_back_failures_but_not_refusals() {
         m
     };
     let mut event = SqsEvent::default();
-    event.records = vec![
-        record("retry-me", ticket().to_string()),
-        record("refused", "[]".into()),
-    ];
+    event.records = vec![record("retry-me", ticket().to_string()), record("refused", "[]".into())];
     let response = d.handle_sqs(event, LEASE).await;
-    let failed: Vec<_> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.as_str())
-        .collect();
+    let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     assert_eq!(failed, ["retry-me"]);
 }
 
@@ -521,11 +350,7 @@ async fn eventbridge_envelope_and_bare_ticket_are_the_same_ticket() {
     run(&d, &envelope).await.unwrap();
     let again = run(&d, &ticket()).await.unwrap();
     assert_eq!(again.created.len(), 2);
-    assert_eq!(
-        d.publisher.events::<UserReady>().len(),
-        2,
-        "the bare replay is the same ticket"
-    );
+    assert_eq!(d.publisher.events::<UserReady>().len(), 2, "the bare replay is the same ticket");
     let other = json!({"source": "someone.else", "detail-type": "Onboarding Ticket Approved", "detail": ticket()});
     let refused = deps().handle_body(&other.to_string(), LEASE).await.unwrap();
     assert!(refused.refused[0].reasons[0].contains("not an approved onboarding ticket"));

@@ -56,22 +56,14 @@ where
 {
     fn window(&self, lease_until: u64) -> Window {
         let now = self.clock.now();
-        Window {
-            now,
-            lease_until: lease_until.max(now + 1),
-            expires_at: now + self.config.idempotency_ttl_secs,
-        }
+        Window { now, lease_until: lease_until.max(now + 1), expires_at: now + self.config.idempotency_ttl_secs }
     }
 
     pub async fn handle_sqs(&self, event: SqsEvent, lease_until: u64) -> SqsBatchResponse {
         shared::lambda::for_each_record(event, |record| async move {
             let body = record.body.as_deref().unwrap_or_default();
-            let ready: UserReady = serde_json::from_str(body).map_err(|e| {
-                Error::permanent(
-                    "issue-credentials",
-                    format!("not a create-user hand-off: {e}"),
-                )
-            })?;
+            let ready: UserReady = serde_json::from_str(body)
+                .map_err(|e| Error::permanent("issue-credentials", format!("not a create-user hand-off: {e}")))?;
             self.handle(&ready, lease_until).await.map(drop)
         })
         .await
@@ -79,23 +71,13 @@ where
 
     /// `Ok` once the user is settled: credentials issued and handed on, or
     /// refused and recorded.
-    pub async fn handle(
-        &self,
-        ready: &UserReady,
-        lease_until: u64,
-    ) -> Result<Option<CredentialsReady>> {
+    pub async fn handle(&self, ready: &UserReady, lease_until: u64) -> Result<Option<CredentialsReady>> {
         let window = self.window(lease_until);
         let key = format!("issue-credentials#{}#{}", ready.ticket_id, ready.user_name);
-        let run = idempotency::once(
-            &self.idempotency,
-            &key,
-            &payload_hash(ready),
-            window,
-            || async {
-                let out = self.issue(ready, window).await?;
-                serde_json::to_value(&out).map_err(|e| Error::permanent("result", e.to_string()))
-            },
-        )
+        let run = idempotency::once(&self.idempotency, &key, &payload_hash(ready), window, || async {
+            let out = self.issue(ready, window).await?;
+            serde_json::to_value(&out).map_err(|e| Error::permanent("result", e.to_string()))
+        })
         .await;
         match run {
             Ok(outcome) => Ok(Some(
@@ -103,6 +85,10 @@ where
                     .map_err(|e| Error::permanent("result", e.to_string()))?,
             )),
             Err(e) if e.is_retryable() => Err(e),
+            // Same user, other content: not a replay but a stray or forged
+            // message. It must not touch the user's record; it waits in the
+            // dead-letter queue for a person.
+            Err(e @ Error::PayloadMismatch(_)) => Err(e),
             Err(e) => {
                 let reason = e.to_string();
                 tracing::warn!(ticket_id = %ready.ticket_id, user = %ready.user_name, %reason, "credentials refused");
@@ -130,18 +116,17 @@ where
         let name = &ready.user_name;
         // Never issue credentials for a user this ticket did not create,
         // whatever a message on the queue says.
-        let user = self.directory.get_user(name).await?.ok_or_else(|| {
-            Error::permanent("GetUser", format!("user {name:?} no longer exists"))
-        })?;
+        let user = self
+            .directory
+            .get_user(name)
+            .await?
+            .ok_or_else(|| Error::permanent("GetUser", format!("user {name:?} no longer exists")))?;
         let ours = user.tags.get(MANAGED_TAG).map(String::as_str) == Some("true")
             && user.tags.get(TICKET_TAG) == Some(&ready.ticket_id);
         if !ours {
             return Err(Error::permanent(
                 "GetUser",
-                format!(
-                    "user {name:?} was not created by ticket {}",
-                    ready.ticket_id
-                ),
+                format!("user {name:?} was not created by ticket {}", ready.ticket_id),
             ));
         }
         let account = match self.directory.account_alias().await? {
@@ -154,10 +139,7 @@ where
         let stored = self.secrets.read(&secret_name).await?;
         let mut secret = match &stored {
             Some(s) => serde_json::from_str::<UserSecret>(s.value.expose()).map_err(|e| {
-                Error::permanent(
-                    "GetSecretValue",
-                    format!("secret {secret_name} is not a user secret: {e}"),
-                )
+                Error::permanent("GetSecretValue", format!("secret {secret_name} is not a user secret: {e}"))
             })?,
             None => UserSecret {
                 user_name: name.clone(),
@@ -176,29 +158,19 @@ where
         if ready.programmatic {
             let keys = self.directory.access_keys(name).await?;
             let recorded = secret.access_key_id.clone();
-            for orphan in keys
-                .iter()
-                .filter(|k| Some(&k.access_key_id) != recorded.as_ref())
-            {
+            for orphan in keys.iter().filter(|k| Some(&k.access_key_id) != recorded.as_ref()) {
                 tracing::warn!(user = %name, access_key_id = %orphan.access_key_id, "deleting a key no secret records (left by an interrupted run)");
-                self.directory
-                    .delete_access_key(name, &orphan.access_key_id)
-                    .await?;
+                self.directory.delete_access_key(name, &orphan.access_key_id).await?;
             }
-            if !keys
-                .iter()
-                .any(|k| Some(&k.access_key_id) == recorded.as_ref())
-            {
+            if !keys.iter().any(|k| Some(&k.access_key_id) == recorded.as_ref()) {
                 let key = self.directory.create_access_key(name).await?;
                 secret.access_key_id = Some(key.access_key_id);
                 secret.secret_access_key = Some(key.secret_access_key);
             }
         }
 
-        let body = Sensitive::new(
-            serde_json::to_string(&secret)
-                .map_err(|e| Error::permanent("secret", e.to_string()))?,
-        );
+        let body =
+            Sensitive::new(serde_json::to_string(&secret).map_err(|e| Error::permanent("secret", e.to_string()))?);
         let secret_arn = match stored {
             None => self.secrets.create(&secret_name, &body, &user.tags).await?,
             Some(s) if secret != before => {
@@ -209,13 +181,8 @@ where
         };
 
         if ready.console && !self.directory.has_login_profile(name).await? {
-            let password = secret
-                .password
-                .as_ref()
-                .ok_or_else(|| Error::permanent("secret", "password missing"))?;
-            self.directory
-                .create_login_profile(name, password, ready.require_password_reset)
-                .await?;
+            let password = secret.password.as_ref().ok_or_else(|| Error::permanent("secret", "password missing"))?;
+            self.directory.create_login_profile(name, password, ready.require_password_reset).await?;
         }
         // As the console does: a user who must change the password at first
         // sign-in needs the permission to, where the account does not grant it.
@@ -223,12 +190,9 @@ where
             && ready.require_password_reset
             && (policy.is_aws_default || !policy.allow_users_to_change_password)
         {
-            self.directory
-                .attach_user_policy(name, &self.config.change_password_policy)
-                .await?;
+            self.directory.attach_user_policy(name, &self.config.change_password_policy).await?;
         }
-        self.set_status(ready, Stage::CredentialsIssued, None)
-            .await?;
+        self.set_status(ready, Stage::CredentialsIssued, None).await?;
 
         let next = CredentialsReady {
             ticket_id: ready.ticket_id.clone(),
@@ -243,26 +207,16 @@ where
             ticket_users: ready.ticket_users.clone(),
         };
         let handoff = format!("issue-credentials#{}#{}#handoff", ready.ticket_id, name);
-        idempotency::once(
-            &self.idempotency,
-            &handoff,
-            &payload_hash(&next),
-            window,
-            || async {
-                self.publisher.publish(&next).await?;
-                Ok(serde_json::Value::Bool(true))
-            },
-        )
+        idempotency::once(&self.idempotency, &handoff, &payload_hash(&next), window, || async {
+            self.publisher.publish(&next).await?;
+            Ok(serde_json::Value::Bool(true))
+        })
         .await?;
         tracing::info!(ticket_id = %ready.ticket_id, user = %name, "credentials issued and stored; handed to notify-user");
         Ok(next)
     }
 
-    async fn console_password(
-        &self,
-        ready: &UserReady,
-        policy: &password::PasswordPolicy,
-    ) -> Result<Sensitive> {
+    async fn console_password(&self, ready: &UserReady, policy: &password::PasswordPolicy) -> Result<Sensitive> {
         match &ready.console_password {
             Some(ConsolePassword::Custom { secret_arn }) => {
                 let custom = self.secrets.read(secret_arn).await?.ok_or_else(|| {
@@ -271,27 +225,15 @@ where
                         format!("the custom password secret {secret_arn} does not exist"),
                     )
                 })?;
-                password::check(
-                    custom.value.expose(),
-                    policy,
-                    &ready.user_name,
-                    &ready.email,
-                )
-                .map_err(|reason| Error::permanent("console_password", reason))?;
+                password::check(custom.value.expose(), policy, &ready.user_name, &ready.email)
+                    .map_err(|reason| Error::permanent("console_password", reason))?;
                 Ok(custom.value)
             }
-            Some(ConsolePassword::Autogenerate) | None => {
-                password::generate(policy, &ready.user_name, &ready.email)
-            }
+            Some(ConsolePassword::Autogenerate) | None => password::generate(policy, &ready.user_name, &ready.email),
         }
     }
 
-    async fn set_status(
-        &self,
-        ready: &UserReady,
-        stage: Stage,
-        reason: Option<String>,
-    ) -> Result<()> {
+    async fn set_status(&self, ready: &UserReady, stage: Stage, reason: Option<String>) -> Result<()> {
         let record = StatusRecord {
             ticket_id: ready.ticket_id.clone(),
             user_name: ready.user_name.clone(),

@@ -5,8 +5,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use issue_credentials::Deps;
 use lambda_runtime::{run, service_fn, LambdaEvent};
 use shared::aws::{
-    load_config, DynamoIdempotency, DynamoStatus, IamDirectory, SecretsManagerStore, SesMailer,
-    SqsPublisher,
+    load_config, DynamoIdempotency, DynamoStatus, IamDirectory, SecretsManagerStore, SesMailer, SqsPublisher,
 };
 use shared::config::IssueCredentialsConfig;
 use shared::ports::SystemClock;

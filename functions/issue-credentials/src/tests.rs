@@ -3,15 +3,8 @@ use shared::memory::*;
 use shared::password::PasswordPolicy;
 use std::collections::BTreeMap;
 
-type Fakes = Deps<
-    MemoryDirectory,
-    MemorySecrets,
-    MemoryIdempotency,
-    MemoryStatus,
-    MemoryPublisher,
-    MemoryMailer,
-    FixedClock,
->;
+type Fakes =
+    Deps<MemoryDirectory, MemorySecrets, MemoryIdempotency, MemoryStatus, MemoryPublisher, MemoryMailer, FixedClock>;
 const LEASE: u64 = 2_000_000_000;
 
 fn deps() -> Fakes {
@@ -39,10 +32,7 @@ fn deps() -> Fakes {
                 path: "/".into(),
                 arn: format!("arn:aws:iam::210987654321:user/{name}"),
                 boundary: None,
-                tags: BTreeMap::from([
-                    (MANAGED_TAG.into(), "true".into()),
-                    (TICKET_TAG.into(), ticket.into()),
-                ]),
+                tags: BTreeMap::from([(MANAGED_TAG.into(), "true".into()), (TICKET_TAG.into(), ticket.into())]),
             },
             Permissions::default(),
         );
@@ -74,40 +64,22 @@ async fn issues_password_and_one_key_into_one_secret_version() {
     let d = deps();
     let out = d.handle(&ready(true, true), LEASE).await.unwrap().unwrap();
     let secret = stored(&d);
-    assert_eq!(
-        secret.console_sign_in_url,
-        "https://210987654321.signin.aws.amazon.com/console"
-    );
+    assert_eq!(secret.console_sign_in_url, "https://210987654321.signin.aws.amazon.com/console");
     let (password, reset) = d.directory.login_profiles.lock().unwrap()["emily"].clone();
-    assert_eq!(
-        Some(&password),
-        secret.password.as_ref(),
-        "the profile has the stored password"
-    );
+    assert_eq!(Some(&password), secret.password.as_ref(), "the profile has the stored password");
     assert!(reset);
     let keys = d.directory.keys.lock().unwrap()["emily"].clone();
     assert_eq!(keys.len(), 1);
-    assert_eq!(
-        Some(&keys[0].0.access_key_id),
-        secret.access_key_id.as_ref()
-    );
+    assert_eq!(Some(&keys[0].0.access_key_id), secret.access_key_id.as_ref());
     assert_eq!(Some(&keys[0].1), secret.secret_access_key.as_ref());
     assert_eq!(d.secrets.versions("iam-provisioner/users/emily"), 1);
-    assert_eq!(
-        d.secrets.tags.lock().unwrap()["iam-provisioner/users/emily"][TICKET_TAG],
-        "ONB-1"
-    );
+    assert_eq!(d.secrets.tags.lock().unwrap()["iam-provisioner/users/emily"][TICKET_TAG], "ONB-1");
     assert_eq!(out.secret_name, "iam-provisioner/users/emily");
     let handed: Vec<CredentialsReady> = d.publisher.events();
     assert_eq!(handed, [out]);
-    assert!(!serde_json::to_string(&handed)
-        .unwrap()
-        .contains(password.expose()));
+    assert!(!serde_json::to_string(&handed).unwrap().contains(password.expose()));
     // No policy in the account and a reset required: as the console does.
-    assert_eq!(
-        d.directory.user("emily").unwrap().1.managed_policies,
-        [shared::config::CHANGE_PASSWORD_POLICY]
-    );
+    assert_eq!(d.directory.user("emily").unwrap().1.managed_policies, [shared::config::CHANGE_PASSWORD_POLICY]);
 }
 
 #[tokio::test]
@@ -115,10 +87,7 @@ async fn account_alias_is_used_in_the_sign_in_url() {
     let d = deps();
     *d.directory.alias.lock().unwrap() = Some("acme-prod".into());
     d.handle(&ready(true, false), LEASE).await.unwrap();
-    assert_eq!(
-        stored(&d).console_sign_in_url,
-        "https://acme-prod.signin.aws.amazon.com/console"
-    );
+    assert_eq!(stored(&d).console_sign_in_url, "https://acme-prod.signin.aws.amazon.com/console");
 }
 
 #[tokio::test]
@@ -138,53 +107,28 @@ async fn replay_issues_nothing_new() {
 #[tokio::test]
 async fn crash_between_key_and_secret_leaves_exactly_one_usable_key() {
     let d = deps();
-    d.secrets.fail_next(
-        "CreateSecret",
-        Error::retryable("CreateSecret", "connection reset"),
-    );
-    assert!(d
-        .handle(&ready(true, true), LEASE)
-        .await
-        .unwrap_err()
-        .is_retryable());
-    let orphan = d.directory.keys.lock().unwrap()["emily"][0]
-        .0
-        .access_key_id
-        .clone();
-    assert!(
-        d.directory.login_profiles.lock().unwrap().is_empty(),
-        "no profile before the password is stored"
-    );
+    d.secrets.fail_next("CreateSecret", Error::retryable("CreateSecret", "connection reset"));
+    assert!(d.handle(&ready(true, true), LEASE).await.unwrap_err().is_retryable());
+    let orphan = d.directory.keys.lock().unwrap()["emily"][0].0.access_key_id.clone();
+    assert!(d.directory.login_profiles.lock().unwrap().is_empty(), "no profile before the password is stored");
     // Twice more, so a naive retry would hit the limit of two keys.
-    d.secrets.fail_next(
-        "CreateSecret",
-        Error::retryable("CreateSecret", "connection reset"),
-    );
+    d.secrets.fail_next("CreateSecret", Error::retryable("CreateSecret", "connection reset"));
     assert!(d.handle(&ready(true, true), LEASE).await.is_err());
     d.handle(&ready(true, true), LEASE).await.unwrap();
     let keys = d.directory.keys.lock().unwrap()["emily"].clone();
     assert_eq!(keys.len(), 1);
     assert_ne!(keys[0].0.access_key_id, orphan);
-    assert_eq!(
-        Some(&keys[0].0.access_key_id),
-        stored(&d).access_key_id.as_ref()
-    );
+    assert_eq!(Some(&keys[0].0.access_key_id), stored(&d).access_key_id.as_ref());
 }
 
 #[tokio::test]
 async fn crash_after_the_secret_but_before_the_login_profile_uses_the_stored_password() {
     let d = deps();
-    d.directory.fail_next(
-        "CreateLoginProfile",
-        Error::retryable("CreateLoginProfile", "ServiceFailure"),
-    );
+    d.directory.fail_next("CreateLoginProfile", Error::retryable("CreateLoginProfile", "ServiceFailure"));
     assert!(d.handle(&ready(true, false), LEASE).await.is_err());
     let first = stored(&d).password;
     d.handle(&ready(true, false), LEASE).await.unwrap();
-    assert_eq!(
-        d.directory.login_profiles.lock().unwrap()["emily"].0,
-        first.unwrap()
-    );
+    assert_eq!(d.directory.login_profiles.lock().unwrap()["emily"].0, first.unwrap());
     assert_eq!(d.secrets.versions("iam-provisioner/users/emily"), 1);
 }
 
@@ -203,12 +147,7 @@ async fn generated_password_follows_the_account_policy() {
     d.handle(&ready(true, false), LEASE).await.unwrap();
     assert!(stored(&d).password.unwrap().expose().len() >= 40);
     assert!(
-        d.directory
-            .user("emily")
-            .unwrap()
-            .1
-            .managed_policies
-            .is_empty(),
+        d.directory.user("emily").unwrap().1.managed_policies.is_empty(),
         "users may change their own password already"
     );
 }
@@ -218,17 +157,13 @@ async fn weak_custom_password_is_refused_with_a_reason_and_never_quoted() {
     let d = deps();
     d.secrets.insert("custom-pw", "password");
     let mut r = ready(true, false);
-    r.console_password = Some(ConsolePassword::Custom {
-        secret_arn: "arn:aws:secretsmanager:us-east-1:1:secret:custom-pw".into(),
-    });
+    r.console_password =
+        Some(ConsolePassword::Custom { secret_arn: "arn:aws:secretsmanager:us-east-1:1:secret:custom-pw".into() });
     assert!(d.handle(&r, LEASE).await.unwrap().is_none());
     let status = d.status.for_ticket("ONB-1").await.unwrap();
     let reason = status[0].reason.clone().unwrap();
     assert_eq!(status[0].stage, Stage::Failed);
-    assert!(
-        reason.contains("3 of") && !reason.contains("password\""),
-        "{reason}"
-    );
+    assert!(reason.contains("3 of") && !reason.contains("password\""), "{reason}");
     assert!(d.directory.login_profiles.lock().unwrap().is_empty());
     // The only user of the ticket is settled: the requester hears of it.
     let outbox = d.mailer.outbox();
@@ -241,16 +176,10 @@ async fn strong_custom_password_is_used() {
     let d = deps();
     d.secrets.insert("custom-pw", "Correct-Horse-Battery-9");
     let mut r = ready(true, false);
-    r.console_password = Some(ConsolePassword::Custom {
-        secret_arn: "arn:aws:secretsmanager:us-east-1:1:secret:custom-pw".into(),
-    });
+    r.console_password =
+        Some(ConsolePassword::Custom { secret_arn: "arn:aws:secretsmanager:us-east-1:1:secret:custom-pw".into() });
     d.handle(&r, LEASE).await.unwrap().unwrap();
-    assert_eq!(
-        d.directory.login_profiles.lock().unwrap()["emily"]
-            .0
-            .expose(),
-        "Correct-Horse-Battery-9"
-    );
+    assert_eq!(d.directory.login_profiles.lock().unwrap()["emily"].0.expose(), "Correct-Horse-Battery-9");
 }
 
 #[tokio::test]

@@ -36,22 +36,14 @@ where
 {
     fn window(&self, lease_until: u64) -> Window {
         let now = self.clock.now();
-        Window {
-            now,
-            lease_until: lease_until.max(now + 1),
-            expires_at: now + self.config.idempotency_ttl_secs,
-        }
+        Window { now, lease_until: lease_until.max(now + 1), expires_at: now + self.config.idempotency_ttl_secs }
     }
 
     pub async fn handle_sqs(&self, event: SqsEvent, lease_until: u64) -> SqsBatchResponse {
         shared::lambda::for_each_record(event, |record| async move {
             let body = record.body.as_deref().unwrap_or_default();
-            let ready: CredentialsReady = serde_json::from_str(body).map_err(|e| {
-                Error::permanent(
-                    "notify-user",
-                    format!("not an issue-credentials hand-off: {e}"),
-                )
-            })?;
+            let ready: CredentialsReady = serde_json::from_str(body)
+                .map_err(|e| Error::permanent("notify-user", format!("not an issue-credentials hand-off: {e}")))?;
             self.handle(&ready, lease_until).await
         })
         .await
@@ -61,20 +53,18 @@ where
     pub async fn handle(&self, ready: &CredentialsReady, lease_until: u64) -> Result<()> {
         let window = self.window(lease_until);
         let key = format!("notify-user#{}#{}", ready.ticket_id, ready.user_name);
-        let run = idempotency::once(
-            &self.idempotency,
-            &key,
-            &payload_hash(ready),
-            window,
-            || async {
-                self.notify(ready, window).await?;
-                Ok(serde_json::Value::Bool(true))
-            },
-        )
+        let run = idempotency::once(&self.idempotency, &key, &payload_hash(ready), window, || async {
+            self.notify(ready, window).await?;
+            Ok(serde_json::Value::Bool(true))
+        })
         .await;
         let outcome = match run {
             Ok(_) => Ok(()),
             Err(e) if e.is_retryable() => return Err(e),
+            // Same user, other content: not a replay but a stray or forged
+            // message. It must not touch the user's record; it waits in the
+            // dead-letter queue for a person.
+            Err(e @ Error::PayloadMismatch(_)) => return Err(e),
             Err(e) => {
                 let reason = e.to_string();
                 tracing::warn!(ticket_id = %ready.ticket_id, user = %ready.user_name, %reason, "user could not be notified");
@@ -82,34 +72,18 @@ where
             }
         };
         outcome?;
-        let ticket = TicketRef {
-            ticket_id: &ready.ticket_id,
-            requested_by: &ready.requested_by,
-            users: &ready.ticket_users,
-        };
-        summary::send_if_settled(
-            &self.status,
-            &self.idempotency,
-            &self.mailer,
-            &self.config.sender,
-            ticket,
-            window,
-        )
-        .await
+        let ticket =
+            TicketRef { ticket_id: &ready.ticket_id, requested_by: &ready.requested_by, users: &ready.ticket_users };
+        summary::send_if_settled(&self.status, &self.idempotency, &self.mailer, &self.config.sender, ticket, window)
+            .await
     }
 
     async fn notify(&self, ready: &CredentialsReady, window: Window) -> Result<()> {
         let stored = self.secrets.read(&ready.secret_arn).await?.ok_or_else(|| {
-            Error::permanent(
-                "GetSecretValue",
-                format!("secret {} does not exist", ready.secret_name),
-            )
+            Error::permanent("GetSecretValue", format!("secret {} does not exist", ready.secret_name))
         })?;
         let secret: UserSecret = serde_json::from_str(stored.value.expose()).map_err(|e| {
-            Error::permanent(
-                "GetSecretValue",
-                format!("secret {} is not a user secret: {e}", ready.secret_name),
-            )
+            Error::permanent("GetSecretValue", format!("secret {} is not a user secret: {e}", ready.secret_name))
         })?;
         if ready.console {
             self.send_once(
@@ -120,39 +94,23 @@ where
             )
             .await?;
             let password = secret.password.as_ref().ok_or_else(|| {
-                Error::permanent(
-                    "GetSecretValue",
-                    format!("secret {} holds no password", ready.secret_name),
-                )
+                Error::permanent("GetSecretValue", format!("secret {} holds no password", ready.secret_name))
             })?;
             self.send_once(
                 ready,
                 "password",
-                password_email(
-                    &ready.email,
-                    password.expose(),
-                    ready.require_password_reset,
-                ),
+                password_email(&ready.email, password.expose(), ready.require_password_reset),
                 window,
             )
             .await?;
         }
         if ready.programmatic {
             let key_id = secret.access_key_id.as_deref().ok_or_else(|| {
-                Error::permanent(
-                    "GetSecretValue",
-                    format!("secret {} holds no access key", ready.secret_name),
-                )
+                Error::permanent("GetSecretValue", format!("secret {} holds no access key", ready.secret_name))
             })?;
             // Keyed by the key id: a rotated key is news, the same key is not.
             let kind = format!("access-key#{key_id}");
-            self.send_once(
-                ready,
-                &kind,
-                access_key_email(&ready.email, key_id, &ready.secret_name),
-                window,
-            )
-            .await?;
+            self.send_once(ready, &kind, access_key_email(&ready.email, key_id, &ready.secret_name), window).await?;
         }
         self.set_status(ready, Stage::Notified, None).await?;
         tracing::info!(ticket_id = %ready.ticket_id, user = %ready.user_name, "user notified");
@@ -161,13 +119,7 @@ where
 
     /// The record's hash is of what identifies the email, never of its body
     /// (a hash of a password is still about the password).
-    async fn send_once(
-        &self,
-        ready: &CredentialsReady,
-        kind: &str,
-        email: Email,
-        window: Window,
-    ) -> Result<()> {
+    async fn send_once(&self, ready: &CredentialsReady, kind: &str, email: Email, window: Window) -> Result<()> {
         let key = format!("notify-user#{}#{}#{kind}", ready.ticket_id, ready.user_name);
         idempotency::once(&self.idempotency, &key, &payload_hash(&(&ready.email, kind)), window, || async {
             let id = self.mailer.send(&self.config.sender, &email).await?;
@@ -178,12 +130,7 @@ where
         .map(drop)
     }
 
-    async fn set_status(
-        &self,
-        ready: &CredentialsReady,
-        stage: Stage,
-        reason: Option<String>,
-    ) -> Result<()> {
+    async fn set_status(&self, ready: &CredentialsReady, stage: Stage, reason: Option<String>) -> Result<()> {
         let record = StatusRecord {
             ticket_id: ready.ticket_id.clone(),
             user_name: ready.user_name.clone(),
@@ -207,12 +154,7 @@ pub fn sign_in_email(to: &str, user_name: &str, url: &str) -> Email {
         html_escape(user_name),
         url = html_escape(url)
     );
-    Email {
-        to: to.to_owned(),
-        subject: "Your AWS sign-in details".into(),
-        text,
-        html,
-    }
+    Email { to: to.to_owned(), subject: "Your AWS sign-in details".into(), text, html }
 }
 
 pub fn password_email(to: &str, password: &str, reset_required: bool) -> Email {
@@ -226,12 +168,7 @@ pub fn password_email(to: &str, password: &str, reset_required: bool) -> Email {
         "<p>Hello,</p><p>Your temporary AWS console password is:</p><p><code>{}</code></p><p>{change}<br>The sign-in details come in a separate email.</p>",
         html_escape(password)
     );
-    Email {
-        to: to.to_owned(),
-        subject: "Your AWS console password".into(),
-        text,
-        html,
-    }
+    Email { to: to.to_owned(), subject: "Your AWS console password".into(), text, html }
 }
 
 pub fn access_key_email(to: &str, access_key_id: &str, secret_name: &str) -> Email {
@@ -245,12 +182,7 @@ pub fn access_key_email(to: &str, access_key_id: &str, secret_name: &str) -> Ema
         html_escape(access_key_id),
         html_escape(secret_name)
     );
-    Email {
-        to: to.to_owned(),
-        subject: "Your AWS access key".into(),
-        text,
-        html,
-    }
+    Email { to: to.to_owned(), subject: "Your AWS access key".into(), text, html }
 }
 
 #[cfg(test)]

@@ -27,10 +27,7 @@ fn deps() -> Fakes {
         access_key_id: Some("AKIAEXAMPLE".into()),
         secret_access_key: Some(Sensitive::new(SECRET_KEY)),
     };
-    d.secrets.insert(
-        "iam-provisioner/users/emily",
-        &serde_json::to_string(&secret).unwrap(),
-    );
+    d.secrets.insert("iam-provisioner/users/emily", &serde_json::to_string(&secret).unwrap());
     d
 }
 
@@ -43,9 +40,7 @@ fn ready() -> CredentialsReady {
         console: true,
         programmatic: true,
         require_password_reset: true,
-        secret_arn:
-            "arn:aws:secretsmanager:us-east-1:123456789012:secret:iam-provisioner/users/emily"
-                .into(),
+        secret_arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:iam-provisioner/users/emily".into(),
         secret_name: "iam-provisioner/users/emily".into(),
         ticket_users: vec!["emily".into()],
     }
@@ -56,10 +51,7 @@ async fn sends_three_separate_emails_and_the_requester_summary() {
     let d = deps();
     d.handle(&ready(), LEASE).await.unwrap();
     let outbox = d.mailer.outbox();
-    let to_user: Vec<&Email> = outbox
-        .iter()
-        .filter(|e| e.to == "emily@example.com")
-        .collect();
+    let to_user: Vec<&Email> = outbox.iter().filter(|e| e.to == "emily@example.com").collect();
     assert_eq!(to_user.len(), 3);
     for e in &to_user {
         let all = format!("{} {} {}", e.subject, e.text, e.html);
@@ -70,31 +62,16 @@ async fn sends_three_separate_emails_and_the_requester_summary() {
         );
         assert!(!all.contains(SECRET_KEY), "secret key in {}", e.subject);
     }
-    let sign_in = to_user
-        .iter()
-        .find(|e| e.text.contains("signin.aws.amazon.com"))
-        .unwrap();
+    let sign_in = to_user.iter().find(|e| e.text.contains("signin.aws.amazon.com")).unwrap();
     assert!(sign_in.text.contains("emily") && !sign_in.text.contains(PASSWORD));
     let password = to_user.iter().find(|e| e.text.contains(PASSWORD)).unwrap();
-    assert!(
-        !password.text.contains("emily")
-            && password.text.contains("change it when you first sign in")
-    );
-    let key = to_user
-        .iter()
-        .find(|e| e.text.contains("AKIAEXAMPLE"))
-        .unwrap();
+    assert!(!password.text.contains("emily") && password.text.contains("change it when you first sign in"));
+    let key = to_user.iter().find(|e| e.text.contains("AKIAEXAMPLE")).unwrap();
     assert!(key.text.contains("iam-provisioner/users/emily"));
-    let summary: Vec<&Email> = outbox
-        .iter()
-        .filter(|e| e.to == "it-ops@example.com")
-        .collect();
+    let summary: Vec<&Email> = outbox.iter().filter(|e| e.to == "it-ops@example.com").collect();
     assert_eq!(summary.len(), 1);
     assert!(summary[0].subject.contains("1 user(s) ready") && !summary[0].text.contains(PASSWORD));
-    assert_eq!(
-        d.status.for_ticket("ONB-1").await.unwrap()[0].stage,
-        Stage::Notified
-    );
+    assert_eq!(d.status.for_ticket("ONB-1").await.unwrap()[0].stage, Stage::Notified);
 }
 
 #[tokio::test]
@@ -109,18 +86,12 @@ async fn replay_sends_nothing() {
 async fn retry_after_ses_fails_between_emails_sends_only_what_is_missing() {
     let d = deps();
     // The first email goes out; SES throttles the second.
-    d.mailer
-        .fail_next_after(1, Error::retryable("SendEmail", "Throttling"));
+    d.mailer.fail_next_after(1, Error::retryable("SendEmail", "Throttling"));
     assert!(d.handle(&ready(), LEASE).await.unwrap_err().is_retryable());
     assert_eq!(d.mailer.outbox().len(), 1);
     d.handle(&ready(), LEASE).await.unwrap();
-    let subjects: Vec<String> = d
-        .mailer
-        .outbox()
-        .iter()
-        .filter(|e| e.to == "emily@example.com")
-        .map(|e| e.subject.clone())
-        .collect();
+    let subjects: Vec<String> =
+        d.mailer.outbox().iter().filter(|e| e.to == "emily@example.com").map(|e| e.subject.clone()).collect();
     assert_eq!(subjects.len(), 3, "{subjects:?}");
     let mut unique = subjects.clone();
     unique.dedup();
@@ -130,18 +101,11 @@ async fn retry_after_ses_fails_between_emails_sends_only_what_is_missing() {
 #[tokio::test]
 async fn permanent_ses_refusal_marks_the_user_failed_with_the_reason() {
     let d = deps();
-    d.mailer.fail_next(Error::permanent(
-        "SendEmail",
-        "MessageRejected: Email address is not verified",
-    ));
+    d.mailer.fail_next(Error::permanent("SendEmail", "MessageRejected: Email address is not verified"));
     d.handle(&ready(), LEASE).await.unwrap();
     let status = d.status.for_ticket("ONB-1").await.unwrap();
     assert_eq!(status[0].stage, Stage::Failed);
-    assert!(status[0]
-        .reason
-        .as_deref()
-        .unwrap()
-        .contains("MessageRejected"));
+    assert!(status[0].reason.as_deref().unwrap().contains("MessageRejected"));
 }
 
 #[tokio::test]
@@ -150,11 +114,7 @@ async fn summary_waits_until_every_user_is_settled() {
     let mut r = ready();
     r.ticket_users = vec!["emily".into(), "raj".into()];
     d.handle(&r, LEASE).await.unwrap();
-    assert!(d
-        .mailer
-        .outbox()
-        .iter()
-        .all(|e| e.to != "it-ops@example.com"));
+    assert!(d.mailer.outbox().iter().all(|e| e.to != "it-ops@example.com"));
     d.status
         .record(&StatusRecord {
             ticket_id: "ONB-1".into(),
@@ -167,12 +127,7 @@ async fn summary_waits_until_every_user_is_settled() {
         .unwrap();
     // Any later settling run (here a replay) sends it.
     d.handle(&r, LEASE).await.unwrap();
-    let summary: Vec<Email> = d
-        .mailer
-        .outbox()
-        .into_iter()
-        .filter(|e| e.to == "it-ops@example.com")
-        .collect();
+    let summary: Vec<Email> = d.mailer.outbox().into_iter().filter(|e| e.to == "it-ops@example.com").collect();
     assert_eq!(summary.len(), 1);
     assert!(summary[0].text.contains("raj: weak"));
 }

@@ -25,9 +25,7 @@ fn get_s<'a>(item: &'a HashMap<String, AttributeValue>, k: &str) -> Option<&'a s
     item.get(k).and_then(|v| v.as_s().ok()).map(String::as_str)
 }
 fn get_n(item: &HashMap<String, AttributeValue>, k: &str) -> Option<u64> {
-    item.get(k)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
+    item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
 }
 
 #[derive(Debug, Clone)]
@@ -38,29 +36,16 @@ pub struct DynamoIdempotency {
 
 impl DynamoIdempotency {
     pub fn new(config: &super::SdkConfig, table: impl Into<String>) -> Self {
-        Self {
-            client: Client::new(config),
-            table: table.into(),
-        }
+        Self { client: Client::new(config), table: table.into() }
     }
 
     fn key(key: &str) -> HashMap<String, AttributeValue> {
-        HashMap::from([
-            ("pk".into(), s(format!("IDEMPOTENCY#{key}"))),
-            ("sk".into(), s("-")),
-        ])
+        HashMap::from([("pk".into(), s(format!("IDEMPOTENCY#{key}"))), ("sk".into(), s("-"))])
     }
 }
 
 impl IdempotencyStore for DynamoIdempotency {
-    async fn claim(
-        &self,
-        key: &str,
-        hash: &str,
-        now: u64,
-        lease_until: u64,
-        expires_at: u64,
-    ) -> Result<Claim> {
+    async fn claim(&self, key: &str, hash: &str, now: u64, lease_until: u64, expires_at: u64) -> Result<Claim> {
         let mut item = Self::key(key);
         item.insert("status".into(), s(IN_PROGRESS));
         item.insert("payload_hash".into(), s(hash));
@@ -104,22 +89,15 @@ impl IdempotencyStore for DynamoIdempotency {
         }
         match get_s(item, "status") {
             Some(COMPLETED) => {
-                let result = get_s(item, "result")
-                    .and_then(|r| serde_json::from_str(r).ok())
-                    .unwrap_or(serde_json::Value::Null);
+                let result =
+                    get_s(item, "result").and_then(|r| serde_json::from_str(r).ok()).unwrap_or(serde_json::Value::Null);
                 Ok(Claim::Completed(result))
             }
             _ => Ok(Claim::InProgress),
         }
     }
 
-    async fn complete(
-        &self,
-        key: &str,
-        hash: &str,
-        result: &serde_json::Value,
-        expires_at: u64,
-    ) -> Result<()> {
+    async fn complete(&self, key: &str, hash: &str, result: &serde_json::Value, expires_at: u64) -> Result<()> {
         let mut item = Self::key(key);
         item.insert("status".into(), s(COMPLETED));
         item.insert("payload_hash".into(), s(hash));
@@ -162,10 +140,7 @@ pub struct DynamoStatus {
 
 impl DynamoStatus {
     pub fn new(config: &super::SdkConfig, table: impl Into<String>) -> Self {
-        Self {
-            client: Client::new(config),
-            table: table.into(),
-        }
+        Self { client: Client::new(config), table: table.into() }
     }
 }
 
@@ -218,9 +193,7 @@ impl StatusStore for DynamoStatus {
             for item in page.items() {
                 let stage = get_s(item, "status")
                     .and_then(Stage::parse)
-                    .ok_or_else(|| {
-                        Error::permanent("Query", "status record without a known status")
-                    })?;
+                    .ok_or_else(|| Error::permanent("Query", "status record without a known status"))?;
                 records.push(StatusRecord {
                     ticket_id: get_s(item, "ticket_id").unwrap_or_default().to_owned(),
                     user_name: get_s(item, "user_name").unwrap_or_default().to_owned(),

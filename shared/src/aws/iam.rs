@@ -15,9 +15,7 @@ pub struct IamDirectory {
 
 impl IamDirectory {
     pub fn new(config: &super::SdkConfig) -> Self {
-        Self {
-            client: Client::new(config),
-        }
+        Self { client: Client::new(config) }
     }
 }
 
@@ -54,15 +52,8 @@ impl UserDirectory for IamDirectory {
             user_name: user.user_name().to_owned(),
             path: user.path().to_owned(),
             arn: user.arn().to_owned(),
-            boundary: user
-                .permissions_boundary()
-                .and_then(|b| b.permissions_boundary_arn())
-                .map(str::to_owned),
-            tags: user
-                .tags()
-                .iter()
-                .map(|t| (t.key().to_owned(), t.value().to_owned()))
-                .collect(),
+            boundary: user.permissions_boundary().and_then(|b| b.permissions_boundary_arn()).map(str::to_owned),
+            tags: user.tags().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect(),
         }))
     }
 
@@ -111,12 +102,7 @@ impl UserDirectory for IamDirectory {
             .map_err(|e| classify("AttachUserPolicy", e))
     }
 
-    async fn put_user_policy(
-        &self,
-        user_name: &str,
-        policy_name: &str,
-        document: &str,
-    ) -> Result<()> {
+    async fn put_user_policy(&self, user_name: &str, policy_name: &str, document: &str) -> Result<()> {
         self.client
             .put_user_policy()
             .user_name(user_name)
@@ -140,9 +126,7 @@ impl UserDirectory for IamDirectory {
                 .send()
                 .await
                 .map_err(|e| classify("ListGroupsForUser", e))?;
-            perms
-                .groups
-                .extend(page.groups().iter().map(|g| g.group_name().to_owned()));
+            perms.groups.extend(page.groups().iter().map(|g| g.group_name().to_owned()));
             match (page.is_truncated(), page.marker()) {
                 (true, Some(m)) => marker = Some(m.to_owned()),
                 _ => break,
@@ -157,11 +141,9 @@ impl UserDirectory for IamDirectory {
                 .send()
                 .await
                 .map_err(|e| classify("ListAttachedUserPolicies", e))?;
-            perms.managed_policies.extend(
-                page.attached_policies()
-                    .iter()
-                    .filter_map(|p| p.policy_arn().map(str::to_owned)),
-            );
+            perms
+                .managed_policies
+                .extend(page.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_owned)));
             match (page.is_truncated(), page.marker()) {
                 (true, Some(m)) => marker = Some(m.to_owned()),
                 _ => break,
@@ -193,9 +175,7 @@ impl UserDirectory for IamDirectory {
                 .await
                 .map_err(|e| classify("GetUserPolicy", e))?;
             // IAM returns policy documents URL-encoded (RFC 3986).
-            perms
-                .inline_policies
-                .push((name, percent_decode(doc.policy_document())));
+            perms.inline_policies.push((name, percent_decode(doc.policy_document())));
         }
         perms.boundary = self.get_user(user_name).await?.and_then(|u| u.boundary);
         Ok(perms)
@@ -223,13 +203,7 @@ impl UserDirectory for IamDirectory {
     }
 
     async fn has_login_profile(&self, user_name: &str) -> Result<bool> {
-        match self
-            .client
-            .get_login_profile()
-            .user_name(user_name)
-            .send()
-            .await
-        {
+        match self.client.get_login_profile().user_name(user_name).send().await {
             Ok(_) => Ok(true),
             Err(e) if code(&e) == Some("NoSuchEntity") => Ok(false),
             Err(e) => Err(classify("GetLoginProfile", e)),
@@ -292,9 +266,7 @@ impl UserDirectory for IamDirectory {
             .send()
             .await
             .map_err(|e| classify("CreateAccessKey", e))?;
-        let key = out
-            .access_key()
-            .ok_or_else(|| Error::retryable("CreateAccessKey", "no key in the answer"))?;
+        let key = out.access_key().ok_or_else(|| Error::retryable("CreateAccessKey", "no key in the answer"))?;
         Ok(NewAccessKey {
             access_key_id: key.access_key_id().to_owned(),
             secret_access_key: Sensitive::new(key.secret_access_key()),
@@ -302,14 +274,7 @@ impl UserDirectory for IamDirectory {
     }
 
     async fn delete_access_key(&self, user_name: &str, access_key_id: &str) -> Result<()> {
-        match self
-            .client
-            .delete_access_key()
-            .user_name(user_name)
-            .access_key_id(access_key_id)
-            .send()
-            .await
-        {
+        match self.client.delete_access_key().user_name(user_name).access_key_id(access_key_id).send().await {
             Ok(_) => Ok(()),
             Err(e) if code(&e) == Some("NoSuchEntity") => Ok(()),
             Err(e) => Err(classify("DeleteAccessKey", e)),
@@ -317,12 +282,7 @@ impl UserDirectory for IamDirectory {
     }
 
     async fn account_alias(&self) -> Result<Option<String>> {
-        let out = self
-            .client
-            .list_account_aliases()
-            .send()
-            .await
-            .map_err(|e| classify("ListAccountAliases", e))?;
+        let out = self.client.list_account_aliases().send().await.map_err(|e| classify("ListAccountAliases", e))?;
         Ok(out.account_aliases().first().cloned())
     }
 }
@@ -333,11 +293,7 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
             (b'%', Some(h), Some(l)) => {
                 out.push((h * 16 + l) as u8);
                 i += 3;

@@ -59,15 +59,9 @@ where
 {
     let message = DisplayErrorContext(&err).to_string();
     let retryable = match &err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            true
-        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
         SdkError::ServiceError(service) => {
-            service.raw().status().as_u16() >= 500
-                || service
-                    .err()
-                    .code()
-                    .is_some_and(|c| RETRYABLE_CODES.contains(&c))
+            service.raw().status().as_u16() >= 500 || service.err().code().is_some_and(|c| RETRYABLE_CODES.contains(&c))
         }
         _ => false,
     };

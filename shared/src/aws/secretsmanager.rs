@@ -13,9 +13,7 @@ pub struct SecretsManagerStore {
 
 impl SecretsManagerStore {
     pub fn new(config: &super::SdkConfig) -> Self {
-        Self {
-            client: Client::new(config),
-        }
+        Self { client: Client::new(config) }
     }
 }
 
@@ -32,16 +30,8 @@ impl SecretStore for SecretsManagerStore {
         }
     }
 
-    async fn create(
-        &self,
-        name: &str,
-        value: &Sensitive,
-        tags: &BTreeMap<String, String>,
-    ) -> Result<String> {
-        let tags: Vec<Tag> = tags
-            .iter()
-            .map(|(k, v)| Tag::builder().key(k).value(v).build())
-            .collect();
+    async fn create(&self, name: &str, value: &Sensitive, tags: &BTreeMap<String, String>) -> Result<String> {
+        let tags: Vec<Tag> = tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
         let out = self
             .client
             .create_secret()

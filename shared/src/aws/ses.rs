@@ -11,30 +11,19 @@ pub struct SesMailer {
 
 impl SesMailer {
     pub fn new(config: &super::SdkConfig) -> Self {
-        Self {
-            client: Client::new(config),
-        }
+        Self { client: Client::new(config) }
     }
 }
 
 fn content(data: &str) -> Result<Content> {
-    Content::builder()
-        .data(data)
-        .charset("UTF-8")
-        .build()
-        .map_err(|e| Error::permanent("SendEmail", e.to_string()))
+    Content::builder().data(data).charset("UTF-8").build().map_err(|e| Error::permanent("SendEmail", e.to_string()))
 }
 
 impl Mailer for SesMailer {
     async fn send(&self, from: &str, email: &Email) -> Result<String> {
         let message = Message::builder()
             .subject(content(&email.subject)?)
-            .body(
-                Body::builder()
-                    .text(content(&email.text)?)
-                    .html(content(&email.html)?)
-                    .build(),
-            )
+            .body(Body::builder().text(content(&email.text)?).html(content(&email.html)?).build())
             .build();
         self.client
             .send_email()

@@ -12,17 +12,13 @@ pub struct SqsPublisher {
 
 impl SqsPublisher {
     pub fn new(config: &super::SdkConfig, queue_url: impl Into<String>) -> Self {
-        Self {
-            client: Client::new(config),
-            queue_url: queue_url.into(),
-        }
+        Self { client: Client::new(config), queue_url: queue_url.into() }
     }
 }
 
 impl EventPublisher for SqsPublisher {
     async fn publish<E: serde::Serialize + Sync>(&self, event: &E) -> Result<()> {
-        let body = serde_json::to_string(event)
-            .map_err(|e| Error::permanent("SendMessage", e.to_string()))?;
+        let body = serde_json::to_string(event).map_err(|e| Error::permanent("SendMessage", e.to_string()))?;
         self.client
             .send_message()
             .queue_url(&self.queue_url)

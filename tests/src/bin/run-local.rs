@@ -17,10 +17,7 @@ const DEFAULT_EVENT: &str = "events/onboarding-ticket.json";
 #[tokio::main]
 async fn main() -> ExitCode {
     shared::lambda::init_tracing();
-    let path = std::env::args()
-        .nth(1)
-        .filter(|a| !a.is_empty())
-        .unwrap_or_else(|| DEFAULT_EVENT.into());
+    let path = std::env::args().nth(1).filter(|a| !a.is_empty()).unwrap_or_else(|| DEFAULT_EVENT.into());
     let event: serde_json::Value = match std::fs::read_to_string(&path)
         .map_err(|e| e.to_string())
         .and_then(|s| serde_json::from_str(&s).map_err(|e| e.to_string()))
@@ -61,28 +58,22 @@ async fn main() -> ExitCode {
     code
 }
 
-async fn run(
-    endpoint: &str,
-    event: &serde_json::Value,
-) -> Result<bool, tests::bootstrap::BoxError> {
+async fn run(endpoint: &str, event: &serde_json::Value) -> Result<bool, tests::bootstrap::BoxError> {
     let sdk = tests::emulator_config(endpoint, RetryConfig::standard()).await;
-    let prefix =
-        std::env::var("IAM_PROVISIONER_PREFIX").unwrap_or_else(|_| "iam-provisioner-".into());
+    let prefix = std::env::var("IAM_PROVISIONER_PREFIX").unwrap_or_else(|_| "iam-provisioner-".into());
     let env = ensure(&sdk, Settings::from_env(&prefix)).await?;
     println!(
-        "resources: table {}, bus {}, queues {} -> {}",
+        "resources: table {}, bus {}, queues {} -> {} -> {}",
         env.table,
         env.bus,
         queue_name(&env.create_user_queue),
-        queue_name(&env.issue_credentials_queue)
+        queue_name(&env.issue_credentials_queue),
+        queue_name(&env.notify_user_queue)
     );
     let pipeline = LocalPipeline::new(&sdk, env);
     pipeline.deliver(event).await?;
     let drained = pipeline.drain().await?;
-    println!(
-        "create-user: {} message(s) handled, {} retried",
-        drained.handled, drained.retried
-    );
+    println!("stages: {} message(s) handled, {} retried", drained.handled, drained.retried);
 
     let detail = event.get("detail").unwrap_or(event);
     let ticket = shared::ticket::parse_value(detail.clone());
@@ -90,16 +81,10 @@ async fn run(
         Ok(t) => create_user::record_id(t),
         Err(_) => shared::ticket::best_effort_ticket_id(&detail.to_string()).unwrap_or_default(),
     };
-    let statuses =
-        shared::ports::StatusStore::for_ticket(&pipeline.create_user.status, &record_id).await?;
+    let statuses = shared::ports::StatusStore::for_ticket(&pipeline.create_user.status, &record_id).await?;
     let iam = aws_sdk_iam::Client::new(&sdk);
-    let sent = pipeline
-        .create_user
-        .mailer
-        .sent
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    let sent = pipeline.emails_sent();
     println!("\nticket {record_id}:");
     if statuses.is_empty() {
         println!("  no status recorded (the ticket could not be read; see the log above)");
@@ -114,40 +99,33 @@ async fn run(
                 println!("      IAM user: {}", u.arn());
             }
         }
+        // The secret's name and versions, never its value.
+        let secret_name = format!("{}{}", pipeline.env.settings.secret_prefix, s.user_name);
+        match secrets.describe_secret().secret_id(&secret_name).send().await {
+            Ok(d) => println!(
+                "      secret: {} ({} version(s))",
+                secret_name,
+                d.version_ids_to_stages().map_or(0, |v| v.len())
+            ),
+            Err(_) => println!("      secret: none"),
+        }
         let email = ticket
             .as_ref()
             .ok()
             .and_then(|t| t.users.iter().find(|u| u.user_name == s.user_name))
             .map(|u| u.email.clone());
-        let to_user: Vec<&String> = sent
-            .iter()
-            .filter(|(to, _)| Some(to) == email.as_ref())
-            .map(|(_, subject)| subject)
-            .collect();
-        println!("      secret: not issued yet (issue-credentials is not built yet)");
-        println!(
-            "      emails sent: {}",
-            if to_user.is_empty() {
-                "none".to_owned()
-            } else {
-                format!("{to_user:?}")
-            }
-        );
+        let to_user: Vec<&String> =
+            sent.iter().filter(|(to, _)| Some(to) == email.as_ref()).map(|(_, subject)| subject).collect();
+        println!("      emails sent: {}", if to_user.is_empty() { "none".to_owned() } else { format!("{to_user:?}") });
     }
-    for (to, subject) in sent
-        .iter()
-        .filter(|(to, _)| ticket.as_ref().is_ok_and(|t| &t.requested_by == to))
-    {
+    for (to, subject) in sent.iter().filter(|(to, _)| ticket.as_ref().is_ok_and(|t| &t.requested_by == to)) {
         println!("  requester {to}: emailed {subject:?}");
     }
     for (queue, n) in &drained.waiting {
-        println!("\n{n} user(s) wait in {}: issue-credentials and notify-user are not built yet; the run stops after create-user.", queue_name(queue));
+        println!("\n{n} message(s) still wait in {}.", queue_name(queue));
     }
     if drained.dead_lettered > 0 {
-        println!(
-            "\n{} message(s) are in a dead-letter queue: a stage could not finish them.",
-            drained.dead_lettered
-        );
+        println!("\n{} message(s) are in a dead-letter queue: a stage could not finish them.", drained.dead_lettered);
         return Ok(false);
     }
     Ok(true)
