@@ -56,6 +56,8 @@ impl Fault {
 struct Rule {
     /// Query-protocol `Action=` value, or the JSON protocols' X-Amz-Target suffix.
     action: String,
+    /// Calls to let through before failing.
+    skip: u32,
     remaining: u32,
     fault: Fault,
 }
@@ -88,11 +90,13 @@ impl FaultProxy {
 
     /// The next `times` calls of `action` get `fault`.
     pub fn fail(&self, action: &str, times: u32, fault: Fault) {
-        self.rules.lock().unwrap_or_else(|p| p.into_inner()).push(Rule {
-            action: action.into(),
-            remaining: times,
-            fault,
-        });
+        self.fail_after(action, 0, times, fault);
+    }
+
+    /// Lets `skip` calls of `action` through, then fails the next `times`.
+    pub fn fail_after(&self, action: &str, skip: u32, times: u32, fault: Fault) {
+        let rule = Rule { action: action.into(), skip, remaining: times, fault };
+        self.rules.lock().unwrap_or_else(|p| p.into_inner()).push(rule);
     }
 
     pub fn injected_count(&self) -> usize {
@@ -111,6 +115,10 @@ impl FaultProxy {
         let action = crate::form_decode(&body).into_iter().find(|(k, _)| k == "Action").map(|(_, v)| v).or(target)?;
         let mut rules = self.rules.lock().unwrap_or_else(|p| p.into_inner());
         let rule = rules.iter_mut().find(|r| r.action == action && r.remaining > 0)?;
+        if rule.skip > 0 {
+            rule.skip -= 1;
+            return None;
+        }
         rule.remaining -= 1;
         Some((action, rule.fault, json_protocol))
     }

@@ -95,3 +95,34 @@ async fn moto_delivers_eventbridge_events_to_sqs_as_the_envelope_without_account
     assert_eq!(body["source"], "onboarding.tickets");
     assert!(body.get("account").is_none(), "moto now sends `account`");
 }
+
+#[tokio::test]
+async fn moto_ignores_password_reset_required_on_create_login_profile() {
+    // Why tests read PasswordResetRequired from the request recorder.
+    let iam = iam().await;
+    let name = unique("r");
+    iam.create_user().user_name(&name).send().await.unwrap();
+    iam.create_login_profile()
+        .user_name(&name)
+        .password("Aa1!aaaaaaaaaaaaaaaaa")
+        .password_reset_required(true)
+        .send()
+        .await
+        .unwrap();
+    let profile = iam.get_login_profile().user_name(&name).send().await.unwrap();
+    assert!(!profile.login_profile().unwrap().password_reset_required(), "moto now stores PasswordResetRequired");
+}
+
+#[tokio::test]
+async fn moto_does_not_enforce_the_account_password_policy() {
+    let iam = iam().await;
+    let name = unique("w");
+    iam.create_user().user_name(&name).send().await.unwrap();
+    // Three characters, one class: real IAM refuses this under any policy.
+    iam.create_login_profile()
+        .user_name(&name)
+        .password("abc")
+        .send()
+        .await
+        .expect("moto now enforces a password policy");
+}
