@@ -71,6 +71,16 @@ fn split_list(raw: &str) -> BTreeSet<String> {
     raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
+/// A function's settings, read from the environment through a lookup (so
+/// tests need not touch the process environment).
+pub trait FromEnv: Sized {
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error>;
+
+    fn from_env() -> Result<Self, Error> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+}
+
 /// What a deployment allows a ticket to grant. Everything not listed is refused.
 #[derive(Debug, Clone)]
 pub struct AllowList {
@@ -91,12 +101,8 @@ pub struct CreateUserConfig {
 
 pub const DAY: u64 = 24 * 60 * 60;
 
-impl CreateUserConfig {
-    pub fn from_env() -> Result<Self, Error> {
-        Self::from_lookup(|k| std::env::var(k).ok())
-    }
-
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+impl FromEnv for CreateUserConfig {
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
         let mut env = EnvReader::new(lookup);
         let table_name = env.required("TABLE_NAME");
         let next_queue_url = env.required("NEXT_QUEUE_URL");
@@ -183,12 +189,8 @@ pub struct IssueCredentialsConfig {
     pub idempotency_ttl_secs: u64,
 }
 
-impl IssueCredentialsConfig {
-    pub fn from_env() -> Result<Self, Error> {
-        Self::from_lookup(|k| std::env::var(k).ok())
-    }
-
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+impl FromEnv for IssueCredentialsConfig {
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
         let mut env = EnvReader::new(lookup);
         let config = Self {
             table_name: env.required("TABLE_NAME"),
@@ -209,12 +211,8 @@ pub struct NotifyUserConfig {
     pub idempotency_ttl_secs: u64,
 }
 
-impl NotifyUserConfig {
-    pub fn from_env() -> Result<Self, Error> {
-        Self::from_lookup(|k| std::env::var(k).ok())
-    }
-
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+impl FromEnv for NotifyUserConfig {
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
         let mut env = EnvReader::new(lookup);
         let config = Self {
             table_name: env.required("TABLE_NAME"),

@@ -23,6 +23,14 @@ pub struct Window {
     pub expires_at: u64,
 }
 
+impl Window {
+    /// The window of an invocation that must be done by `lease_until`,
+    /// whose records are kept for `ttl_secs`.
+    pub fn new(now: u64, lease_until: u64, ttl_secs: u64) -> Self {
+        Self { now, lease_until: lease_until.max(now + 1), expires_at: now + ttl_secs }
+    }
+}
+
 #[derive(Debug, PartialEq)]
 pub enum Outcome {
     Ran(serde_json::Value),

@@ -185,6 +185,12 @@ pub struct StatusRecord {
     pub updated_at: u64,
 }
 
+impl StatusRecord {
+    pub fn new(ticket_id: &str, user_name: &str, stage: Stage, reason: Option<String>, now: u64) -> Self {
+        Self { ticket_id: ticket_id.to_owned(), user_name: user_name.to_owned(), stage, reason, updated_at: now }
+    }
+}
+
 pub trait StatusStore: Send + Sync {
     /// Writes the record unless the stored one is already further along.
     fn record(&self, record: &StatusRecord) -> impl Future<Output = Result<()>> + Send;

@@ -86,8 +86,7 @@ where
     C: Clock,
 {
     fn window(&self, lease_until: u64) -> Window {
-        let now = self.clock.now();
-        Window { now, lease_until: lease_until.max(now + 1), expires_at: now + self.config.idempotency_ttl_secs }
+        Window::new(self.clock.now(), lease_until, self.config.idempotency_ttl_secs)
     }
 
     /// One message body: an EventBridge envelope or a bare ticket. `Ok` also
@@ -324,14 +323,7 @@ where
     }
 
     async fn set_status(&self, ticket_id: &str, user_name: &str, stage: Stage, reason: Option<String>) -> Result<()> {
-        let record = StatusRecord {
-            ticket_id: ticket_id.to_owned(),
-            user_name: user_name.to_owned(),
-            stage,
-            reason,
-            updated_at: self.clock.now(),
-        };
-        self.status.record(&record).await
+        self.status.record(&StatusRecord::new(ticket_id, user_name, stage, reason, self.clock.now())).await
     }
 
     /// The ticket as a whole is refused: every user is recorded as failed

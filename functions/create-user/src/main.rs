@@ -4,7 +4,7 @@
 use create_user::Deps;
 use lambda_runtime::{run, service_fn, LambdaEvent};
 use shared::aws::{load_config, DynamoIdempotency, DynamoStatus, IamDirectory, SesMailer, SqsPublisher};
-use shared::config::CreateUserConfig;
+use shared::config::{CreateUserConfig, FromEnv};
 use shared::ports::SystemClock;
 
 #[tokio::main]

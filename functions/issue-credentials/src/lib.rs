@@ -55,8 +55,7 @@ where
     C: Clock,
 {
     fn window(&self, lease_until: u64) -> Window {
-        let now = self.clock.now();
-        Window { now, lease_until: lease_until.max(now + 1), expires_at: now + self.config.idempotency_ttl_secs }
+        Window::new(self.clock.now(), lease_until, self.config.idempotency_ttl_secs)
     }
 
     pub async fn handle_sqs(&self, event: SqsEvent, lease_until: u64) -> SqsBatchResponse {
@@ -234,13 +233,7 @@ where
     }
 
     async fn set_status(&self, ready: &UserReady, stage: Stage, reason: Option<String>) -> Result<()> {
-        let record = StatusRecord {
-            ticket_id: ready.ticket_id.clone(),
-            user_name: ready.user_name.clone(),
-            stage,
-            reason,
-            updated_at: self.clock.now(),
-        };
+        let record = StatusRecord::new(&ready.ticket_id, &ready.user_name, stage, reason, self.clock.now());
         self.status.record(&record).await
     }
 }

@@ -7,7 +7,7 @@ use lambda_runtime::{run, service_fn, LambdaEvent};
 use shared::aws::{
     load_config, DynamoIdempotency, DynamoStatus, IamDirectory, SecretsManagerStore, SesMailer, SqsPublisher,
 };
-use shared::config::IssueCredentialsConfig;
+use shared::config::{FromEnv, IssueCredentialsConfig};
 use shared::ports::SystemClock;
 
 #[tokio::main]

@@ -5,7 +5,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{run, service_fn, LambdaEvent};
 use notify_user::Deps;
 use shared::aws::{load_config, DynamoIdempotency, DynamoStatus, SecretsManagerStore, SesMailer};
-use shared::config::NotifyUserConfig;
+use shared::config::{FromEnv, NotifyUserConfig};
 use shared::ports::SystemClock;
 
 #[tokio::main]

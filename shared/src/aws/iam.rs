@@ -21,22 +21,8 @@ impl IamDirectory {
 
 impl UserDirectory for IamDirectory {
     async fn list_user_names(&self) -> Result<Vec<String>> {
-        let mut names = Vec::new();
-        let mut marker = None;
-        loop {
-            let page = self
-                .client
-                .list_users()
-                .set_marker(marker.take())
-                .send()
-                .await
-                .map_err(|e| classify("ListUsers", e))?;
-            names.extend(page.users().iter().map(|u| u.user_name().to_owned()));
-            match (page.is_truncated(), page.marker()) {
-                (true, Some(m)) => marker = Some(m.to_owned()),
-                _ => return Ok(names),
-            }
-        }
+        let users = self.client.list_users().into_paginator().items().send().try_collect().await;
+        Ok(users.map_err(|e| classify("ListUsers", e))?.into_iter().map(|u| u.user_name).collect())
     }
 
     async fn get_user(&self, user_name: &str) -> Result<Option<IamUser>> {
@@ -115,56 +101,13 @@ impl UserDirectory for IamDirectory {
     }
 
     async fn permissions(&self, user_name: &str) -> Result<Permissions> {
-        let mut perms = Permissions::default();
-        let mut marker = None;
-        loop {
-            let page = self
-                .client
-                .list_groups_for_user()
-                .user_name(user_name)
-                .set_marker(marker.take())
-                .send()
-                .await
-                .map_err(|e| classify("ListGroupsForUser", e))?;
-            perms.groups.extend(page.groups().iter().map(|g| g.group_name().to_owned()));
-            match (page.is_truncated(), page.marker()) {
-                (true, Some(m)) => marker = Some(m.to_owned()),
-                _ => break,
-            }
-        }
-        loop {
-            let page = self
-                .client
-                .list_attached_user_policies()
-                .user_name(user_name)
-                .set_marker(marker.take())
-                .send()
-                .await
-                .map_err(|e| classify("ListAttachedUserPolicies", e))?;
-            perms
-                .managed_policies
-                .extend(page.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_owned)));
-            match (page.is_truncated(), page.marker()) {
-                (true, Some(m)) => marker = Some(m.to_owned()),
-                _ => break,
-            }
-        }
-        let mut names = Vec::new();
-        loop {
-            let page = self
-                .client
-                .list_user_policies()
-                .user_name(user_name)
-                .set_marker(marker.take())
-                .send()
-                .await
-                .map_err(|e| classify("ListUserPolicies", e))?;
-            names.extend(page.policy_names().iter().cloned());
-            match (page.is_truncated(), page.marker()) {
-                (true, Some(m)) => marker = Some(m.to_owned()),
-                _ => break,
-            }
-        }
+        let groups = self.client.list_groups_for_user().user_name(user_name).into_paginator().items().send();
+        let groups = groups.try_collect().await.map_err(|e| classify("ListGroupsForUser", e))?;
+        let attached = self.client.list_attached_user_policies().user_name(user_name).into_paginator().items().send();
+        let attached = attached.try_collect().await.map_err(|e| classify("ListAttachedUserPolicies", e))?;
+        let names = self.client.list_user_policies().user_name(user_name).into_paginator().items().send();
+        let names = names.try_collect().await.map_err(|e| classify("ListUserPolicies", e))?;
+        let mut inline_policies = Vec::with_capacity(names.len());
         for name in names {
             let doc = self
                 .client
@@ -175,10 +118,14 @@ impl UserDirectory for IamDirectory {
                 .await
                 .map_err(|e| classify("GetUserPolicy", e))?;
             // IAM returns policy documents URL-encoded (RFC 3986).
-            perms.inline_policies.push((name, percent_decode(doc.policy_document())));
+            inline_policies.push((name, percent_decode(doc.policy_document())));
         }
-        perms.boundary = self.get_user(user_name).await?.and_then(|u| u.boundary);
-        Ok(perms)
+        Ok(Permissions {
+            groups: groups.into_iter().map(|g| g.group_name).collect(),
+            managed_policies: attached.into_iter().filter_map(|p| p.policy_arn).collect(),
+            inline_policies,
+            boundary: self.get_user(user_name).await?.and_then(|u| u.boundary),
+        })
     }
 
     async fn password_policy(&self) -> Result<PasswordPolicy> {
@@ -233,29 +180,18 @@ impl UserDirectory for IamDirectory {
     }
 
     async fn access_keys(&self, user_name: &str) -> Result<Vec<AccessKeyInfo>> {
-        let mut keys = Vec::new();
-        let mut marker = None;
-        loop {
-            let page = self
-                .client
-                .list_access_keys()
-                .user_name(user_name)
-                .set_marker(marker.take())
-                .send()
-                .await
-                .map_err(|e| classify("ListAccessKeys", e))?;
-            keys.extend(page.access_key_metadata().iter().filter_map(|k| {
+        let keys = self.client.list_access_keys().user_name(user_name).into_paginator().items().send();
+        let keys = keys.try_collect().await.map_err(|e| classify("ListAccessKeys", e))?;
+        Ok(keys
+            .into_iter()
+            .filter_map(|k| {
                 Some(AccessKeyInfo {
-                    access_key_id: k.access_key_id()?.to_owned(),
                     active: k.status() == Some(&StatusType::Active),
                     created: k.create_date().map(|d| d.secs().max(0) as u64).unwrap_or(0),
+                    access_key_id: k.access_key_id?,
                 })
-            }));
-            match (page.is_truncated(), page.marker()) {
-                (true, Some(m)) => marker = Some(m.to_owned()),
-                _ => return Ok(keys),
-            }
-        }
+            })
+            .collect())
     }
 
     async fn create_access_key(&self, user_name: &str) -> Result<NewAccessKey> {
