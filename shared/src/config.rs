@@ -222,3 +222,46 @@ impl FromEnv for NotifyUserConfig {
         env.finish(config)
     }
 }
+
+/// Tag that exempts a user from rotation (value `true`). Not under
+/// `iam-provisioner:`, so a ticket may set it.
+pub const DEFAULT_EXEMPT_TAG: &str = "rotation-exempt";
+
+#[derive(Debug, Clone)]
+pub struct RotateKeysConfig {
+    pub table_name: String,
+    pub next_queue_url: String,
+    pub sender: String,
+    pub secret_prefix: String,
+    /// Only users under this IAM path are looked at (ListUsers PathPrefix).
+    pub user_path_prefix: String,
+    pub exempt_tag: String,
+    pub rotation_age_secs: u64,
+    pub grace_secs: u64,
+    pub delete_after_secs: u64,
+    pub warning_secs: u64,
+    pub idempotency_ttl_secs: u64,
+}
+
+impl FromEnv for RotateKeysConfig {
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let mut env = EnvReader::new(lookup);
+        let config = Self {
+            table_name: env.required("TABLE_NAME"),
+            next_queue_url: env.required("NEXT_QUEUE_URL"),
+            sender: env.required("SENDER_EMAIL"),
+            secret_prefix: env.optional("SECRET_PREFIX", DEFAULT_SECRET_PREFIX),
+            user_path_prefix: env.optional("USER_PATH_PREFIX", "/"),
+            exempt_tag: env.optional("EXEMPT_TAG", DEFAULT_EXEMPT_TAG),
+            rotation_age_secs: env.number("ROTATION_AGE_DAYS", 90) * DAY,
+            grace_secs: env.number("GRACE_DAYS", 7) * DAY,
+            delete_after_secs: env.number("DELETE_AFTER_DAYS", 10) * DAY,
+            warning_secs: env.number("WARNING_DAYS", 2) * DAY,
+            idempotency_ttl_secs: env.number("IDEMPOTENCY_TTL_DAYS", 365) * DAY,
+        };
+        if config.warning_secs > config.grace_secs {
+            env.problem("WARNING_DAYS must not exceed GRACE_DAYS".into());
+        }
+        env.finish(config)
+    }
+}

@@ -23,6 +23,8 @@ pub struct MemoryDirectory {
     pub keys: Mutex<BTreeMap<String, Vec<(AccessKeyInfo, Sensitive)>>>,
     pub policy: Mutex<Option<PasswordPolicy>>,
     pub alias: Mutex<Option<String>>,
+    /// access key id -> last used
+    pub last_used: Mutex<BTreeMap<String, u64>>,
     key_counter: std::sync::atomic::AtomicU64,
     /// Operation name -> errors to return, one per call, before succeeding.
     faults: Mutex<HashMap<&'static str, Vec<Error>>>,
@@ -191,6 +193,55 @@ impl UserDirectory for MemoryDirectory {
 
     async fn account_alias(&self) -> Result<Option<String>> {
         Ok(lock(&self.alias).clone())
+    }
+
+    async fn list_user_names_under(&self, path_prefix: &str) -> Result<Vec<String>> {
+        self.fault("ListUsers")?;
+        Ok(lock(&self.users)
+            .values()
+            .filter(|(u, _)| u.path.starts_with(path_prefix))
+            .map(|(u, _)| u.user_name.clone())
+            .collect())
+    }
+
+    async fn set_access_key_active(&self, user_name: &str, access_key_id: &str, active: bool) -> Result<()> {
+        self.fault("UpdateAccessKey")?;
+        lock(&self.calls).push(format!("UpdateAccessKey {user_name} {access_key_id} {active}"));
+        if let Some(list) = lock(&self.keys).get_mut(user_name) {
+            for (k, _) in list.iter_mut().filter(|(k, _)| k.access_key_id == access_key_id) {
+                k.active = active;
+            }
+        }
+        Ok(())
+    }
+
+    async fn access_key_last_used(&self, access_key_id: &str) -> Result<Option<u64>> {
+        Ok(lock(&self.last_used).get(access_key_id).copied())
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryLedger {
+    pub keys: Mutex<BTreeMap<(String, String), KeyRecord>>,
+}
+
+impl KeyLedger for MemoryLedger {
+    async fn record_issued(&self, key: &KeyRecord) -> Result<()> {
+        lock(&self.keys).entry((key.user_name.clone(), key.access_key_id.clone())).or_insert_with(|| key.clone());
+        Ok(())
+    }
+
+    async fn keys_of(&self, user_name: &str) -> Result<Vec<KeyRecord>> {
+        Ok(lock(&self.keys).values().filter(|k| k.user_name == user_name).cloned().collect())
+    }
+
+    async fn update(&self, key: &KeyRecord) -> Result<()> {
+        let mut keys = lock(&self.keys);
+        let stored = keys.entry((key.user_name.clone(), key.access_key_id.clone())).or_insert_with(|| key.clone());
+        stored.warned_at = stored.warned_at.or(key.warned_at);
+        stored.deactivated_at = stored.deactivated_at.or(key.deactivated_at);
+        stored.deleted_at = stored.deleted_at.or(key.deleted_at);
+        Ok(())
     }
 }
 

@@ -78,6 +78,42 @@ pub trait UserDirectory: Send + Sync {
     fn delete_access_key(&self, user_name: &str, access_key_id: &str) -> impl Future<Output = Result<()>> + Send;
     /// The account alias, for the console sign-in URL.
     fn account_alias(&self) -> impl Future<Output = Result<Option<String>>> + Send;
+
+    /// Names of the users under `path_prefix` (all pages).
+    fn list_user_names_under(&self, path_prefix: &str) -> impl Future<Output = Result<Vec<String>>> + Send;
+    fn set_access_key_active(
+        &self,
+        user_name: &str,
+        access_key_id: &str,
+        active: bool,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// When IAM last saw the key used (seconds since the epoch), if ever.
+    fn access_key_last_used(&self, access_key_id: &str) -> impl Future<Output = Result<Option<u64>>> + Send;
+}
+
+/// What the pipeline knows of a key it issued: kept in DynamoDB because
+/// IAM keeps no history (when a key was deactivated, what it replaced).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub user_name: String,
+    pub access_key_id: String,
+    /// Where the user is told about the key.
+    pub email: String,
+    pub issued_at: u64,
+    /// The key this one replaces.
+    pub replaces: Option<String>,
+    pub warned_at: Option<u64>,
+    pub deactivated_at: Option<u64>,
+    pub deleted_at: Option<u64>,
+}
+
+pub trait KeyLedger: Send + Sync {
+    /// Records a key once its secret is stored; later calls keep the first record.
+    fn record_issued(&self, key: &KeyRecord) -> impl Future<Output = Result<()>> + Send;
+    fn keys_of(&self, user_name: &str) -> impl Future<Output = Result<Vec<KeyRecord>>> + Send;
+    /// Saves the lifecycle times (`warned_at`, `deactivated_at`, `deleted_at`),
+    /// keeping any already set.
+    fn update(&self, key: &KeyRecord) -> impl Future<Output = Result<()>> + Send;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,8 +247,11 @@ pub struct UserReady {
     pub console_password: Option<crate::ticket::ConsolePassword>,
     pub require_password_reset: bool,
     /// The full set of users of the ticket, so a later stage knows when the
-    /// ticket is settled without another lookup.
+    /// ticket is settled without another lookup. Empty for a rotation.
     pub ticket_users: Vec<String>,
+    /// A rotation: issue a successor to this access key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotate: Option<Replaced>,
 }
 
 /// What issue-credentials hands notify-user: the secret's ARN, never its value.
@@ -229,6 +268,16 @@ pub struct CredentialsReady {
     pub secret_arn: String,
     pub secret_name: String,
     pub ticket_users: Vec<String>,
+    /// A rotation: the key the new one replaces, and when it stops working.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<Replaced>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Replaced {
+    pub access_key_id: String,
+    pub deactivated_after: u64,
 }
 
 /// Hands work to the next stage (its SQS queue).

@@ -26,6 +26,10 @@ where
     I: IdempotencyStore,
     M: Mailer,
 {
+    if ticket.users.is_empty() {
+        // A rotation, not a ticket: nobody is waiting for a summary.
+        return Ok(());
+    }
     let records = status.for_ticket(ticket.ticket_id).await?;
     let mut ready = Vec::new();
     let mut refused = Vec::new();

@@ -35,8 +35,30 @@ pub fn redact_serde_message(msg: &str) -> String {
     msg.to_owned()
 }
 
+/// A day as people write it, `2026-11-24`, from seconds since the epoch (UTC).
+pub fn date(epoch_secs: u64) -> String {
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = (epoch_secs / 86_400) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn dates_are_civil_utc_days() {
+        assert_eq!(super::date(0), "1970-01-01");
+        assert_eq!(super::date(1_795_996_800), "2026-11-30");
+        assert_eq!(super::date(951_782_400), "2000-02-29");
+    }
+
     use super::*;
 
     #[test]

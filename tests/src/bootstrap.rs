@@ -4,8 +4,8 @@
 
 use aws_config::SdkConfig;
 use shared::config::{
-    AllowList, CreateUserConfig, EnvReader, IssueCredentialsConfig, NotifyUserConfig, CHANGE_PASSWORD_POLICY, DAY,
-    DEFAULT_SECRET_PREFIX,
+    AllowList, CreateUserConfig, EnvReader, FromEnv, IssueCredentialsConfig, NotifyUserConfig, RotateKeysConfig,
+    CHANGE_PASSWORD_POLICY, DAY, DEFAULT_SECRET_PREFIX,
 };
 use std::collections::BTreeSet;
 
@@ -22,6 +22,8 @@ pub struct Settings {
     pub prefix: String,
     pub sender: String,
     pub secret_prefix: String,
+    /// Where rotate-keys looks for users.
+    pub user_path_prefix: String,
     pub allow: AllowList,
     /// Groups created if missing, with the managed policy each carries.
     pub groups: Vec<(String, String)>,
@@ -48,6 +50,7 @@ impl Settings {
             prefix: prefix.to_owned(),
             sender: env.optional("SENDER_EMAIL", "iam-provisioner@example.com"),
             secret_prefix: env.optional("SECRET_PREFIX", DEFAULT_SECRET_PREFIX),
+            user_path_prefix: env.optional("USER_PATH_PREFIX", "/"),
             allow: AllowList {
                 groups: set(env.optional("ALLOWED_GROUPS", "Developers,Power_Users,ReadOnly")),
                 managed_policies: set(env.optional(
@@ -98,6 +101,21 @@ impl Environment {
             change_password_policy: CHANGE_PASSWORD_POLICY.into(),
             idempotency_ttl_secs: 365 * DAY,
         }
+    }
+
+    /// Rotation settings: the defaults, each overridable by its variable,
+    /// looking only under `settings.user_path_prefix`.
+    pub fn rotate_keys_config(&self) -> RotateKeysConfig {
+        let s = &self.settings;
+        let lookup = |k: &str| match k {
+            "TABLE_NAME" => Some(self.table.clone()),
+            "NEXT_QUEUE_URL" => Some(self.issue_credentials_queue.clone()),
+            "SENDER_EMAIL" => Some(s.sender.clone()),
+            "SECRET_PREFIX" => Some(s.secret_prefix.clone()),
+            "USER_PATH_PREFIX" => Some(s.user_path_prefix.clone()),
+            other => std::env::var(other).ok(),
+        };
+        RotateKeysConfig::from_lookup(lookup).expect("rotation settings")
     }
 
     pub fn notify_user_config(&self) -> NotifyUserConfig {

@@ -7,8 +7,12 @@
 use crate::bootstrap::{BoxError, Environment};
 use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use shared::aws::{DynamoIdempotency, DynamoStatus, IamDirectory, SecretsManagerStore, SesMailer, SqsPublisher};
-use shared::ports::{Email, Mailer, SystemClock, UserReady};
+use shared::aws::{
+    DynamoIdempotency, DynamoLedger, DynamoStatus, IamDirectory, SecretsManagerStore, SesMailer, SqsPublisher,
+};
+use shared::ports::{Clock, Email, Mailer, SystemClock, UserReady};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::sync::Mutex;
 
 /// The mailer the handlers get locally: SES, plus a note of each email's
@@ -26,8 +30,25 @@ impl Mailer for NotedMailer {
     }
 }
 
+/// The system clock moved by an offset every stage shares: tests age keys
+/// and jump days ahead with it instead of sleeping.
+#[derive(Debug, Clone, Default)]
+pub struct TestClock(Arc<AtomicI64>);
+
+impl TestClock {
+    pub fn set_offset_days(&self, days: i64) {
+        self.0.store(days * 86_400, Ordering::SeqCst);
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> u64 {
+        SystemClock.now().saturating_add_signed(self.0.load(Ordering::SeqCst))
+    }
+}
+
 pub type CreateUser =
-    create_user::Deps<IamDirectory, DynamoIdempotency, DynamoStatus, SqsPublisher, NotedMailer, SystemClock>;
+    create_user::Deps<IamDirectory, DynamoIdempotency, DynamoStatus, SqsPublisher, NotedMailer, TestClock>;
 pub type IssueCredentials = issue_credentials::Deps<
     IamDirectory,
     SecretsManagerStore,
@@ -35,15 +56,20 @@ pub type IssueCredentials = issue_credentials::Deps<
     DynamoStatus,
     SqsPublisher,
     NotedMailer,
-    SystemClock,
+    DynamoLedger,
+    TestClock,
 >;
-pub type NotifyUser = notify_user::Deps<SecretsManagerStore, DynamoIdempotency, DynamoStatus, NotedMailer, SystemClock>;
+pub type NotifyUser = notify_user::Deps<SecretsManagerStore, DynamoIdempotency, DynamoStatus, NotedMailer, TestClock>;
+pub type RotateKeys =
+    rotate_keys::Deps<IamDirectory, DynamoIdempotency, SqsPublisher, NotedMailer, DynamoLedger, TestClock>;
 
 pub struct LocalPipeline {
     pub env: Environment,
     pub create_user: CreateUser,
     pub issue_credentials: IssueCredentials,
     pub notify_user: NotifyUser,
+    pub rotate_keys: RotateKeys,
+    pub clock: TestClock,
     /// Run create-user only, leaving its hand-offs on the queue (for tests
     /// of that stage alone).
     pub stop_after_create_user: bool,
@@ -70,6 +96,7 @@ const LEASE_SECS: u64 = 30;
 impl LocalPipeline {
     pub fn new(sdk: &SdkConfig, env: Environment) -> Self {
         let mailer = || NotedMailer { inner: SesMailer::new(sdk), sent: Mutex::default() };
+        let clock = TestClock::default();
         let config = env.create_user_config();
         let create_user = create_user::Deps {
             directory: IamDirectory::new(sdk),
@@ -77,18 +104,19 @@ impl LocalPipeline {
             status: DynamoStatus::new(sdk, &config.table_name),
             publisher: SqsPublisher::new(sdk, &config.next_queue_url),
             mailer: mailer(),
-            clock: SystemClock,
+            clock: clock.clone(),
             config,
         };
         let config = env.issue_credentials_config();
         let issue_credentials = issue_credentials::Deps {
             directory: IamDirectory::new(sdk),
             secrets: SecretsManagerStore::new(sdk),
+            ledger: DynamoLedger::new(sdk, &config.table_name),
             idempotency: DynamoIdempotency::new(sdk, &config.table_name),
             status: DynamoStatus::new(sdk, &config.table_name),
             publisher: SqsPublisher::new(sdk, &config.next_queue_url),
             mailer: mailer(),
-            clock: SystemClock,
+            clock: clock.clone(),
             config,
         };
         let config = env.notify_user_config();
@@ -97,7 +125,17 @@ impl LocalPipeline {
             idempotency: DynamoIdempotency::new(sdk, &config.table_name),
             status: DynamoStatus::new(sdk, &config.table_name),
             mailer: mailer(),
-            clock: SystemClock,
+            clock: clock.clone(),
+            config,
+        };
+        let config = env.rotate_keys_config();
+        let rotate_keys = rotate_keys::Deps {
+            directory: IamDirectory::new(sdk),
+            idempotency: DynamoIdempotency::new(sdk, &config.table_name),
+            publisher: SqsPublisher::new(sdk, &config.next_queue_url),
+            mailer: mailer(),
+            ledger: DynamoLedger::new(sdk, &config.table_name),
+            clock: clock.clone(),
             config,
         };
         Self {
@@ -105,6 +143,8 @@ impl LocalPipeline {
             create_user,
             issue_credentials,
             notify_user,
+            rotate_keys,
+            clock,
             stop_after_create_user: false,
             delivered: Mutex::default(),
             sqs: aws_sdk_sqs::Client::new(sdk),
@@ -115,7 +155,12 @@ impl LocalPipeline {
     /// (recipient, subject) of every email any stage sent in this process.
     pub fn emails_sent(&self) -> Vec<(String, String)> {
         let mut all = Vec::new();
-        for m in [&self.create_user.mailer, &self.issue_credentials.mailer, &self.notify_user.mailer] {
+        for m in [
+            &self.create_user.mailer,
+            &self.issue_credentials.mailer,
+            &self.notify_user.mailer,
+            &self.rotate_keys.mailer,
+        ] {
             all.extend(m.sent.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned());
         }
         all
@@ -150,7 +195,7 @@ impl LocalPipeline {
     /// may come after an earlier stage's, as in AWS).
     pub async fn drain(&self) -> Result<Drained, BoxError> {
         let mut drained = Drained::default();
-        let lease = || shared::ports::Clock::now(&SystemClock) + LEASE_SECS;
+        let lease = || self.clock.now() + LEASE_SECS;
         loop {
             let before = (drained.handled, drained.retried);
             self.drain_queue(&self.env.create_user_queue, &mut drained, |e| self.create_user.handle_sqs(e, lease()))
@@ -179,6 +224,17 @@ impl LocalPipeline {
             drained.dead_lettered += self.depth(dlq).await?;
         }
         Ok(drained)
+    }
+
+    /// A rotation run as the schedule (or a person) starts it, then the
+    /// stages it fanned work out to, until the queues are quiet.
+    pub async fn rotate(
+        &self,
+        request: &rotate_keys::RotationRequest,
+    ) -> Result<(rotate_keys::RunSummary, Drained), BoxError> {
+        let summary = self.rotate_keys.run(request).await?;
+        let drained = self.drain().await?;
+        Ok((summary, drained))
     }
 
     /// Puts bodies a stage was given back on its queue: a redelivery.

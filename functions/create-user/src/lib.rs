@@ -311,6 +311,7 @@ where
             console_password: plan.console_password.clone(),
             require_password_reset: plan.require_password_reset,
             ticket_users: users.to_vec(),
+            rotate: None,
         };
         let handoff = format!("create-user#{key}#handoff#{}", plan.user_name);
         idempotency::once(&self.idempotency, &handoff, &payload_hash(&ready), window, || async {

@@ -24,9 +24,10 @@ use shared::secret::{Sensitive, UserSecret};
 use shared::summary::{self, TicketRef};
 use shared::ticket::{ConsolePassword, MANAGED_TAG, TICKET_TAG};
 
-pub struct Deps<D, X, I, S, P, M, C> {
+pub struct Deps<D, X, I, S, P, M, L, C> {
     pub directory: D,
     pub secrets: X,
+    pub ledger: L,
     pub idempotency: I,
     pub status: S,
     pub publisher: P,
@@ -44,10 +45,11 @@ fn account_id_of(arn: &str) -> Option<&str> {
     arn.split(':').nth(4).filter(|id| !id.is_empty())
 }
 
-impl<D, X, I, S, P, M, C> Deps<D, X, I, S, P, M, C>
+impl<D, X, I, S, P, M, L, C> Deps<D, X, I, S, P, M, L, C>
 where
     D: UserDirectory,
     X: SecretStore,
+    L: KeyLedger,
     I: IdempotencyStore,
     S: StatusStore,
     P: EventPublisher,
@@ -120,8 +122,9 @@ where
             .get_user(name)
             .await?
             .ok_or_else(|| Error::permanent("GetUser", format!("user {name:?} no longer exists")))?;
-        let ours = user.tags.get(MANAGED_TAG).map(String::as_str) == Some("true")
-            && user.tags.get(TICKET_TAG) == Some(&ready.ticket_id);
+        let managed = user.tags.get(MANAGED_TAG).map(String::as_str) == Some("true");
+        // A rotation concerns any managed user; onboarding only the ticket's own.
+        let ours = managed && (ready.rotate.is_some() || user.tags.get(TICKET_TAG) == Some(&ready.ticket_id));
         if !ours {
             return Err(Error::permanent(
                 "GetUser",
@@ -155,17 +158,7 @@ where
             secret.password = Some(self.console_password(ready, &policy).await?);
         }
         if ready.programmatic {
-            let keys = self.directory.access_keys(name).await?;
-            let recorded = secret.access_key_id.clone();
-            for orphan in keys.iter().filter(|k| Some(&k.access_key_id) != recorded.as_ref()) {
-                tracing::warn!(user = %name, access_key_id = %orphan.access_key_id, "deleting a key no secret records (left by an interrupted run)");
-                self.directory.delete_access_key(name, &orphan.access_key_id).await?;
-            }
-            if !keys.iter().any(|k| Some(&k.access_key_id) == recorded.as_ref()) {
-                let key = self.directory.create_access_key(name).await?;
-                secret.access_key_id = Some(key.access_key_id);
-                secret.secret_access_key = Some(key.secret_access_key);
-            }
+            self.issue_key(ready, &mut secret).await?;
         }
 
         let body =
@@ -179,6 +172,20 @@ where
             Some(s) => s.arn,
         };
 
+        if let (true, Some(key_id)) = (ready.programmatic, &secret.access_key_id) {
+            let record = KeyRecord {
+                user_name: name.clone(),
+                access_key_id: key_id.clone(),
+                email: ready.email.clone(),
+                issued_at: self.clock.now(),
+                replaces: ready.rotate.as_ref().map(|r| r.access_key_id.clone()),
+                warned_at: None,
+                deactivated_at: None,
+                deleted_at: None,
+            };
+            // After the secret: a key in the ledger is a key whose secret was kept.
+            self.ledger.record_issued(&record).await?;
+        }
         if ready.console && !self.directory.has_login_profile(name).await? {
             let password = secret.password.as_ref().ok_or_else(|| Error::permanent("secret", "password missing"))?;
             self.directory.create_login_profile(name, password, ready.require_password_reset).await?;
@@ -191,7 +198,9 @@ where
         {
             self.directory.attach_user_policy(name, &self.config.change_password_policy).await?;
         }
-        self.set_status(ready, Stage::CredentialsIssued, None).await?;
+        if ready.rotate.is_none() {
+            self.set_status(ready, Stage::CredentialsIssued, None).await?;
+        }
 
         let next = CredentialsReady {
             ticket_id: ready.ticket_id.clone(),
@@ -204,6 +213,7 @@ where
             secret_arn,
             secret_name,
             ticket_users: ready.ticket_users.clone(),
+            replaces: ready.rotate.clone(),
         };
         let handoff = format!("issue-credentials#{}#{}#handoff", ready.ticket_id, name);
         idempotency::once(&self.idempotency, &handoff, &payload_hash(&next), window, || async {
@@ -213,6 +223,42 @@ where
         .await?;
         tracing::info!(ticket_id = %ready.ticket_id, user = %name, "credentials issued and stored; handed to notify-user");
         Ok(next)
+    }
+
+    /// Exactly one new key where one is due. A key IAM has that neither the
+    /// secret nor the ledger knows was made by a run cut off before storing
+    /// it: its secret is lost, so it is deleted, which also frees the slot
+    /// the new key needs.
+    async fn issue_key(&self, ready: &UserReady, secret: &mut UserSecret) -> Result<()> {
+        let name = &ready.user_name;
+        let keys = self.directory.access_keys(name).await?;
+        let ledger = self.ledger.keys_of(name).await?;
+        let recorded = secret.access_key_id.clone();
+        let known = |id: &str| recorded.as_deref() == Some(id) || ledger.iter().any(|k| k.access_key_id == id);
+        for orphan in keys.iter().filter(|k| !known(&k.access_key_id)) {
+            tracing::warn!(user = %name, access_key_id = %orphan.access_key_id, "deleting a key no secret records (left by an interrupted run)");
+            self.directory.delete_access_key(name, &orphan.access_key_id).await?;
+        }
+        let live: Vec<&AccessKeyInfo> = keys.iter().filter(|k| known(&k.access_key_id)).collect();
+        let due = match &ready.rotate {
+            // Onboarding: unless the stored key is there.
+            None => !live.iter().any(|k| Some(&k.access_key_id) == recorded.as_ref()),
+            // Rotation: while the secret still holds the key being replaced.
+            Some(old) => recorded.as_deref() == Some(old.access_key_id.as_str()),
+        };
+        if !due {
+            return Ok(());
+        }
+        if live.len() >= 2 {
+            return Err(Error::permanent(
+                "CreateAccessKey",
+                format!("user {name:?} already has two access keys; IAM allows no third"),
+            ));
+        }
+        let key = self.directory.create_access_key(name).await?;
+        secret.access_key_id = Some(key.access_key_id);
+        secret.secret_access_key = Some(key.secret_access_key);
+        Ok(())
     }
 
     async fn console_password(&self, ready: &UserReady, policy: &password::PasswordPolicy) -> Result<Sensitive> {

@@ -5,7 +5,8 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use issue_credentials::Deps;
 use lambda_runtime::{run, service_fn, LambdaEvent};
 use shared::aws::{
-    load_config, DynamoIdempotency, DynamoStatus, IamDirectory, SecretsManagerStore, SesMailer, SqsPublisher,
+    load_config, DynamoIdempotency, DynamoLedger, DynamoStatus, IamDirectory, SecretsManagerStore, SesMailer,
+    SqsPublisher,
 };
 use shared::config::{FromEnv, IssueCredentialsConfig};
 use shared::ports::SystemClock;
@@ -18,6 +19,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let deps = Deps {
         directory: IamDirectory::new(&aws),
         secrets: SecretsManagerStore::new(&aws),
+        ledger: DynamoLedger::new(&aws, &config.table_name),
         idempotency: DynamoIdempotency::new(&aws, &config.table_name),
         status: DynamoStatus::new(&aws, &config.table_name),
         publisher: SqsPublisher::new(&aws, &config.next_queue_url),

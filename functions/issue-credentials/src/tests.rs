@@ -3,14 +3,23 @@ use shared::memory::*;
 use shared::password::PasswordPolicy;
 use std::collections::BTreeMap;
 
-type Fakes =
-    Deps<MemoryDirectory, MemorySecrets, MemoryIdempotency, MemoryStatus, MemoryPublisher, MemoryMailer, FixedClock>;
+type Fakes = Deps<
+    MemoryDirectory,
+    MemorySecrets,
+    MemoryIdempotency,
+    MemoryStatus,
+    MemoryPublisher,
+    MemoryMailer,
+    MemoryLedger,
+    FixedClock,
+>;
 const LEASE: u64 = 2_000_000_000;
 
 fn deps() -> Fakes {
     let d = Deps {
         directory: MemoryDirectory::default(),
         secrets: MemorySecrets::default(),
+        ledger: MemoryLedger::default(),
         idempotency: MemoryIdempotency::default(),
         status: MemoryStatus::default(),
         publisher: MemoryPublisher::default(),
@@ -51,6 +60,7 @@ fn ready(console: bool, programmatic: bool) -> UserReady {
         console_password: console.then_some(ConsolePassword::Autogenerate),
         require_password_reset: true,
         ticket_users: vec!["emily".into()],
+        rotate: None,
     }
 }
 

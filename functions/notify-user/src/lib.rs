@@ -109,9 +109,15 @@ where
             })?;
             // Keyed by the key id: a rotated key is news, the same key is not.
             let kind = format!("access-key#{key_id}");
-            self.send_once(ready, &kind, access_key_email(&ready.email, key_id, &ready.secret_name), window).await?;
+            let mut email = access_key_email(&ready.email, key_id, &ready.secret_name);
+            if let Some(old) = &ready.replaces {
+                email = rotated_key_email(email, old);
+            }
+            self.send_once(ready, &kind, email, window).await?;
         }
-        self.set_status(ready, Stage::Notified, None).await?;
+        if ready.replaces.is_none() {
+            self.set_status(ready, Stage::Notified, None).await?;
+        }
         tracing::info!(ticket_id = %ready.ticket_id, user = %ready.user_name, "user notified");
         Ok(())
     }
@@ -176,6 +182,20 @@ pub fn access_key_email(to: &str, access_key_id: &str, secret_name: &str) -> Ema
         html_escape(secret_name)
     );
     Email { to: to.to_owned(), subject: "Your AWS access key".into(), text, html }
+}
+
+/// The access-key email of a rotation: the same facts, plus which key it
+/// replaces and from when that one stops working.
+pub fn rotated_key_email(mut email: Email, old: &Replaced) -> Email {
+    let when = shared::text::date(old.deactivated_after);
+    email.subject = "Your AWS access key was rotated".into();
+    let note = format!(
+        "It replaces access key {}, which will be deactivated on {when}: switch to the new key before then.",
+        old.access_key_id
+    );
+    email.text.push_str(&format!("\n{note}\n"));
+    email.html.push_str(&format!("<p>{}</p>", html_escape(&note)));
+    email
 }
 
 #[cfg(test)]

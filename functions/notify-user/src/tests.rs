@@ -43,6 +43,7 @@ fn ready() -> CredentialsReady {
         secret_arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:iam-provisioner/users/emily".into(),
         secret_name: "iam-provisioner/users/emily".into(),
         ticket_users: vec!["emily".into()],
+        replaces: None,
     }
 }
 

@@ -7,7 +7,7 @@
 
 use super::{classify, code};
 use crate::error::{Error, Result};
-use crate::ports::{Claim, IdempotencyStore, Stage, StatusRecord, StatusStore};
+use crate::ports::{Claim, IdempotencyStore, KeyLedger, KeyRecord, Stage, StatusRecord, StatusStore};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
@@ -207,5 +207,104 @@ impl StatusStore for DynamoStatus {
                 _ => return Ok(records),
             }
         }
+    }
+}
+
+/// Key records: `pk = KEYS#<user name>`, `sk = KEY#<access key id>`.
+#[derive(Debug, Clone)]
+pub struct DynamoLedger {
+    client: Client,
+    table: String,
+}
+
+impl DynamoLedger {
+    pub fn new(config: &super::SdkConfig, table: impl Into<String>) -> Self {
+        Self { client: Client::new(config), table: table.into() }
+    }
+
+    fn key(user: &str, key_id: &str) -> HashMap<String, AttributeValue> {
+        HashMap::from([("pk".into(), s(format!("KEYS#{user}"))), ("sk".into(), s(format!("KEY#{key_id}")))])
+    }
+}
+
+impl KeyLedger for DynamoLedger {
+    async fn record_issued(&self, k: &KeyRecord) -> Result<()> {
+        let mut item = Self::key(&k.user_name, &k.access_key_id);
+        item.insert("user_name".into(), s(&k.user_name));
+        item.insert("access_key_id".into(), s(&k.access_key_id));
+        item.insert("email".into(), s(&k.email));
+        item.insert("issued_at".into(), n(k.issued_at));
+        if let Some(r) = &k.replaces {
+            item.insert("replaces".into(), s(r));
+        }
+        match self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if code(&e) == Some("ConditionalCheckFailedException") => Ok(()),
+            Err(e) => Err(classify("PutItem", e)),
+        }
+    }
+
+    async fn keys_of(&self, user_name: &str) -> Result<Vec<KeyRecord>> {
+        let pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(format!("KEYS#{user_name}")))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| classify("Query", e))?;
+        Ok(pages
+            .iter()
+            .map(|item| KeyRecord {
+                user_name: get_s(item, "user_name").unwrap_or_default().to_owned(),
+                access_key_id: get_s(item, "access_key_id").unwrap_or_default().to_owned(),
+                email: get_s(item, "email").unwrap_or_default().to_owned(),
+                issued_at: get_n(item, "issued_at").unwrap_or(0),
+                replaces: get_s(item, "replaces").map(str::to_owned),
+                warned_at: get_n(item, "warned_at"),
+                deactivated_at: get_n(item, "deactivated_at"),
+                deleted_at: get_n(item, "deleted_at"),
+            })
+            .collect())
+    }
+
+    async fn update(&self, k: &KeyRecord) -> Result<()> {
+        // if_not_exists: a time, once set, is the truth; a replay cannot move it.
+        let mut sets = Vec::new();
+        let mut values = HashMap::new();
+        for (field, value) in
+            [("warned_at", k.warned_at), ("deactivated_at", k.deactivated_at), ("deleted_at", k.deleted_at)]
+        {
+            if let Some(v) = value {
+                sets.push(format!("{field} = if_not_exists({field}, :{field})"));
+                values.insert(format!(":{field}"), n(v));
+            }
+        }
+        if sets.is_empty() {
+            return Ok(());
+        }
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(&k.user_name, &k.access_key_id)))
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| classify("UpdateItem", e))
     }
 }

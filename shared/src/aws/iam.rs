@@ -217,6 +217,36 @@ impl UserDirectory for IamDirectory {
         }
     }
 
+    async fn list_user_names_under(&self, path_prefix: &str) -> Result<Vec<String>> {
+        let users =
+            self.client.list_users().path_prefix(path_prefix).into_paginator().items().send().try_collect().await;
+        Ok(users.map_err(|e| classify("ListUsers", e))?.into_iter().map(|u| u.user_name).collect())
+    }
+
+    async fn set_access_key_active(&self, user_name: &str, access_key_id: &str, active: bool) -> Result<()> {
+        let status = if active { StatusType::Active } else { StatusType::Inactive };
+        self.client
+            .update_access_key()
+            .user_name(user_name)
+            .access_key_id(access_key_id)
+            .status(status)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| classify("UpdateAccessKey", e))
+    }
+
+    async fn access_key_last_used(&self, access_key_id: &str) -> Result<Option<u64>> {
+        let out = self
+            .client
+            .get_access_key_last_used()
+            .access_key_id(access_key_id)
+            .send()
+            .await
+            .map_err(|e| classify("GetAccessKeyLastUsed", e))?;
+        Ok(out.access_key_last_used().and_then(|u| u.last_used_date()).map(|d| d.secs().max(0) as u64))
+    }
+
     async fn account_alias(&self) -> Result<Option<String>> {
         let out = self.client.list_account_aliases().send().await.map_err(|e| classify("ListAccountAliases", e))?;
         Ok(out.account_aliases().first().cloned())

@@ -1,0 +1,31 @@
+// The handler future nests deeply (run > user > key > idempotency > SDK call).
+#![recursion_limit = "256"]
+
+use lambda_runtime::{run, service_fn, LambdaEvent};
+use rotate_keys::{Deps, RotationRequest};
+use shared::aws::{load_config, DynamoIdempotency, DynamoLedger, IamDirectory, SesMailer, SqsPublisher};
+use shared::config::{FromEnv, RotateKeysConfig};
+use shared::ports::SystemClock;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::lambda::init_tracing();
+    let config = RotateKeysConfig::from_env()?;
+    let aws = load_config().await;
+    let deps = Deps {
+        directory: IamDirectory::new(&aws),
+        idempotency: DynamoIdempotency::new(&aws, &config.table_name),
+        publisher: SqsPublisher::new(&aws, &config.next_queue_url),
+        mailer: SesMailer::new(&aws),
+        ledger: DynamoLedger::new(&aws, &config.table_name),
+        clock: SystemClock,
+        config,
+    };
+    let deps = &deps;
+    run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
+        let request = RotationRequest::from_event(&event.payload)?;
+        let summary = deps.run(&request).await?;
+        Ok::<_, lambda_runtime::Error>(serde_json::to_value(summary)?)
+    }))
+    .await
+}

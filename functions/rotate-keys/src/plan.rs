@@ -1,0 +1,218 @@
+//! What rotation does to one user's keys at one moment: a pure function of
+//! the keys IAM has, what the ledger remembers, the time and the settings,
+//! so every rule is tested without AWS and dry-run is the same code.
+//!
+//! Timeline of a key P, with S its successor:
+//! - P active, no successor, older than the rotation age: issue S.
+//! - S issued, `grace - warning` later: warn the user P will stop working.
+//! - S issued, `grace` later, S active: deactivate P.
+//! - P deactivated, `delete_after` later: delete P.
+
+use serde::Serialize;
+use shared::ports::{AccessKeyInfo, KeyRecord};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub rotation_age: u64,
+    pub grace: u64,
+    pub delete_after: u64,
+    pub warning: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Issue a successor; the old key is deactivated after `deactivate_after`.
+    Rotate {
+        deactivate_after: u64,
+    },
+    Warn {
+        deactivate_on: u64,
+    },
+    Deactivate {
+        successor: String,
+    },
+    Delete,
+    /// Due, but not done, for this reason.
+    Skip {
+        reason: String,
+    },
+}
+
+impl Action {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Rotate { .. } => "rotate",
+            Action::Warn { .. } => "warn",
+            Action::Deactivate { .. } => "deactivate",
+            Action::Delete => "delete",
+            Action::Skip { .. } => "skip",
+        }
+    }
+}
+
+/// One key's plan: what to do now, and the next thing that will happen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyPlan {
+    pub access_key_id: String,
+    pub age_days: u64,
+    pub now: Option<Action>,
+    /// (what, when): the next step if nothing is due now.
+    pub next: Option<(String, u64)>,
+}
+
+/// When a key came to be: the earlier of IAM's date and the ledger's, so a
+/// missing or late record never makes a key look younger than it is.
+fn born(key: &AccessKeyInfo, record: Option<&KeyRecord>) -> u64 {
+    match record {
+        Some(r) if key.created == 0 => r.issued_at,
+        Some(r) => r.issued_at.min(key.created),
+        None => key.created,
+    }
+}
+
+pub fn plan(now: u64, s: Settings, keys: &[AccessKeyInfo], ledger: &[KeyRecord]) -> Vec<KeyPlan> {
+    let record = |id: &str| ledger.iter().find(|r| r.access_key_id == id);
+    let mut plans = Vec::new();
+    for key in keys {
+        let id = key.access_key_id.as_str();
+        let birth = born(key, record(id));
+        let successor = ledger
+            .iter()
+            .filter(|r| r.replaces.as_deref() == Some(id))
+            .find_map(|r| keys.iter().find(|k| k.access_key_id == r.access_key_id).map(|k| (k, born(k, Some(r)))));
+        let (action, next) = match successor {
+            Some((succ, succ_born)) => {
+                let deactivate_at = succ_born + s.grace;
+                if key.active {
+                    if now >= deactivate_at && succ.active {
+                        (Some(Action::Deactivate { successor: succ.access_key_id.clone() }), None)
+                    } else if now >= deactivate_at {
+                        let reason = format!("successor {} is inactive; the old key stays active", succ.access_key_id);
+                        (Some(Action::Skip { reason }), None)
+                    } else if now + s.warning >= deactivate_at && record(id).is_none_or(|r| r.warned_at.is_none()) {
+                        (Some(Action::Warn { deactivate_on: deactivate_at }), None)
+                    } else {
+                        (None, Some(("deactivate".to_owned(), deactivate_at)))
+                    }
+                } else {
+                    let deactivated = record(id).and_then(|r| r.deactivated_at).unwrap_or(deactivate_at);
+                    let delete_at = deactivated + s.delete_after;
+                    if now >= delete_at {
+                        (Some(Action::Delete), None)
+                    } else {
+                        (None, Some(("delete".to_owned(), delete_at)))
+                    }
+                }
+            }
+            None if !key.active => (None, None),
+            None => {
+                let due = birth + s.rotation_age;
+                if now < due {
+                    (None, Some(("rotate".to_owned(), due)))
+                } else if keys.len() >= 2 {
+                    let reason = "the user already has two access keys and none is this key's successor; \
+                                  IAM allows no third, so delete the unused one"
+                        .to_owned();
+                    (Some(Action::Skip { reason }), None)
+                } else {
+                    (Some(Action::Rotate { deactivate_after: now + s.grace }), None)
+                }
+            }
+        };
+        plans.push(KeyPlan {
+            access_key_id: id.to_owned(),
+            age_days: now.saturating_sub(birth) / 86_400,
+            now: action,
+            next,
+        });
+    }
+    plans
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: u64 = 86_400;
+    const NOW: u64 = 1_000 * DAY;
+    const S: Settings = Settings { rotation_age: 90 * DAY, grace: 7 * DAY, delete_after: 10 * DAY, warning: 2 * DAY };
+
+    fn key(id: &str, age_days: u64, active: bool) -> AccessKeyInfo {
+        AccessKeyInfo { access_key_id: id.into(), active, created: NOW - age_days * DAY }
+    }
+
+    fn record(id: &str, age_days: u64, replaces: Option<&str>) -> KeyRecord {
+        KeyRecord {
+            user_name: "u".into(),
+            access_key_id: id.into(),
+            email: "u@example.com".into(),
+            issued_at: NOW - age_days * DAY,
+            replaces: replaces.map(str::to_owned),
+            warned_at: None,
+            deactivated_at: None,
+            deleted_at: None,
+        }
+    }
+
+    fn actions(keys: &[AccessKeyInfo], ledger: &[KeyRecord]) -> Vec<Option<&'static str>> {
+        plan(NOW, S, keys, ledger).iter().map(|p| p.now.as_ref().map(Action::name)).collect()
+    }
+
+    #[test]
+    fn keys_younger_than_the_rotation_age_are_left_with_their_due_date() {
+        let p = plan(NOW, S, &[key("A", 89, true)], &[]);
+        assert_eq!(p[0].now, None);
+        assert_eq!(p[0].next, Some(("rotate".into(), NOW + DAY)));
+    }
+
+    #[test]
+    fn key_at_the_rotation_age_gets_a_successor() {
+        assert_eq!(actions(&[key("A", 90, true)], &[]), [Some("rotate")]);
+    }
+
+    #[test]
+    fn the_ledger_date_wins_when_it_is_older_than_iams() {
+        // IAM says 1 day (a re-created emulator, a clock skew); the ledger 100.
+        assert_eq!(actions(&[key("A", 1, true)], &[record("A", 100, None)]), [Some("rotate")]);
+    }
+
+    #[test]
+    fn predecessor_is_warned_then_deactivated_then_deleted() {
+        let keys = |p_active| [key("P", 120, p_active), key("S", 0, true)];
+        let ledger = |succ_age| vec![record("P", 120, None), record("S", succ_age, Some("P"))];
+        let at = |succ_age: u64, p_active: bool, led: Vec<KeyRecord>| {
+            let mut k = keys(p_active);
+            k[1].created = NOW - succ_age * DAY;
+            plan(NOW, S, &k, &led)[0].now.clone().map(|a| a.name())
+        };
+        assert_eq!(at(4, true, ledger(4)), None);
+        assert_eq!(at(5, true, ledger(5)), Some("warn"));
+        let mut warned = ledger(6);
+        warned[0].warned_at = Some(NOW - DAY);
+        assert_eq!(at(6, true, warned), None, "warned once");
+        assert_eq!(at(7, true, ledger(7)), Some("deactivate"));
+        let mut off = ledger(12);
+        off[0].deactivated_at = Some(NOW - 5 * DAY);
+        assert_eq!(at(12, false, off.clone()), None);
+        off[0].deactivated_at = Some(NOW - 10 * DAY);
+        assert_eq!(at(17, false, off), Some("delete"));
+    }
+
+    #[test]
+    fn no_deactivation_while_the_successor_is_inactive() {
+        let keys = [key("P", 120, true), key("S", 8, false)];
+        let ledger = [record("P", 120, None), record("S", 8, Some("P"))];
+        assert_eq!(actions(&keys, &ledger), [Some("skip"), None]);
+    }
+
+    #[test]
+    fn two_unrelated_keys_are_skipped_with_a_reason_not_rotated() {
+        let p = plan(NOW, S, &[key("A", 100, true), key("B", 10, true)], &[]);
+        match &p[0].now {
+            Some(Action::Skip { reason }) => assert!(reason.contains("two access keys"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(p[1].now, None);
+    }
+}
