@@ -128,18 +128,22 @@ where
             let ledger = self.ledger.keys_of(&name).await?;
             let plans = plan::plan(now, self.settings(), &keys, &ledger);
             let mut used_after_successor = Vec::new();
+            // Before acting: whether an active predecessor is still in use
+            // after its successor appeared is a fact of the keys as found.
+            for key in keys.iter().filter(|k| k.active) {
+                let successor = ledger.iter().find(|r| r.replaces.as_deref() == Some(key.access_key_id.as_str()));
+                if let Some(successor) = successor {
+                    let used = self.directory.access_key_last_used(&key.access_key_id).await?;
+                    if used.is_some_and(|t| t > successor.issued_at) {
+                        used_after_successor.push(key.access_key_id.clone());
+                    }
+                }
+            }
             for p in &plans {
                 if let Some(action) = &p.now {
                     *summary.counts.entry(action.name().to_owned()).or_default() += 1;
                     if !request.dry_run {
                         self.act(&user, p, action, &ledger, now).await?;
-                    }
-                }
-                if let Some(successor) = ledger.iter().find(|r| r.replaces.as_deref() == Some(p.access_key_id.as_str()))
-                {
-                    let used = self.directory.access_key_last_used(&p.access_key_id).await?;
-                    if used.is_some_and(|t| t > successor.issued_at) {
-                        used_after_successor.push(p.access_key_id.clone());
                     }
                 }
             }

@@ -61,8 +61,8 @@ pub struct KeyPlan {
     pub next: Option<(String, u64)>,
 }
 
-/// When a key came to be: the earlier of IAM's date and the ledger's, so a
-/// missing or late record never makes a key look younger than it is.
+/// How old a key is, for the rotation age: the earlier of IAM's date and the
+/// ledger's, so a missing or late record never makes a key look younger.
 fn born(key: &AccessKeyInfo, record: Option<&KeyRecord>) -> u64 {
     match record {
         Some(r) if key.created == 0 => r.issued_at,
@@ -80,7 +80,10 @@ pub fn plan(now: u64, s: Settings, keys: &[AccessKeyInfo], ledger: &[KeyRecord])
         let successor = ledger
             .iter()
             .filter(|r| r.replaces.as_deref() == Some(id))
-            .find_map(|r| keys.iter().find(|k| k.access_key_id == r.access_key_id).map(|k| (k, born(k, Some(r)))));
+            // The grace runs from when the pipeline issued the successor and
+            // told the user, which only the ledger knows; IAM's date can be
+            // earlier (a run cut off between creating and storing it).
+            .find_map(|r| keys.iter().find(|k| k.access_key_id == r.access_key_id).map(|k| (k, r.issued_at)));
         let (action, next) = match successor {
             Some((succ, succ_born)) => {
                 let deactivate_at = succ_born + s.grace;

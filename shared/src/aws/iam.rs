@@ -237,13 +237,12 @@ impl UserDirectory for IamDirectory {
     }
 
     async fn access_key_last_used(&self, access_key_id: &str) -> Result<Option<u64>> {
-        let out = self
-            .client
-            .get_access_key_last_used()
-            .access_key_id(access_key_id)
-            .send()
-            .await
-            .map_err(|e| classify("GetAccessKeyLastUsed", e))?;
+        let out = match self.client.get_access_key_last_used().access_key_id(access_key_id).send().await {
+            Ok(out) => out,
+            // Deleted meanwhile: it will not be used again either.
+            Err(e) if code(&e) == Some("NoSuchEntity") => return Ok(None),
+            Err(e) => return Err(classify("GetAccessKeyLastUsed", e)),
+        };
         Ok(out.access_key_last_used().and_then(|u| u.last_used_date()).map(|d| d.secs().max(0) as u64))
     }
 
