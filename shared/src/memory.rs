@@ -114,15 +114,6 @@ impl UserDirectory for MemoryDirectory {
         })
     }
 
-    async fn put_user_policy(&self, user_name: &str, policy_name: &str, document: &str) -> Result<()> {
-        self.fault("PutUserPolicy")?;
-        lock(&self.calls).push(format!("PutUserPolicy {user_name} {policy_name}"));
-        self.with_user(user_name, "PutUserPolicy", |p| {
-            p.inline_policies.retain(|(n, _)| n != policy_name);
-            p.inline_policies.push((policy_name.to_owned(), document.to_owned()));
-        })
-    }
-
     async fn permissions(&self, user_name: &str) -> Result<Permissions> {
         self.fault("Permissions")?;
         self.with_user(user_name, "GetUser", |p| p.clone())

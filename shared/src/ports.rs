@@ -54,12 +54,6 @@ pub trait UserDirectory: Send + Sync {
     fn create_user(&self, user: &NewUser) -> impl Future<Output = Result<Created>> + Send;
     fn add_user_to_group(&self, user_name: &str, group: &str) -> impl Future<Output = Result<()>> + Send;
     fn attach_user_policy(&self, user_name: &str, policy_arn: &str) -> impl Future<Output = Result<()>> + Send;
-    fn put_user_policy(
-        &self,
-        user_name: &str,
-        policy_name: &str,
-        document: &str,
-    ) -> impl Future<Output = Result<()>> + Send;
     /// What the console's "Copy permissions from existing user" copies.
     fn permissions(&self, user_name: &str) -> impl Future<Output = Result<Permissions>> + Send;
 

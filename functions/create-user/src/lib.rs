@@ -51,7 +51,6 @@ pub struct TicketReport {
 struct Grant {
     groups: Vec<String>,
     managed_policies: Vec<String>,
-    inline_policies: Vec<(String, String)>,
 }
 
 struct Resolved {
@@ -189,11 +188,7 @@ where
             let (boundary, grant) = match &plan.permissions {
                 PermissionSource::Direct { groups, managed_policies } => (
                     plan.boundary.clone(),
-                    Grant {
-                        groups: groups.clone(),
-                        managed_policies: managed_policies.clone(),
-                        inline_policies: vec![],
-                    },
+                    Grant { groups: groups.clone(), managed_policies: managed_policies.clone() },
                 ),
                 PermissionSource::CopyFrom(source) => self.resolve_copy(i, &plan, source, &mut refusals).await?,
             };
@@ -237,6 +232,19 @@ where
                 format!("{source:?} has policy {p:?} attached, which is not on this deployment's allow-list"),
             ));
         }
+        if !perms.inline_policies.is_empty() {
+            let names: Vec<&str> = perms.inline_policies.iter().map(|(n, _)| n.as_str()).collect();
+            refusals.push(Refusal::user(
+                name,
+                &field,
+                format!(
+                    "{source:?} has inline policies ({}), which the pipeline does not copy: its role may not write \
+                     inline policies, so a copy cannot carry permissions no allow-list reviewed; attach managed \
+                     policies to {source:?} instead, or copy from another user",
+                    names.join(", ")
+                ),
+            ));
+        }
         let boundary = match (&plan.boundary, &perms.boundary) {
             (Some(requested), _) => Some(requested.clone()),
             (None, Some(b)) if allow.boundaries.contains(b) => Some(b.clone()),
@@ -250,11 +258,7 @@ where
             }
             (None, None) => Some(allow.default_boundary.clone()),
         };
-        let grant = Grant {
-            groups: perms.groups,
-            managed_policies: perms.managed_policies,
-            inline_policies: perms.inline_policies,
-        };
+        let grant = Grant { groups: perms.groups, managed_policies: perms.managed_policies };
         Ok((boundary, grant))
     }
 
@@ -296,9 +300,7 @@ where
         for arn in &r.grant.managed_policies {
             self.directory.attach_user_policy(&plan.user_name, arn).await?;
         }
-        for (policy_name, document) in &r.grant.inline_policies {
-            self.directory.put_user_policy(&plan.user_name, policy_name, document).await?;
-        }
+
         self.set_status(key, &plan.user_name, Stage::UserCreated, None).await?;
 
         let ready = UserReady {

@@ -187,12 +187,12 @@ async fn user_left_half_done_by_this_ticket_is_completed() {
 }
 
 #[tokio::test]
-async fn copy_takes_groups_policies_inline_policies_and_boundary() {
+async fn copy_takes_groups_managed_policies_and_boundary() {
     let d = deps();
     let perms = Permissions {
         groups: vec!["Developers".into()],
         managed_policies: vec![READ_ONLY.into()],
-        inline_policies: vec![("s3-read".into(), r#"{"Version":"2012-10-17","Statement":[]}"#.into())],
+        inline_policies: vec![],
         boundary: Some(POWER_USER.into()),
     };
     let (u, p) = existing("template.dev", &[], perms.clone());
@@ -203,6 +203,27 @@ async fn copy_takes_groups_policies_inline_policies_and_boundary() {
     let (user, got) = d.directory.user("raj.patel").unwrap();
     assert_eq!(got, perms);
     assert_eq!(user.boundary.as_deref(), Some(POWER_USER));
+}
+
+#[tokio::test]
+async fn copy_from_a_user_with_inline_policies_is_refused() {
+    let d = deps();
+    let perms = Permissions {
+        inline_policies: vec![(
+            "s3-admin".into(),
+            r#"{"Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#.into(),
+        )],
+        ..Default::default()
+    };
+    let (u, p) = existing("template.dev", &[], perms);
+    d.directory.insert(u, p);
+    let mut t = ticket();
+    t["users"][1]["copy_permissions_from"] = json!("template.dev");
+    let report = run(&d, &t).await.unwrap();
+    assert!(report.created.is_empty());
+    assert!(d.directory.calls.lock().unwrap().is_empty());
+    let reasons = &report.refused.iter().find(|r| r.user_name == "raj.patel").unwrap().reasons;
+    assert!(reasons[0].contains("inline policies (s3-admin)"), "{reasons:?}");
 }
 
 #[tokio::test]

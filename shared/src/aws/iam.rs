@@ -88,18 +88,6 @@ impl UserDirectory for IamDirectory {
             .map_err(|e| classify("AttachUserPolicy", e))
     }
 
-    async fn put_user_policy(&self, user_name: &str, policy_name: &str, document: &str) -> Result<()> {
-        self.client
-            .put_user_policy()
-            .user_name(user_name)
-            .policy_name(policy_name)
-            .policy_document(document)
-            .send()
-            .await
-            .map(drop)
-            .map_err(|e| classify("PutUserPolicy", e))
-    }
-
     async fn permissions(&self, user_name: &str) -> Result<Permissions> {
         let groups = self.client.list_groups_for_user().user_name(user_name).into_paginator().items().send();
         let groups = groups.try_collect().await.map_err(|e| classify("ListGroupsForUser", e))?;
