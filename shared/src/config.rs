@@ -67,6 +67,15 @@ impl<F: Fn(&str) -> Option<String>> EnvReader<F> {
     }
 }
 
+/// `Developers` from `arn:aws:iam::123456789012:group/teams/Developers`.
+pub fn group_name(name_or_arn: &str) -> &str {
+    if name_or_arn.starts_with("arn:") {
+        name_or_arn.rsplit('/').next().unwrap_or(name_or_arn)
+    } else {
+        name_or_arn
+    }
+}
+
 fn split_list(raw: &str) -> BTreeSet<String> {
     raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
@@ -107,7 +116,9 @@ impl FromEnv for CreateUserConfig {
         let table_name = env.required("TABLE_NAME");
         let next_queue_url = env.required("NEXT_QUEUE_URL");
         let sender = env.required("SENDER_EMAIL");
-        let groups = env.list("ALLOWED_GROUPS");
+        // Names, or group ARNs as the template passes them (the role is
+        // scoped to the ARNs); a ticket names groups by name.
+        let groups = env.list("ALLOWED_GROUPS").into_iter().map(|g| group_name(&g).to_owned()).collect();
         let managed_policies = env.list("ALLOWED_MANAGED_POLICIES");
         let default_boundary = env.required("DEFAULT_BOUNDARY");
         let mut boundaries = env.optional_list("ALLOWED_BOUNDARIES");
@@ -158,6 +169,22 @@ mod tests {
         .to_string();
         assert!(err.contains("IDEMPOTENCY_TTL_DAYS=\"soon\""), "{err}");
         assert!(err.contains("\"ReadOnlyAccess\" is not a managed policy ARN"), "{err}");
+    }
+
+    #[test]
+    fn allowed_groups_may_be_given_as_arns() {
+        let c = CreateUserConfig::from_lookup(|k| {
+            Some(match k {
+                "ALLOWED_GROUPS" => "arn:aws:iam::123456789012:group/teams/Developers, ReadOnly".into(),
+                "ALLOWED_MANAGED_POLICIES" | "DEFAULT_BOUNDARY" | "ALLOWED_BOUNDARIES" => {
+                    "arn:aws:iam::aws:policy/ReadOnlyAccess".into()
+                }
+                "IDEMPOTENCY_TTL_DAYS" => "1".into(),
+                _ => "x".into(),
+            })
+        })
+        .expect("valid config");
+        assert_eq!(c.allow.groups.into_iter().collect::<Vec<_>>(), ["Developers", "ReadOnly"]);
     }
 
     #[test]

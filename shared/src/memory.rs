@@ -272,8 +272,16 @@ impl MemorySecrets {
 impl SecretStore for MemorySecrets {
     async fn read(&self, id: &str) -> Result<Option<StoredSecret>> {
         self.fault("GetSecretValue")?;
-        let name = id.rsplit_once(":secret:").map_or(id, |(_, n)| n);
-        Ok(lock(&self.secrets).get(name).and_then(|v| v.last().cloned()).map(|value| StoredSecret {
+        let secrets = lock(&self.secrets);
+        // An ARN ends in the name, a dash and six random characters.
+        let name = match id.rsplit_once(":secret:") {
+            None => id,
+            Some((_, tail)) => secrets
+                .keys()
+                .find(|n| tail == n.as_str() || (tail.starts_with(n.as_str()) && tail.len() == n.len() + 7))
+                .map_or(tail, String::as_str),
+        };
+        Ok(secrets.get(name).and_then(|v| v.last().cloned()).map(|value| StoredSecret {
             arn: Self::arn(name),
             name: name.to_owned(),
             value,

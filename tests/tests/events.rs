@@ -1,0 +1,169 @@
+//! Every file in events/ is what its function really takes: deserialized
+//! with the types the handlers use and run through the handler against the
+//! in-memory ports. A sample that drifts from the code fails here.
+#![recursion_limit = "256"]
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use shared::config::{
+    AllowList, CreateUserConfig, FromEnv, IssueCredentialsConfig, NotifyUserConfig, RotateKeysConfig,
+};
+use shared::memory::*;
+use shared::ports::*;
+use shared::secret::Sensitive;
+use std::collections::BTreeMap;
+
+const LEASE: u64 = 4_000_000_000;
+
+fn read(name: &str) -> serde_json::Value {
+    let path = format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn sqs(name: &str) -> SqsEvent {
+    serde_json::from_value(read(name)).unwrap_or_else(|e| panic!("{name} is not an SQS event: {e}"))
+}
+
+fn managed_user(d: &MemoryDirectory, name: &str, ticket: &str) {
+    let tags = BTreeMap::from([
+        ("iam-provisioner:managed".to_owned(), "true".to_owned()),
+        ("iam-provisioner:ticket".to_owned(), ticket.to_owned()),
+    ]);
+    let user = IamUser {
+        user_name: name.into(),
+        path: "/".into(),
+        arn: format!("arn:aws:iam::123456789012:user/{name}"),
+        boundary: None,
+        tags,
+    };
+    d.insert(user, Permissions::default());
+}
+
+fn allow() -> AllowList {
+    AllowList {
+        groups: ["Developers", "Power_Users", "ReadOnly"].map(String::from).into(),
+        managed_policies: ["arn:aws:iam::aws:policy/ReadOnlyAccess", "arn:aws:iam::aws:policy/PowerUserAccess"]
+            .map(String::from)
+            .into(),
+        boundaries: ["arn:aws:iam::aws:policy/PowerUserAccess".to_owned()].into(),
+        default_boundary: "arn:aws:iam::aws:policy/PowerUserAccess".into(),
+    }
+}
+
+#[tokio::test]
+async fn onboarding_ticket_and_create_user_sqs_event_create_the_three_users() {
+    for (event, via_sqs) in [("onboarding-ticket.json", false), ("create-user.json", true)] {
+        let d = create_user::Deps {
+            directory: MemoryDirectory::default(),
+            idempotency: MemoryIdempotency::default(),
+            status: MemoryStatus::default(),
+            publisher: MemoryPublisher::default(),
+            mailer: MemoryMailer::default(),
+            clock: FixedClock::at(1_800_000_000),
+            config: CreateUserConfig {
+                table_name: "t".into(),
+                next_queue_url: "q".into(),
+                sender: "iam-provisioner@example.com".into(),
+                allow: allow(),
+                idempotency_ttl_secs: 86_400,
+            },
+        };
+        if via_sqs {
+            let response = d.handle_sqs(sqs(event), LEASE).await;
+            assert!(response.batch_item_failures.is_empty(), "{event}");
+        } else {
+            d.handle_event(read(event), LEASE).await.unwrap();
+        }
+        let handed: Vec<UserReady> = d.publisher.events();
+        let names: Vec<&str> = handed.iter().map(|u| u.user_name.as_str()).collect();
+        assert_eq!(names, ["emily.chen", "raj.patel", "ci-deployer"], "{event}");
+        assert!(d.mailer.outbox().is_empty(), "{event}: nothing refused");
+    }
+}
+
+#[tokio::test]
+async fn issue_credentials_event_issues_a_password_and_a_key() {
+    let event = sqs("issue-credentials.json");
+    let body: UserReady = serde_json::from_str(event.records[0].body.as_deref().unwrap()).unwrap();
+    let d = issue_credentials::Deps {
+        directory: MemoryDirectory::default(),
+        secrets: MemorySecrets::default(),
+        ledger: MemoryLedger::default(),
+        idempotency: MemoryIdempotency::default(),
+        status: MemoryStatus::default(),
+        publisher: MemoryPublisher::default(),
+        mailer: MemoryMailer::default(),
+        clock: FixedClock::at(1_800_000_000),
+        config: IssueCredentialsConfig {
+            table_name: "t".into(),
+            next_queue_url: "q".into(),
+            sender: "iam-provisioner@example.com".into(),
+            secret_prefix: "iam-provisioner/users/".into(),
+            change_password_policy: shared::config::CHANGE_PASSWORD_POLICY.into(),
+            idempotency_ttl_secs: 86_400,
+        },
+    };
+    managed_user(&d.directory, &body.user_name, &body.ticket_id);
+    let response = d.handle_sqs(event, LEASE).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert!(d.directory.login_profiles.lock().unwrap().contains_key("emily.chen"));
+    assert_eq!(d.directory.keys.lock().unwrap()["emily.chen"].len(), 1);
+    assert_eq!(d.publisher.events::<CredentialsReady>().len(), 1);
+}
+
+#[tokio::test]
+async fn notify_user_event_sends_the_three_emails() {
+    let event = sqs("notify-user.json");
+    let body: CredentialsReady = serde_json::from_str(event.records[0].body.as_deref().unwrap()).unwrap();
+    let d = notify_user::Deps {
+        secrets: MemorySecrets::default(),
+        idempotency: MemoryIdempotency::default(),
+        status: MemoryStatus::default(),
+        mailer: MemoryMailer::default(),
+        clock: FixedClock::at(1_800_000_000),
+        config: NotifyUserConfig {
+            table_name: "t".into(),
+            sender: "iam-provisioner@example.com".into(),
+            idempotency_ttl_secs: 86_400,
+        },
+    };
+    let secret = shared::secret::UserSecret {
+        user_name: body.user_name.clone(),
+        console_sign_in_url: "https://123456789012.signin.aws.amazon.com/console".into(),
+        password: Some(Sensitive::new("Example-Passw0rd-0123456")),
+        access_key_id: Some("AKIAEXAMPLE".into()),
+        secret_access_key: Some(Sensitive::new("example-secret")),
+    };
+    d.secrets.insert(&body.secret_name, &serde_json::to_string(&secret).unwrap());
+    let response = d.handle_sqs(event, LEASE).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(d.mailer.outbox().iter().filter(|e| e.to == body.email).count(), 3);
+}
+
+#[tokio::test]
+async fn rotate_keys_events_are_rotation_requests() {
+    let d = rotate_keys::Deps {
+        directory: MemoryDirectory::default(),
+        idempotency: MemoryIdempotency::default(),
+        publisher: MemoryPublisher::default(),
+        mailer: MemoryMailer::default(),
+        ledger: MemoryLedger::default(),
+        clock: FixedClock::at(1_800_000_000),
+        config: RotateKeysConfig::from_lookup(|k| match k {
+            "TABLE_NAME" | "NEXT_QUEUE_URL" | "SENDER_EMAIL" => Some("x".into()),
+            _ => None,
+        })
+        .unwrap(),
+    };
+    managed_user(&d.directory, "ci-deployer", "ONB-1042");
+    for (event, dry_run, one_user) in [
+        ("rotate-keys.json", false, false),
+        ("rotate-keys-dry-run.json", true, false),
+        ("rotate-keys-one-user.json", true, true),
+    ] {
+        let request = rotate_keys::RotationRequest::from_event(&read(event)).unwrap();
+        assert_eq!((request.dry_run, request.user_name.is_some()), (dry_run, one_user), "{event}");
+        let summary = d.run(&request).await.unwrap();
+        assert_eq!(summary.users, 1, "{event}");
+    }
+}
