@@ -1,33 +1,64 @@
-# iam-provisioner: run the pipeline locally, test it, check it.
-# Everything it needs is installed by the targets themselves.
+# iam-provisioner: run the pipeline locally, test it, build, replay, deploy.
+# Everything a target needs is installed by the target itself.
 
 SHELL := /bin/bash
 EVENT ?= events/onboarding-ticket.json
+FUNCTION ?=
 PYTHON ?= python3
 # The emulator the tests are written against; tests/tests/moto_facts.rs
 # notices when its behaviour changes.
 MOTO_SPEC ?= moto[server]>=5.2,<5.3
+CFN_LINT_SPEC ?= cfn-lint>=1,<2
+CARGO_LAMBDA_SPEC ?= cargo-lambda>=1.9,<2
 CARGO ?= cargo
+FUNCTIONS := create-user issue-credentials notify-user rotate-keys
 
-.PHONY: help run test lint deps
+.PHONY: help run test validate build invoke deploy lint deps deps-validate deps-lambda
 .DEFAULT_GOAL := help
 
 help:
-	@echo "make run [EVENT=path]  run the whole pipeline locally on a ticket (default $(EVENT))"
-	@echo "make test              unit tests and integration tests against a local emulator"
-	@echo "make lint              rustfmt and clippy"
+	@echo "make run [EVENT=path]                 the whole pipeline, locally, on a ticket (default $(EVENT))"
+	@echo "make test                             unit and emulator tests, and the template checks"
+	@echo "make validate                         cfn-lint and the security test of template.yaml (sam validate --lint too, if installed)"
+	@echo "make build                            release zips for Lambda (arm64) under target/lambda/"
+	@echo "make invoke FUNCTION=f [EVENT=path]   replay a sample event against the local emulator (cargo lambda watch/invoke)"
+	@echo "make deploy                           sam build && sam deploy --guided"
+	@echo "make lint                             rustfmt and clippy"
 
 # The emulator, unless it is already importable.
 deps:
 	@$(PYTHON) -c 'import moto, flask, flask_cors' 2>/dev/null || \
 		$(PYTHON) -m pip install --quiet --disable-pip-version-check '$(MOTO_SPEC)'
 
+deps-validate:
+	@command -v cfn-lint >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check '$(CFN_LINT_SPEC)'
+
+deps-lambda:
+	@command -v cargo-lambda >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check '$(CARGO_LAMBDA_SPEC)'
+
 # Starts moto on a free loopback port when AWS_ENDPOINT_URL is unset.
 run: deps
 	$(CARGO) run --quiet -p tests --bin run-local -- $(EVENT)
 
-test: deps
+test: deps validate
 	$(CARGO) test --workspace --all-targets
+
+validate: deps-validate
+	cfn-lint template.yaml
+	$(PYTHON) -m unittest tests/template_test.py
+	@if command -v sam >/dev/null 2>&1; then sam validate --lint; else echo "sam not installed: skipped 'sam validate --lint'"; fi
+
+build: deps-lambda
+	$(CARGO) lambda build --release --arm64 --output-format zip $(addprefix -p ,$(FUNCTIONS))
+	@ls -l $(foreach f,$(FUNCTIONS),target/lambda/$(f)/bootstrap.zip)
+
+invoke: deps deps-lambda
+	@test -n "$(FUNCTION)" || { echo "usage: make invoke FUNCTION=<$(FUNCTIONS)> [EVENT=events/<function>.json]"; exit 2; }
+	FUNCTION=$(FUNCTION) EVENT=$(if $(filter $(origin EVENT),command line),$(EVENT),events/$(FUNCTION).json) tests/invoke.sh
+
+deploy:
+	@command -v sam >/dev/null 2>&1 || { echo "deploy needs the AWS SAM CLI (pip install aws-sam-cli) and AWS credentials"; exit 2; }
+	sam build && sam deploy --guided
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -103,6 +103,35 @@ impl Environment {
         }
     }
 
+    /// The environment a function's Lambda would get from template.yaml,
+    /// for running it locally (`make invoke`).
+    pub fn function_env(&self, function: &str) -> Option<Vec<(String, String)>> {
+        let s = &self.settings;
+        let mut vars = vec![("TABLE_NAME", self.table.clone()), ("SENDER_EMAIL", s.sender.clone())];
+        let join = |set: &std::collections::BTreeSet<String>| set.iter().cloned().collect::<Vec<_>>().join(",");
+        match function {
+            "create-user" => vars.extend([
+                ("NEXT_QUEUE_URL", self.issue_credentials_queue.clone()),
+                ("ALLOWED_GROUPS", join(&s.allow.groups)),
+                ("ALLOWED_MANAGED_POLICIES", join(&s.allow.managed_policies)),
+                ("ALLOWED_BOUNDARIES", join(&s.allow.boundaries)),
+                ("DEFAULT_BOUNDARY", s.allow.default_boundary.clone()),
+            ]),
+            "issue-credentials" => vars.extend([
+                ("NEXT_QUEUE_URL", self.notify_user_queue.clone()),
+                ("SECRET_PREFIX", s.secret_prefix.clone()),
+            ]),
+            "notify-user" => {}
+            "rotate-keys" => vars.extend([
+                ("NEXT_QUEUE_URL", self.issue_credentials_queue.clone()),
+                ("SECRET_PREFIX", s.secret_prefix.clone()),
+                ("USER_PATH_PREFIX", s.user_path_prefix.clone()),
+            ]),
+            _ => return None,
+        }
+        Some(vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+    }
+
     /// Rotation settings: the defaults, each overridable by its variable,
     /// looking only under `settings.user_path_prefix`.
     pub fn rotate_keys_config(&self) -> RotateKeysConfig {

@@ -70,9 +70,9 @@ pub struct LocalPipeline {
     pub notify_user: NotifyUser,
     pub rotate_keys: RotateKeys,
     pub clock: TestClock,
-    /// Run create-user only, leaving its hand-offs on the queue (for tests
-    /// of that stage alone).
-    pub stop_after_create_user: bool,
+    /// How many stages `drain` runs, in order (1: create-user only, leaving
+    /// its hand-offs on the queue; 3: all).
+    pub stages: usize,
     /// (queue URL, body) of every message a stage was given, in order.
     pub delivered: Mutex<Vec<(String, String)>>,
     sqs: aws_sdk_sqs::Client,
@@ -145,7 +145,7 @@ impl LocalPipeline {
             notify_user,
             rotate_keys,
             clock,
-            stop_after_create_user: false,
+            stages: 3,
             delivered: Mutex::default(),
             sqs: aws_sdk_sqs::Client::new(sdk),
             events: aws_sdk_eventbridge::Client::new(sdk),
@@ -200,15 +200,13 @@ impl LocalPipeline {
             let before = (drained.handled, drained.retried);
             self.drain_queue(&self.env.create_user_queue, &mut drained, |e| self.create_user.handle_sqs(e, lease()))
                 .await?;
-            if !self.stop_after_create_user {
-                self.drain_queue(&self.env.issue_credentials_queue, &mut drained, |e| {
-                    self.issue_credentials.handle_sqs(e, lease())
-                })
-                .await?;
-                self.drain_queue(&self.env.notify_user_queue, &mut drained, |e| {
-                    self.notify_user.handle_sqs(e, lease())
-                })
-                .await?;
+            if self.stages >= 2 {
+                let queue = &self.env.issue_credentials_queue;
+                self.drain_queue(queue, &mut drained, |e| self.issue_credentials.handle_sqs(e, lease())).await?;
+            }
+            if self.stages >= 3 {
+                let queue = &self.env.notify_user_queue;
+                self.drain_queue(queue, &mut drained, |e| self.notify_user.handle_sqs(e, lease())).await?;
             }
             if (drained.handled, drained.retried) == before {
                 break;

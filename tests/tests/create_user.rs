@@ -11,7 +11,7 @@ use tests::{unique, Harness};
 /// These tests look at create-user alone: its hand-offs stay on the
 /// issue-credentials queue for them to read.
 fn create_user_only(mut h: Harness) -> Harness {
-    h.pipeline.stop_after_create_user = true;
+    h.pipeline.stages = 1;
     h
 }
 

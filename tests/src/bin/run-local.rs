@@ -5,6 +5,11 @@
 //! (idempotently); puts the ticket on the bus; runs every stage until its
 //! queue is empty; prints a summary per user. Exit 0 when every stage
 //! finished (refused users included), 1 when a stage could not, 2 on bad usage.
+//!
+//! `run-local --prepare FUNCTION` (behind `make invoke`) needs
+//! AWS_ENDPOINT_URL: it creates the resources, runs the sample ticket through
+//! the stages before FUNCTION (so the users and secrets a sample event names
+//! exist), and prints FUNCTION's environment as KEY=VALUE lines.
 #![recursion_limit = "256"]
 
 use aws_config::retry::RetryConfig;
@@ -17,7 +22,17 @@ const DEFAULT_EVENT: &str = "events/onboarding-ticket.json";
 #[tokio::main]
 async fn main() -> ExitCode {
     shared::lambda::init_tracing();
-    let path = std::env::args().nth(1).filter(|a| !a.is_empty()).unwrap_or_else(|| DEFAULT_EVENT.into());
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--prepare") {
+        return match prepare(args.get(1).map(String::as_str).unwrap_or_default()).await {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("run-local --prepare: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
+    let path = args.first().filter(|a| !a.is_empty()).cloned().unwrap_or_else(|| DEFAULT_EVENT.into());
     let event: serde_json::Value = match std::fs::read_to_string(&path)
         .map_err(|e| e.to_string())
         .and_then(|s| serde_json::from_str(&s).map_err(|e| e.to_string()))
@@ -129,6 +144,32 @@ async fn run(endpoint: &str, event: &serde_json::Value) -> Result<bool, tests::b
         return Ok(false);
     }
     Ok(true)
+}
+
+async fn prepare(function: &str) -> Result<ExitCode, tests::bootstrap::BoxError> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").map_err(|_| "set AWS_ENDPOINT_URL to a running emulator")?;
+    let sdk = tests::emulator_config(&endpoint, RetryConfig::standard()).await;
+    let prefix = std::env::var("IAM_PROVISIONER_PREFIX").unwrap_or_else(|_| "iam-provisioner-".into());
+    let env = ensure(&sdk, Settings::from_env(&prefix)).await?;
+    let Some(vars) = env.function_env(function) else {
+        eprintln!("run-local --prepare: FUNCTION must be create-user, issue-credentials, notify-user or rotate-keys");
+        return Ok(ExitCode::from(2));
+    };
+    let mut pipeline = LocalPipeline::new(&sdk, env);
+    pipeline.stages = match function {
+        "issue-credentials" => 1,
+        "notify-user" => 2,
+        _ => 3,
+    };
+    if function != "create-user" {
+        let ticket: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(DEFAULT_EVENT)?)?;
+        pipeline.deliver(&ticket).await?;
+        pipeline.drain().await?;
+    }
+    for (k, v) in vars {
+        println!("{k}={v}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn queue_name(url: &str) -> &str {
