@@ -8,6 +8,9 @@ use shared::password::{check, PasswordPolicy, GENERATED_MIN_LENGTH};
 use shared::ports::Stage;
 use tests::{unique, Harness};
 
+/// (minimum length, upper, lower, digits, symbols, users may change it).
+type Policy = (i32, bool, bool, bool, bool, bool);
+
 fn console_user(name: &str) -> Value {
     json!({"user_name": name, "email": format!("{name}@example.com"), "access": {"console": true}})
 }
@@ -28,8 +31,7 @@ async fn attached(h: &Harness, name: &str) -> Vec<String> {
 #[tokio::test]
 async fn passwords_follow_each_account_policy_and_weak_custom_ones_are_refused() {
     let h = Harness::new().await;
-    // (minimum length, upper, lower, digits, symbols, users may change it); None: no policy.
-    let policies: [Option<(i32, bool, bool, bool, bool, bool)>; 5] = [
+    let policies: [Option<Policy>; 5] = [
         None,
         Some((8, false, false, false, false, true)),
         Some((14, true, true, true, true, false)),

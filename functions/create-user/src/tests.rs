@@ -246,7 +246,8 @@ async fn copy_from_a_user_with_permissions_off_the_allow_list_is_refused() {
 #[tokio::test]
 async fn each_validation_rule_refuses_the_ticket_naming_the_field() {
     let long = "a".repeat(65);
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+    type Break = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(&str, Break)> = vec![
         ("ticket_id", Box::new(|t| t["ticket_id"] = json!("ONB 1!"))),
         ("ticket_id", Box::new(|t| t["ticket_id"] = json!("x".repeat(129)))),
         ("requested_by", Box::new(|t| t["requested_by"] = json!("it-ops"))),
