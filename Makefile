@@ -49,6 +49,7 @@ validate: deps-validate
 	@if command -v sam >/dev/null 2>&1; then sam validate --lint; else echo "sam not installed: skipped 'sam validate --lint'"; fi
 
 build: deps-lambda
+	@rustup target list --installed | grep -q '^aarch64-unknown-linux-gnu$$' || rustup target add aarch64-unknown-linux-gnu
 	$(CARGO) lambda build --release --arm64 --output-format zip $(addprefix -p ,$(FUNCTIONS))
 	@ls -l $(foreach f,$(FUNCTIONS),target/lambda/$(f)/bootstrap.zip)
 
