@@ -84,7 +84,20 @@ impl SentEmail {
 
 /// Every email sent so far on this server.
 pub fn sent_emails(endpoint: &str) -> Vec<SentEmail> {
-    let body = http_get(port_of(endpoint), "/moto-api/data.json").expect("moto data.json");
+    // moto serialises its whole state for this, and answers 500 when another
+    // request changes that state meanwhile: a race, so read again.
+    let mut attempt = 0;
+    let body = loop {
+        match http_get(port_of(endpoint), "/moto-api/data.json") {
+            Ok(body) => break body,
+            Err(e) if attempt < 10 => {
+                attempt += 1;
+                eprintln!("moto data.json: {e}; reading again");
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            Err(e) => panic!("moto data.json: {e}"),
+        }
+    };
     let data: serde_json::Value = serde_json::from_str(&body).expect("data.json is JSON");
     serde_json::from_value(data["ses"]["Message"].clone()).unwrap_or_default()
 }

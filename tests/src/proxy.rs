@@ -1,60 +1,55 @@
 //! A fault-injecting HTTP proxy in front of the emulator (loopback only).
-//! moto has no fault injection; AWS does throttle and fail, so tests put
-//! this between the SDK and moto and say which calls fail, and how.
+//! moto has no fault injection; AWS does throttle, fail, reset and stall, so
+//! tests put this between the SDK and moto and say which calls suffer:
+//! - `fail`/`fail_after`: the next calls of one operation;
+//! - `chaos`: a share of the calls per service and operation, drawn from a
+//!   seeded generator, so a run is repeatable;
+//! - `crash_at`: the n-th call a stage makes (the driver's own queue calls
+//!   are not counted), which is what a stage killed after its previous
+//!   externally visible step looks like from outside.
 //!
 //! Each request is forwarded on a fresh upstream connection and answered
 //! with `Connection: close`, so framing never has to be understood beyond
 //! the request's Content-Length.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
-    /// HTTP 400 `Throttling` (IAM, SES, query protocol).
+    /// 400 throttling, as the service spells it (IAM and SES `Throttling`,
+    /// DynamoDB `ProvisionedThroughputExceededException`, ...).
     Throttling,
-    /// HTTP 500 `ServiceFailure` (IAM).
+    /// 500 (IAM `ServiceFailure`, JSON services `InternalServerError`).
     ServiceFailure,
-    /// HTTP 400 access denied: a role missing a permission.
+    /// Access denied: a role missing a permission.
     AccessDenied,
+    /// The connection closes before an answer; the request never arrived.
+    Reset,
+    /// The answer comes, this many milliseconds late.
+    Slow(u64),
 }
 
-impl Fault {
-    /// The error as the service's protocol spells it: XML for the query
-    /// protocols (IAM, SES, SQS query), JSON `__type` for the JSON ones
-    /// (DynamoDB, SQS JSON, EventBridge) — an SDK reads nothing else.
-    fn response(self, json_protocol: bool) -> String {
-        let (status, code, message) = match (self, json_protocol) {
-            (Fault::Throttling, false) => ("400 Bad Request", "Throttling", "Rate exceeded"),
-            (Fault::Throttling, true) => ("400 Bad Request", "ThrottlingException", "Rate exceeded"),
-            (Fault::ServiceFailure, false) => {
-                ("500 Internal Server Error", "ServiceFailure", "Injected service failure")
-            }
-            (Fault::ServiceFailure, true) => {
-                ("500 Internal Server Error", "InternalServerError", "Injected service failure")
-            }
-            (Fault::AccessDenied, false) => ("403 Forbidden", "AccessDenied", "Injected access denied"),
-            (Fault::AccessDenied, true) => ("400 Bad Request", "AccessDeniedException", "Injected access denied"),
-        };
-        let (content_type, body) = if json_protocol {
-            ("application/x-amz-json-1.0", format!(r#"{{"__type":"{code}","message":"{message}"}}"#))
-        } else {
-            (
-                "text/xml",
-                format!("<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>injected</RequestId></ErrorResponse>"),
-            )
-        };
-        format!(
-            "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nx-amzn-query-error: {code};Sender\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-    }
+/// The driver's own calls (delivering and polling): never counted as a
+/// stage's step by `crash_at`.
+const DRIVER_ACTIONS: &[&str] =
+    &["PutEvents", "ReceiveMessage", "DeleteMessage", "ChangeMessageVisibility", "GetQueueAttributes"];
+
+/// A share of the calls to a service (and optionally one operation).
+#[derive(Debug, Clone)]
+pub struct Share {
+    /// `iam`, `dynamodb`, `ses`, `secretsmanager`, `sqs`, or `*`.
+    pub service: &'static str,
+    pub action: Option<&'static str>,
+    /// Out of 1000.
+    pub per_mille: u32,
+    pub fault: Fault,
 }
 
 #[derive(Debug)]
 struct Rule {
-    /// Query-protocol `Action=` value, or the JSON protocols' X-Amz-Target suffix.
     action: String,
     /// Calls to let through before failing.
     skip: u32,
@@ -62,12 +57,32 @@ struct Rule {
     fault: Fault,
 }
 
+#[derive(Debug, Default)]
+struct State {
+    rules: Vec<Rule>,
+    shares: Vec<Share>,
+    rng: u64,
+    crash_at: Option<usize>,
+    stage_calls: usize,
+    /// "service:Action" of every call, in order.
+    log: Vec<String>,
+    /// (action, fault) of every fault served.
+    injected: Vec<(String, Fault)>,
+}
+
 #[derive(Clone)]
 pub struct FaultProxy {
     pub endpoint: String,
-    rules: Arc<Mutex<Vec<Rule>>>,
-    /// (action, fault) of every fault served.
-    pub injected: Arc<Mutex<Vec<(String, Fault)>>>,
+    state: Arc<Mutex<State>>,
+}
+
+/// splitmix64: small, seedable, good enough to pick which calls fail.
+fn next(rng: &mut u64) -> u64 {
+    *rng = rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *rng;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 impl FaultProxy {
@@ -75,7 +90,7 @@ impl FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let endpoint = format!("http://{}", listener.local_addr()?);
         let upstream = upstream.trim_start_matches("http://").trim_end_matches('/').to_owned();
-        let proxy = Self { endpoint, rules: Arc::default(), injected: Arc::default() };
+        let proxy = Self { endpoint, state: Arc::default() };
         let p = proxy.clone();
         tokio::spawn(async move {
             while let Ok((conn, _)) = listener.accept().await {
@@ -88,6 +103,10 @@ impl FaultProxy {
         Ok(proxy)
     }
 
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The next `times` calls of `action` get `fault`.
     pub fn fail(&self, action: &str, times: u32, fault: Fault) {
         self.fail_after(action, 0, times, fault);
@@ -95,32 +114,78 @@ impl FaultProxy {
 
     /// Lets `skip` calls of `action` through, then fails the next `times`.
     pub fn fail_after(&self, action: &str, skip: u32, times: u32, fault: Fault) {
-        let rule = Rule { action: action.into(), skip, remaining: times, fault };
-        self.rules.lock().unwrap_or_else(|p| p.into_inner()).push(rule);
+        self.state().rules.push(Rule { action: action.into(), skip, remaining: times, fault });
+    }
+
+    /// From now on, each call fails with the first share that draws it.
+    pub fn chaos(&self, seed: u64, shares: Vec<Share>) {
+        let mut state = self.state();
+        state.rng = seed;
+        state.shares = shares;
+    }
+
+    /// The `n`-th call (0-based) a stage makes from now on is reset.
+    pub fn crash_at(&self, n: usize) {
+        let mut state = self.state();
+        state.crash_at = Some(n);
+        state.stage_calls = 0;
     }
 
     pub fn injected_count(&self) -> usize {
-        self.injected.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.state().injected.len()
     }
 
-    /// (action, fault, whether the service speaks a JSON protocol)
-    fn take_fault(&self, head: &str, body: &[u8]) -> Option<(String, Fault, bool)> {
-        let body = String::from_utf8_lossy(body);
-        let target = head
-            .lines()
-            .find_map(|l| l.strip_prefix("X-Amz-Target: ").or_else(|| l.strip_prefix("x-amz-target: ")))
-            .and_then(|t| t.rsplit('.').next())
-            .map(str::to_owned);
-        let json_protocol = target.is_some();
-        let action = crate::form_decode(&body).into_iter().find(|(k, _)| k == "Action").map(|(_, v)| v).or(target)?;
-        let mut rules = self.rules.lock().unwrap_or_else(|p| p.into_inner());
-        let rule = rules.iter_mut().find(|r| r.action == action && r.remaining > 0)?;
-        if rule.skip > 0 {
-            rule.skip -= 1;
-            return None;
+    pub fn injected(&self) -> Vec<(String, Fault)> {
+        self.state().injected.clone()
+    }
+
+    /// "service:Action" of every call so far.
+    pub fn log(&self) -> Vec<String> {
+        self.state().log.clone()
+    }
+
+    /// How many calls the stages (not the driver) have made since `crash_at`
+    /// was last set, or since start.
+    pub fn stage_calls(&self) -> usize {
+        self.state().stage_calls
+    }
+
+    fn decide(&self, service: &str, action: &str) -> Option<Fault> {
+        let mut state = self.state();
+        state.log.push(format!("{service}:{action}"));
+        let mut fault = None;
+        if !DRIVER_ACTIONS.contains(&action) {
+            let n = state.stage_calls;
+            state.stage_calls += 1;
+            if state.crash_at == Some(n) {
+                fault = Some(Fault::Reset);
+            }
         }
-        rule.remaining -= 1;
-        Some((action, rule.fault, json_protocol))
+        if fault.is_none() {
+            if let Some(rule) = state.rules.iter_mut().find(|r| r.action == action && r.remaining > 0) {
+                if rule.skip > 0 {
+                    rule.skip -= 1;
+                } else {
+                    rule.remaining -= 1;
+                    fault = Some(rule.fault);
+                }
+            }
+        }
+        if fault.is_none() && !DRIVER_ACTIONS.contains(&action) {
+            let shares = state.shares.clone();
+            for share in shares {
+                let applies =
+                    (share.service == "*" || share.service == service) && share.action.is_none_or(|a| a == action);
+                if applies && next(&mut state.rng) % 1000 < u64::from(share.per_mille) {
+                    fault = Some(share.fault);
+                    break;
+                }
+            }
+        }
+        if let Some(f) = fault {
+            state.injected.push((action.to_owned(), f));
+        }
+        fault
     }
 
     async fn serve(&self, conn: TcpStream, upstream: &str) -> std::io::Result<()> {
@@ -136,19 +201,33 @@ impl FaultProxy {
             }
             head.push_str(&line);
         }
-        let length = head
-            .lines()
-            .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-length")))
-            .and_then(|(_, v)| v.trim().parse::<usize>().ok())
-            .unwrap_or(0);
+        let header = |name: &str| {
+            head.lines()
+                .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim()))
+        };
+        let length = header("content-length").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+        // Credential=AKID/DATE/REGION/SERVICE/aws4_request
+        let service = header("authorization").and_then(|a| a.split('/').nth(3)).unwrap_or("unknown").to_owned();
+        let target = header("x-amz-target").and_then(|t| t.rsplit('.').next()).map(str::to_owned);
+        let json_protocol = target.is_some();
         let mut body = vec![0; length];
         reader.read_exact(&mut body).await?;
         let mut conn = reader.into_inner();
+        let action = crate::form_decode(&String::from_utf8_lossy(&body))
+            .into_iter()
+            .find(|(k, _)| k == "Action")
+            .map(|(_, v)| v)
+            .or(target)
+            .unwrap_or_default();
 
-        if let Some((action, fault, json_protocol)) = self.take_fault(&head, &body) {
-            self.injected.lock().unwrap_or_else(|p| p.into_inner()).push((action, fault));
-            conn.write_all(fault.response(json_protocol).as_bytes()).await?;
-            return conn.shutdown().await;
+        match self.decide(&service, &action) {
+            Some(Fault::Reset) => return Ok(()),
+            Some(Fault::Slow(ms)) => tokio::time::sleep(Duration::from_millis(ms)).await,
+            Some(fault) => {
+                conn.write_all(error_response(fault, &service, json_protocol).as_bytes()).await?;
+                return conn.shutdown().await;
+            }
+            None => {}
         }
         let head: String = head
             .lines()
@@ -174,4 +253,41 @@ impl FaultProxy {
         conn.write_all(rbody).await?;
         conn.shutdown().await
     }
+}
+
+/// The error as the service's protocol spells it: XML for the query
+/// protocols (IAM, SES), JSON `__type` for the JSON ones (DynamoDB, Secrets
+/// Manager, SQS, EventBridge); an SDK reads nothing else.
+fn error_response(fault: Fault, service: &str, json_protocol: bool) -> String {
+    let (status, code, message) = match (fault, service, json_protocol) {
+        (Fault::Throttling, "dynamodb", _) => (
+            "400 Bad Request",
+            "ProvisionedThroughputExceededException",
+            "The level of configured provisioned throughput for the table was exceeded",
+        ),
+        (Fault::Throttling, "ses", _) => ("400 Bad Request", "Throttling", "Maximum sending rate exceeded."),
+        (Fault::Throttling, _, false) => ("400 Bad Request", "Throttling", "Rate exceeded"),
+        (Fault::Throttling, _, true) => ("400 Bad Request", "ThrottlingException", "Rate exceeded"),
+        (Fault::ServiceFailure, _, false) => {
+            ("500 Internal Server Error", "ServiceFailure", "Injected service failure")
+        }
+        (Fault::ServiceFailure, _, true) => {
+            ("500 Internal Server Error", "InternalServerError", "Injected service failure")
+        }
+        (Fault::AccessDenied, _, false) => ("403 Forbidden", "AccessDenied", "Injected access denied"),
+        (Fault::AccessDenied, _, true) => ("400 Bad Request", "AccessDeniedException", "Injected access denied"),
+        (Fault::Reset | Fault::Slow(_), _, _) => unreachable!("not an error answer"),
+    };
+    let (content_type, body) = if json_protocol {
+        ("application/x-amz-json-1.0", format!(r#"{{"__type":"{code}","message":"{message}"}}"#))
+    } else {
+        (
+            "text/xml",
+            format!("<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>injected</RequestId></ErrorResponse>"),
+        )
+    };
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nx-amzn-query-error: {code};Sender\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
 }

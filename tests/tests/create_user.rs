@@ -180,7 +180,7 @@ async fn throttling_and_server_errors_are_retried_until_the_ticket_completes() {
     proxy.fail("AttachUserPolicy", 1, Fault::ServiceFailure);
     proxy.fail("PutItem", 1, Fault::Throttling);
     let drained = h.run(&ticket(&id, vec![first, user(&format!("t2{s}"), false, true)])).await;
-    assert_eq!(proxy.injected_count(), 3, "{:?}", proxy.injected.lock().unwrap());
+    assert_eq!(proxy.injected_count(), 3, "{:?}", proxy.injected());
     assert_eq!(drained.retried, 3, "each fault sent the record back to the queue once");
     assert_eq!((drained.handled, drained.dead_lettered), (1, 0));
     assert_eq!(attached_to(&h, &format!("t1{s}")).await, [POLICY_READ_ONLY]);
