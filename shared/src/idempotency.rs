@@ -60,7 +60,7 @@ where
         ))),
         Claim::Acquired => match work().await {
             Ok(v) => {
-                store.complete(key, hash, &v, window.expires_at).await?;
+                complete_with_retries(store, key, hash, &v, window.expires_at).await?;
                 Ok(Outcome::Ran(v))
             }
             Err(e) => {
@@ -72,6 +72,31 @@ where
             }
         },
     }
+}
+
+/// The work is done; only the record of it is missing. A failure here means
+/// the work may be done again (an email sent twice), so a passing fault is
+/// retried in place before giving up. The lease is not released: a retry
+/// that came at once would run the work again.
+async fn complete_with_retries<S: IdempotencyStore>(
+    store: &S,
+    key: &str,
+    hash: &str,
+    value: &serde_json::Value,
+    expires_at: u64,
+) -> Result<()> {
+    let mut delay = std::time::Duration::from_millis(50);
+    for _ in 0..3 {
+        match store.complete(key, hash, value, expires_at).await {
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(key, error = %e, "recording completed work failed; trying again");
+                tokio::time::sleep(delay).await;
+                delay *= 4;
+            }
+            other => return other,
+        }
+    }
+    store.complete(key, hash, value, expires_at).await
 }
 
 #[cfg(test)]

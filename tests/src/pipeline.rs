@@ -39,6 +39,10 @@ impl TestClock {
     pub fn set_offset_days(&self, days: i64) {
         self.0.store(days * 86_400, Ordering::SeqCst);
     }
+
+    pub fn advance_secs(&self, secs: i64) {
+        self.0.fetch_add(secs, Ordering::SeqCst);
+    }
 }
 
 impl Clock for TestClock {
@@ -75,6 +79,9 @@ pub struct LocalPipeline {
     pub stages: usize,
     /// (queue URL, body) of every message a stage was given, in order.
     pub delivered: Mutex<Vec<(String, String)>>,
+    /// When notified, the running stage is dropped mid-flight (a killed
+    /// process): nothing after that point runs, not even its cleanup.
+    pub kill_switch: Option<Arc<tokio::sync::Notify>>,
     sqs: aws_sdk_sqs::Client,
     events: aws_sdk_eventbridge::Client,
 }
@@ -86,12 +93,17 @@ pub struct Drained {
     pub retried: usize,
     /// Messages left in dead-letter queues: a stage could not finish them.
     pub dead_lettered: usize,
+    /// Stage invocations killed mid-flight.
+    pub killed: usize,
     /// Messages left waiting, by queue (stages not run).
     pub waiting: Vec<(String, usize)>,
 }
 
-/// How long a handler may take a message for (the queue's visibility timeout).
+/// How long a handler may take a message for (its deadline, as a Lambda
+/// timeout would set it).
 const LEASE_SECS: u64 = 30;
+/// When a failed message comes back: the template's 6x the function timeout.
+const VISIBILITY_SECS: i64 = 6 * LEASE_SECS as i64;
 
 impl LocalPipeline {
     pub fn new(sdk: &SdkConfig, env: Environment) -> Self {
@@ -147,6 +159,7 @@ impl LocalPipeline {
             clock,
             stages: 3,
             delivered: Mutex::default(),
+            kill_switch: None,
             sqs: aws_sdk_sqs::Client::new(sdk),
             events: aws_sdk_eventbridge::Client::new(sdk),
         }
@@ -267,14 +280,27 @@ impl LocalPipeline {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .extend(messages.iter().map(|m| (queue.to_owned(), m.body().unwrap_or_default().to_owned())));
-            let response = handler(event).await;
+            let ids: Vec<String> = messages.iter().map(|m| m.message_id().unwrap_or_default().to_owned()).collect();
+            let retried_before = drained.retried;
+            let response = match &self.kill_switch {
+                None => handler(event).await,
+                Some(kill) => tokio::select! {
+                    response = handler(event) => response,
+                    () = kill.notified() => {
+                        drained.killed += 1;
+                                                killed_batch(&ids)
+                    }
+                },
+            };
             for m in &messages {
                 let id = m.message_id().unwrap_or_default();
                 let handle = m.receipt_handle().unwrap_or_default();
                 if response.batch_item_failures.iter().any(|f| f.item_identifier == id) {
                     drained.retried += 1;
-                    // Lambda would wait out the visibility timeout; locally
-                    // the retry may come at once.
+                    // The message is visible again at once, but the clock
+                    // is moved past the visibility timeout below, as in
+                    // AWS, where the failed invocation's leases have run
+                    // out by the time its message comes back.
                     self.sqs
                         .change_message_visibility()
                         .queue_url(queue)
@@ -286,6 +312,9 @@ impl LocalPipeline {
                     drained.handled += 1;
                     self.sqs.delete_message().queue_url(queue).receipt_handle(handle).send().await?;
                 }
+            }
+            if drained.retried > retried_before {
+                self.clock.advance_secs(VISIBILITY_SECS);
             }
         }
         Err(format!("{queue} did not drain").into())
@@ -334,6 +363,17 @@ impl LocalPipeline {
             }
         }
     }
+}
+
+/// What a killed invocation amounts to: no record settled.
+fn killed_batch(ids: &[String]) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for id in ids {
+        let mut failure = aws_lambda_events::event::sqs::BatchItemFailure::default();
+        failure.item_identifier = id.clone();
+        response.batch_item_failures.push(failure);
+    }
+    response
 }
 
 /// An SQS record as the Lambda event source mapping would deliver it.

@@ -30,6 +30,9 @@ pub enum Fault {
     Reset,
     /// The answer comes, this many milliseconds late.
     Slow(u64),
+    /// No answer ever, and the kill switch is pulled: the driver drops the
+    /// stage mid-call, as if its process had been killed there.
+    Hang,
 }
 
 /// The driver's own calls (delivering and polling): never counted as a
@@ -64,6 +67,7 @@ struct State {
     rng: u64,
     crash_at: Option<usize>,
     stage_calls: usize,
+    crash_fault: Option<Fault>,
     /// "service:Action" of every call, in order.
     log: Vec<String>,
     /// (action, fault) of every fault served.
@@ -74,6 +78,8 @@ struct State {
 pub struct FaultProxy {
     pub endpoint: String,
     state: Arc<Mutex<State>>,
+    /// Pulled when a call hangs; see `LocalPipeline::kill_switch`.
+    pub kill_switch: Arc<tokio::sync::Notify>,
 }
 
 /// splitmix64: small, seedable, good enough to pick which calls fail.
@@ -90,7 +96,7 @@ impl FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let endpoint = format!("http://{}", listener.local_addr()?);
         let upstream = upstream.trim_start_matches("http://").trim_end_matches('/').to_owned();
-        let proxy = Self { endpoint, state: Arc::default() };
+        let proxy = Self { endpoint, state: Arc::default(), kill_switch: Arc::default() };
         let p = proxy.clone();
         tokio::spawn(async move {
             while let Ok((conn, _)) = listener.accept().await {
@@ -124,10 +130,12 @@ impl FaultProxy {
         state.shares = shares;
     }
 
-    /// The `n`-th call (0-based) a stage makes from now on is reset.
-    pub fn crash_at(&self, n: usize) {
+    /// The `n`-th call (0-based) a stage makes from now on gets `fault`
+    /// (`Reset`: the stage sees an error; `Hang`: the stage is killed).
+    pub fn crash_at(&self, n: usize, fault: Fault) {
         let mut state = self.state();
         state.crash_at = Some(n);
+        state.crash_fault = Some(fault);
         state.stage_calls = 0;
     }
 
@@ -158,7 +166,7 @@ impl FaultProxy {
             let n = state.stage_calls;
             state.stage_calls += 1;
             if state.crash_at == Some(n) {
-                fault = Some(Fault::Reset);
+                fault = state.crash_fault;
             }
         }
         if fault.is_none() {
@@ -222,6 +230,10 @@ impl FaultProxy {
 
         match self.decide(&service, &action) {
             Some(Fault::Reset) => return Ok(()),
+            Some(Fault::Hang) => {
+                self.kill_switch.notify_one();
+                std::future::pending::<()>().await;
+            }
             Some(Fault::Slow(ms)) => tokio::time::sleep(Duration::from_millis(ms)).await,
             Some(fault) => {
                 conn.write_all(error_response(fault, &service, json_protocol).as_bytes()).await?;
@@ -276,7 +288,7 @@ fn error_response(fault: Fault, service: &str, json_protocol: bool) -> String {
         }
         (Fault::AccessDenied, _, false) => ("403 Forbidden", "AccessDenied", "Injected access denied"),
         (Fault::AccessDenied, _, true) => ("400 Bad Request", "AccessDeniedException", "Injected access denied"),
-        (Fault::Reset | Fault::Slow(_), _, _) => unreachable!("not an error answer"),
+        (Fault::Reset | Fault::Slow(_) | Fault::Hang, _, _) => unreachable!("not an error answer"),
     };
     let (content_type, body) = if json_protocol {
         ("application/x-amz-json-1.0", format!(r#"{{"__type":"{code}","message":"{message}"}}"#))

@@ -1,0 +1,169 @@
+//! Crash points: a ticket is run once undisturbed, counting every call the
+//! stages make to AWS; then, for each of those calls, a fresh run in which
+//! that call is where the stage dies, its message redelivered. Twice over:
+//! the stage sees an error at that call (and cleans up), and the stage is
+//! killed there (dropped mid-call: no cleanup, its lease left to run out).
+//! Every run must end in the same state as the undisturbed one: same users,
+//! groups, policies, login profiles, one key each, one secret version, each
+//! email once, same status records.
+#![recursion_limit = "256"]
+
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tests::proxy::{Fault, FaultProxy};
+use tests::{unique, Harness};
+
+/// Everything a run leaves behind, with the run's unique names replaced.
+async fn state(h: &Harness, s: &str, names: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let norm = |x: &str| x.replace(s, "<s>");
+    for name in names {
+        let Ok(user) = h.iam.get_user().user_name(name).send().await else {
+            out.push(format!("{}: missing", norm(name)));
+            continue;
+        };
+        let path = user.user().map(|u| u.path().to_owned()).unwrap_or_default();
+        let mut groups: Vec<String> = h
+            .iam
+            .list_groups_for_user()
+            .user_name(name)
+            .send()
+            .await
+            .unwrap()
+            .groups()
+            .iter()
+            .map(|g| g.group_name().to_owned())
+            .collect();
+        groups.sort();
+        let mut attached: Vec<String> = h
+            .iam
+            .list_attached_user_policies()
+            .user_name(name)
+            .send()
+            .await
+            .unwrap()
+            .attached_policies()
+            .iter()
+            .filter_map(|p| p.policy_arn().map(str::to_owned))
+            .collect();
+        attached.sort();
+        let profile = h.iam.get_login_profile().user_name(name).send().await.is_ok();
+        let keys = h.iam.list_access_keys().user_name(name).send().await.unwrap();
+        let key_ids: Vec<&str> = keys.access_key_metadata().iter().filter_map(|k| k.access_key_id()).collect();
+        let sm = aws_sdk_secretsmanager::Client::new(&h.sdk);
+        let secret_id = format!("{}{name}", h.pipeline.env.settings.secret_prefix);
+        let (versions, fields, key_matches) = match sm.get_secret_value().secret_id(&secret_id).send().await {
+            Ok(v) => {
+                let doc: serde_json::Value = serde_json::from_str(v.secret_string().unwrap()).unwrap();
+                let fields: Vec<String> = doc.as_object().unwrap().keys().cloned().collect();
+                let stored = doc["access_key_id"].as_str().map(str::to_owned);
+                let versions =
+                    sm.list_secret_version_ids().secret_id(&secret_id).send().await.unwrap().versions().len();
+                (versions, fields, stored.as_deref().is_none_or(|k| key_ids == [k]))
+            }
+            Err(_) => (0, vec![], false),
+        };
+        out.push(format!(
+            "{}: path {path} groups {groups:?} policies {attached:?} profile {profile} keys {} secret versions {versions} fields {fields:?} stored key is the key {key_matches}",
+            norm(name),
+            key_ids.len()
+        ));
+    }
+    let mut emails: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for (to, subject) in h.pipeline.emails_sent() {
+        *emails.entry((norm(&to), subject)).or_default() += 1;
+    }
+    out.extend(emails.into_iter().map(|((to, subject), n)| format!("email {to} {:?} x{n}", norm(&subject))));
+    out
+}
+
+fn ticket(s: &str) -> (serde_json::Value, Vec<String>) {
+    let names = vec![format!("both{s}"), format!("keys{s}")];
+    let t = json!({
+        "ticket_id": format!("CRASH-{s}"),
+        "requested_by": format!("req{s}@example.com"),
+        "users": [
+            {"user_name": names[0], "email": format!("{}@example.com", names[0]), "access": {"console": true, "programmatic": true},
+             "groups": ["Developers"], "managed_policies": ["arn:aws:iam::aws:policy/ReadOnlyAccess"], "tags": {"team": "qa"}},
+            {"user_name": names[1], "email": format!("{}@example.com", names[1]), "access": {"programmatic": true}}
+        ]
+    });
+    (t, names)
+}
+
+/// One run on the deployment of `h`, with a pipeline of its own (its own
+/// clock, kill switch and email log).
+async fn run(
+    h: &mut Harness,
+    proxy: &FaultProxy,
+    crash: Option<(usize, Fault)>,
+) -> (Vec<String>, tests::pipeline::Drained) {
+    let sdk = tests::sdk_config(&proxy.endpoint).await;
+    h.pipeline = tests::pipeline::LocalPipeline::new(&sdk, h.pipeline.env.clone());
+    h.pipeline.kill_switch = Some(Arc::clone(&proxy.kill_switch));
+    let s = unique("");
+    let (t, names) = ticket(&s);
+    match crash {
+        Some((n, fault)) => proxy.crash_at(n, fault),
+        None => proxy.crash_at(usize::MAX, Fault::Reset),
+    }
+    let drained = h.run(&t).await;
+    (state(h, &s, &names).await, drained)
+}
+
+#[tokio::test]
+async fn a_stage_dying_at_any_call_ends_in_the_undisturbed_state() {
+    let proxy = FaultProxy::start(&tests::moto::shared().endpoint).await.unwrap();
+    let mut h = Harness::at(&proxy.endpoint, |_| {}).await;
+    let (baseline, _) = run(&mut h, &proxy, None).await;
+    let calls = proxy.stage_calls();
+    let stage_log: Vec<String> = proxy
+        .log()
+        .into_iter()
+        .filter(|c| {
+            !["PutEvents", "ReceiveMessage", "DeleteMessage", "ChangeMessageVisibility", "GetQueueAttributes"]
+                .iter()
+                .any(|d| c.ends_with(d))
+        })
+        .collect();
+    let stage_log = &stage_log[stage_log.len() - calls..];
+    assert!(calls > 30, "only {calls} stage calls counted");
+    assert!(baseline.iter().any(|l| l.contains("keys 1 secret versions 1")), "{baseline:#?}");
+    // Every point with CRASH_POINTS_STRIDE=1 (make crash-points); a third of
+    // them, spread over every stage, in make test.
+    let stride: usize = std::env::var("CRASH_POINTS_STRIDE").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let mut report = Vec::new();
+    let mut email_twice = Vec::new();
+    for (mode, fault) in [("error", Fault::Reset), ("kill", Fault::Hang)] {
+        let offset = usize::from(fault == Fault::Hang);
+        for n in (offset..calls).step_by(stride) {
+            let (got, drained) = run(&mut h, &proxy, Some((n, fault))).await;
+            assert_eq!(drained.dead_lettered, 0, "{mode} at call {n} ({}): {drained:?}", stage_log[n]);
+            if fault == Fault::Hang {
+                assert_eq!(drained.killed, 1, "{mode} at call {n}: the stage was not killed");
+            }
+            // Killed after SES accepted an email and before that was
+            // recorded: the retry cannot know, and SES has no idempotency
+            // key, so that one email goes twice. Nothing else may differ.
+            let after_send = fault == Fault::Hang && n > 0 && stage_log[n - 1] == "ses:SendEmail";
+            if after_send && got != baseline {
+                let twice: Vec<&String> = got.iter().filter(|l| !baseline.contains(l)).collect();
+                assert_eq!(twice.len(), 1, "kill at {n}: {got:#?}");
+                assert!(
+                    twice[0].ends_with(" x2") && baseline.contains(&twice[0].replace(" x2", " x1")),
+                    "kill at {n}: {twice:?}"
+                );
+                email_twice.push(n);
+                continue;
+            }
+            assert_eq!(got, baseline, "{mode} at stage call {n} of {calls} ({})", stage_log[n]);
+        }
+        report.push(format!("{mode}: {} points", (offset..calls).step_by(stride).count()));
+    }
+    println!(
+        "crash points: {calls} stage calls, {} (emails sent twice when killed right after SES accepted them: {})",
+        report.join(", "),
+        email_twice.len()
+    );
+}
