@@ -82,6 +82,11 @@ pub struct LocalPipeline {
     /// When notified, the running stage is dropped mid-flight (a killed
     /// process): nothing after that point runs, not even its cleanup.
     pub kill_switch: Option<Arc<tokio::sync::Notify>>,
+    /// Delivery chaos, as SQS may deliver: each received message is also
+    /// sent again with this probability (out of 1000), and each batch is
+    /// handed over in shuffled order. Seeded, so a run is repeatable.
+    pub duplicate_per_mille: u32,
+    pub chaos_seed: Mutex<u64>,
     sqs: aws_sdk_sqs::Client,
     events: aws_sdk_eventbridge::Client,
 }
@@ -95,6 +100,8 @@ pub struct Drained {
     pub dead_lettered: usize,
     /// Stage invocations killed mid-flight.
     pub killed: usize,
+    /// Extra copies of messages sent by the delivery chaos.
+    pub duplicated: usize,
     /// Messages left waiting, by queue (stages not run).
     pub waiting: Vec<(String, usize)>,
 }
@@ -160,6 +167,8 @@ impl LocalPipeline {
             stages: 3,
             delivered: Mutex::default(),
             kill_switch: None,
+            duplicate_per_mille: 0,
+            chaos_seed: Mutex::new(0),
             sqs: aws_sdk_sqs::Client::new(sdk),
             events: aws_sdk_eventbridge::Client::new(sdk),
         }
@@ -276,6 +285,25 @@ impl LocalPipeline {
             }
             let mut event = SqsEvent::default();
             event.records = messages.iter().map(to_record).collect();
+            if self.duplicate_per_mille > 0 {
+                let copies: Vec<&str> = {
+                    let mut seed = self.chaos_seed.lock().unwrap_or_else(|p| p.into_inner());
+                    for i in (1..event.records.len()).rev() {
+                        let j = (splitmix(&mut seed) % (i as u64 + 1)) as usize;
+                        event.records.swap(i, j);
+                    }
+                    let per_mille = u64::from(self.duplicate_per_mille);
+                    messages
+                        .iter()
+                        .filter(|_| splitmix(&mut seed) % 1000 < per_mille)
+                        .map(|m| m.body().unwrap_or_default())
+                        .collect()
+                };
+                for body in copies {
+                    self.sqs.send_message().queue_url(queue).message_body(body).send().await?;
+                    drained.duplicated += 1;
+                }
+            }
             self.delivered
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -363,6 +391,14 @@ impl LocalPipeline {
             }
         }
     }
+}
+
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// What a killed invocation amounts to: no record settled.
