@@ -13,7 +13,7 @@ CARGO_LAMBDA_SPEC ?= cargo-lambda>=1.9,<2
 CARGO ?= cargo
 FUNCTIONS := create-user issue-credentials notify-user rotate-keys
 
-.PHONY: help run test validate build invoke deploy lint deps deps-validate deps-lambda
+.PHONY: help run test validate build invoke deploy lint soak crash-points deps deps-validate deps-lambda
 .DEFAULT_GOAL := help
 
 help:
@@ -23,6 +23,8 @@ help:
 	@echo "make build                            release zips for Lambda (arm64) under target/lambda/"
 	@echo "make invoke FUNCTION=f [EVENT=path]   replay a sample event against the local emulator (cargo lambda watch/invoke)"
 	@echo "make deploy                           sam build && sam deploy --guided"
+	@echo "make soak                             100 tickets x 10 users under faults; rewrites the figures in RELIABILITY.md"
+	@echo "make crash-points                     a stage dying at every one of its AWS calls (make test samples a third)"
 	@echo "make lint                             rustfmt and clippy"
 
 # The emulator, unless it is already importable.
@@ -60,6 +62,20 @@ invoke: deps deps-lambda
 deploy:
 	@command -v sam >/dev/null 2>&1 || { echo "deploy needs the AWS SAM CLI (pip install aws-sam-cli) and AWS credentials"; exit 2; }
 	sam build && sam deploy --guided
+
+SOAK_TICKETS ?= 100
+SOAK_USERS ?= 10
+SOAK_SEED ?= 42
+soak: deps
+	SOAK_TICKETS=$(SOAK_TICKETS) SOAK_USERS=$(SOAK_USERS) SOAK_SEED=$(SOAK_SEED) SOAK_REPORT=target/soak-figures.md \
+		$(CARGO) test -p tests --test soak -- --nocapture
+	$(PYTHON) -c 'import re,datetime,pathlib; p=pathlib.Path("RELIABILITY.md"); f=pathlib.Path("target/soak-figures.md").read_text(); \
+		d=datetime.date.today().isoformat(); \
+		p.write_text(re.sub(r"(?s)<!-- soak:begin -->.*<!-- soak:end -->", "<!-- soak:begin -->\nLast run: " + d + "\n\n| figure | value |\n| --- | --- |\n" + f + "<!-- soak:end -->", p.read_text()))'
+	@echo "RELIABILITY.md updated"
+
+crash-points: deps
+	CRASH_POINTS_STRIDE=1 $(CARGO) test -p tests --test crash_points -- --nocapture
 
 lint:
 	$(CARGO) fmt --all -- --check
