@@ -60,6 +60,23 @@ where
     response
 }
 
+/// `for_each_record` over a stage's hand-offs: each body parsed as `T` (a
+/// body that is not one goes back, and on to the dead-letter queue).
+pub async fn for_each_message<T, F, Fut>(event: SqsEvent, stage: &'static str, mut process: F) -> SqsBatchResponse
+where
+    T: serde::de::DeserializeOwned,
+    F: FnMut(T) -> Fut,
+    Fut: Future<Output = Result<(), crate::Error>>,
+{
+    for_each_record(event, |record| {
+        let parsed = serde_json::from_str::<T>(record.body.as_deref().unwrap_or_default())
+            .map_err(|e| crate::Error::permanent(stage, format!("not a hand-off this stage takes: {e}")));
+        let run = parsed.map(&mut process);
+        async move { run?.await }
+    })
+    .await
+}
+
 /// What Lambda reports for a failed direct invocation: the kind of failure
 /// as the error type, so an async invoke's retries and on-failure
 /// destination can tell retryable from permanent.

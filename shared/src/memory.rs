@@ -14,6 +14,23 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Errors a fake returns, one per call of an operation, before succeeding.
+#[derive(Debug, Default)]
+struct Faults(Mutex<HashMap<&'static str, Vec<Error>>>);
+
+impl Faults {
+    fn push(&self, operation: &'static str, error: Error) {
+        lock(&self.0).entry(operation).or_default().push(error);
+    }
+
+    fn take(&self, operation: &'static str) -> Result<()> {
+        match lock(&self.0).get_mut(operation) {
+            Some(v) if !v.is_empty() => Err(v.remove(0)),
+            _ => Ok(()),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct MemoryDirectory {
     users: Mutex<BTreeMap<String, (IamUser, Permissions)>>,
@@ -26,22 +43,18 @@ pub struct MemoryDirectory {
     /// access key id -> last used
     pub last_used: Mutex<BTreeMap<String, u64>>,
     key_counter: std::sync::atomic::AtomicU64,
-    /// Operation name -> errors to return, one per call, before succeeding.
-    faults: Mutex<HashMap<&'static str, Vec<Error>>>,
+    faults: Faults,
     /// Every mutating call, in order, for assertions.
     pub calls: Mutex<Vec<String>>,
 }
 
 impl MemoryDirectory {
     pub fn fail_next(&self, operation: &'static str, error: Error) {
-        lock(&self.faults).entry(operation).or_default().push(error);
+        self.faults.push(operation, error);
     }
 
     fn fault(&self, operation: &'static str) -> Result<()> {
-        match lock(&self.faults).get_mut(operation) {
-            Some(v) if !v.is_empty() => Err(v.remove(0)),
-            _ => Ok(()),
-        }
+        self.faults.take(operation)
     }
 
     pub fn insert(&self, user: IamUser, permissions: Permissions) {
@@ -241,19 +254,16 @@ pub struct MemorySecrets {
     /// name -> versions, newest last
     pub secrets: Mutex<BTreeMap<String, Vec<Sensitive>>>,
     pub tags: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
-    faults: Mutex<HashMap<&'static str, Vec<Error>>>,
+    faults: Faults,
 }
 
 impl MemorySecrets {
     pub fn fail_next(&self, operation: &'static str, error: Error) {
-        lock(&self.faults).entry(operation).or_default().push(error);
+        self.faults.push(operation, error);
     }
 
     fn fault(&self, operation: &'static str) -> Result<()> {
-        match lock(&self.faults).get_mut(operation) {
-            Some(v) if !v.is_empty() => Err(v.remove(0)),
-            _ => Ok(()),
-        }
+        self.faults.take(operation)
     }
 
     pub fn insert(&self, name: &str, value: &str) {

@@ -61,10 +61,7 @@ where
     }
 
     pub async fn handle_sqs(&self, event: SqsEvent, lease_until: u64) -> SqsBatchResponse {
-        shared::lambda::for_each_record(event, |record| async move {
-            let body = record.body.as_deref().unwrap_or_default();
-            let ready: UserReady = serde_json::from_str(body)
-                .map_err(|e| Error::permanent("issue-credentials", format!("not a create-user hand-off: {e}")))?;
+        shared::lambda::for_each_message(event, "issue-credentials", |ready: UserReady| async move {
             self.handle(&ready, lease_until).await.map(drop)
         })
         .await

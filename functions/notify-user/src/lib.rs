@@ -39,10 +39,7 @@ where
     }
 
     pub async fn handle_sqs(&self, event: SqsEvent, lease_until: u64) -> SqsBatchResponse {
-        shared::lambda::for_each_record(event, |record| async move {
-            let body = record.body.as_deref().unwrap_or_default();
-            let ready: CredentialsReady = serde_json::from_str(body)
-                .map_err(|e| Error::permanent("notify-user", format!("not an issue-credentials hand-off: {e}")))?;
+        shared::lambda::for_each_message(event, "notify-user", |ready: CredentialsReady| async move {
             self.handle(&ready, lease_until).await
         })
         .await
