@@ -13,7 +13,7 @@ CARGO_LAMBDA_SPEC ?= cargo-lambda>=1.9,<2
 CARGO ?= cargo
 FUNCTIONS := create-user issue-credentials notify-user rotate-keys
 
-.PHONY: help run test validate build invoke deploy lint soak crash-points deps deps-validate deps-lambda
+.PHONY: help run test validate build invoke deploy lint soak crash-points bench deps deps-validate deps-lambda
 .DEFAULT_GOAL := help
 
 help:
@@ -25,6 +25,7 @@ help:
 	@echo "make deploy                           sam build && sam deploy --guided"
 	@echo "make soak                             100 tickets x 10 users under faults; rewrites the figures in RELIABILITY.md"
 	@echo "make crash-points                     a stage dying at every one of its AWS calls (make test samples a third)"
+	@echo "make bench                            pipeline vs a minimal loop vs the AWS CLI on the emulator; writes BENCHMARKS.md"
 	@echo "make lint                             rustfmt and clippy"
 
 # The emulator, unless it is already importable.
@@ -73,6 +74,13 @@ soak: deps
 		d=datetime.date.today().isoformat(); \
 		p.write_text(re.sub(r"(?s)<!-- soak:begin -->.*<!-- soak:end -->", "<!-- soak:begin -->\nLast run: " + d + "\n\n| figure | value |\n| --- | --- |\n" + f + "<!-- soak:end -->", p.read_text()))'
 	@echo "RELIABILITY.md updated"
+
+BENCH_TICKETS ?= 100
+BENCH_USERS ?= 10
+BENCH_RUNS ?= 3
+bench: deps
+	@command -v aws >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check 'awscli>=1.40,<2'
+	BENCH_TICKETS=$(BENCH_TICKETS) BENCH_USERS=$(BENCH_USERS) BENCH_RUNS=$(BENCH_RUNS) $(CARGO) run --release -q -p tests --bin bench
 
 crash-points: deps
 	CRASH_POINTS_STRIDE=1 $(CARGO) test -p tests --test crash_points -- --nocapture

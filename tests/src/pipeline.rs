@@ -87,6 +87,8 @@ pub struct LocalPipeline {
     /// handed over in shuffled order. Seeded, so a run is repeatable.
     pub duplicate_per_mille: u32,
     pub chaos_seed: Mutex<u64>,
+    /// (queue URL, handler time, records) of every batch handled.
+    pub timings: Mutex<Vec<(String, std::time::Duration, usize)>>,
     sqs: aws_sdk_sqs::Client,
     events: aws_sdk_eventbridge::Client,
 }
@@ -169,6 +171,7 @@ impl LocalPipeline {
             kill_switch: None,
             duplicate_per_mille: 0,
             chaos_seed: Mutex::new(0),
+            timings: Mutex::default(),
             sqs: aws_sdk_sqs::Client::new(sdk),
             events: aws_sdk_eventbridge::Client::new(sdk),
         }
@@ -310,16 +313,19 @@ impl LocalPipeline {
                 .extend(messages.iter().map(|m| (queue.to_owned(), m.body().unwrap_or_default().to_owned())));
             let ids: Vec<String> = messages.iter().map(|m| m.message_id().unwrap_or_default().to_owned()).collect();
             let retried_before = drained.retried;
+            let records = ids.len();
+            let started = std::time::Instant::now();
             let response = match &self.kill_switch {
                 None => handler(event).await,
                 Some(kill) => tokio::select! {
                     response = handler(event) => response,
                     () = kill.notified() => {
                         drained.killed += 1;
-                                                killed_batch(&ids)
+                        killed_batch(&ids)
                     }
                 },
             };
+            self.timings.lock().unwrap_or_else(|p| p.into_inner()).push((queue.to_owned(), started.elapsed(), records));
             for m in &messages {
                 let id = m.message_id().unwrap_or_default();
                 let handle = m.receipt_handle().unwrap_or_default();

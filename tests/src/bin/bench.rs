@@ -1,0 +1,257 @@
+//! `make bench`: how fast the pipeline provisions users on the local
+//! emulator, beside the ways people do it today, in one run against one
+//! emulator:
+//! - the pipeline: tickets through the bus, the queues and the three
+//!   onboarding stages, with idempotency, status records and emails;
+//! - the floor: the same required API calls issued directly by a minimal
+//!   Rust loop (no idempotency, status, queues), one user after another, as
+//!   the pipeline's stages handle them;
+//! - the AWS CLI: what an admin scripts from the documentation
+//!   (`create-user`, `create-login-profile`, `create-access-key`,
+//!   `add-user-to-group` per user).
+//!
+//! Each is run BENCH_RUNS times; medians are reported. Writes BENCHMARKS.md
+//! (or BENCH_REPORT). Figures are ratios against the floor measured in the
+//! same run: absolute numbers on an emulator say little.
+#![recursion_limit = "256"]
+
+use aws_config::retry::RetryConfig;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::time::Instant;
+use tests::bootstrap::{ensure, Settings, POLICY_POWER_USER};
+use tests::pipeline::LocalPipeline;
+use tests::proxy::FaultProxy;
+
+const DRIVER: &[&str] =
+    &["PutEvents", "ReceiveMessage", "DeleteMessage", "ChangeMessageVisibility", "GetQueueAttributes"];
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// (users per second, per-stage handler ms per message, AWS calls per user by service)
+struct PipelineRun {
+    users_per_s: f64,
+    stage_ms: BTreeMap<String, Vec<f64>>,
+    calls_per_user: BTreeMap<String, f64>,
+}
+
+fn user(name: &str, i: usize) -> serde_json::Value {
+    json!({"user_name": name, "email": format!("{name}@example.com"),
+           "access": {"console": true, "programmatic": true},
+           "groups": if i % 2 == 0 { json!(["Developers"]) } else { json!([]) }})
+}
+
+async fn pipeline_run(
+    endpoint: &str,
+    run: usize,
+    tickets: usize,
+    users: usize,
+) -> Result<PipelineRun, Box<dyn std::error::Error + Send + Sync>> {
+    let proxy = FaultProxy::start(endpoint).await?;
+    let direct = tests::sdk_config(endpoint).await;
+    let env = ensure(&direct, Settings::local_defaults(&format!("bench{run}-"))).await?;
+    let sdk = tests::emulator_config(&proxy.endpoint, RetryConfig::standard()).await;
+    let pipeline = LocalPipeline::new(&sdk, env);
+    let started = Instant::now();
+    for t in 0..tickets {
+        let list: Vec<_> = (0..users).map(|u| user(&format!("p{run}t{t}u{u}"), u)).collect();
+        pipeline
+            .deliver(&json!({"ticket_id": format!("BENCH-{run}-{t}"), "requested_by": "it@example.com", "users": list}))
+            .await?;
+    }
+    let drained = pipeline.drain().await?;
+    let elapsed = started.elapsed();
+    if drained.dead_lettered > 0 || drained.retried > 0 {
+        return Err(format!("the pipeline did not run clean: {drained:?}").into());
+    }
+    let mut stage_ms: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for (queue, took, records) in pipeline.timings.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        let stage = queue.rsplit('/').next().unwrap_or(queue).trim_start_matches(&format!("bench{run}-")).to_owned();
+        stage_ms.entry(stage).or_default().push(took.as_secs_f64() * 1000.0 / *records as f64);
+    }
+    let total = (tickets * users) as f64;
+    let mut calls_per_user: BTreeMap<String, f64> = BTreeMap::new();
+    for call in proxy.log().iter().filter(|c| !DRIVER.iter().any(|d| c.ends_with(d))) {
+        *calls_per_user.entry(call.split(':').next().unwrap_or("").to_owned()).or_default() += 1.0 / total;
+    }
+    Ok(PipelineRun { users_per_s: total / elapsed.as_secs_f64(), stage_ms, calls_per_user })
+}
+
+/// The required calls, straight: user with boundary and tags, group, login
+/// profile, key, secret, the three emails.
+async fn floor_run(
+    endpoint: &str,
+    run: usize,
+    users: usize,
+) -> Result<(f64, f64), Box<dyn std::error::Error + Send + Sync>> {
+    let proxy = FaultProxy::start(endpoint).await?;
+    let sdk = tests::emulator_config(&proxy.endpoint, RetryConfig::standard()).await;
+    let iam = aws_sdk_iam::Client::new(&sdk);
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk);
+    let ses = aws_sdk_ses::Client::new(&sdk);
+    use aws_sdk_ses::types::{Body, Content, Destination, Message};
+    let started = Instant::now();
+    for u in 0..users {
+        let name = format!("f{run}u{u}");
+        let tag = aws_sdk_iam::types::Tag::builder().key("iam-provisioner:managed").value("true").build()?;
+        iam.create_user().user_name(&name).permissions_boundary(POLICY_POWER_USER).tags(tag).send().await?;
+        if u % 2 == 0 {
+            iam.add_user_to_group().user_name(&name).group_name("Developers").send().await?;
+        }
+        iam.create_login_profile()
+            .user_name(&name)
+            .password("Bench-Passw0rd-0123456!")
+            .password_reset_required(true)
+            .send()
+            .await?;
+        let key = iam.create_access_key().user_name(&name).send().await?;
+        let key_id = key.access_key().map(|k| k.access_key_id().to_owned()).unwrap_or_default();
+        sm.create_secret()
+            .name(format!("bench-floor/{name}"))
+            .secret_string(format!("{{\"access_key_id\":\"{key_id}\"}}"))
+            .send()
+            .await?;
+        for subject in ["sign-in", "password", "access key"] {
+            let content = |s: &str| Content::builder().data(s).build();
+            ses.send_email()
+                .source("iam-provisioner@example.com")
+                .destination(Destination::builder().to_addresses(format!("{name}@example.com")).build())
+                .message(
+                    Message::builder()
+                        .subject(content(subject)?)
+                        .body(Body::builder().text(content(subject)?).build())
+                        .build(),
+                )
+                .send()
+                .await?;
+        }
+    }
+    let users_per_s = users as f64 / started.elapsed().as_secs_f64();
+    Ok((users_per_s, proxy.log().len() as f64 / users as f64))
+}
+
+/// The documented CLI procedure, one process per call, as admins script it.
+fn cli_run(endpoint: &str, run: usize, users: usize) -> Result<f64, Box<dyn std::error::Error + Send + Sync>> {
+    let started = Instant::now();
+    for u in 0..users {
+        let name = format!("c{run}u{u}");
+        let steps: [&[&str]; 4] = [
+            &["iam", "create-user", "--user-name", &name, "--permissions-boundary", POLICY_POWER_USER],
+            &[
+                "iam",
+                "create-login-profile",
+                "--user-name",
+                &name,
+                "--password",
+                "Bench-Passw0rd-0123456!",
+                "--password-reset-required",
+            ],
+            &["iam", "create-access-key", "--user-name", &name],
+            &["iam", "add-user-to-group", "--user-name", &name, "--group-name", "Developers"],
+        ];
+        for args in steps {
+            let out = std::process::Command::new("aws")
+                .args(args)
+                .args(["--endpoint-url", endpoint, "--region", "us-east-1", "--output", "json"])
+                .env("AWS_ACCESS_KEY_ID", "testing")
+                .env("AWS_SECRET_ACCESS_KEY", "testing")
+                .output()?;
+            if !out.status.success() {
+                return Err(format!("aws {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr)).into());
+            }
+        }
+    }
+    Ok(users as f64 / started.elapsed().as_secs_f64())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let (tickets, users, runs) = (env("BENCH_TICKETS", 10), env("BENCH_USERS", 10), env("BENCH_RUNS", 3));
+    let cli_users = env("BENCH_CLI_USERS", 10);
+    let (moto, mut child) = tests::moto::start()?;
+    let endpoint = moto.endpoint.clone();
+    let mut pipeline = Vec::new();
+    let mut floor = Vec::new();
+    let mut floor_calls = 0.0;
+    let mut cli = Vec::new();
+    for run in 0..runs {
+        let p = pipeline_run(&endpoint, run, tickets, users).await?;
+        let (f, calls) = floor_run(&endpoint, run, tickets * users).await?;
+        floor_calls = calls;
+        let c = cli_run(&endpoint, run, cli_users)?;
+        eprintln!("run {run}: pipeline {:.1} users/s, floor {f:.1} users/s, CLI {c:.2} users/s", p.users_per_s);
+        pipeline.push(p);
+        floor.push(f);
+        cli.push(c);
+    }
+    tests::moto::stop(&mut child);
+
+    let p50 = median(pipeline.iter().map(|p| p.users_per_s).collect());
+    let f50 = median(floor);
+    let c50 = median(cli);
+    let mut stage_ms: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut calls: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for p in &pipeline {
+        for (stage, ms) in &p.stage_ms {
+            stage_ms.entry(stage.clone()).or_default().extend(ms);
+        }
+        for (service, n) in &p.calls_per_user {
+            calls.entry(service.clone()).or_default().push(*n);
+        }
+    }
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let mut report = format!(
+        "# Benchmarks\n\nGenerated by `make bench` on {cores} cores ({cpu}), against moto on loopback; \
+         {tickets} tickets x {users} users per pipeline run, the same number of users for the floor, \
+         {cli_users} users for the CLI; medians over {runs} runs. Ratios matter more than absolutes: \
+         the emulator, not AWS, sets the pace.\n\n## Throughput\n\n| way | users/s (median) | ratio |\n| --- | --- | --- |\n\
+         | floor: required calls, minimal Rust loop | {f50:.1} | 1.00 |\n\
+         | pipeline: bus, queues, three stages, idempotency, status, emails | {p50:.1} | pipeline/floor time {:.2}x |\n\
+         | AWS CLI per the documentation (4 calls per user, no secret, no email) | {c50:.2} | CLI/pipeline time {:.2}x |\n\n\
+         ## Pipeline stages (handler time per message, all runs)\n\n| stage | p50 ms | p95 ms |\n| --- | --- | --- |\n",
+        f50 / p50,
+        p50 / c50,
+    );
+    for (stage, ms) in &stage_ms {
+        report.push_str(&format!(
+            "| {stage} | {:.1} | {:.1} |\n",
+            percentile(ms.clone(), 0.5),
+            percentile(ms.clone(), 0.95)
+        ));
+    }
+    report.push_str(
+        "\n## AWS calls per user (pipeline stages, median over runs)\n\n| service | calls |\n| --- | --- |\n",
+    );
+    let mut total = 0.0;
+    for (service, n) in &calls {
+        let m = median(n.clone());
+        total += m;
+        report.push_str(&format!("| {service} | {m:.1} |\n"));
+    }
+    report.push_str(&format!("| all | {total:.1} (floor: {floor_calls:.1}) |\n"));
+    let path = std::env::var("BENCH_REPORT").unwrap_or_else(|_| "BENCHMARKS.md".into());
+    std::fs::write(&path, &report)?;
+    println!("{report}");
+    Ok(())
+}
