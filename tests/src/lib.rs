@@ -9,6 +9,7 @@ pub mod bootstrap;
 pub mod moto;
 pub mod pipeline;
 pub mod proxy;
+pub mod runtime_api;
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};

@@ -179,6 +179,85 @@ fn cli_run(endpoint: &str, run: usize, users: usize) -> Result<f64, Box<dyn std:
     Ok(users as f64 / started.elapsed().as_secs_f64())
 }
 
+/// (function, init ms, invocation ms, peak RSS KiB) medians, hello-lambda first.
+async fn cold_starts(
+    endpoint: &str,
+    runs: usize,
+) -> Result<Vec<(String, f64, f64, f64)>, Box<dyn std::error::Error + Send + Sync>> {
+    let direct = tests::sdk_config(endpoint).await;
+    let env = ensure(&direct, Settings::local_defaults("cold-")).await?;
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let bins = std::env::var("BENCH_BIN_DIR").unwrap_or_else(|_| format!("{root}/target/release"));
+    let read = |f: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(format!("{root}/events/{f}")).unwrap_or_default())
+            .unwrap_or_default()
+    };
+    // In this order: each sample names what the one before it created.
+    let functions = [
+        ("hello-lambda", json!({})),
+        ("create-user", read("onboarding-ticket.json")),
+        ("issue-credentials", read("issue-credentials.json")),
+        ("notify-user", read("notify-user.json")),
+        ("rotate-keys", read("rotate-keys-dry-run.json")),
+    ];
+    let mut out = Vec::new();
+    for (function, event) in functions {
+        let vars = env.function_env(function).unwrap_or_default();
+        let (mut init, mut invoke, mut rss) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let api = tests::runtime_api::RuntimeApi::start(event.clone()).await?;
+            let started = Instant::now();
+            let mut child = std::process::Command::new(format!("{bins}/{function}"))
+                .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .env("AWS_LAMBDA_RUNTIME_API", &api.address)
+                .env("AWS_LAMBDA_FUNCTION_NAME", function)
+                .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+                .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+                .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
+                .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+                .env("AWS_ENDPOINT_URL", endpoint)
+                .env("AWS_REGION", "us-east-1")
+                .env("AWS_ACCESS_KEY_ID", "testing")
+                .env("AWS_SECRET_ACCESS_KEY", "testing")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .map_err(|e| format!("{bins}/{function}: {e} (make bench builds it)"))?;
+            let deadline = Instant::now() + std::time::Duration::from_secs(60);
+            let seen = loop {
+                let seen = api.seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                if seen.answered.is_some() || Instant::now() > deadline {
+                    break seen;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            };
+            let peak = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find(|l| l.starts_with("VmHWM:"))
+                        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+                })
+                .unwrap_or(0.0);
+            let _ = child.kill();
+            let _ = child.wait();
+            let (Some(first), Some((answered, error))) = (seen.first_next, seen.answered) else {
+                return Err(format!("{function}: no answer within 60 s").into());
+            };
+            if error {
+                return Err(
+                    format!("{function}: answered with an error: {}", String::from_utf8_lossy(&seen.answer)).into()
+                );
+            }
+            init.push((first - started).as_secs_f64() * 1000.0);
+            invoke.push((answered - first).as_secs_f64() * 1000.0);
+            rss.push(peak);
+        }
+        out.push((function.to_owned(), median(init), median(invoke), median(rss)));
+    }
+    Ok(out)
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let (tickets, users, runs) = (env("BENCH_TICKETS", 10), env("BENCH_USERS", 10), env("BENCH_RUNS", 3));
@@ -199,6 +278,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         floor.push(f);
         cli.push(c);
     }
+    let cold = cold_starts(&endpoint, runs.max(5)).await?;
     tests::moto::stop(&mut child);
 
     let p50 = median(pipeline.iter().map(|p| p.users_per_s).collect());
@@ -250,6 +330,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         report.push_str(&format!("| {service} | {m:.1} |\n"));
     }
     report.push_str(&format!("| all | {total:.1} (floor: {floor_calls:.1}) |\n"));
+    report.push_str(
+        "\n## Cold start (release binaries of this machine's architecture, a local Runtime API stand-in)\n\n\
+         From process start to the function's first request for an event (init), its first invocation, its peak \
+         RSS after it; medians over at least 5 starts. Zip sizes are the arm64 zips of `make build`, when built.\n\n\
+         | function | init ms | first invocation ms | peak RSS MiB | zip MB | init / floor | RSS / floor |\n| --- | --- | --- | --- | --- | --- | --- |\n",
+    );
+    let (floor_init, floor_rss) = (cold[0].1, cold[0].3);
+    for (function, init, invoke, rss) in &cold {
+        let zip =
+            std::fs::metadata(format!("{}/../target/lambda/{function}/bootstrap.zip", env!("CARGO_MANIFEST_DIR")))
+                .map(|m| format!("{:.2}", m.len() as f64 / 1e6))
+                .unwrap_or_else(|_| "-".into());
+        let name = if function == "hello-lambda" { "hello-world (floor)".to_owned() } else { function.clone() };
+        report.push_str(&format!(
+            "| {name} | {init:.1} | {invoke:.1} | {:.1} | {zip} | {:.2} | {:.2} |\n",
+            rss / 1024.0,
+            init / floor_init,
+            rss / floor_rss
+        ));
+    }
     let path = std::env::var("BENCH_REPORT").unwrap_or_else(|_| "BENCHMARKS.md".into());
     std::fs::write(&path, &report)?;
     println!("{report}");
