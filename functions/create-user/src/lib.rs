@@ -343,19 +343,22 @@ where
     ) -> Result<TicketReport> {
         let ticket_wide: Vec<String> = refusals.iter().filter(|r| r.user.is_none()).map(ToString::to_string).collect();
         let mut report = TicketReport { ticket_id: key.to_owned(), ..Default::default() };
-        let mut names: Vec<&str> = ticket.users.iter().map(|u| u.user_name.as_str()).collect();
-        names.dedup();
-        for name in names.iter().copied() {
-            let mut reasons: Vec<String> =
-                refusals.iter().filter(|r| r.user.as_deref() == Some(name)).map(ToString::to_string).collect();
-            if reasons.is_empty() && ticket_wide.is_empty() {
-                reasons.push("not created: the ticket is refused as a whole because of the other users' errors".into());
+        if record_users {
+            let mut seen = std::collections::BTreeSet::new();
+            for name in ticket.users.iter().map(|u| u.user_name.as_str()).filter(|n| seen.insert(*n)) {
+                let mut reasons: Vec<String> =
+                    refusals.iter().filter(|r| r.user.as_deref() == Some(name)).map(ToString::to_string).collect();
+                if reasons.is_empty() && ticket_wide.is_empty() {
+                    reasons.push(
+                        "not created: the ticket is refused as a whole because of the other users' errors".into(),
+                    );
+                }
+                reasons.extend(ticket_wide.iter().cloned());
+                report.refused.push(UserRefused { user_name: name.to_owned(), reasons });
             }
-            reasons.extend(ticket_wide.iter().cloned());
-            report.refused.push(UserRefused { user_name: name.to_owned(), reasons });
         }
-        if names.is_empty() || !record_users {
-            report.refused.push(UserRefused { user_name: "-".into(), reasons: ticket_wide.clone() });
+        if report.refused.is_empty() {
+            report.refused.push(UserRefused { user_name: "-".into(), reasons: ticket_wide });
         }
         for r in &report.refused {
             // A user name that breaks the rules may not fit a key either.
@@ -364,12 +367,7 @@ where
             } else {
                 format!("invalid-user-name:{}", short_hash(&r.user_name))
             };
-            if record_users || user == "-" {
-                self.set_status(key, &user, Stage::Failed, Some(r.reasons.join("; "))).await?;
-            }
-        }
-        if !record_users {
-            report.refused.retain(|r| r.user_name == "-");
+            self.set_status(key, &user, Stage::Failed, Some(r.reasons.join("; "))).await?;
         }
         tracing::warn!(ticket_id = %key, refusals = refusals.len(), reasons = %refusals.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "), "ticket refused; nothing changed in IAM");
         self.email_refusals(ticket, key, email_key, &report, window).await?;
