@@ -80,7 +80,8 @@ BENCH_USERS ?= 10
 BENCH_RUNS ?= 3
 bench: deps
 	@command -v aws >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check 'awscli>=1.40,<2'
-	$(CARGO) build --release -q -p create-user -p issue-credentials -p notify-user -p rotate-keys -p tests --bin hello-lambda --bin bench
+	$(CARGO) build --release -q $(addprefix -p ,$(FUNCTIONS))
+	$(CARGO) build --release -q -p tests --bin hello-lambda --bin bench
 	BENCH_TICKETS=$(BENCH_TICKETS) BENCH_USERS=$(BENCH_USERS) BENCH_RUNS=$(BENCH_RUNS) target/release/bench
 
 crash-points: deps
