@@ -88,6 +88,26 @@ where
         Window::new(self.clock.now(), lease_until, self.config.idempotency_ttl_secs)
     }
 
+    /// An SQS batch: only retryable failures come back as batch item
+    /// failures; refusals are recorded and final.
+    pub async fn handle_sqs(&self, event: SqsEvent, lease_until: u64) -> SqsBatchResponse {
+        shared::lambda::for_each_record(event, |record| async move {
+            self.handle_body(record.body.as_deref().unwrap_or_default(), lease_until).await.map(drop)
+        })
+        .await
+    }
+
+    /// Whatever the function was invoked with: the SQS batch of its trigger,
+    /// or (a replay by hand) an EventBridge event or a bare ticket.
+    pub async fn handle_event(&self, payload: serde_json::Value, lease_until: u64) -> Result<serde_json::Value> {
+        if payload.get("Records").is_some() {
+            let event: SqsEvent = serde_json::from_value(payload)
+                .map_err(|e| Error::permanent("invoke", format!("not an SQS event: {e}")))?;
+            return to_json(&self.handle_sqs(event, lease_until).await);
+        }
+        to_json(&self.handle_body(&payload.to_string(), lease_until).await?)
+    }
+
     /// One message body: an EventBridge envelope or a bare ticket. `Ok` also
     /// when the ticket was refused: that is recorded, emailed and final.
     /// `Err` only for failures; `is_retryable` tells whether to try again.
@@ -480,40 +500,9 @@ fn refusal_email(to: &str, report: &TicketReport) -> Email {
     Email { to: to.to_owned(), subject, text, html }
 }
 
-#[cfg(test)]
-mod tests;
-
-/// Entry points the Lambda runtime and the local runner call.
-impl<D, I, S, P, M, C> Deps<D, I, S, P, M, C>
-where
-    D: UserDirectory,
-    I: IdempotencyStore,
-    S: StatusStore,
-    P: EventPublisher,
-    M: Mailer,
-    C: Clock,
-{
-    /// An SQS batch: only retryable failures come back as batch item
-    /// failures; refusals are recorded and final.
-    pub async fn handle_sqs(&self, event: SqsEvent, lease_until: u64) -> SqsBatchResponse {
-        shared::lambda::for_each_record(event, |record| async move {
-            self.handle_body(record.body.as_deref().unwrap_or_default(), lease_until).await.map(drop)
-        })
-        .await
-    }
-
-    /// Whatever the function was invoked with: the SQS batch of its trigger,
-    /// or (a replay by hand) an EventBridge event or a bare ticket.
-    pub async fn handle_event(&self, payload: serde_json::Value, lease_until: u64) -> Result<serde_json::Value> {
-        if payload.get("Records").is_some() {
-            let event: SqsEvent = serde_json::from_value(payload)
-                .map_err(|e| Error::permanent("invoke", format!("not an SQS event: {e}")))?;
-            return to_json(&self.handle_sqs(event, lease_until).await);
-        }
-        to_json(&self.handle_body(&payload.to_string(), lease_until).await?)
-    }
-}
-
 fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value> {
     serde_json::to_value(value).map_err(|e| Error::permanent("response", e.to_string()))
 }
+
+#[cfg(test)]
+mod tests;
