@@ -6,6 +6,7 @@
 //! and sent mail.
 
 pub mod bootstrap;
+pub mod http;
 pub mod moto;
 pub mod pipeline;
 pub mod proxy;

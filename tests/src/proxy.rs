@@ -14,7 +14,7 @@
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,28 +198,12 @@ impl FaultProxy {
 
     async fn serve(&self, conn: TcpStream, upstream: &str) -> std::io::Result<()> {
         let mut reader = BufReader::new(conn);
-        let mut head = String::new();
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).await? == 0 {
-                return Ok(());
-            }
-            if line == "\r\n" {
-                break;
-            }
-            head.push_str(&line);
-        }
-        let header = |name: &str| {
-            head.lines()
-                .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim()))
-        };
-        let length = header("content-length").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+        let Some(request) = crate::http::read_request(&mut reader).await? else { return Ok(()) };
         // Credential=AKID/DATE/REGION/SERVICE/aws4_request
-        let service = header("authorization").and_then(|a| a.split('/').nth(3)).unwrap_or("unknown").to_owned();
-        let target = header("x-amz-target").and_then(|t| t.rsplit('.').next()).map(str::to_owned);
+        let service = request.header("authorization").and_then(|a| a.split('/').nth(3)).unwrap_or("unknown").to_owned();
+        let target = request.header("x-amz-target").and_then(|t| t.rsplit('.').next()).map(str::to_owned);
         let json_protocol = target.is_some();
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).await?;
+        let (head, body) = (request.head, request.body);
         let mut conn = reader.into_inner();
         let action = crate::form_decode(&String::from_utf8_lossy(&body))
             .into_iter()
@@ -241,14 +225,18 @@ impl FaultProxy {
             }
             None => {}
         }
+        // The body goes on as read (de-chunked), so it is framed by its length.
         let head: String = head
             .lines()
-            .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+            .filter(|l| {
+                let l = l.to_ascii_lowercase();
+                !["connection:", "content-length:", "transfer-encoding:"].iter().any(|h| l.starts_with(h))
+            })
             .map(|l| format!("{l}\r\n"))
             .collect();
         let mut up = TcpStream::connect(upstream).await?;
         up.write_all(head.as_bytes()).await?;
-        up.write_all(b"Connection: close\r\n\r\n").await?;
+        up.write_all(format!("Content-Length: {}\r\nConnection: close\r\n\r\n", body.len()).as_bytes()).await?;
         up.write_all(&body).await?;
         let mut response = Vec::new();
         up.read_to_end(&mut response).await?;

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 #[derive(Debug, Default, Clone)]
@@ -41,41 +41,9 @@ impl RuntimeApi {
 
 async fn serve(conn: TcpStream, seen: Arc<Mutex<Seen>>, event: String) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn);
-    loop {
-        let mut head = String::new();
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).await? == 0 {
-                return Ok(());
-            }
-            if line == "\r\n" {
-                break;
-            }
-            head.push_str(&line);
-        }
-        let header = |name: &str| {
-            head.lines().find_map(|l| {
-                l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_owned())
-            })
-        };
-        let mut body = Vec::new();
-        if let Some(n) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
-            body.resize(n, 0);
-            reader.read_exact(&mut body).await?;
-        } else if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
-            loop {
-                let mut size = String::new();
-                reader.read_line(&mut size).await?;
-                let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-                let mut chunk = vec![0; n + 2];
-                reader.read_exact(&mut chunk).await?;
-                if n == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..n]);
-            }
-        }
-        let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+    while let Some(request) = crate::http::read_request(&mut reader).await? {
+        let path = request.path().to_owned();
+        let body = request.body;
         let conn = reader.get_mut();
         if path.ends_with("/invocation/next") {
             let first = {
@@ -110,4 +78,5 @@ async fn serve(conn: TcpStream, seen: Arc<Mutex<Seen>>, event: String) -> std::i
             conn.write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\n{}").await?;
         }
     }
+    Ok(())
 }
