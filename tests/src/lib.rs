@@ -181,6 +181,56 @@ pub fn form_decode(body: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Users that exist before a ticket arrives, made outside the pipeline, for
+/// the rules about IAM's state (names suffixed with `s`).
+pub struct ExistingUsers {
+    /// Not the pipeline's.
+    pub unmanaged: String,
+    /// The pipeline's, from ticket `ONB-OTHER`.
+    pub other_ticket: String,
+    /// AdministratorAccess attached: copying from it must be refused.
+    pub admin_template: String,
+    /// An inline policy `iam-all`: copying from it must be refused.
+    pub inline_template: String,
+}
+
+impl ExistingUsers {
+    pub async fn create(iam: &aws_sdk_iam::Client, s: &str) -> Self {
+        let users = Self {
+            unmanaged: format!("old{s}"),
+            other_ticket: format!("taken{s}"),
+            admin_template: format!("admintmpl{s}"),
+            inline_template: format!("inlinetmpl{s}"),
+        };
+        let tag = |k: &str, v: &str| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().expect("tag");
+        iam.create_user().user_name(&users.unmanaged).send().await.expect("unmanaged user");
+        iam.create_user()
+            .user_name(&users.other_ticket)
+            .tags(tag(shared::ticket::MANAGED_TAG, "true"))
+            .tags(tag(shared::ticket::TICKET_TAG, "ONB-OTHER"))
+            .send()
+            .await
+            .expect("other ticket's user");
+        iam.create_user().user_name(&users.admin_template).send().await.expect("admin template");
+        iam.attach_user_policy()
+            .user_name(&users.admin_template)
+            .policy_arn("arn:aws:iam::aws:policy/AdministratorAccess")
+            .send()
+            .await
+            .expect("admin policy");
+        iam.create_user().user_name(&users.inline_template).send().await.expect("inline template");
+        let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:*","Resource":"*"}]}"#;
+        iam.put_user_policy()
+            .user_name(&users.inline_template)
+            .policy_name("iam-all")
+            .policy_document(doc)
+            .send()
+            .await
+            .expect("inline policy");
+        users
+    }
+}
+
 /// One test's own deployment on the shared emulator: resources under a
 /// unique prefix, the pipeline over them, and an IAM client to read back.
 pub struct Harness {

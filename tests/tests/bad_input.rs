@@ -52,38 +52,8 @@ fn requester(body: &str) -> Option<String> {
 async fn every_bad_ticket_is_refused_with_its_reason_and_changes_nothing() {
     let h = Harness::new().await;
     let s = unique("");
-    let unmanaged = format!("old{s}");
-    h.iam.create_user().user_name(&unmanaged).send().await.unwrap();
-    let other_ticket = format!("taken{s}");
-    let tag = |k: &str, v: &str| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().unwrap();
-    h.iam
-        .create_user()
-        .user_name(&other_ticket)
-        .tags(tag("iam-provisioner:managed", "true"))
-        .tags(tag("iam-provisioner:ticket", "ONB-OTHER"))
-        .send()
-        .await
-        .unwrap();
-    let admin_template = format!("admintmpl{s}");
-    h.iam.create_user().user_name(&admin_template).send().await.unwrap();
-    h.iam
-        .attach_user_policy()
-        .user_name(&admin_template)
-        .policy_arn("arn:aws:iam::aws:policy/AdministratorAccess")
-        .send()
-        .await
-        .unwrap();
-    let inline_template = format!("inlinetmpl{s}");
-    h.iam.create_user().user_name(&inline_template).send().await.unwrap();
-    let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:*","Resource":"*"}]}"#;
-    h.iam
-        .put_user_policy()
-        .user_name(&inline_template)
-        .policy_name("iam-all")
-        .policy_document(doc)
-        .send()
-        .await
-        .unwrap();
+    let tests::ExistingUsers { unmanaged, other_ticket, admin_template, inline_template } =
+        tests::ExistingUsers::create(&h.iam, &s).await;
     let before = account(&h).await;
 
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/corpus/bad-tickets.json")).unwrap();

@@ -225,31 +225,8 @@ async fn each_validation_rule_refuses_its_ticket_and_changes_nothing() {
     let h = create_user_only(Harness::new().await);
     let s = unique("");
     // Existing users the rules about IAM state need.
-    let unmanaged = format!("old{s}");
-    h.iam.create_user().user_name(&unmanaged).send().await.unwrap();
-    let other_ticket = format!("taken{s}");
-    h.iam
-        .create_user()
-        .user_name(&other_ticket)
-        .tags(aws_sdk_iam::types::Tag::builder().key("iam-provisioner:managed").value("true").build().unwrap())
-        .tags(aws_sdk_iam::types::Tag::builder().key("iam-provisioner:ticket").value("ONB-OTHER").build().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let inline_template = format!("inlinetmpl{s}");
-    h.iam.create_user().user_name(&inline_template).send().await.unwrap();
-    let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:*","Resource":"*"}]}"#;
-    h.iam
-        .put_user_policy()
-        .user_name(&inline_template)
-        .policy_name("iam-all")
-        .policy_document(doc)
-        .send()
-        .await
-        .unwrap();
-    let admin_template = format!("admintmpl{s}");
-    h.iam.create_user().user_name(&admin_template).send().await.unwrap();
-    h.iam.attach_user_policy().user_name(&admin_template).policy_arn(ADMIN).send().await.unwrap();
+    let tests::ExistingUsers { unmanaged, other_ticket, admin_template, inline_template } =
+        tests::ExistingUsers::create(&h.iam, &s).await;
 
     type Break = Box<dyn Fn(&mut Value)>;
     let cases: Vec<(&str, &str, Break)> = vec![
