@@ -59,7 +59,7 @@ pub trait UserDirectory: Send + Sync {
 
     /// The account's password policy, or AWS's default where it has none.
     fn password_policy(&self) -> impl Future<Output = Result<PasswordPolicy>> + Send;
-    fn has_login_profile(&self, user_name: &str) -> impl Future<Output = Result<bool>> + Send;
+    /// `AlreadyExists` when the user has one: a retry of a run that made it.
     fn create_login_profile(
         &self,
         user_name: &str,
@@ -224,6 +224,15 @@ impl StatusRecord {
 pub trait StatusStore: Send + Sync {
     /// Writes the record unless the stored one is already further along.
     fn record(&self, record: &StatusRecord) -> impl Future<Output = Result<()>> + Send;
+    /// `record` for many at once; a store may write them in fewer round trips.
+    fn record_all(&self, records: &[StatusRecord]) -> impl Future<Output = Result<()>> + Send {
+        async move {
+            for r in records {
+                self.record(r).await?;
+            }
+            Ok(())
+        }
+    }
     fn for_ticket(&self, ticket_id: &str) -> impl Future<Output = Result<Vec<StatusRecord>>> + Send;
 }
 

@@ -373,3 +373,32 @@ async fn failure_no_retry_fixes_ends_in_the_dead_letter_queue_not_lost() {
     assert_eq!(drained.retried as u32, tests::bootstrap::MAX_RECEIVE_COUNT, "{drained:?}");
     assert!(!h.user_names_lower().await.contains(&format!("d{s}").to_lowercase()));
 }
+
+/// The `accepted` records of a ticket go in one DynamoDB transaction; when
+/// one of them would move a user back (a retry of a ticket some of whose
+/// users are further along), the transaction is cancelled and each record
+/// is written on its own, keeping the further stage.
+#[tokio::test]
+async fn accepted_records_are_one_transaction_and_never_move_a_user_back() {
+    use shared::ports::{StatusRecord, StatusStore};
+    let proxy = FaultProxy::start(&tests::moto::shared().endpoint).await.unwrap();
+    let h = Harness::at(&proxy.endpoint, |_| {}).await;
+    let status = &h.pipeline.create_user.status;
+    let id = unique("TX-");
+    let accepted = |users: &[&str]| -> Vec<StatusRecord> {
+        users.iter().map(|u| StatusRecord::new(&id, u, Stage::Accepted, None, 1)).collect()
+    };
+    let before = proxy.log().len();
+    status.record_all(&accepted(&["a", "b", "c"])).await.unwrap();
+    assert_eq!(proxy.log()[before..], ["dynamodb:TransactWriteItems"]);
+
+    status.record(&StatusRecord::new(&id, "b", Stage::Notified, None, 2)).await.unwrap();
+    let before = proxy.log().len();
+    status.record_all(&accepted(&["a", "b", "d"])).await.unwrap();
+    let calls = proxy.log()[before..].to_vec();
+    assert_eq!(calls[0], "dynamodb:TransactWriteItems");
+    assert_eq!(calls[1..], ["dynamodb:PutItem"; 3], "cancelled, then one by one");
+    let stages: Vec<(String, Stage)> = h.statuses(&id).await.into_iter().map(|r| (r.user_name, r.stage)).collect();
+    let expected = [("a", Stage::Accepted), ("b", Stage::Notified), ("c", Stage::Accepted), ("d", Stage::Accepted)];
+    assert_eq!(stages, expected.map(|(u, s)| (u.to_owned(), s)));
+}

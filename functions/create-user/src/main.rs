@@ -3,7 +3,7 @@
 
 use create_user::Deps;
 use lambda_runtime::{run, service_fn, LambdaEvent};
-use shared::aws::{load_config, DynamoIdempotency, DynamoStatus, IamDirectory, SesMailer, SqsPublisher};
+use shared::aws::{load_config, IamDirectory, SesMailer, SqsPublisher, StateTable};
 use shared::config::{CreateUserConfig, FromEnv};
 use shared::ports::SystemClock;
 
@@ -12,10 +12,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     shared::lambda::init_tracing();
     let config = CreateUserConfig::from_env()?;
     let aws = load_config().await;
+    let table = StateTable::new(&aws, &config.table_name);
     let deps = Deps {
         directory: IamDirectory::new(&aws),
-        idempotency: DynamoIdempotency::new(&aws, &config.table_name),
-        status: DynamoStatus::new(&aws, &config.table_name),
+        idempotency: table.idempotency(),
+        status: table.status(),
         publisher: SqsPublisher::new(&aws, &config.next_queue_url),
         mailer: SesMailer::new(&aws),
         clock: SystemClock,

@@ -4,10 +4,7 @@
 use aws_lambda_events::event::sqs::SqsEvent;
 use issue_credentials::Deps;
 use lambda_runtime::{run, service_fn, LambdaEvent};
-use shared::aws::{
-    load_config, DynamoIdempotency, DynamoLedger, DynamoStatus, IamDirectory, SecretsManagerStore, SesMailer,
-    SqsPublisher,
-};
+use shared::aws::{load_config, IamDirectory, SecretsManagerStore, SesMailer, SqsPublisher, StateTable};
 use shared::config::{FromEnv, IssueCredentialsConfig};
 use shared::ports::SystemClock;
 
@@ -16,12 +13,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     shared::lambda::init_tracing();
     let config = IssueCredentialsConfig::from_env()?;
     let aws = load_config().await;
+    let table = StateTable::new(&aws, &config.table_name);
     let deps = Deps {
         directory: IamDirectory::new(&aws),
         secrets: SecretsManagerStore::new(&aws),
-        ledger: DynamoLedger::new(&aws, &config.table_name),
-        idempotency: DynamoIdempotency::new(&aws, &config.table_name),
-        status: DynamoStatus::new(&aws, &config.table_name),
+        ledger: table.ledger(),
+        idempotency: table.idempotency(),
+        status: table.status(),
         publisher: SqsPublisher::new(&aws, &config.next_queue_url),
         mailer: SesMailer::new(&aws),
         clock: SystemClock,

@@ -4,7 +4,7 @@
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{run, service_fn, LambdaEvent};
 use notify_user::Deps;
-use shared::aws::{load_config, DynamoIdempotency, DynamoStatus, SecretsManagerStore, SesMailer};
+use shared::aws::{load_config, SecretsManagerStore, SesMailer, StateTable};
 use shared::config::{FromEnv, NotifyUserConfig};
 use shared::ports::SystemClock;
 
@@ -13,10 +13,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     shared::lambda::init_tracing();
     let config = NotifyUserConfig::from_env()?;
     let aws = load_config().await;
+    let table = StateTable::new(&aws, &config.table_name);
     let deps = Deps {
         secrets: SecretsManagerStore::new(&aws),
-        idempotency: DynamoIdempotency::new(&aws, &config.table_name),
-        status: DynamoStatus::new(&aws, &config.table_name),
+        idempotency: table.idempotency(),
+        status: table.status(),
         mailer: SesMailer::new(&aws),
         clock: SystemClock,
         config,

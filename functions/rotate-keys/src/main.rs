@@ -3,7 +3,7 @@
 
 use lambda_runtime::{run, service_fn, LambdaEvent};
 use rotate_keys::{Deps, RotationRequest};
-use shared::aws::{load_config, DynamoIdempotency, DynamoLedger, IamDirectory, SesMailer, SqsPublisher};
+use shared::aws::{load_config, IamDirectory, SesMailer, SqsPublisher, StateTable};
 use shared::config::{FromEnv, RotateKeysConfig};
 use shared::ports::SystemClock;
 
@@ -12,12 +12,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     shared::lambda::init_tracing();
     let config = RotateKeysConfig::from_env()?;
     let aws = load_config().await;
+    let table = StateTable::new(&aws, &config.table_name);
     let deps = Deps {
         directory: IamDirectory::new(&aws),
-        idempotency: DynamoIdempotency::new(&aws, &config.table_name),
+        idempotency: table.idempotency(),
         publisher: SqsPublisher::new(&aws, &config.next_queue_url),
         mailer: SesMailer::new(&aws),
-        ledger: DynamoLedger::new(&aws, &config.table_name),
+        ledger: table.ledger(),
         clock: SystemClock,
         config,
     };

@@ -8,7 +8,7 @@
 use super::{classify, code};
 use crate::error::{Error, Result};
 use crate::ports::{Claim, IdempotencyStore, KeyLedger, KeyRecord, Stage, StatusRecord, StatusStore};
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
 
@@ -28,6 +28,33 @@ fn get_n(item: &HashMap<String, AttributeValue>, k: &str) -> Option<u64> {
     item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
 }
 
+/// The table every record lives in, and the one client for it: the three
+/// stores below share its connection pool rather than each building a
+/// client (and its runtime plugins) at cold start.
+#[derive(Debug, Clone)]
+pub struct StateTable {
+    client: Client,
+    table: String,
+}
+
+impl StateTable {
+    pub fn new(config: &super::SdkConfig, table: impl Into<String>) -> Self {
+        Self { client: Client::new(config), table: table.into() }
+    }
+
+    pub fn idempotency(&self) -> DynamoIdempotency {
+        DynamoIdempotency { client: self.client.clone(), table: self.table.clone() }
+    }
+
+    pub fn status(&self) -> DynamoStatus {
+        DynamoStatus { client: self.client.clone(), table: self.table.clone() }
+    }
+
+    pub fn ledger(&self) -> DynamoLedger {
+        DynamoLedger { client: self.client.clone(), table: self.table.clone() }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct DynamoIdempotency {
     client: Client,
@@ -35,10 +62,6 @@ pub struct DynamoIdempotency {
 }
 
 impl DynamoIdempotency {
-    pub fn new(config: &super::SdkConfig, table: impl Into<String>) -> Self {
-        Self { client: Client::new(config), table: table.into() }
-    }
-
     fn key(key: &str) -> HashMap<String, AttributeValue> {
         HashMap::from([("pk".into(), s(format!("IDEMPOTENCY#{key}"))), ("sk".into(), s("-"))])
     }
@@ -138,32 +161,35 @@ pub struct DynamoStatus {
     table: String,
 }
 
-impl DynamoStatus {
-    pub fn new(config: &super::SdkConfig, table: impl Into<String>) -> Self {
-        Self { client: Client::new(config), table: table.into() }
+impl DynamoStatus {}
+
+/// Only forward: a late replay of an early stage must not hide later progress.
+const FORWARD_ONLY: &str = "attribute_not_exists(pk) OR stage_rank <= :rank";
+
+fn status_item(r: &StatusRecord) -> HashMap<String, AttributeValue> {
+    let mut item = HashMap::from([
+        ("pk".to_owned(), s(format!("TICKET#{}", r.ticket_id))),
+        ("sk".to_owned(), s(format!("USER#{}", r.user_name))),
+        ("ticket_id".to_owned(), s(&r.ticket_id)),
+        ("user_name".to_owned(), s(&r.user_name)),
+        ("status".to_owned(), s(r.stage.as_str())),
+        ("stage_rank".to_owned(), n(r.stage as u64)),
+        ("updated_at".to_owned(), n(r.updated_at)),
+    ]);
+    if let Some(reason) = &r.reason {
+        item.insert("reason".into(), s(reason));
     }
+    item
 }
 
 impl StatusStore for DynamoStatus {
     async fn record(&self, r: &StatusRecord) -> Result<()> {
-        let mut item = HashMap::from([
-            ("pk".to_owned(), s(format!("TICKET#{}", r.ticket_id))),
-            ("sk".to_owned(), s(format!("USER#{}", r.user_name))),
-            ("ticket_id".to_owned(), s(&r.ticket_id)),
-            ("user_name".to_owned(), s(&r.user_name)),
-            ("status".to_owned(), s(r.stage.as_str())),
-            ("stage_rank".to_owned(), n(r.stage as u64)),
-            ("updated_at".to_owned(), n(r.updated_at)),
-        ]);
-        if let Some(reason) = &r.reason {
-            item.insert("reason".into(), s(reason));
-        }
         match self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk) OR stage_rank <= :rank")
+            .set_item(Some(status_item(r)))
+            .condition_expression(FORWARD_ONLY)
             .expression_attribute_values(":rank", n(r.stage as u64))
             .send()
             .await
@@ -173,6 +199,37 @@ impl StatusStore for DynamoStatus {
             Err(e) if code(&e) == Some("ConditionalCheckFailedException") => Ok(()),
             Err(e) => Err(classify("PutItem", e)),
         }
+    }
+
+    /// One transaction per 100 records (DynamoDB's limit), with the same
+    /// forward-only condition on each. A transaction is all or nothing, so
+    /// when any record is already further along (a replay) it is cancelled
+    /// and the records are written one by one, each keeping its own
+    /// condition.
+    async fn record_all(&self, records: &[StatusRecord]) -> Result<()> {
+        for chunk in records.chunks(100) {
+            let mut puts = Vec::with_capacity(chunk.len());
+            for r in chunk {
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(status_item(r)))
+                    .condition_expression(FORWARD_ONLY)
+                    .expression_attribute_values(":rank", n(r.stage as u64))
+                    .build()
+                    .map_err(|e| Error::permanent("TransactWriteItems", e.to_string()))?;
+                puts.push(TransactWriteItem::builder().put(put).build());
+            }
+            match self.client.transact_write_items().set_transact_items(Some(puts)).send().await {
+                Ok(_) => {}
+                Err(e) if code(&e) == Some("TransactionCanceledException") => {
+                    for r in chunk {
+                        self.record(r).await?;
+                    }
+                }
+                Err(e) => return Err(classify("TransactWriteItems", e)),
+            }
+        }
+        Ok(())
     }
 
     async fn for_ticket(&self, ticket_id: &str) -> Result<Vec<StatusRecord>> {
@@ -218,10 +275,6 @@ pub struct DynamoLedger {
 }
 
 impl DynamoLedger {
-    pub fn new(config: &super::SdkConfig, table: impl Into<String>) -> Self {
-        Self { client: Client::new(config), table: table.into() }
-    }
-
     fn key(user: &str, key_id: &str) -> HashMap<String, AttributeValue> {
         HashMap::from([("pk".into(), s(format!("KEYS#{user}"))), ("sk".into(), s(format!("KEY#{key_id}")))])
     }

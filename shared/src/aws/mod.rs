@@ -8,7 +8,7 @@ mod secretsmanager;
 mod ses;
 mod sqs;
 
-pub use dynamodb::{DynamoIdempotency, DynamoLedger, DynamoStatus};
+pub use dynamodb::{DynamoIdempotency, DynamoLedger, DynamoStatus, StateTable};
 pub use iam::IamDirectory;
 pub use secretsmanager::SecretsManagerStore;
 pub use ses::SesMailer;
