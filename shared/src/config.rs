@@ -43,6 +43,19 @@ impl<F: Fn(&str) -> Option<String>> EnvReader<F> {
         }
     }
 
+    /// `BATCH_CONCURRENCY`: how many records of a batch (and users of a
+    /// ticket) a function handles at once. At most the batch size of 10;
+    /// IAM's request rate is the real limit, so the default stays low.
+    pub fn concurrency(&mut self) -> usize {
+        let n = self.number("BATCH_CONCURRENCY", DEFAULT_CONCURRENCY as u64);
+        if (1..=10).contains(&n) {
+            n as usize
+        } else {
+            self.problems.push(format!("BATCH_CONCURRENCY={n} is not between 1 and 10"));
+            DEFAULT_CONCURRENCY
+        }
+    }
+
     /// A comma-separated list; empty entries are ignored.
     pub fn list(&mut self, name: &str) -> BTreeSet<String> {
         let raw = self.required(name);
@@ -106,9 +119,12 @@ pub struct CreateUserConfig {
     pub sender: String,
     pub allow: AllowList,
     pub idempotency_ttl_secs: u64,
+    /// Records of a batch (and, for create-user, users of a ticket) handled at once.
+    pub concurrency: usize,
 }
 
 pub const DAY: u64 = 24 * 60 * 60;
+pub const DEFAULT_CONCURRENCY: usize = 4;
 
 impl FromEnv for CreateUserConfig {
     fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
@@ -139,6 +155,7 @@ impl FromEnv for CreateUserConfig {
             sender,
             allow: AllowList { groups, managed_policies, boundaries, default_boundary },
             idempotency_ttl_secs,
+            concurrency: env.concurrency(),
         };
         env.finish(config)
     }
@@ -180,6 +197,7 @@ mod tests {
                     "arn:aws:iam::aws:policy/ReadOnlyAccess".into()
                 }
                 "IDEMPOTENCY_TTL_DAYS" => "1".into(),
+                "BATCH_CONCURRENCY" => "2".into(),
                 _ => "x".into(),
             })
         })
@@ -195,6 +213,7 @@ mod tests {
                 "ALLOWED_BOUNDARIES" => "".into(),
                 "ALLOWED_MANAGED_POLICIES" => "arn:aws:iam::aws:policy/ReadOnlyAccess".into(),
                 "IDEMPOTENCY_TTL_DAYS" => "1".into(),
+                "BATCH_CONCURRENCY" => "2".into(),
                 _ => "x".into(),
             })
         })
@@ -214,6 +233,8 @@ pub struct IssueCredentialsConfig {
     pub secret_prefix: String,
     pub change_password_policy: String,
     pub idempotency_ttl_secs: u64,
+    /// Records of a batch (and, for create-user, users of a ticket) handled at once.
+    pub concurrency: usize,
 }
 
 impl FromEnv for IssueCredentialsConfig {
@@ -226,6 +247,7 @@ impl FromEnv for IssueCredentialsConfig {
             secret_prefix: env.optional("SECRET_PREFIX", DEFAULT_SECRET_PREFIX),
             change_password_policy: env.optional("CHANGE_PASSWORD_POLICY_ARN", CHANGE_PASSWORD_POLICY),
             idempotency_ttl_secs: env.number("IDEMPOTENCY_TTL_DAYS", 365) * DAY,
+            concurrency: env.concurrency(),
         };
         env.finish(config)
     }
@@ -236,6 +258,8 @@ pub struct NotifyUserConfig {
     pub table_name: String,
     pub sender: String,
     pub idempotency_ttl_secs: u64,
+    /// Records of a batch (and, for create-user, users of a ticket) handled at once.
+    pub concurrency: usize,
 }
 
 impl FromEnv for NotifyUserConfig {
@@ -245,6 +269,7 @@ impl FromEnv for NotifyUserConfig {
             table_name: env.required("TABLE_NAME"),
             sender: env.required("SENDER_EMAIL"),
             idempotency_ttl_secs: env.number("IDEMPOTENCY_TTL_DAYS", 365) * DAY,
+            concurrency: env.concurrency(),
         };
         env.finish(config)
     }

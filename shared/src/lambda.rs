@@ -24,8 +24,9 @@ pub fn deadline_secs(ctx: &lambda_runtime::Context) -> u64 {
     ctx.deadline / 1000
 }
 
-/// Runs `process` over the batch, one record after another (IAM's rate
-/// limits make in-batch parallelism a later, measured decision).
+/// Runs `process` over the batch, at most `concurrency` records at a time
+/// (the function's `BATCH_CONCURRENCY`: IAM's request rate, not the CPU,
+/// is what bounds it; see template.yaml).
 ///
 /// `process` returns `Ok` once the record is settled — done, or refused and
 /// recorded. An `Err` means it is not settled, so the record goes back to
@@ -34,15 +35,19 @@ pub fn deadline_secs(ctx: &lambda_runtime::Context) -> u64 {
 /// missing table) fails each time until SQS moves it to the dead-letter
 /// queue after maxReceiveCount, where it waits for the fix instead of being
 /// lost.
-pub async fn for_each_record<F, Fut>(event: SqsEvent, mut process: F) -> SqsBatchResponse
+pub async fn for_each_record<F, Fut>(event: SqsEvent, concurrency: usize, mut process: F) -> SqsBatchResponse
 where
     F: FnMut(SqsMessage) -> Fut,
     Fut: Future<Output = Result<(), crate::Error>>,
 {
-    let mut response = SqsBatchResponse::default();
-    for record in event.records {
+    let runs = event.records.into_iter().map(|record| {
         let id = record.message_id.clone().unwrap_or_default();
-        match process(record).await {
+        let run = process(record);
+        async move { (id, run.await) }
+    });
+    let mut response = SqsBatchResponse::default();
+    for (id, result) in bounded(concurrency, runs).await {
+        match result {
             Ok(()) => continue,
             Err(e) if e.is_retryable() => {
                 tracing::warn!(message_id = %id, error = %e, "temporary failure; the record goes back to the queue")
@@ -60,15 +65,32 @@ where
     response
 }
 
+/// Runs the futures, at most `limit` at a time (at least one), and returns
+/// their outputs in the order given. Futures are only created as a slot
+/// frees up.
+pub async fn bounded<I>(limit: usize, futures: I) -> Vec<<I::Item as Future>::Output>
+where
+    I: IntoIterator,
+    I::Item: Future,
+{
+    use futures_util::stream::{self, StreamExt};
+    stream::iter(futures).buffered(limit.max(1)).collect().await
+}
+
 /// `for_each_record` over a stage's hand-offs: each body parsed as `T` (a
 /// body that is not one goes back, and on to the dead-letter queue).
-pub async fn for_each_message<T, F, Fut>(event: SqsEvent, stage: &'static str, mut process: F) -> SqsBatchResponse
+pub async fn for_each_message<T, F, Fut>(
+    event: SqsEvent,
+    stage: &'static str,
+    concurrency: usize,
+    mut process: F,
+) -> SqsBatchResponse
 where
     T: serde::de::DeserializeOwned,
     F: FnMut(T) -> Fut,
     Fut: Future<Output = Result<(), crate::Error>>,
 {
-    for_each_record(event, |record| {
+    for_each_record(event, concurrency, |record| {
         let parsed = serde_json::from_str::<T>(record.body.as_deref().unwrap_or_default())
             .map_err(|e| crate::Error::permanent(stage, format!("not a hand-off this stage takes: {e}")));
         let run = parsed.map(&mut process);
@@ -84,5 +106,54 @@ impl From<crate::Error> for lambda_runtime::Diagnostic {
     fn from(e: crate::Error) -> Self {
         let kind = if e.is_retryable() { "Retryable" } else { "Permanent" };
         lambda_runtime::Diagnostic { error_type: kind.into(), error_message: e.to_string() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn bounded_runs_at_most_the_limit_at_once_and_keeps_the_order() {
+        let (running, peak) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let out = bounded(
+            3,
+            (0..10u64).map(|i| {
+                let (running, peak) = (&running, &peak);
+                async move {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    // Later ones finish first: the order must still hold.
+                    tokio::time::sleep(Duration::from_millis(20 - 2 * i)).await;
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    i
+                }
+            }),
+        )
+        .await;
+        assert_eq!(out, (0..10).collect::<Vec<_>>());
+        assert_eq!(peak.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn only_unsettled_records_come_back_as_batch_item_failures() {
+        let mut event = SqsEvent::default();
+        for id in ["ok", "retry", "permanent", "ok2"] {
+            let mut r = SqsMessage::default();
+            r.message_id = Some(id.into());
+            event.records.push(r);
+        }
+        let response = for_each_record(event, 4, |r| async move {
+            match r.message_id.as_deref() {
+                Some("retry") => Err(crate::Error::retryable("Op", "throttled")),
+                Some("permanent") => Err(crate::Error::permanent("Op", "no permission")),
+                _ => Ok(()),
+            }
+        })
+        .await;
+        let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+        assert_eq!(failed, ["retry", "permanent"]);
     }
 }

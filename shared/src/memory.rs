@@ -46,6 +46,8 @@ pub struct MemoryDirectory {
     faults: Faults,
     /// Every mutating call, in order, for assertions.
     pub calls: Mutex<Vec<String>>,
+    /// The account-wide reads (password policy, alias), in order.
+    pub account_reads: Mutex<Vec<&'static str>>,
 }
 
 impl MemoryDirectory {
@@ -134,12 +136,8 @@ impl UserDirectory for MemoryDirectory {
 
     async fn password_policy(&self) -> Result<PasswordPolicy> {
         self.fault("GetAccountPasswordPolicy")?;
+        lock(&self.account_reads).push("GetAccountPasswordPolicy");
         Ok(lock(&self.policy).clone().unwrap_or_else(PasswordPolicy::aws_default))
-    }
-
-    async fn has_login_profile(&self, user_name: &str) -> Result<bool> {
-        self.fault("GetLoginProfile")?;
-        Ok(lock(&self.login_profiles).contains_key(user_name))
     }
 
     async fn create_login_profile(
@@ -196,6 +194,7 @@ impl UserDirectory for MemoryDirectory {
     }
 
     async fn account_alias(&self) -> Result<Option<String>> {
+        lock(&self.account_reads).push("ListAccountAliases");
         Ok(lock(&self.alias).clone())
     }
 

@@ -42,12 +42,21 @@ where
     }
     let email = summary_email(ticket.ticket_id, ticket.requested_by, &ready, &refused);
     let key = format!("summary#{}", ticket.ticket_id);
-    idempotency::once(idempotency, &key, &payload_hash(&ticket.users), window, || async {
+    let sent = idempotency::once(idempotency, &key, &payload_hash(&ticket.users), window, || async {
         let id = mailer.send(sender, &email).await?;
         Ok(serde_json::Value::String(id))
     })
-    .await
-    .map(drop)
+    .await;
+    match sent {
+        // Two last users settled at once, and the other one is sending it.
+        // Its own message is not done until the email is out (or goes back
+        // to the queue and tries again), so this one need not wait for it.
+        Err(crate::Error::InProgress(_)) => {
+            tracing::info!(ticket_id = ticket.ticket_id, "summary being sent by another invocation");
+            Ok(())
+        }
+        other => other.map(drop),
+    }
 }
 
 fn summary_email(ticket_id: &str, to: &str, ready: &[String], refused: &[(String, String)]) -> Email {
@@ -75,4 +84,31 @@ fn summary_email(ticket_id: &str, to: &str, ready: &[String], refused: &[(String
     text.push_str("\nNo credentials are in this email: each person received their own.\n");
     html.push_str("<p>No credentials are in this email: each person received their own.</p>");
     Email { to: to.to_owned(), subject, text, html }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::{MemoryIdempotency, MemoryMailer, MemoryStatus};
+    use crate::ports::{StatusRecord, StatusStore};
+
+    #[tokio::test]
+    async fn last_two_users_settling_at_once_send_one_summary_and_neither_is_retried() {
+        let (status, idem, mailer) = (MemoryStatus::default(), MemoryIdempotency::default(), MemoryMailer::default());
+        let users = ["a".to_owned(), "b".to_owned()];
+        for u in &users {
+            status.record(&StatusRecord::new("T-1", u, Stage::Notified, None, 1)).await.unwrap();
+        }
+        let window = Window::new(100, 160, 3600);
+        let ticket = || TicketRef { ticket_id: "T-1", requested_by: "req@example.com", users: &users };
+        // The other user's invocation holds the summary's lease, mid-send.
+        let hash = payload_hash(&users);
+        assert_eq!(idem.claim("summary#T-1", &hash, 100, 160, 3600).await.unwrap(), crate::ports::Claim::Acquired);
+        send_if_settled(&status, &idem, &mailer, "from@example.com", ticket(), window).await.unwrap();
+        assert!(mailer.outbox().is_empty());
+        // Its lease ran out (it died): its message, back from the queue, sends it.
+        let later = Window::new(200, 260, 3600);
+        send_if_settled(&status, &idem, &mailer, "from@example.com", ticket(), later).await.unwrap();
+        assert_eq!(mailer.outbox().len(), 1);
+    }
 }

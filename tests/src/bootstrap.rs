@@ -27,6 +27,8 @@ pub struct Settings {
     pub allow: AllowList,
     /// Groups created if missing, with the managed policy each carries.
     pub groups: Vec<(String, String)>,
+    /// BATCH_CONCURRENCY of the SQS-driven stages.
+    pub concurrency: usize,
 }
 
 impl Settings {
@@ -65,6 +67,7 @@ impl Settings {
                 ("Power_Users".into(), POLICY_POWER_USER.into()),
                 ("ReadOnly".into(), POLICY_READ_ONLY.into()),
             ],
+            concurrency: env.concurrency(),
         }
     }
 }
@@ -89,6 +92,7 @@ impl Environment {
             sender: self.settings.sender.clone(),
             allow: self.settings.allow.clone(),
             idempotency_ttl_secs: 365 * DAY,
+            concurrency: self.settings.concurrency,
         }
     }
 
@@ -100,6 +104,7 @@ impl Environment {
             secret_prefix: self.settings.secret_prefix.clone(),
             change_password_policy: CHANGE_PASSWORD_POLICY.into(),
             idempotency_ttl_secs: 365 * DAY,
+            concurrency: self.settings.concurrency,
         }
     }
 
@@ -107,7 +112,11 @@ impl Environment {
     /// for running it locally (`make invoke`).
     pub fn function_env(&self, function: &str) -> Option<Vec<(String, String)>> {
         let s = &self.settings;
-        let mut vars = vec![("TABLE_NAME", self.table.clone()), ("SENDER_EMAIL", s.sender.clone())];
+        let mut vars = vec![
+            ("TABLE_NAME", self.table.clone()),
+            ("SENDER_EMAIL", s.sender.clone()),
+            ("BATCH_CONCURRENCY", s.concurrency.to_string()),
+        ];
         let join = |set: &std::collections::BTreeSet<String>| set.iter().cloned().collect::<Vec<_>>().join(",");
         match function {
             "create-user" => vars.extend([
@@ -152,6 +161,7 @@ impl Environment {
             table_name: self.table.clone(),
             sender: self.settings.sender.clone(),
             idempotency_ttl_secs: 365 * DAY,
+            concurrency: self.settings.concurrency,
         }
     }
 }

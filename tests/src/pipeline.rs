@@ -9,6 +9,7 @@ use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use shared::aws::{
     DynamoIdempotency, DynamoLedger, DynamoStatus, IamDirectory, SecretsManagerStore, SesMailer, SqsPublisher,
+    StateTable,
 };
 use shared::ports::{Clock, Email, Mailer, SystemClock, UserReady};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -118,11 +119,12 @@ impl LocalPipeline {
     pub fn new(sdk: &SdkConfig, env: Environment) -> Self {
         let mailer = || NotedMailer { inner: SesMailer::new(sdk), sent: Mutex::default() };
         let clock = TestClock::default();
+        let table = StateTable::new(sdk, &env.table);
         let config = env.create_user_config();
         let create_user = create_user::Deps {
             directory: IamDirectory::new(sdk),
-            idempotency: DynamoIdempotency::new(sdk, &config.table_name),
-            status: DynamoStatus::new(sdk, &config.table_name),
+            idempotency: table.idempotency(),
+            status: table.status(),
             publisher: SqsPublisher::new(sdk, &config.next_queue_url),
             mailer: mailer(),
             clock: clock.clone(),
@@ -132,9 +134,9 @@ impl LocalPipeline {
         let issue_credentials = issue_credentials::Deps {
             directory: IamDirectory::new(sdk),
             secrets: SecretsManagerStore::new(sdk),
-            ledger: DynamoLedger::new(sdk, &config.table_name),
-            idempotency: DynamoIdempotency::new(sdk, &config.table_name),
-            status: DynamoStatus::new(sdk, &config.table_name),
+            ledger: table.ledger(),
+            idempotency: table.idempotency(),
+            status: table.status(),
             publisher: SqsPublisher::new(sdk, &config.next_queue_url),
             mailer: mailer(),
             clock: clock.clone(),
@@ -143,8 +145,8 @@ impl LocalPipeline {
         let config = env.notify_user_config();
         let notify_user = notify_user::Deps {
             secrets: SecretsManagerStore::new(sdk),
-            idempotency: DynamoIdempotency::new(sdk, &config.table_name),
-            status: DynamoStatus::new(sdk, &config.table_name),
+            idempotency: table.idempotency(),
+            status: table.status(),
             mailer: mailer(),
             clock: clock.clone(),
             config,
@@ -152,10 +154,10 @@ impl LocalPipeline {
         let config = env.rotate_keys_config();
         let rotate_keys = rotate_keys::Deps {
             directory: IamDirectory::new(sdk),
-            idempotency: DynamoIdempotency::new(sdk, &config.table_name),
+            idempotency: table.idempotency(),
             publisher: SqsPublisher::new(sdk, &config.next_queue_url),
             mailer: mailer(),
-            ledger: DynamoLedger::new(sdk, &config.table_name),
+            ledger: table.ledger(),
             clock: clock.clone(),
             config,
         };
@@ -326,6 +328,9 @@ impl LocalPipeline {
                 },
             };
             self.timings.lock().unwrap_or_else(|p| p.into_inner()).push((queue.to_owned(), started.elapsed(), records));
+            // As the event source mapping does: the settled records are
+            // deleted in one batch call.
+            let mut settled = Vec::new();
             for m in &messages {
                 let id = m.message_id().unwrap_or_default();
                 let handle = m.receipt_handle().unwrap_or_default();
@@ -344,7 +349,17 @@ impl LocalPipeline {
                         .await?;
                 } else {
                     drained.handled += 1;
-                    self.sqs.delete_message().queue_url(queue).receipt_handle(handle).send().await?;
+                    let entry = aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                        .id(settled.len().to_string())
+                        .receipt_handle(handle)
+                        .build()?;
+                    settled.push(entry);
+                }
+            }
+            if !settled.is_empty() {
+                let out = self.sqs.delete_message_batch().queue_url(queue).set_entries(Some(settled)).send().await?;
+                if !out.failed().is_empty() {
+                    return Err(format!("DeleteMessageBatch failed for {:?}", out.failed()).into());
                 }
             }
             if drained.retried > retried_before {

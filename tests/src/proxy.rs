@@ -37,8 +37,16 @@ pub enum Fault {
 
 /// The driver's own calls (delivering and polling): never counted as a
 /// stage's step by `crash_at`.
-const DRIVER_ACTIONS: &[&str] =
-    &["PutEvents", "ReceiveMessage", "DeleteMessage", "ChangeMessageVisibility", "GetQueueAttributes"];
+/// The local driver's own calls (what the bus and the event source mapping
+/// do in AWS): never faulted, never counted as a stage's.
+pub const DRIVER_ACTIONS: &[&str] = &[
+    "PutEvents",
+    "ReceiveMessage",
+    "DeleteMessage",
+    "DeleteMessageBatch",
+    "ChangeMessageVisibility",
+    "GetQueueAttributes",
+];
 
 /// A share of the calls to a service (and optionally one operation).
 #[derive(Debug, Clone)]

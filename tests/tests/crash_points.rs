@@ -115,17 +115,18 @@ async fn run(
 #[tokio::test]
 async fn a_stage_dying_at_any_call_ends_in_the_undisturbed_state() {
     let proxy = FaultProxy::start(&tests::moto::shared().endpoint).await.unwrap();
-    let mut h = Harness::at(&proxy.endpoint, |_| {}).await;
+    // One record and one user at a time, so that the n-th call is the same
+    // call in every run. With BATCH_CONCURRENCY above 1 a kill stops each
+    // record in flight at one of these same points; what that adds is only
+    // that several emails can be at "accepted by SES, not yet recorded" at
+    // once (see RELIABILITY.md).
+    let mut h = Harness::at(&proxy.endpoint, |s| s.concurrency = 1).await;
     let (baseline, _) = run(&mut h, &proxy, None).await;
     let calls = proxy.stage_calls();
     let stage_log: Vec<String> = proxy
         .log()
         .into_iter()
-        .filter(|c| {
-            !["PutEvents", "ReceiveMessage", "DeleteMessage", "ChangeMessageVisibility", "GetQueueAttributes"]
-                .iter()
-                .any(|d| c.ends_with(d))
-        })
+        .filter(|c| !tests::proxy::DRIVER_ACTIONS.iter().any(|d| c.rsplit(':').next() == Some(*d)))
         .collect();
     let stage_log = &stage_log[stage_log.len() - calls..];
     assert!(calls > 30, "only {calls} stage calls counted");

@@ -66,6 +66,7 @@ async fn onboarding_ticket_and_create_user_sqs_event_create_the_three_users() {
                 sender: "iam-provisioner@example.com".into(),
                 allow: allow(),
                 idempotency_ttl_secs: 86_400,
+                concurrency: shared::config::DEFAULT_CONCURRENCY,
             },
         };
         if via_sqs {
@@ -101,6 +102,7 @@ async fn issue_credentials_event_issues_a_password_and_a_key() {
             secret_prefix: "iam-provisioner/users/".into(),
             change_password_policy: shared::config::CHANGE_PASSWORD_POLICY.into(),
             idempotency_ttl_secs: 86_400,
+            concurrency: shared::config::DEFAULT_CONCURRENCY,
         },
     };
     managed_user(&d.directory, &body.user_name, &body.ticket_id);
@@ -125,6 +127,7 @@ async fn notify_user_event_sends_the_three_emails() {
             table_name: "t".into(),
             sender: "iam-provisioner@example.com".into(),
             idempotency_ttl_secs: 86_400,
+            concurrency: shared::config::DEFAULT_CONCURRENCY,
         },
     };
     let secret = shared::secret::UserSecret {

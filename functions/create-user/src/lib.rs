@@ -91,7 +91,7 @@ where
     /// An SQS batch: only retryable failures come back as batch item
     /// failures; refusals are recorded and final.
     pub async fn handle_sqs(&self, event: SqsEvent, lease_until: u64) -> SqsBatchResponse {
-        shared::lambda::for_each_record(event, |record| async move {
+        shared::lambda::for_each_record(event, self.config.concurrency, |record| async move {
             self.handle_body(record.body.as_deref().unwrap_or_default(), lease_until).await.map(drop)
         })
         .await
@@ -152,20 +152,49 @@ where
 
         let users: Vec<String> = resolved.iter().map(|r| r.plan.user_name.clone()).collect();
         let mut report = TicketReport { ticket_id: key.to_owned(), ..Default::default() };
-        for r in &resolved {
-            self.set_status(key, &r.plan.user_name, Stage::Accepted, None).await?;
-        }
-        for r in resolved {
-            match self.provision(ticket, key, &r, &users, window).await {
-                Ok(()) => report.created.push(r.plan.user_name),
-                Err(e) if e.is_retryable() => return Err(e),
+        // A run that takes over from one that died finds what it finished:
+        // a user recorded past `accepted` was created and handed on (or
+        // refused) already, and is not handed on again.
+        let earlier: BTreeMap<String, StatusRecord> =
+            self.status.for_ticket(key).await?.into_iter().map(|r| (r.user_name.clone(), r)).collect();
+        let now = self.clock.now();
+        let accepted: Vec<StatusRecord> = users
+            .iter()
+            .filter(|u| !earlier.contains_key(*u))
+            .map(|u| StatusRecord::new(key, u, Stage::Accepted, None, now))
+            .collect();
+        self.status.record_all(&accepted).await?;
+        // Users are independent once the ticket has passed: a few at a time.
+        let outcomes = shared::lambda::bounded(
+            self.config.concurrency,
+            resolved.iter().map(|r| async {
+                match earlier.get(&r.plan.user_name) {
+                    Some(done) if done.stage == Stage::Failed => Ok(Some(done.reason.iter().cloned().collect())),
+                    Some(done) if done.stage > Stage::Accepted => Ok(None),
+                    _ => self.provision(ticket, key, r, &users).await.map(|()| None),
+                }
+            }),
+        )
+        .await;
+        let mut retry = None;
+        for (r, outcome) in resolved.into_iter().zip(outcomes) {
+            let user_name = r.plan.user_name;
+            match outcome {
+                Ok(None) => report.created.push(user_name),
+                Ok(Some(reasons)) => report.refused.push(UserRefused { user_name, reasons }),
+                Err(e) if e.is_retryable() => retry = retry.or(Some(e)),
                 Err(e) => {
                     let reason = e.to_string();
-                    tracing::warn!(ticket_id = %key, user = %r.plan.user_name, %reason, "user refused while provisioning");
-                    self.set_status(key, &r.plan.user_name, Stage::Failed, Some(reason.clone())).await?;
-                    report.refused.push(UserRefused { user_name: r.plan.user_name, reasons: vec![reason] });
+                    tracing::warn!(ticket_id = %key, user = %user_name, %reason, "user refused while provisioning");
+                    self.set_status(key, &user_name, Stage::Failed, Some(reason.clone())).await?;
+                    report.refused.push(UserRefused { user_name, reasons: vec![reason] });
                 }
             }
+        }
+        // The users that are done stay done (their status says so); the
+        // retry of the ticket finishes the others.
+        if let Some(e) = retry {
+            return Err(e);
         }
         if !report.refused.is_empty() {
             self.email_refusals(ticket, key, key, &report, window).await?;
@@ -283,15 +312,11 @@ where
     }
 
     /// Creates one user (or completes one this ticket created earlier), then
-    /// hands it to issue-credentials exactly once.
-    async fn provision(
-        &self,
-        ticket: &Ticket,
-        key: &str,
-        r: &Resolved,
-        users: &[String],
-        window: Window,
-    ) -> Result<()> {
+    /// hands it to issue-credentials. The status written after the hand-off
+    /// is what keeps a later run from handing it on again; a run cut off
+    /// between the two hands it on twice, which issue-credentials absorbs
+    /// (its own idempotency record per ticket and user).
+    async fn provision(&self, ticket: &Ticket, key: &str, r: &Resolved, users: &[String]) -> Result<()> {
         let plan = &r.plan;
         let new_user = NewUser {
             user_name: plan.user_name.clone(),
@@ -321,8 +346,6 @@ where
             self.directory.attach_user_policy(&plan.user_name, arn).await?;
         }
 
-        self.set_status(key, &plan.user_name, Stage::UserCreated, None).await?;
-
         let ready = UserReady {
             ticket_id: key.to_owned(),
             requested_by: ticket.requested_by.clone(),
@@ -335,12 +358,8 @@ where
             ticket_users: users.to_vec(),
             rotate: None,
         };
-        let handoff = format!("create-user#{key}#handoff#{}", plan.user_name);
-        idempotency::once(&self.idempotency, &handoff, &payload_hash(&ready), window, || async {
-            self.publisher.publish(&ready).await?;
-            Ok(serde_json::Value::Bool(true))
-        })
-        .await?;
+        self.publisher.publish(&ready).await?;
+        self.set_status(key, &plan.user_name, Stage::UserCreated, None).await?;
         tracing::info!(ticket_id = %key, user = %plan.user_name, "user created and handed to issue-credentials");
         Ok(())
     }

@@ -29,6 +29,7 @@ fn deps() -> Fakes {
                 default_boundary: POWER_USER.into(),
             },
             idempotency_ttl_secs: 86_400,
+            concurrency: shared::config::DEFAULT_CONCURRENCY,
         },
     }
 }
@@ -114,7 +115,9 @@ async fn retryable_failure_half_way_is_completed_by_the_retry() {
     let err = run(&d, &ticket()).await.unwrap_err();
     assert!(err.is_retryable());
     assert!(d.directory.user("emily.chen").is_some(), "the user was created before the failure");
-    assert!(d.publisher.events::<UserReady>().is_empty());
+    // The other user of the ticket is not held up by it.
+    let handed: Vec<String> = d.publisher.events::<UserReady>().into_iter().map(|r| r.user_name).collect();
+    assert_eq!(handed, ["raj.patel"]);
     let report = run(&d, &ticket()).await.unwrap();
     assert_eq!(report.created, ["emily.chen", "raj.patel"]);
     assert_eq!(d.directory.user("emily.chen").unwrap().1.managed_policies, [READ_ONLY]);
@@ -376,4 +379,29 @@ async fn eventbridge_envelope_and_bare_ticket_are_the_same_ticket() {
     let other = json!({"source": "someone.else", "detail-type": "Onboarding Ticket Approved", "detail": ticket()});
     let refused = deps().handle_body(&other.to_string(), LEASE).await.unwrap();
     assert!(refused.refused[0].reasons[0].contains("not an approved onboarding ticket"));
+}
+
+/// The status written after each hand-off is what a retry reads: a run that
+/// failed part way hands on only the users it had not handed on yet, and
+/// does not touch IAM for the others.
+#[tokio::test]
+async fn retry_after_a_failure_part_way_hands_on_only_the_users_not_yet_handed_on() {
+    let d = deps();
+    let mut t = ticket();
+    t["users"][0]["groups"] = json!([]);
+    t["users"][1]["groups"] = json!(["Developers"]);
+    d.directory.fail_next("AddUserToGroup", Error::retryable("AddUserToGroup", "throttled"));
+    let err = run(&d, &t).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    let handed: Vec<String> = d.publisher.events::<UserReady>().into_iter().map(|r| r.user_name).collect();
+    assert_eq!(handed, ["emily.chen"]);
+
+    let report = run(&d, &t).await.unwrap();
+    assert_eq!(report.created, ["emily.chen", "raj.patel"]);
+    let handed: Vec<String> = d.publisher.events::<UserReady>().into_iter().map(|r| r.user_name).collect();
+    assert_eq!(handed, ["emily.chen", "raj.patel"], "each user handed on once");
+    let creates = d.directory.calls.lock().unwrap().iter().filter(|c| c.starts_with("CreateUser emily.chen")).count();
+    assert_eq!(creates, 1, "the user handed on before was left alone");
+    let statuses = d.status.for_ticket("ONB-1").await.unwrap();
+    assert!(statuses.iter().all(|s| s.stage == Stage::UserCreated), "{statuses:?}");
 }

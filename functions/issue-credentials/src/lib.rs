@@ -41,6 +41,15 @@ pub fn sign_in_url(alias_or_account_id: &str) -> String {
     format!("https://{alias_or_account_id}.signin.aws.amazon.com/console")
 }
 
+/// What one invocation reads of the account once, for all its records: the
+/// alias (for the sign-in URL) and the password policy. Not kept longer, so a
+/// policy an administrator tightens applies from the next invocation on.
+#[derive(Default)]
+struct Account {
+    alias: tokio::sync::OnceCell<Option<String>>,
+    policy: tokio::sync::OnceCell<password::PasswordPolicy>,
+}
+
 fn account_id_of(arn: &str) -> Option<&str> {
     arn.split(':').nth(4).filter(|id| !id.is_empty())
 }
@@ -61,19 +70,33 @@ where
     }
 
     pub async fn handle_sqs(&self, event: SqsEvent, lease_until: u64) -> SqsBatchResponse {
-        shared::lambda::for_each_message(event, "issue-credentials", |ready: UserReady| async move {
-            self.handle(&ready, lease_until).await.map(drop)
-        })
+        let account = Account::default();
+        let account = &account;
+        shared::lambda::for_each_message(
+            event,
+            "issue-credentials",
+            self.config.concurrency,
+            |ready: UserReady| async move { self.handle_in(&ready, lease_until, account).await.map(drop) },
+        )
         .await
     }
 
     /// `Ok` once the user is settled: credentials issued and handed on, or
     /// refused and recorded.
     pub async fn handle(&self, ready: &UserReady, lease_until: u64) -> Result<Option<CredentialsReady>> {
+        self.handle_in(ready, lease_until, &Account::default()).await
+    }
+
+    async fn handle_in(
+        &self,
+        ready: &UserReady,
+        lease_until: u64,
+        account: &Account,
+    ) -> Result<Option<CredentialsReady>> {
         let window = self.window(lease_until);
         let key = format!("issue-credentials#{}#{}", ready.ticket_id, ready.user_name);
         let run = idempotency::once(&self.idempotency, &key, &payload_hash(ready), window, || async {
-            let out = self.issue(ready, window).await?;
+            let out = self.issue(ready, account).await?;
             serde_json::to_value(&out).map_err(|e| Error::permanent("result", e.to_string()))
         })
         .await;
@@ -110,7 +133,7 @@ where
         }
     }
 
-    async fn issue(&self, ready: &UserReady, window: Window) -> Result<CredentialsReady> {
+    async fn issue(&self, ready: &UserReady, account_facts: &Account) -> Result<CredentialsReady> {
         let name = &ready.user_name;
         // Never issue credentials for a user this ticket did not create,
         // whatever a message on the queue says.
@@ -128,8 +151,9 @@ where
                 format!("user {name:?} was not created by ticket {}", ready.ticket_id),
             ));
         }
-        let account = match self.directory.account_alias().await? {
-            Some(alias) => alias,
+        let alias = account_facts.alias.get_or_try_init(|| self.directory.account_alias()).await?;
+        let account = match alias {
+            Some(alias) => alias.clone(),
             None => account_id_of(&user.arn)
                 .ok_or_else(|| Error::permanent("GetUser", "no account id in the user's ARN"))?
                 .to_owned(),
@@ -149,10 +173,10 @@ where
             },
         };
         let before = secret.clone();
-        let policy = self.directory.password_policy().await?;
+        let policy = account_facts.policy.get_or_try_init(|| self.directory.password_policy()).await?;
 
         if ready.console && secret.password.is_none() {
-            secret.password = Some(self.console_password(ready, &policy).await?);
+            secret.password = Some(self.console_password(ready, policy).await?);
         }
         if ready.programmatic {
             self.issue_key(ready, &mut secret).await?;
@@ -183,7 +207,9 @@ where
             // After the secret: a key in the ledger is a key whose secret was kept.
             self.ledger.record_issued(&record).await?;
         }
-        if ready.console && !self.directory.has_login_profile(name).await? {
+        if ready.console {
+            // Already there when a run that died after making it is retried:
+            // made from this same stored password, so there is nothing to do.
             let password = secret.password.as_ref().ok_or_else(|| Error::permanent("secret", "password missing"))?;
             self.directory.create_login_profile(name, password, ready.require_password_reset).await?;
         }
@@ -212,12 +238,10 @@ where
             ticket_users: ready.ticket_users.clone(),
             replaces: ready.rotate.clone(),
         };
-        let handoff = format!("issue-credentials#{}#{}#handoff", ready.ticket_id, name);
-        idempotency::once(&self.idempotency, &handoff, &payload_hash(&next), window, || async {
-            self.publisher.publish(&next).await?;
-            Ok(serde_json::Value::Bool(true))
-        })
-        .await?;
+        // Under this user's idempotency record: handed on once, except by a
+        // run cut off after this line, whose retry hands on the same message
+        // again; notify-user keeps one record per email, so that sends nothing twice.
+        self.publisher.publish(&next).await?;
         tracing::info!(ticket_id = %ready.ticket_id, user = %name, "credentials issued and stored; handed to notify-user");
         Ok(next)
     }
@@ -229,7 +253,8 @@ where
     async fn issue_key(&self, ready: &UserReady, secret: &mut UserSecret) -> Result<()> {
         let name = &ready.user_name;
         let keys = self.directory.access_keys(name).await?;
-        let ledger = self.ledger.keys_of(name).await?;
+        // Only a key IAM has needs the ledger's word on whether it is ours.
+        let ledger = if keys.is_empty() { Vec::new() } else { self.ledger.keys_of(name).await? };
         let recorded = secret.access_key_id.clone();
         let known = |id: &str| recorded.as_deref() == Some(id) || ledger.iter().any(|k| k.access_key_id == id);
         for orphan in keys.iter().filter(|k| !known(&k.access_key_id)) {

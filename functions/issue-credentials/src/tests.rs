@@ -32,6 +32,7 @@ fn deps() -> Fakes {
             secret_prefix: "iam-provisioner/users/".into(),
             change_password_policy: shared::config::CHANGE_PASSWORD_POLICY.into(),
             idempotency_ttl_secs: 86_400,
+            concurrency: shared::config::DEFAULT_CONCURRENCY,
         },
     };
     for (name, ticket) in [("emily", "ONB-1"), ("other", "ONB-0")] {
@@ -200,4 +201,46 @@ async fn a_user_of_another_ticket_gets_no_credentials() {
     assert!(d.handle(&r, LEASE).await.unwrap().is_none());
     assert!(d.directory.keys.lock().unwrap().is_empty());
     assert!(d.directory.login_profiles.lock().unwrap().is_empty());
+}
+
+fn sqs_event(bodies: &[UserReady]) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    for (i, body) in bodies.iter().enumerate() {
+        let mut record = aws_lambda_events::event::sqs::SqsMessage::default();
+        record.message_id = Some(format!("m{i}"));
+        record.body = Some(serde_json::to_string(body).unwrap());
+        event.records.push(record);
+    }
+    event
+}
+
+#[tokio::test]
+async fn a_batch_reads_the_password_policy_and_alias_once_and_the_next_batch_again() {
+    let d = deps();
+    let users = ["ann", "bob", "cy"];
+    for name in users {
+        d.directory.insert(
+            IamUser {
+                user_name: name.into(),
+                path: "/".into(),
+                arn: format!("arn:aws:iam::210987654321:user/{name}"),
+                boundary: None,
+                tags: BTreeMap::from([(MANAGED_TAG.into(), "true".into()), (TICKET_TAG.into(), "ONB-1".into())]),
+            },
+            Permissions::default(),
+        );
+    }
+    let batch: Vec<UserReady> = users
+        .iter()
+        .map(|u| UserReady { user_name: (*u).into(), email: format!("{u}@example.com"), ..ready(true, true) })
+        .collect();
+    let response = d.handle_sqs(sqs_event(&batch), LEASE).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(d.publisher.events::<CredentialsReady>().len(), 3);
+    assert_eq!(*d.directory.account_reads.lock().unwrap(), ["ListAccountAliases", "GetAccountPasswordPolicy"]);
+    // A policy tightened between invocations applies to the next one.
+    *d.directory.policy.lock().unwrap() = Some(PasswordPolicy { minimum_length: 40, ..PasswordPolicy::aws_default() });
+    d.handle_sqs(sqs_event(&[ready(true, false)]), LEASE).await;
+    assert_eq!(d.directory.account_reads.lock().unwrap().len(), 4);
+    assert_eq!(stored(&d).password.unwrap().expose().len(), 40);
 }

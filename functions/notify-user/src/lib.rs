@@ -6,7 +6,9 @@
 //!    the secret access key.
 //!
 //! Each email has its own idempotency record, so a retry after a partial
-//! failure sends only what is missing.
+//! failure, or a second delivery of the same message, sends only what is
+//! missing. The records are the only lock needed: two deliveries at once
+//! each meet the other's lease on the email it is sending and retry later.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use shared::config::NotifyUserConfig;
@@ -39,22 +41,19 @@ where
     }
 
     pub async fn handle_sqs(&self, event: SqsEvent, lease_until: u64) -> SqsBatchResponse {
-        shared::lambda::for_each_message(event, "notify-user", |ready: CredentialsReady| async move {
-            self.handle(&ready, lease_until).await
-        })
+        shared::lambda::for_each_message(
+            event,
+            "notify-user",
+            self.config.concurrency,
+            |ready: CredentialsReady| async move { self.handle(&ready, lease_until).await },
+        )
         .await
     }
 
     /// `Ok` once the user is settled: every email sent, or refused and recorded.
     pub async fn handle(&self, ready: &CredentialsReady, lease_until: u64) -> Result<()> {
         let window = self.window(lease_until);
-        let key = format!("notify-user#{}#{}", ready.ticket_id, ready.user_name);
-        let run = idempotency::once(&self.idempotency, &key, &payload_hash(ready), window, || async {
-            self.notify(ready, window).await?;
-            Ok(serde_json::Value::Bool(true))
-        })
-        .await;
-        let outcome = match run {
+        let outcome = match self.notify(ready, window).await {
             Ok(_) => Ok(()),
             Err(e) if e.is_retryable() => return Err(e),
             // Same user, other content: not a replay but a stray or forged
@@ -119,11 +118,13 @@ where
         Ok(())
     }
 
-    /// The record's hash is of what identifies the email, never of its body
-    /// (a hash of a password is still about the password).
+    /// The record's hash is of the message that asked for the email, never
+    /// of the email's body (a hash of a password is still about the
+    /// password): the same message again is a replay, another one under the
+    /// same ticket and user is refused as a mismatch.
     async fn send_once(&self, ready: &CredentialsReady, kind: &str, email: Email, window: Window) -> Result<()> {
         let key = format!("notify-user#{}#{}#{kind}", ready.ticket_id, ready.user_name);
-        idempotency::once(&self.idempotency, &key, &payload_hash(&(&ready.email, kind)), window, || async {
+        idempotency::once(&self.idempotency, &key, &payload_hash(ready), window, || async {
             let id = self.mailer.send(&self.config.sender, &email).await?;
             tracing::info!(user = %ready.user_name, email = kind, message_id = %id, "email sent");
             Ok(serde_json::Value::String(id))

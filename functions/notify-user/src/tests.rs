@@ -18,6 +18,7 @@ fn deps() -> Fakes {
             table_name: "t".into(),
             sender: "iam-provisioner@example.com".into(),
             idempotency_ttl_secs: 86_400,
+            concurrency: shared::config::DEFAULT_CONCURRENCY,
         },
     };
     let secret = UserSecret {
@@ -131,4 +132,19 @@ async fn summary_waits_until_every_user_is_settled() {
     let summary: Vec<Email> = d.mailer.outbox().into_iter().filter(|e| e.to == "it-ops@example.com").collect();
     assert_eq!(summary.len(), 1);
     assert!(summary[0].text.contains("raj: weak"));
+}
+
+/// Another message under the same ticket and user (a stray or forged one,
+/// here with another address) is not a replay: it sends nothing and is
+/// not settled, so it ends in the dead-letter queue for a person.
+#[tokio::test]
+async fn other_message_for_a_notified_user_sends_nothing_and_is_not_settled() {
+    let d = deps();
+    d.handle(&ready(), LEASE).await.unwrap();
+    let sent = d.mailer.outbox().len();
+    let forged = CredentialsReady { email: "attacker@example.net".into(), ..ready() };
+    let err = d.handle(&forged, LEASE).await.unwrap_err();
+    assert!(matches!(err, Error::PayloadMismatch(_)), "{err}");
+    assert_eq!(d.mailer.outbox().len(), sent);
+    assert!(d.mailer.outbox().iter().all(|e| e.to != "attacker@example.net"));
 }

@@ -137,14 +137,6 @@ impl UserDirectory for IamDirectory {
         }
     }
 
-    async fn has_login_profile(&self, user_name: &str) -> Result<bool> {
-        match self.client.get_login_profile().user_name(user_name).send().await {
-            Ok(_) => Ok(true),
-            Err(e) if code(&e) == Some("NoSuchEntity") => Ok(false),
-            Err(e) => Err(classify("GetLoginProfile", e)),
-        }
-    }
-
     async fn create_login_profile(
         &self,
         user_name: &str,
