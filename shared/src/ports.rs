@@ -286,6 +286,17 @@ pub struct Replaced {
 /// Hands work to the next stage (its SQS queue).
 pub trait EventPublisher: Send + Sync {
     fn publish<E: Serialize + Sync>(&self, event: &E) -> impl Future<Output = Result<()>> + Send;
+    /// Many at once, in fewer round trips where the queue allows. On an
+    /// error some may have gone already: a caller sends them all again, and
+    /// the next stage's idempotency absorbs the repeats.
+    fn publish_all<E: Serialize + Sync>(&self, events: &[E]) -> impl Future<Output = Result<()>> + Send {
+        async move {
+            for event in events {
+                self.publish(event).await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

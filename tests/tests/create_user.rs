@@ -402,3 +402,22 @@ async fn accepted_records_are_one_transaction_and_never_move_a_user_back() {
     let expected = [("a", Stage::Accepted), ("b", Stage::Notified), ("c", Stage::Accepted), ("d", Stage::Accepted)];
     assert_eq!(stages, expected.map(|(u, s)| (u.to_owned(), s)));
 }
+
+/// A ticket's users are handed on in one SendMessageBatch and recorded in
+/// one status transaction, not a call per user each.
+#[tokio::test]
+async fn a_tickets_hand_offs_are_one_batch_and_its_statuses_one_transaction() {
+    let proxy = FaultProxy::start(&tests::moto::shared().endpoint).await.unwrap();
+    let h = create_user_only(Harness::at(&proxy.endpoint, |_| {}).await);
+    let s = unique("");
+    let id = format!("ONB-{s}");
+    let users: Vec<Value> = (0..3).map(|i| user(&format!("h{i}{s}"), true, true)).collect();
+    let drained = h.run(&ticket(&id, users)).await;
+    assert_eq!((drained.handled, drained.retried), (1, 0));
+    let count = |op: &str| proxy.log().iter().filter(|c| c.rsplit(':').next() == Some(op)).count();
+    assert_eq!(count("SendMessageBatch"), 1);
+    assert_eq!(count("SendMessage"), 0);
+    assert_eq!(count("TransactWriteItems"), 2, "accepted, then user_created");
+    assert_eq!(h.pipeline.take_handoffs().await.unwrap().len(), 3);
+    assert!(h.statuses(&id).await.iter().all(|r| r.stage == Stage::UserCreated));
+}

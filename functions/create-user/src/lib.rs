@@ -53,6 +53,15 @@ struct Grant {
     managed_policies: Vec<String>,
 }
 
+/// What became of one user of a ticket that passed.
+enum Provisioned {
+    Ready(UserReady),
+    /// Handed on by an earlier run of this ticket.
+    HandedOn,
+    /// Refused by an earlier run of this ticket, for these reasons.
+    Refused(Vec<String>),
+}
+
 struct Resolved {
     plan: UserPlan,
     boundary: String,
@@ -169,28 +178,42 @@ where
             self.config.concurrency,
             resolved.iter().map(|r| async {
                 match earlier.get(&r.plan.user_name) {
-                    Some(done) if done.stage == Stage::Failed => Ok(Some(done.reason.iter().cloned().collect())),
-                    Some(done) if done.stage > Stage::Accepted => Ok(None),
-                    _ => self.provision(ticket, key, r, &users).await.map(|()| None),
+                    Some(done) if done.stage == Stage::Failed => {
+                        Ok(Provisioned::Refused(done.reason.iter().cloned().collect()))
+                    }
+                    Some(done) if done.stage > Stage::Accepted => Ok(Provisioned::HandedOn),
+                    _ => self.provision(ticket, key, r, &users).await.map(Provisioned::Ready),
                 }
             }),
         )
         .await;
-        let mut retry = None;
+        let (mut ready, mut settled, mut retry) = (Vec::new(), Vec::new(), None);
         for (r, outcome) in resolved.into_iter().zip(outcomes) {
             let user_name = r.plan.user_name;
             match outcome {
-                Ok(None) => report.created.push(user_name),
-                Ok(Some(reasons)) => report.refused.push(UserRefused { user_name, reasons }),
+                Ok(Provisioned::Ready(handoff)) => {
+                    ready.push(handoff);
+                    settled.push(StatusRecord::new(key, &user_name, Stage::UserCreated, None, now));
+                    report.created.push(user_name);
+                }
+                Ok(Provisioned::HandedOn) => report.created.push(user_name),
+                Ok(Provisioned::Refused(reasons)) => report.refused.push(UserRefused { user_name, reasons }),
                 Err(e) if e.is_retryable() => retry = retry.or(Some(e)),
                 Err(e) => {
                     let reason = e.to_string();
                     tracing::warn!(ticket_id = %key, user = %user_name, %reason, "user refused while provisioning");
-                    self.set_status(key, &user_name, Stage::Failed, Some(reason.clone())).await?;
+                    settled.push(StatusRecord::new(key, &user_name, Stage::Failed, Some(reason.clone()), now));
                     report.refused.push(UserRefused { user_name, reasons: vec![reason] });
                 }
             }
         }
+        // The hand-offs in as few calls as SQS allows, then the statuses that
+        // keep a retry from handing them on again. A run cut off between the
+        // two hands them on twice; issue-credentials' record per ticket and
+        // user absorbs that.
+        self.publisher.publish_all(&ready).await?;
+        self.status.record_all(&settled).await?;
+        tracing::info!(ticket_id = %key, users = ready.len(), "users handed to issue-credentials");
         // The users that are done stay done (their status says so); the
         // retry of the ticket finishes the others.
         if let Some(e) = retry {
@@ -311,12 +334,9 @@ where
         Ok((boundary, grant))
     }
 
-    /// Creates one user (or completes one this ticket created earlier), then
-    /// hands it to issue-credentials. The status written after the hand-off
-    /// is what keeps a later run from handing it on again; a run cut off
-    /// between the two hands it on twice, which issue-credentials absorbs
-    /// (its own idempotency record per ticket and user).
-    async fn provision(&self, ticket: &Ticket, key: &str, r: &Resolved, users: &[String]) -> Result<()> {
+    /// Creates one user (or completes one this ticket created earlier) and
+    /// returns its hand-off for issue-credentials.
+    async fn provision(&self, ticket: &Ticket, key: &str, r: &Resolved, users: &[String]) -> Result<UserReady> {
         let plan = &r.plan;
         let new_user = NewUser {
             user_name: plan.user_name.clone(),
@@ -358,10 +378,8 @@ where
             ticket_users: users.to_vec(),
             rotate: None,
         };
-        self.publisher.publish(&ready).await?;
-        self.set_status(key, &plan.user_name, Stage::UserCreated, None).await?;
-        tracing::info!(ticket_id = %key, user = %plan.user_name, "user created and handed to issue-credentials");
-        Ok(())
+        tracing::info!(ticket_id = %key, user = %plan.user_name, "user created");
+        Ok(ready)
     }
 
     async fn set_status(&self, ticket_id: &str, user_name: &str, stage: Stage, reason: Option<String>) -> Result<()> {
