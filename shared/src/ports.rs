@@ -224,8 +224,11 @@ impl StatusRecord {
 pub trait StatusStore: Send + Sync {
     /// Writes the record unless the stored one is already further along.
     fn record(&self, record: &StatusRecord) -> impl Future<Output = Result<()>> + Send;
-    /// `record` for many at once; a store may write them in fewer round trips.
-    fn record_all(&self, records: &[StatusRecord]) -> impl Future<Output = Result<()>> + Send {
+    /// The first records of users that have none, in as few round trips as
+    /// the store allows, and without `record`'s forward-only check: only for
+    /// a caller that knows no record exists and none can appear meanwhile
+    /// (create-user, holding its ticket's lease, before any hand-off).
+    fn create_all(&self, records: &[StatusRecord]) -> impl Future<Output = Result<()>> + Send {
         async move {
             for r in records {
                 self.record(r).await?;

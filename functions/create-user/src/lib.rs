@@ -172,7 +172,7 @@ where
             .filter(|u| !earlier.contains_key(*u))
             .map(|u| StatusRecord::new(key, u, Stage::Accepted, None, now))
             .collect();
-        self.status.record_all(&accepted).await?;
+        self.status.create_all(&accepted).await?;
         // Users are independent once the ticket has passed: a few at a time.
         let outcomes = shared::lambda::bounded(
             self.config.concurrency,
@@ -212,7 +212,13 @@ where
         // two hands them on twice; issue-credentials' record per ticket and
         // user absorbs that.
         self.publisher.publish_all(&ready).await?;
-        self.status.record_all(&settled).await?;
+        // Each with its forward-only check: issue-credentials may already
+        // have moved a user on.
+        for written in
+            shared::lambda::bounded(self.config.concurrency, settled.iter().map(|r| self.status.record(r))).await
+        {
+            written?;
+        }
         tracing::info!(ticket_id = %key, users = ready.len(), "users handed to issue-credentials");
         // The users that are done stay done (their status says so); the
         // retry of the ticket finishes the others.

@@ -8,7 +8,7 @@
 use super::{classify, code};
 use crate::error::{Error, Result};
 use crate::ports::{Claim, IdempotencyStore, KeyLedger, KeyRecord, Stage, StatusRecord, StatusStore};
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
 
@@ -201,32 +201,41 @@ impl StatusStore for DynamoStatus {
         }
     }
 
-    /// One transaction per 100 records (DynamoDB's limit), with the same
-    /// forward-only condition on each. A transaction is all or nothing, so
-    /// when any record is already further along (a replay) it is cancelled
-    /// and the records are written one by one, each keeping its own
-    /// condition.
-    async fn record_all(&self, records: &[StatusRecord]) -> Result<()> {
-        for chunk in records.chunks(100) {
-            let mut puts = Vec::with_capacity(chunk.len());
+    /// BatchWriteItem, 25 at a time (DynamoDB's limit), with what DynamoDB
+    /// leaves unprocessed sent again a few times before giving up. Not a
+    /// transaction: that would cost twice the write capacity for a check
+    /// the caller has made already (and moto copies the whole table per
+    /// item of a transaction: see BENCHMARKS.md).
+    async fn create_all(&self, records: &[StatusRecord]) -> Result<()> {
+        for chunk in records.chunks(25) {
+            let mut writes = Vec::with_capacity(chunk.len());
             for r in chunk {
-                let put = Put::builder()
-                    .table_name(&self.table)
+                let put = PutRequest::builder()
                     .set_item(Some(status_item(r)))
-                    .condition_expression(FORWARD_ONLY)
-                    .expression_attribute_values(":rank", n(r.stage as u64))
                     .build()
-                    .map_err(|e| Error::permanent("TransactWriteItems", e.to_string()))?;
-                puts.push(TransactWriteItem::builder().put(put).build());
+                    .map_err(|e| Error::permanent("BatchWriteItem", e.to_string()))?;
+                writes.push(WriteRequest::builder().put_request(put).build());
             }
-            match self.client.transact_write_items().set_transact_items(Some(puts)).send().await {
-                Ok(_) => {}
-                Err(e) if code(&e) == Some("TransactionCanceledException") => {
-                    for r in chunk {
-                        self.record(r).await?;
-                    }
+            let mut pending = HashMap::from([(self.table.clone(), writes)]);
+            let mut delay = std::time::Duration::from_millis(50);
+            for attempt in 0..5 {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .set_request_items(Some(pending))
+                    .send()
+                    .await
+                    .map_err(|e| classify("BatchWriteItem", e))?;
+                pending = out.unprocessed_items.unwrap_or_default();
+                pending.retain(|_, w| !w.is_empty());
+                if pending.is_empty() {
+                    break;
                 }
-                Err(e) => return Err(classify("TransactWriteItems", e)),
+                if attempt == 4 {
+                    return Err(Error::retryable("BatchWriteItem", "items left unprocessed after 5 attempts"));
+                }
+                tokio::time::sleep(delay).await;
+                delay *= 2;
             }
         }
         Ok(())
