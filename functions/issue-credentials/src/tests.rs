@@ -36,18 +36,23 @@ fn deps() -> Fakes {
         },
     };
     for (name, ticket) in [("emily", "ONB-1"), ("other", "ONB-0")] {
-        d.directory.insert(
-            IamUser {
-                user_name: name.into(),
-                path: "/".into(),
-                arn: format!("arn:aws:iam::210987654321:user/{name}"),
-                boundary: None,
-                tags: BTreeMap::from([(MANAGED_TAG.into(), "true".into()), (TICKET_TAG.into(), ticket.into())]),
-            },
-            Permissions::default(),
-        );
+        insert_managed_user(&d, name, ticket);
     }
     d
+}
+
+/// A user create-user made for `ticket`.
+fn insert_managed_user(d: &Fakes, name: &str, ticket: &str) {
+    d.directory.insert(
+        IamUser {
+            user_name: name.into(),
+            path: "/".into(),
+            arn: format!("arn:aws:iam::210987654321:user/{name}"),
+            boundary: None,
+            tags: BTreeMap::from([(MANAGED_TAG.into(), "true".into()), (TICKET_TAG.into(), ticket.into())]),
+        },
+        Permissions::default(),
+    );
 }
 
 fn ready(console: bool, programmatic: bool) -> UserReady {
@@ -219,16 +224,7 @@ async fn a_batch_reads_the_password_policy_and_alias_once_and_the_next_batch_aga
     let d = deps();
     let users = ["ann", "bob", "cy"];
     for name in users {
-        d.directory.insert(
-            IamUser {
-                user_name: name.into(),
-                path: "/".into(),
-                arn: format!("arn:aws:iam::210987654321:user/{name}"),
-                boundary: None,
-                tags: BTreeMap::from([(MANAGED_TAG.into(), "true".into()), (TICKET_TAG.into(), "ONB-1".into())]),
-            },
-            Permissions::default(),
-        );
+        insert_managed_user(&d, name, "ONB-1");
     }
     let batch: Vec<UserReady> = users
         .iter()
