@@ -68,9 +68,9 @@ SOAK_TICKETS ?= 100
 SOAK_USERS ?= 10
 SOAK_SEED ?= 42
 soak: deps
-	SOAK_TICKETS=$(SOAK_TICKETS) SOAK_USERS=$(SOAK_USERS) SOAK_SEED=$(SOAK_SEED) SOAK_REPORT=target/soak-figures.md \
+	SOAK_TICKETS=$(SOAK_TICKETS) SOAK_USERS=$(SOAK_USERS) SOAK_SEED=$(SOAK_SEED) SOAK_REPORT=$(CURDIR)/target/soak-figures.md \
 		$(CARGO) test -p tests --test soak -- --nocapture
-	$(PYTHON) -c 'import re,datetime,pathlib; p=pathlib.Path("RELIABILITY.md"); f=pathlib.Path("target/soak-figures.md").read_text(); \
+	$(PYTHON) -c 'import re,datetime,pathlib; p=pathlib.Path("RELIABILITY.md"); f=pathlib.Path("$(CURDIR)/target/soak-figures.md").read_text(); \
 		d=datetime.date.today().isoformat(); \
 		p.write_text(re.sub(r"(?s)<!-- soak:begin -->.*<!-- soak:end -->", "<!-- soak:begin -->\nLast run: " + d + "\n\n| figure | value |\n| --- | --- |\n" + f + "<!-- soak:end -->", p.read_text()))'
 	@echo "RELIABILITY.md updated"
