@@ -272,6 +272,19 @@ impl Harness {
         self.pipeline.drain().await.expect("drain")
     }
 
+    /// The groups `name` is in, as IAM lists them.
+    pub async fn groups_of(&self, name: &str) -> Vec<String> {
+        let out = self.iam.list_groups_for_user().user_name(name).send().await.expect("ListGroupsForUser");
+        out.groups().iter().map(|g| g.group_name().to_owned()).collect()
+    }
+
+    /// The ARNs of the managed policies attached to `name`, as IAM lists them.
+    pub async fn attached_to(&self, name: &str) -> Vec<String> {
+        let out =
+            self.iam.list_attached_user_policies().user_name(name).send().await.expect("ListAttachedUserPolicies");
+        out.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_owned)).collect()
+    }
+
     pub async fn statuses(&self, ticket_id: &str) -> Vec<shared::ports::StatusRecord> {
         let mut s =
             shared::ports::StatusStore::for_ticket(&self.pipeline.create_user.status, ticket_id).await.expect("status");

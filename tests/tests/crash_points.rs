@@ -24,29 +24,9 @@ async fn state(h: &Harness, s: &str, names: &[String]) -> Vec<String> {
             continue;
         };
         let path = user.user().map(|u| u.path().to_owned()).unwrap_or_default();
-        let mut groups: Vec<String> = h
-            .iam
-            .list_groups_for_user()
-            .user_name(name)
-            .send()
-            .await
-            .unwrap()
-            .groups()
-            .iter()
-            .map(|g| g.group_name().to_owned())
-            .collect();
+        let mut groups = h.groups_of(name).await;
         groups.sort();
-        let mut attached: Vec<String> = h
-            .iam
-            .list_attached_user_policies()
-            .user_name(name)
-            .send()
-            .await
-            .unwrap()
-            .attached_policies()
-            .iter()
-            .filter_map(|p| p.policy_arn().map(str::to_owned))
-            .collect();
+        let mut attached = h.attached_to(name).await;
         attached.sort();
         let profile = h.iam.get_login_profile().user_name(name).send().await.is_ok();
         let keys = h.iam.list_access_keys().user_name(name).send().await.unwrap();

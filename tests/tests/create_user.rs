@@ -25,16 +25,6 @@ fn ticket(id: &str, users: Vec<Value>) -> Value {
     json!({"ticket_id": id, "requested_by": format!("req-{}@example.com", id.to_lowercase()), "users": users})
 }
 
-async fn groups_of(h: &Harness, name: &str) -> Vec<String> {
-    let out = h.iam.list_groups_for_user().user_name(name).send().await.unwrap();
-    out.groups().iter().map(|g| g.group_name().to_owned()).collect()
-}
-
-async fn attached_to(h: &Harness, name: &str) -> Vec<String> {
-    let out = h.iam.list_attached_user_policies().user_name(name).send().await.unwrap();
-    out.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_owned)).collect()
-}
-
 async fn tags_of(h: &Harness, name: &str) -> Vec<(String, String)> {
     let out = h.iam.list_user_tags().user_name(name).send().await.unwrap();
     let mut t: Vec<_> = out.tags().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect();
@@ -71,8 +61,8 @@ async fn three_user_ticket_leaves_the_contracted_iam_state() {
     // IAM, read back.
     let got = h.iam.get_user().user_name(&raj).send().await.unwrap();
     assert_eq!(got.user().unwrap().path(), "/engineering/");
-    assert_eq!(groups_of(&h, &emily).await, ["Power_Users"]);
-    assert_eq!(attached_to(&h, &emily).await, [POLICY_READ_ONLY]);
+    assert_eq!(h.groups_of(&emily).await, ["Power_Users"]);
+    assert_eq!(h.attached_to(&emily).await, [POLICY_READ_ONLY]);
     assert_eq!(
         tags_of(&h, &emily).await,
         [
@@ -82,12 +72,12 @@ async fn three_user_ticket_leaves_the_contracted_iam_state() {
             ("team".to_owned(), "sales".to_owned()),
         ]
     );
-    assert_eq!(groups_of(&h, &raj).await, ["Developers"]);
-    assert!(attached_to(&h, &raj).await.is_empty());
+    assert_eq!(h.groups_of(&raj).await, ["Developers"]);
+    assert!(h.attached_to(&raj).await.is_empty());
     // The copy: the template's groups and managed policies (copying inline
     // policies is refused: see the validation matrix).
-    assert_eq!(groups_of(&h, &bot).await, ["Developers"]);
-    assert_eq!(attached_to(&h, &bot).await, [POLICY_READ_ONLY]);
+    assert_eq!(h.groups_of(&bot).await, ["Developers"]);
+    assert_eq!(h.attached_to(&bot).await, [POLICY_READ_ONLY]);
     assert!(h.iam.list_user_policies().user_name(&bot).send().await.unwrap().policy_names().is_empty());
     // No login profile or key yet: that is issue-credentials' job.
     assert!(h.iam.list_access_keys().user_name(&emily).send().await.unwrap().access_key_metadata().is_empty());
@@ -133,7 +123,7 @@ async fn same_ticket_delivered_twice_acts_once() {
     let again = h.run(&t).await;
     assert_eq!(again.handled, 1);
     assert_eq!(h.pipeline.take_handoffs().await.unwrap().len(), 2, "each user handed on once");
-    assert_eq!(groups_of(&h, &format!("a{s}")).await.len(), 0);
+    assert_eq!(h.groups_of(&format!("a{s}")).await.len(), 0);
     let names = h.user_names_lower().await;
     assert_eq!(names.iter().filter(|n| n.ends_with(&s.to_lowercase())).count(), 2);
 }
@@ -164,7 +154,7 @@ async fn concurrent_deliveries_of_one_ticket_do_not_both_act() {
         assert_eq!(replay.created.len(), 4);
     }
     assert_eq!(h.pipeline.take_handoffs().await.unwrap().len(), 4, "handed on once each");
-    assert_eq!(groups_of(&h, &format!("c0{s}")).await, ["ReadOnly"]);
+    assert_eq!(h.groups_of(&format!("c0{s}")).await, ["ReadOnly"]);
 }
 
 #[tokio::test]
@@ -183,8 +173,8 @@ async fn throttling_and_server_errors_are_retried_until_the_ticket_completes() {
     assert_eq!(proxy.injected_count(), 3, "{:?}", proxy.injected());
     assert_eq!(drained.retried, 3, "each fault sent the record back to the queue once");
     assert_eq!((drained.handled, drained.dead_lettered), (1, 0));
-    assert_eq!(attached_to(&h, &format!("t1{s}")).await, [POLICY_READ_ONLY]);
-    assert_eq!(groups_of(&h, &format!("t1{s}")).await, ["Developers"]);
+    assert_eq!(h.attached_to(&format!("t1{s}")).await, [POLICY_READ_ONLY]);
+    assert_eq!(h.groups_of(&format!("t1{s}")).await, ["Developers"]);
     assert_eq!(h.pipeline.take_handoffs().await.unwrap().len(), 2);
     assert!(h.statuses(&id).await.iter().all(|r| r.stage == Stage::UserCreated));
 }
@@ -357,7 +347,7 @@ async fn each_validation_rule_refuses_its_ticket_and_changes_nothing() {
     // The existing users were not touched: no tags added, no group joined.
     assert!(tags_of(&h, &unmanaged).await.is_empty());
     assert_eq!(tags_of(&h, &other_ticket).await.len(), 2);
-    assert!(groups_of(&h, &unmanaged).await.is_empty());
+    assert!(h.groups_of(&unmanaged).await.is_empty());
 }
 
 #[tokio::test]

@@ -23,11 +23,6 @@ async fn password_of(h: &Harness, name: &str) -> String {
     secret["password"].as_str().unwrap().to_owned()
 }
 
-async fn attached(h: &Harness, name: &str) -> Vec<String> {
-    let out = h.iam.list_attached_user_policies().user_name(name).send().await.unwrap();
-    out.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_owned)).collect()
-}
-
 #[tokio::test]
 async fn passwords_follow_each_account_policy_and_weak_custom_ones_are_refused() {
     let h = Harness::new().await;
@@ -81,7 +76,7 @@ async fn passwords_follow_each_account_policy_and_weak_custom_ones_are_refused()
         // their own password -> IAMUserChangePassword.
         let needs_change_permission = expected.is_aws_default || !expected.allow_users_to_change_password;
         assert_eq!(
-            attached(&h, &name).await.contains(&shared::config::CHANGE_PASSWORD_POLICY.to_owned()),
+            h.attached_to(&name).await.contains(&shared::config::CHANGE_PASSWORD_POLICY.to_owned()),
             needs_change_permission,
             "policy {i}"
         );
