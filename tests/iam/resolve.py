@@ -137,7 +137,7 @@ class Resolver:
         if rtype == "AWS::Events::Rule":
             return self.rule_name(logical)
         if rtype == "AWS::KMS::Key":
-            return self.fake_key_id
+            return self.key_id(logical)
         if rtype == "AWS::KMS::Alias":
             return self.prop(logical, "AliasName")
         if rtype in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
@@ -154,6 +154,14 @@ class Resolver:
         if rtype == "AWS::CloudWatch::Alarm":
             return self.prop(logical, "AlarmName") or self.generated_name(logical)
         raise Unresolvable(f"Ref to {logical} of type {rtype}: not modelled")
+
+    def key_id(self, logical):
+        # SecretsKey gets the fixed fake id of params.local.json; any other key one derived from
+        # its logical id, so two keys never share an ARN.
+        if logical == "SecretsKey":
+            return self.fake_key_id
+        import uuid
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"iam-sim/{logical}"))
 
     def role_name(self, logical):
         return self.prop(logical, "RoleName") or self.generated_name(logical)
@@ -211,7 +219,7 @@ class Resolver:
             path = f"rule/{name}" if bus == "default" else f"rule/{bus}/{name}"
             table = {"Arn": f"arn:{p}:events:{r}:{a}:{path}"}
         elif rtype == "AWS::KMS::Key":
-            table = {"Arn": f"arn:{p}:kms:{r}:{a}:key/{self.fake_key_id}", "KeyId": self.fake_key_id}
+            table = {"Arn": f"arn:{p}:kms:{r}:{a}:key/{self.key_id(logical)}", "KeyId": self.key_id(logical)}
         elif rtype in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
             table = {"Arn": f"arn:{p}:lambda:{r}:{a}:function:{self.function_name(logical)}"}
         elif rtype == "AWS::SNS::Topic":

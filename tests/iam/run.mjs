@@ -271,6 +271,7 @@ async function simulate(model, who, check) {
   if (colonKeys.length) {
     if (res.resultType !== 'single') throw new Error('kms encryption-context workaround needs a single resource')
     analysis = await authorizeKeepingColonKeys(sim, colonKeys)
+    if (process.env.IAM_SIM_DEBUG) console.error(JSON.stringify({ sim, result: analysis.result, res: analysis.resourceAnalysis }, null, 1))
     result = analysis.result
     ignored = ignored.filter((k) => !colonKeys.includes(k))
   }
@@ -478,22 +479,23 @@ function checksFor(model, state, req) {
       const arn = A.secret(params.Name)
       const tags = params.Tags || []
       const ctx = { ...tagContext(tags), 'secretsmanager:Name': params.Name }
-      if (params.KmsKeyId) ctx['secretsmanager:KmsKeyId'] = params.KmsKeyId
+      const key = params.KmsKeyId ? kmsKeyFor(model, params.KmsKeyId, notes) : secretKey({ key_policies: {} }, 'x')
+      // the key as IAM sees it in AWS: the pipeline's key's ARN (locally the emulator's key id differs)
+      if (params.KmsKeyId) ctx['secretsmanager:KmsKeyId'] = key
       checks.push({ action: 'secretsmanager:CreateSecret', resource: arn, context: ctx })
       if (tags.length) checks.push({ action: 'secretsmanager:TagResource', resource: arn, context: tagContext(tags), implicit: true })
-      const key = params.KmsKeyId ? kmsKeyFor(model, params.KmsKeyId, notes) : secretKey({ key_policies: {} }, 'x')
       if (!params.KmsKeyId) notes.push('no KmsKeyId: the secret would use aws/secretsmanager')
       if (params.SecretString !== undefined || params.SecretBinary !== undefined) checks.push(kmsViaSecretsManager('kms:GenerateDataKey', key, arn))
     } else if (op === 'PutSecretValue') {
       const arn = secretArn(params.SecretId)
-      checks.push({ action: 'secretsmanager:PutSecretValue', resource: arn })
+      checks.push({ action: 'secretsmanager:PutSecretValue', resource: arn, context: { 'secretsmanager:SecretId': params.SecretId } })
       checks.push(kmsViaSecretsManager('kms:GenerateDataKey', secretKey(model, arn), arn))
     } else if (op === 'GetSecretValue') {
       const arn = secretArn(params.SecretId)
-      checks.push({ action: 'secretsmanager:GetSecretValue', resource: arn })
+      checks.push({ action: 'secretsmanager:GetSecretValue', resource: arn, context: { 'secretsmanager:SecretId': params.SecretId } })
       checks.push(kmsViaSecretsManager('kms:Decrypt', secretKey(model, arn), arn))
     } else if (['DescribeSecret', 'TagResource', 'DeleteSecret', 'PutResourcePolicy', 'ListSecretVersionIds'].includes(op)) {
-      checks.push({ action: `secretsmanager:${op}`, resource: secretArn(params.SecretId) })
+      checks.push({ action: `secretsmanager:${op}`, resource: secretArn(params.SecretId), context: { 'secretsmanager:SecretId': params.SecretId } })
     } else throw new Error(`secretsmanager ${op}: no mapping`)
   } else if (service === 'kms') {
     checks.push({ action: `kms:${op}`, resource: kmsKeyFor(model, params.KeyId, notes), context: { 'kms:CallerAccount': ACCT } })
@@ -580,7 +582,8 @@ function shortArn(arn) {
 async function sectionTemplateCalls(model) {
   for (const [logical, fn] of Object.entries(model.functions)) {
     for (const q of fn.sqs_event_sources) {
-      for (const action of ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:ChangeMessageVisibility']) {
+      // (the three actions AWSLambdaSQSQueueExecutionRole grants for an SQS event source)
+      for (const action of ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes']) {
         const r = await simulate(model, rolePrincipal(model, fn.role, 'event-source'), { action, resource: q })
         markUsed(model, fn.role, r.analysis, action)
         record('a', `${fn.role} (event source of ${logical}) ${action} ${shortArn(q)} -> Allowed`, r.result === 'Allowed', `${r.result}: ${explain(r)}`)
@@ -667,7 +670,7 @@ function attackCatalogue(model) {
   const add = (id, who, check, expect = 'Denied') => cases.push({ id, who, check, expect })
   const stageRoles = ['CreateUserRole', 'IssueCredentialsRole', 'NotifyUserRole', 'RotateKeysRole', 'RotationScheduleRole'].filter((r) => model.roles[r])
   for (const role of stageRoles) {
-    const who = () => rolePrincipal(model, role, 'attack')
+    const who = (m) => rolePrincipal(m, role, 'attack')
     const u = A.user(ADMIN.name)
     add(`${role}: iam:CreateAccessKey on unmanaged ${ADMIN.name}`, who, { action: 'iam:CreateAccessKey', resource: u })
     add(`${role}: iam:CreateLoginProfile on unmanaged ${ADMIN.name}`, who, { action: 'iam:CreateLoginProfile', resource: u })
@@ -697,7 +700,7 @@ function attackCatalogue(model) {
     add(`${role}: iam:AttachRolePolicy AdministratorAccess to its own role`, who, { action: 'iam:AttachRolePolicy', resource: roleByLogical(model, role).arn, context: { 'iam:PolicyARN': arnOf('AdministratorAccess') } })
     add(`${role}: iam:PutRolePolicy on its own role`, who, { action: 'iam:PutRolePolicy', resource: roleByLogical(model, role).arn })
     add(`${role}: iam:UpdateAssumeRolePolicy of its own role`, who, { action: 'iam:UpdateAssumeRolePolicy', resource: roleByLogical(model, role).arn })
-    add(`${role}: secretsmanager:GetSecretValue outside the prefixes`, who, { action: 'secretsmanager:GetSecretValue', resource: A.secret('prod/db-password') })
+    add(`${role}: secretsmanager:GetSecretValue outside the prefixes`, who, { action: 'secretsmanager:GetSecretValue', resource: A.secret('prod/db-password'), context: { 'secretsmanager:SecretId': 'prod/db-password' } })
     add(`${role}: secretsmanager:CreateSecret outside the prefixes`, who, { action: 'secretsmanager:CreateSecret', resource: A.secret('prod/new'), context: { 'secretsmanager:Name': 'prod/new' } })
     add(`${role}: secretsmanager:PutSecretValue under the custom-password prefix`, who, { action: 'secretsmanager:PutSecretValue', resource: A.secret(`${P.CustomPasswordSecretPrefix}someone`) })
     add(`${role}: secretsmanager:PutSecretValue outside the prefixes`, who, { action: 'secretsmanager:PutSecretValue', resource: A.secret('prod/db-password') })
@@ -709,16 +712,16 @@ function attackCatalogue(model) {
     add(`${role}: sts:AssumeRole of IssueCredentialsRole`, who, { action: 'sts:AssumeRole', resource: roleByLogical(model, 'IssueCredentialsRole').arn })
   }
   // Cross-stage: a stage may send only to its own next queue.
-  add('NotifyUserRole: sqs:SendMessage to the issue-credentials queue', () => rolePrincipal(model, 'NotifyUserRole'), { action: 'sqs:SendMessage', resource: A.queue(`${PREFIX}-issue-credentials`) })
-  add('RotateKeysRole: sqs:SendMessage to the notify-user queue', () => rolePrincipal(model, 'RotateKeysRole'), { action: 'sqs:SendMessage', resource: A.queue(`${PREFIX}-notify-user`) })
-  add('CreateUserRole: sqs:SendMessage to the notify-user queue', () => rolePrincipal(model, 'CreateUserRole'), { action: 'sqs:SendMessage', resource: A.queue(`${PREFIX}-notify-user`) })
-  add('NotifyUserRole: secretsmanager:GetSecretValue of a custom password', () => rolePrincipal(model, 'NotifyUserRole'), { action: 'secretsmanager:GetSecretValue', resource: A.secret(`${P.CustomPasswordSecretPrefix}x`) })
-  add('CreateUserRole: secretsmanager:GetSecretValue of a user secret', () => rolePrincipal(model, 'CreateUserRole'), { action: 'secretsmanager:GetSecretValue', resource: A.secret(`${P.SecretPrefix}${EMILY}`) })
+  add('NotifyUserRole: sqs:SendMessage to the issue-credentials queue', (m) => rolePrincipal(m, 'NotifyUserRole'), { action: 'sqs:SendMessage', resource: A.queue(`${PREFIX}-issue-credentials`) })
+  add('RotateKeysRole: sqs:SendMessage to the notify-user queue', (m) => rolePrincipal(m, 'RotateKeysRole'), { action: 'sqs:SendMessage', resource: A.queue(`${PREFIX}-notify-user`) })
+  add('CreateUserRole: sqs:SendMessage to the notify-user queue', (m) => rolePrincipal(m, 'CreateUserRole'), { action: 'sqs:SendMessage', resource: A.queue(`${PREFIX}-notify-user`) })
+  add('NotifyUserRole: secretsmanager:GetSecretValue of a custom password', (m) => rolePrincipal(m, 'NotifyUserRole'), { action: 'secretsmanager:GetSecretValue', resource: A.secret(`${P.CustomPasswordSecretPrefix}x`) })
+  add('CreateUserRole: secretsmanager:GetSecretValue of a user secret', (m) => rolePrincipal(m, 'CreateUserRole'), { action: 'secretsmanager:GetSecretValue', resource: A.secret(`${P.SecretPrefix}${EMILY}`) })
   // The scheduler role invokes rotate-keys and nothing else.
   for (const f of N.functions.filter((f) => !f.endsWith('rotate-keys'))) {
-    add(`RotationScheduleRole: lambda:InvokeFunction ${f}`, () => rolePrincipal(model, 'RotationScheduleRole'), { action: 'lambda:InvokeFunction', resource: A.fn(f) })
+    add(`RotationScheduleRole: lambda:InvokeFunction ${f}`, (m) => rolePrincipal(m, 'RotationScheduleRole'), { action: 'lambda:InvokeFunction', resource: A.fn(f) })
   }
-  add(`RotationScheduleRole: lambda:InvokeFunction ${PREFIX}-rotate-keys`, () => rolePrincipal(model, 'RotationScheduleRole'), { action: 'lambda:InvokeFunction', resource: A.fn(`${PREFIX}-rotate-keys`) }, 'Allowed')
+  add(`RotationScheduleRole: lambda:InvokeFunction ${PREFIX}-rotate-keys`, (m) => rolePrincipal(m, 'RotationScheduleRole'), { action: 'lambda:InvokeFunction', resource: A.fn(`${PREFIX}-rotate-keys`) }, 'Allowed')
   // Trust: the scheduler may assume its role only for the pipeline's schedule.
   if (model.roles.RotationScheduleRole) {
     add('scheduler.amazonaws.com for a foreign schedule: sts:AssumeRole RotationScheduleRole', () => servicePrincipal('scheduler.amazonaws.com', { 'aws:SourceArn': A.schedule('someone-elses'), 'aws:SourceAccount': ACCT }),
@@ -726,9 +729,9 @@ function attackCatalogue(model) {
   }
 
   // The onboarded user under the fence: PowerUserAccess (attached, or the Power_Users group) + IAMUserChangePassword.
-  const powerUser = () => onboardedUser(model, EMILY, [arnOf('PowerUserAccess'), arnOf('IAMUserChangePassword')])
+  const powerUser = (m) => onboardedUser(m, EMILY, [arnOf('PowerUserAccess'), arnOf('IAMUserChangePassword')])
   // The fence alone: what if an operator allow-listed AdministratorAccess by mistake?
-  const adminUnderFence = () => onboardedUser(model, EMILY, [arnOf('AdministratorAccess')])
+  const adminUnderFence = (m) => onboardedUser(m, EMILY, [arnOf('AdministratorAccess')])
   const mine = A.secret(`${P.SecretPrefix}${EMILY}`)
   const bobs = A.secret(`${P.SecretPrefix}${BOB}`)
   for (const [tag, who] of [['PowerUser', powerUser], ['Admin-under-fence', adminUnderFence]]) {
@@ -748,9 +751,11 @@ function attackCatalogue(model) {
     for (const action of ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:DeleteItem']) {
       add(`${U}: ${action} ${N.table}`, who, { action, resource: A.table(N.table) })
     }
-    add(`${U}: secretsmanager:GetSecretValue of ${BOB}'s secret`, who, { action: 'secretsmanager:GetSecretValue', resource: bobs })
-    add(`${U}: secretsmanager:PutSecretValue of its own secret`, who, { action: 'secretsmanager:PutSecretValue', resource: mine })
-    add(`${U}: secretsmanager:GetSecretValue of a custom password`, who, { action: 'secretsmanager:GetSecretValue', resource: A.secret(`${P.CustomPasswordSecretPrefix}${BOB}`) })
+    add(`${U}: secretsmanager:GetSecretValue of ${BOB}'s secret by ARN`, who, { action: 'secretsmanager:GetSecretValue', resource: bobs, context: { 'secretsmanager:SecretId': bobs } })
+    add(`${U}: secretsmanager:GetSecretValue of ${BOB}'s secret by name`, who, { action: 'secretsmanager:GetSecretValue', resource: bobs, context: { 'secretsmanager:SecretId': `${P.SecretPrefix}${BOB}` } })
+    add(`${U}: secretsmanager:GetSecretValue of ${BOB}'s secret by partial ARN`, who, { action: 'secretsmanager:GetSecretValue', resource: bobs, context: { 'secretsmanager:SecretId': bobs.replace(/-AbCdEf$/, '') } })
+    add(`${U}: secretsmanager:PutSecretValue of its own secret`, who, { action: 'secretsmanager:PutSecretValue', resource: mine, context: { 'secretsmanager:SecretId': mine } })
+    add(`${U}: secretsmanager:GetSecretValue of a custom password`, who, { action: 'secretsmanager:GetSecretValue', resource: A.secret(`${P.CustomPasswordSecretPrefix}${BOB}`), context: { 'secretsmanager:SecretId': `${P.CustomPasswordSecretPrefix}${BOB}` } })
     add(`${U}: kms:Decrypt with the pipeline key directly`, who, { action: 'kms:Decrypt', resource: keyArn(model), context: { 'kms:CallerAccount': ACCT } })
     add(`${U}: kms:Decrypt via Secrets Manager for ${BOB}'s secret`, who, kmsViaSecretsManager('kms:Decrypt', keyArn(model), bobs))
     add(`${U}: kms:PutKeyPolicy on the pipeline key`, who, { action: 'kms:PutKeyPolicy', resource: keyArn(model) })
@@ -768,13 +773,14 @@ function attackCatalogue(model) {
     // What the user keeps.
     add(`${U}: iam:ChangePassword on itself`, who, { action: 'iam:ChangePassword', resource: A.user(EMILY), context: emilyCtx }, 'Allowed')
     add(`${U}: iam:ChangePassword on ${BOB}`, who, { action: 'iam:ChangePassword', resource: A.user(BOB) })
-    add(`${U}: secretsmanager:GetSecretValue of its own secret`, who, { action: 'secretsmanager:GetSecretValue', resource: mine }, 'Allowed')
+    add(`${U}: secretsmanager:GetSecretValue of its own secret by ARN`, who, { action: 'secretsmanager:GetSecretValue', resource: mine, context: { 'secretsmanager:SecretId': mine } }, 'Allowed')
+    add(`${U}: secretsmanager:GetSecretValue of its own secret by name`, who, { action: 'secretsmanager:GetSecretValue', resource: mine, context: { 'secretsmanager:SecretId': `${P.SecretPrefix}${EMILY}` } }, 'Allowed')
     add(`${U}: kms:Decrypt via Secrets Manager for its own secret`, who, kmsViaSecretsManager('kms:Decrypt', keyArn(model), mine), 'Allowed')
     add(`${U}: s3:GetObject`, who, { action: 's3:GetObject', resource: 'arn:aws:s3:::team-data/report.csv', resourceAccount: ACCT }, 'Allowed')
     add(`${U}: ec2:DescribeInstances`, who, { action: 'ec2:DescribeInstances', resource: '*' }, 'Allowed')
   }
   // MFA: PowerUserAccess grants no IAM action, so the identity side is the AWS example self-MFA policy.
-  const mfaUser = () => onboardedUser(model, EMILY, [arnOf('PowerUserAccess'), arnOf('IAMUserChangePassword')], [SELF_MFA])
+  const mfaUser = (m) => onboardedUser(m, EMILY, [arnOf('PowerUserAccess'), arnOf('IAMUserChangePassword')], [SELF_MFA])
   add(`${EMILY} (PowerUser + self-MFA policy): iam:CreateVirtualMFADevice for itself`, mfaUser, { action: 'iam:CreateVirtualMFADevice', resource: `arn:${PART}:iam::${ACCT}:mfa/${EMILY}` }, 'Allowed')
   add(`${EMILY} (PowerUser + self-MFA policy): iam:EnableMFADevice for itself`, mfaUser, { action: 'iam:EnableMFADevice', resource: A.user(EMILY), context: emilyCtx }, 'Allowed')
   add(`${EMILY} (Admin-under-fence): iam:CreateVirtualMFADevice for itself`, adminUnderFence, { action: 'iam:CreateVirtualMFADevice', resource: `arn:${PART}:iam::${ACCT}:mfa/${EMILY}` }, 'Allowed')
@@ -805,7 +811,7 @@ function attackCatalogue(model) {
 }
 
 async function runCase(model, c) {
-  const r = await simulate(model, c.who(), c.check)
+  const r = await simulate(model, c.who(model), c.check)
   const denied = r.result === 'ImplicitlyDenied' || r.result === 'ExplicitlyDenied'
   const ok = c.expect === 'Denied' ? denied : r.result === 'Allowed'
   return { ok, r }
@@ -838,18 +844,26 @@ const WIDENINGS = [
     name: 'add an unconditional iam:TagUser to CreateUserRole',
     target: (id) => id === `CreateUserRole: iam:TagUser iam-provisioner:managed=true on ${ADMIN.name}`,
     apply(m) {
+      // as a careless edit would: the grant, and any Deny that named the action dropped
+      for (const p of m.roles.CreateUserRole.inline) {
+        for (const s of statementsOf(p.document)) {
+          if (s.Effect === 'Deny' && actionsOf(s).includes('iam:taguser')) s.Action = [].concat(s.Action).filter((a) => a.toLowerCase() !== 'iam:taguser')
+        }
+        p.document.Statement = statementsOf(p.document).filter((s) => !(s.Effect === 'Deny' && [].concat(s.Action || []).length === 0 && !s.NotAction))
+      }
       statementsOf(m.roles.CreateUserRole.inline[0].document).push({ Sid: 'Widened', Effect: 'Allow', Action: 'iam:TagUser', Resource: '*' })
       return true
     },
   },
   {
-    name: "drop the fence's statements that deny IAM writes",
+    name: "drop the fence's statements that deny IAM writes, and cap it at every action",
     target: (id) => id === `${EMILY} (Admin-under-fence): iam:CreateAccessKey on itself`,
     apply(m) {
       if (!m.fence) return false
       const st = statementsOf(m.fence)
       const keep = st.filter((s) => !(s.Effect === 'Deny' && ([].concat(s.Action || []).some((a) => a.toLowerCase().startsWith('iam:')) || s.NotAction)))
       if (keep.length === st.length) return false
+      keep.push({ Sid: 'WidenedCap', Effect: 'Allow', Action: '*', Resource: '*' })
       m.fence.Statement = keep
       m.managed_policies.UserBoundary.document = m.fence
       return true
