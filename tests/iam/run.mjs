@@ -589,6 +589,11 @@ async function sectionTemplateCalls(model) {
         record('a', `${fn.role} (event source of ${logical}) ${action} ${shortArn(q)} -> Allowed`, r.result === 'Allowed', `${r.result}: ${explain(r)}`)
       }
     }
+    for (const action of ['xray:PutTraceSegments', 'xray:PutTelemetryRecords']) {
+      const r = await simulate(model, rolePrincipal(model, fn.role, 'runtime'), { action, resource: '*' })
+      markUsed(model, fn.role, r.analysis, action)
+      record('a', `${fn.role} (tracing of ${logical}) ${action} -> Allowed`, r.result === 'Allowed', `${r.result}: ${explain(r)}`)
+    }
     for (const action of ['logs:CreateLogStream', 'logs:PutLogEvents']) {
       const res = `${A.logGroup(fn.log_group)}:log-stream:2026/01/15/[$LATEST]abc`
       const r = await simulate(model, rolePrincipal(model, fn.role, 'runtime'), { action, resource: res })
