@@ -9,17 +9,22 @@ PYTHON ?= python3
 # notices when its behaviour changes.
 MOTO_SPEC ?= moto[server]>=5.2,<5.3
 CFN_LINT_SPEC ?= cfn-lint>=1,<2
+# checkov and the SAM CLI pin boto3 versions of their own (different from each
+# other and from the emulator's): each gets a virtual environment under target/.
+CHECKOV_SPEC ?= checkov>=3,<4
+SAM_CLI_SPEC ?= aws-sam-cli>=1,<2
+TOOLS := $(CURDIR)/target/tools
 CARGO_LAMBDA_SPEC ?= cargo-lambda>=1.9,<2
 CARGO ?= cargo
 FUNCTIONS := create-user issue-credentials notify-user rotate-keys
 
-.PHONY: help run test validate build invoke deploy lint soak crash-points bench deps deps-validate deps-lambda iam-sim
+.PHONY: help run test validate build invoke deploy lint soak crash-points bench deps deps-validate deps-checkov deps-lambda iam-sim
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make run [EVENT=path]                 the whole pipeline, locally, on a ticket (default $(EVENT))"
 	@echo "make test                             unit and emulator tests, and the template checks"
-	@echo "make validate                         cfn-lint and the security test of template.yaml (sam validate --lint too, if installed)"
+	@echo "make validate                         cfn-lint, checkov, the security test of template.yaml and sam validate --lint"
 	@echo "make iam-sim [IAM_SIM_REQUESTS=path]  template.yaml's roles, resource policies and fence in an IAM simulator (tests/iam)"
 	@echo "make build                            release zips for Lambda (arm64) under target/lambda/"
 	@echo "make invoke FUNCTION=f [EVENT=path]   replay a sample event against the local emulator (cargo lambda watch/invoke)"
@@ -36,6 +41,12 @@ deps:
 
 deps-validate:
 	@command -v cfn-lint >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check '$(CFN_LINT_SPEC)'
+	@test -x $(TOOLS)/sam/bin/sam || { $(PYTHON) -m venv $(TOOLS)/sam && \
+		$(TOOLS)/sam/bin/pip install --quiet --disable-pip-version-check '$(SAM_CLI_SPEC)'; }
+
+deps-checkov:
+	@test -x $(TOOLS)/checkov/bin/checkov || { $(PYTHON) -m venv $(TOOLS)/checkov && \
+		$(TOOLS)/checkov/bin/pip install --quiet --disable-pip-version-check '$(CHECKOV_SPEC)'; }
 
 deps-lambda:
 	@command -v cargo-lambda >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check '$(CARGO_LAMBDA_SPEC)'
@@ -47,10 +58,13 @@ run: deps
 test: deps validate
 	$(CARGO) test --workspace --all-targets
 
-validate: deps-validate
+# checkov fails on any check not passed or skipped with a reason in the
+# template's Metadata. sam validate --lint needs a region, no account.
+validate: deps-validate deps-checkov
 	cfn-lint template.yaml
+	$(TOOLS)/checkov/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
 	$(PYTHON) -m unittest tests/template_test.py
-	@if command -v sam >/dev/null 2>&1; then sam validate --lint; else echo "sam not installed: skipped 'sam validate --lint'"; fi
+	AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 $(TOOLS)/sam/bin/sam validate --lint
 
 # The IAM simulator (@cloud-copilot/iam-simulate, AGPL: a test-only tool, installed under
 # tests/iam/node_modules, never shipped). Needs the request log a cargo test writes

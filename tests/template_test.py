@@ -1,8 +1,11 @@
 """Security facts of template.yaml that a change must not quietly undo.
 
 Parsed with cfn-lint's decoder (CloudFormation's YAML, short-form intrinsics
-included). Run by `make validate`, which `make test` runs: a role widened
-here fails CI. The last test checks that these checks can fail.
+included). Run by `make validate`, which `make test` runs: a widened role, a
+weakened fence or a queue open to any sender fails CI. Each rule below states
+one fact; the last test checks that the rules can fail. What IAM would decide
+for real requests is tests/iam/ (the policy simulator); this file checks the
+template's shape.
 """
 
 import copy
@@ -12,7 +15,63 @@ import unittest
 from cfnlint.decode import decode
 
 TEMPLATE = pathlib.Path(__file__).resolve().parent.parent / "template.yaml"
-USER_WRITES_NEEDING_A_BOUNDARY = {"iam:CreateUser", "iam:AttachUserPolicy", "iam:PutUserPermissionsBoundary"}
+FENCE_ARN = "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/${Prefix}-user-boundary"
+OWN_USER = "arn:${AWS::Partition}:iam::${AWS::AccountId}:user/${!aws:username}"
+OWN_MFA = "arn:${AWS::Partition}:iam::${AWS::AccountId}:mfa/${!aws:username}"
+MANAGED = "iam-provisioner:managed"
+
+# What Lambda does for every function (logs to its own group, traces, polls
+# its queue) and, per stage, exactly the calls SHARED-SPEC lists.
+PLATFORM = {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+CONSUME = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+ALLOWED_ACTIONS = {
+    "CreateUserRole": PLATFORM | CONSUME | {
+        "iam:ListUsers", "iam:GetUser", "iam:ListGroupsForUser", "iam:ListAttachedUserPolicies",
+        "iam:ListUserPolicies", "iam:CreateUser", "iam:AddUserToGroup", "iam:AttachUserPolicy",
+        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:BatchWriteItem",
+        "sqs:SendMessage", "ses:SendEmail"},
+    "IssueCredentialsRole": PLATFORM | CONSUME | {
+        "iam:GetUser", "iam:ListAccessKeys", "iam:GetAccountPasswordPolicy", "iam:ListAccountAliases",
+        "iam:CreateLoginProfile", "iam:CreateAccessKey", "iam:DeleteAccessKey", "iam:AttachUserPolicy",
+        "secretsmanager:GetSecretValue", "secretsmanager:CreateSecret", "secretsmanager:TagResource",
+        "secretsmanager:PutSecretValue",
+        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:UpdateItem",
+        "sqs:SendMessage", "ses:SendEmail"},
+    "NotifyUserRole": PLATFORM | CONSUME | {
+        "secretsmanager:GetSecretValue", "iam:ListAccountAliases",
+        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query", "ses:SendEmail"},
+    "RotateKeysRole": PLATFORM | {
+        "iam:ListUsers", "iam:GetUser", "iam:ListAccessKeys", "iam:GetAccessKeyLastUsed", "iam:UpdateAccessKey",
+        "iam:DeleteAccessKey",
+        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:UpdateItem",
+        "sqs:SendMessage", "ses:SendEmail"},
+    "RotationScheduleRole": {"lambda:InvokeFunction"},
+}
+STAGE_ROLES = ["CreateUserRole", "IssueCredentialsRole", "NotifyUserRole", "RotateKeysRole"]
+ALWAYS_DENIED = {"iam:TagUser", "iam:UntagUser", "iam:PutUserPolicy", "iam:PutUserPermissionsBoundary",
+                 "iam:DeleteUserPermissionsBoundary", "iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion",
+                 "iam:PassRole"}
+CREDENTIAL_WRITES = {"iam:CreateAccessKey", "iam:DeleteAccessKey", "iam:UpdateAccessKey", "iam:CreateLoginProfile"}
+FUNCTIONS = {"CreateUserFunction": "create-user", "IssueCredentialsFunction": "issue-credentials",
+             "NotifyUserFunction": "notify-user", "RotateKeysFunction": "rotate-keys"}
+COMMON_ENV = {"TABLE_NAME", "SENDER_EMAIL", "BATCH_CONCURRENCY", "ALLOWED_EMAIL_DOMAINS", "SECRET_PREFIX"}
+ENV = {
+    "CreateUserFunction": {"NEXT_QUEUE_URL", "ALLOWED_GROUPS", "ALLOWED_MANAGED_POLICIES", "DEFAULT_BOUNDARY",
+                           "CUSTOM_PASSWORD_PREFIX"},
+    "IssueCredentialsFunction": {"NEXT_QUEUE_URL", "CUSTOM_PASSWORD_PREFIX", "CHANGE_PASSWORD_POLICY_ARN",
+                                 "SECRETS_KMS_KEY_ID"},
+    "NotifyUserFunction": set(),
+    "RotateKeysFunction": {"NEXT_QUEUE_URL", "ROTATION_AGE_DAYS", "GRACE_DAYS", "DELETE_AFTER_DAYS", "WARNING_DAYS"},
+}
+# Every pipeline resource kind the fence must deny (a fragment of the ARN).
+FENCED = ["lambda:", ":function:${Prefix}-*", ":sqs:", ":event-bus/${Prefix}-*", ":rule/${Prefix}-*",
+          ":table/${Prefix}-*", ":schedule/*/${Prefix}-*", ":log-group:/aws/lambda/${Prefix}-*",
+          ":alarm:${Prefix}-*", ":sns:", ":role/${Prefix}-*", ":policy/${Prefix}-*", ":alias/${Prefix}",
+          ":stack/${AWS::StackName}/*"]
+IAM_WRITE_VERBS = ["Add", "Attach", "Detach", "Pass", "Put", "Remove", "Reset", "Set", "Tag", "Untag", "Update",
+                   "Upload", "Create", "Delete", "Enable", "Deactivate", "Resync", "Change"]
+KMS_USE = {"kms:*", "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:GenerateDataKey*", "kms:ReEncrypt*",
+           "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:CreateGrant", "kms:Create*", "kms:Generate*"}
 
 
 def load():
@@ -25,118 +84,396 @@ def as_list(value):
     return value if isinstance(value, list) else [value]
 
 
-def statements(role):
+def text(value):
+    """The text of a string, a Fn::Sub, or a list of them, for matching."""
+    if isinstance(value, list):
+        return " ".join(text(v) for v in value)
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        sub = value["Fn::Sub"]
+        return sub if isinstance(sub, str) else sub[0]
+    return str(value)
+
+
+def of_type(template, kind):
+    return {n: r for n, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def role_statements(template, name):
+    """The statements of a role: inline, and of every AWS::IAM::Policy attached to it."""
+    role = template["Resources"][name]
     for policy in role["Properties"].get("Policies", []):
         yield from policy["PolicyDocument"]["Statement"]
+    for policy in of_type(template, "AWS::IAM::Policy").values():
+        if {"Ref": name} in policy["Properties"].get("Roles", []):
+            yield from policy["Properties"]["PolicyDocument"]["Statement"]
 
 
-def roles(template):
-    return {name: r for name, r in template["Resources"].items() if r["Type"] == "AWS::IAM::Role"}
-
-
-def is_iam_write(action):
-    service, _, verb = action.partition(":")
-    return service == "iam" and not verb.startswith(("Get", "List"))
+def cond(st, operator):
+    return st.get("Condition", {}).get(operator, {})
 
 
 def problems(template):
     """Every violated rule, as text; empty when the template is sound."""
     found = []
-    resources = template["Resources"]
-    for name, role in roles(template).items():
-        for st in statements(role):
-            actions = as_list(st["Action"])
-            if st["Effect"] != "Allow":
+    res = template["Resources"]
+    found += role_problems(template)
+    found += fence_problems(template)
+    found += key_problems(template)
+    found += intake_problems(template)
+    found += operations_problems(template)
+    found += function_problems(template)
+
+    rules = str(template.get("Rules", {}))
+    for policy in ("AdministratorAccess", "IAMFullAccess"):
+        if f"arn:aws:iam::aws:policy/{policy}" not in rules or "Fn::Not" not in rules:
+            found.append(f"Rules: AllowedManagedPolicies may hold {policy}")
+    params = template["Parameters"]
+    for name in ("DefaultBoundary", "AllowedBoundaries"):
+        if name in params:
+            found.append(f"Parameters: {name} is back; the fence is the only boundary")
+    if "Default" in params["AlarmEmail"] or "AllowedPattern" not in params["AlarmEmail"]:
+        found.append("Parameters: AlarmEmail is optional")
+    if "AllowedPattern" not in params["Prefix"] or params["Prefix"].get("MaxLength", 99) > 32:
+        found.append("Parameters: Prefix is not constrained to fit every name")
+    table = res["StateTable"]["Properties"]
+    if table.get("TableName") != {"Fn::Sub": "${Prefix}-state"}:
+        found.append("StateTable: not named ${Prefix}-state")
+    if not table.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled"):
+        found.append("StateTable: no point-in-time recovery")
+    if not table.get("TimeToLiveSpecification", {}).get("Enabled"):
+        found.append("StateTable: no TTL")
+    return found
+
+
+def role_problems(template):
+    found = []
+    for name, role in of_type(template, "AWS::IAM::Role").items():
+        if name not in ALLOWED_ACTIONS:
+            found.append(f"{name}: a role nobody checks")
+            continue
+        if role["Properties"].get("ManagedPolicyArns"):
+            found.append(f"{name}: managed policies (grants nobody reviews here)")
+        if not text(role["Properties"].get("RoleName", "")).startswith("${Prefix}-"):
+            found.append(f"{name}: not named ${{Prefix}}-...")
+        denied = set()
+        for st in role_statements(template, name):
+            actions = as_list(st.get("Action", []))
+            if st["Effect"] == "Deny":
+                denied |= set(actions)
                 continue
+            if "NotAction" in st or "NotResource" in st:
+                found.append(f"{name}: Allow with NotAction/NotResource")
             for action in actions:
-                if action in ("*", "iam:*") or action.endswith(":*"):
+                if "*" in action:
                     found.append(f"{name}: wildcard action {action}")
-            if any(is_iam_write(a) for a in actions) and "*" in as_list(st["Resource"]):
+                elif action not in ALLOWED_ACTIONS[name]:
+                    found.append(f"{name}: {action} is not a call its code makes")
+            resources = as_list(st["Resource"])
+            if "*" in resources and any(a.startswith("iam:") and not a.split(":")[1].startswith(("Get", "List"))
+                                        for a in actions):
                 found.append(f"{name}: IAM write {actions} on Resource '*'")
-            for action in set(actions) & USER_WRITES_NEEDING_A_BOUNDARY:
-                cond = st.get("Condition", {}).get("StringEquals", {})
-                if "iam:PermissionsBoundary" not in cond:
-                    found.append(f"{name}: {action} without an iam:PermissionsBoundary condition")
-            if "iam:AttachUserPolicy" in actions and "iam:PolicyARN" not in st.get("Condition", {}).get("ArnEquals", {}):
-                found.append(f"{name}: iam:AttachUserPolicy without an iam:PolicyARN condition")
+            if "iam:CreateUser" in actions:
+                eq = cond(st, "StringEquals")
+                if text(eq.get("iam:PermissionsBoundary")) != FENCE_ARN:
+                    found.append(f"{name}: iam:CreateUser without the fence as iam:PermissionsBoundary")
+                if eq.get(f"aws:RequestTag/{MANAGED}") != "true":
+                    found.append(f"{name}: iam:CreateUser without the managed tag")
+            if "iam:AttachUserPolicy" in actions:
+                eq = cond(st, "StringEquals")
+                if "iam:PolicyARN" not in cond(st, "ArnEquals"):
+                    found.append(f"{name}: iam:AttachUserPolicy without an iam:PolicyARN condition")
+                if text(eq.get("iam:PermissionsBoundary")) != FENCE_ARN:
+                    found.append(f"{name}: iam:AttachUserPolicy on users outside the fence")
+                if eq.get(f"iam:ResourceTag/{MANAGED}") != "true":
+                    found.append(f"{name}: iam:AttachUserPolicy on users the pipeline did not create")
             if "iam:AddUserToGroup" in actions and st["Resource"] != {"Ref": "AllowedGroupArns"}:
                 found.append(f"{name}: iam:AddUserToGroup beyond the allow-listed groups")
-            for action in set(actions) & {"iam:CreateAccessKey", "iam:DeleteAccessKey", "iam:UpdateAccessKey", "iam:CreateLoginProfile"}:
-                cond = st.get("Condition", {}).get("StringEquals", {})
-                if cond.get("iam:ResourceTag/iam-provisioner:managed") != "true":
+            for action in sorted(set(actions) & CREDENTIAL_WRITES):
+                if cond(st, "StringEquals").get(f"iam:ResourceTag/{MANAGED}") != "true":
                     found.append(f"{name}: {action} not limited to the pipeline's users")
-    denied = {a for st in statements(resources["CreateUserRole"]) if st["Effect"] == "Deny" for a in as_list(st["Action"])}
-    for action in ("iam:PutUserPolicy", "iam:DeleteUserPermissionsBoundary", "iam:PutUserPermissionsBoundary",
-                   "iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion", "iam:DeletePolicy"):
-        if action not in denied:
-            found.append(f"CreateUserRole: no explicit Deny of {action}")
+            if "ses:SendEmail" in actions:
+                if "ses:FromAddress" not in cond(st, "StringEquals"):
+                    found.append(f"{name}: ses:SendEmail from any address")
+                if "ses:Recipients" not in cond(st, "ForAllValues:StringLike"):
+                    found.append(f"{name}: ses:SendEmail to any domain")
+            if "secretsmanager:CreateSecret" in actions and "secretsmanager:KmsKeyId" not in cond(st, "StringEquals"):
+                found.append(f"{name}: secretsmanager:CreateSecret without the pipeline's key")
+            if any(a.startswith("secretsmanager:") for a in actions):
+                if not all(":secret:${SecretPrefix}*" in text(r) or ":secret:${CustomPasswordSecretPrefix}*" in text(r)
+                           for r in resources):
+                    found.append(f"{name}: secrets beyond the two prefixes")
+                if any("${CustomPasswordSecretPrefix}" in text(r) for r in resources) and \
+                        set(actions) != {"secretsmanager:GetSecretValue"}:
+                    found.append(f"{name}: more than reading custom passwords")
+        if name in STAGE_ROLES:
+            for action in sorted(ALWAYS_DENIED - denied):
+                found.append(f"{name}: no explicit Deny of {action}")
+    return found
 
-    functions = {n: r for n, r in resources.items() if r["Type"] == "AWS::Serverless::Function"}
+
+def fence_problems(template):
+    found = []
+    res = template["Resources"]
+    fence = res.get("UserBoundary")
+    if not fence or fence["Type"] != "AWS::IAM::ManagedPolicy":
+        return ["UserBoundary: no fence"]
+    if fence["Properties"].get("ManagedPolicyName") != {"Fn::Sub": "${Prefix}-user-boundary"}:
+        found.append("UserBoundary: not named ${Prefix}-user-boundary")
+    env = res["CreateUserFunction"]["Properties"]["Environment"]["Variables"]
+    if env.get("DEFAULT_BOUNDARY") != {"Ref": "UserBoundary"}:
+        found.append("CreateUserFunction: DEFAULT_BOUNDARY is not the fence")
+    statements = fence["Properties"]["PolicyDocument"]["Statement"]
+    denies = [st for st in statements if st["Effect"] == "Deny"]
+    for st in statements:
+        if st["Effect"] != "Allow":
+            continue
+        for action in as_list(st.get("Action", [])):
+            if action == "*" or (action.startswith("iam:") and not action.startswith(
+                    ("iam:Get", "iam:List", "iam:Generate", "iam:Simulate"))):
+                if {text(r) for r in as_list(st.get("Resource", "*"))} - {OWN_USER, OWN_MFA}:
+                    found.append(f"UserBoundary: allows {action} beyond one's own user and MFA device")
+        if "NotAction" in st and as_list(st["NotAction"]) != ["iam:*"]:
+            found.append("UserBoundary: its NotAction cap reaches into IAM")
+    plain = [st for st in denies if "Condition" not in st]
+    for verb in IAM_WRITE_VERBS:
+        if not any(f"iam:{verb}*" in as_list(st.get("Action", [])) for st in plain):
+            found.append(f"UserBoundary: iam:{verb}* is not denied")
+    own_denied = {a for st in plain if text(st.get("Resource")) == OWN_USER for a in as_list(st["Action"])}
+    for action in ("iam:CreateAccessKey", "iam:CreateLoginProfile", "iam:DeleteUserPermissionsBoundary"):
+        if action not in own_denied:
+            found.append(f"UserBoundary: {action} on oneself is not denied")
+    pipeline = " ".join(text(st.get("Resource", "")) for st in plain if st.get("Action") == "*")
+    for fragment in FENCED:
+        if fragment not in pipeline:
+            found.append(f"UserBoundary: the pipeline's {fragment} is not denied")
+    if not any(st.get("Resource") == {"Fn::GetAtt": ["SecretsKey", "Arn"]} and st.get("Action") == "kms:*"
+               and "kms:ViaService" in cond(st, "StringNotEquals") for st in denies):
+        found.append("UserBoundary: direct use of the secrets key is not denied")
+    if not any("${SecretPrefix}${!aws:username}-??????" in text(st.get("NotResource", "")) for st in denies):
+        found.append("UserBoundary: other users' secrets are not denied")
+    if not any("NotAction" in st and ":secret:${SecretPrefix}*" in text(st.get("Resource", "")) for st in denies):
+        found.append("UserBoundary: writing the users' secrets is not denied")
+    return found
+
+
+def key_problems(template):
+    found = []
+    res = template["Resources"]
+    key = res["SecretsKey"]["Properties"]
+    if not key.get("EnableKeyRotation"):
+        found.append("SecretsKey: no rotation")
+    if res["SecretsKeyAlias"]["Properties"]["AliasName"] != {"Fn::Sub": "alias/${Prefix}"}:
+        found.append("SecretsKeyAlias: not alias/${Prefix}")
+    for st in key["KeyPolicy"]["Statement"]:
+        actions = set(as_list(st["Action"]))
+        principal = text(st["Principal"].get("AWS", ""))
+        if principal.endswith(":root") and not st.get("Condition") and actions & KMS_USE:
+            found.append(f"SecretsKey: the account may use the key ({sorted(actions & KMS_USE)})")
+        if actions & KMS_USE and cond(st, "StringEquals").get("kms:ViaService") != \
+                {"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}:
+            found.append(f"SecretsKey: {st.get('Sid')} uses the key outside Secrets Manager")
+        if principal.endswith(":root") and actions & KMS_USE and \
+                "${!aws:username}" not in text(cond(st, "StringLike").get("kms:EncryptionContext:SecretARN", "")):
+            found.append("SecretsKey: account principals may decrypt secrets other than their own")
+    topic = res["AlarmTopic"]["Properties"]
+    if topic.get("KmsMasterKeyId") in (None, "alias/aws/sns"):
+        found.append("AlarmTopic: not encrypted with a key CloudWatch can use")
+    alarms_key = str(res["AlarmsKey"]["Properties"]["KeyPolicy"])
+    if "cloudwatch.amazonaws.com" not in alarms_key:
+        found.append("AlarmsKey: CloudWatch cannot use it")
+    if not any(s.get("Protocol") == "email" and s.get("Endpoint") == {"Ref": "AlarmEmail"}
+               for s in topic.get("Subscription", [])):
+        found.append("AlarmTopic: AlarmEmail is not subscribed")
+    return found
+
+
+def intake_problems(template):
+    found = []
+    res = template["Resources"]
+    bus_policy = res["TicketBus"]["Properties"].get("Policy", {"Statement": []})
+    if not any(st["Effect"] == "Deny" and st["Principal"] == "*" and st["Action"] == "events:PutEvents"
+               and cond(st, "ArnNotEquals").get("aws:PrincipalArn") == {"Ref": "TicketSubmitterArns"}
+               for st in bus_policy["Statement"]):
+        found.append("TicketBus: PutEvents is not denied to everyone but the ticket submitters")
+    policies = of_type(template, "AWS::SQS::QueuePolicy").values()
+    for queue in of_type(template, "AWS::SQS::Queue"):
+        docs = [p["Properties"]["PolicyDocument"] for p in policies if {"Ref": queue} in p["Properties"]["Queues"]]
+        denies = [st for d in docs for st in d["Statement"] if st["Effect"] == "Deny" and st["Principal"] == "*"]
+        sends = [st for st in denies if "sqs:SendMessage" in as_list(st["Action"])]
+        receives = [st for st in denies if "sqs:ReceiveMessage" in as_list(st["Action"])]
+        for kind, sts in (("sqs:SendMessage", sends), ("sqs:ReceiveMessage", receives)):
+            if not sts:
+                found.append(f"{queue}: {kind} is not denied to other principals")
+            elif not all({"Ref": "OperatorRoleArn"} in as_list(cond(st, "ArnNotEquals").get("aws:PrincipalArn"))
+                         for st in sts):
+                found.append(f"{queue}: {kind} deny does not name the operators' role as the exception")
+        for d in docs:
+            for st in d["Statement"]:
+                if st["Effect"] == "Allow" and "aws:SourceArn" not in cond(st, "ArnEquals"):
+                    found.append(f"{queue}: an Allow without aws:SourceArn")
+    for fn in FUNCTIONS:
+        if not any(p["Properties"]["FunctionName"] == {"Ref": fn} and p["Properties"]["Principal"] == {"Ref": "OperatorRoleArn"}
+                   for p in of_type(template, "AWS::Lambda::Permission").values()):
+            found.append(f"{fn}: the operators' role may not invoke it")
+    for p in of_type(template, "AWS::Lambda::Permission").values():
+        if p["Properties"]["Principal"] != {"Ref": "OperatorRoleArn"}:
+            found.append(f"{p['Properties']['FunctionName']}: invocable by {p['Properties']['Principal']}")
+    return found
+
+
+def operations_problems(template):
+    found = []
+    res = template["Resources"]
+    log_groups = of_type(template, "AWS::Logs::LogGroup")
+    filters = of_type(template, "AWS::Logs::MetricFilter").values()
+    alarms = of_type(template, "AWS::CloudWatch::Alarm").values()
+    for fn, short in FUNCTIONS.items():
+        props = res[fn]["Properties"]
+        logging = props.get("LoggingConfig", {})
+        group = logging.get("LogGroup", {}).get("Ref")
+        if logging.get("LogFormat") != "JSON" or group not in log_groups:
+            found.append(f"{fn}: does not log JSON to a log group of the stack")
+            continue
+        lg = log_groups[group]["Properties"]
+        if lg.get("LogGroupName") != {"Fn::Sub": f"/aws/lambda/${{Prefix}}-{short}"}:
+            found.append(f"{group}: not named /aws/lambda/${{Prefix}}-{short}")
+        if "RetentionInDays" not in lg:
+            found.append(f"{group}: kept forever (no retention)")
+        metric = [f["Properties"]["MetricTransformations"][0]["MetricName"] for f in filters
+                  if f["Properties"]["LogGroupName"] == {"Ref": group}
+                  and f["Properties"]["FilterPattern"] == '{ $.alarm = "untrusted_message" }']
+        if not metric or not any(a["Properties"].get("MetricName") == metric[0] for a in alarms):
+            found.append(f"{group}: no alarm on untrusted messages")
+    queues = of_type(template, "AWS::SQS::Queue")
+    alarmed = " ".join(str(a["Properties"].get("Dimensions")) for a in alarms)
+    for name, queue in queues.items():
+        props = queue["Properties"]
+        if not text(props.get("QueueName", "")).startswith("${Prefix}-"):
+            found.append(f"{name}: not named ${{Prefix}}-...")
+        if not props.get("SqsManagedSseEnabled") and "KmsMasterKeyId" not in props:
+            found.append(f"{name}: not encrypted")
+        if "RedrivePolicy" in props:
+            dlq = queues[props["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]]["Properties"]
+            if dlq.get("MessageRetentionPeriod", 345600) <= props.get("MessageRetentionPeriod", 345600):
+                found.append(f"{name}: its dead-letter queue does not keep messages longer")
+        elif name not in alarmed:
+            found.append(f"{name}: no alarm on its depth")
+    for alarm in alarms:
+        if alarm["Properties"].get("AlarmActions") != [{"Ref": "AlarmTopic"}]:
+            found.append(f"{text(alarm['Properties'].get('AlarmName'))}: tells nobody")
+    trust = res["RotationScheduleRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
+    if "aws:SourceArn" not in cond(trust, "ArnEquals") or "aws:SourceAccount" not in cond(trust, "StringEquals"):
+        found.append("RotationScheduleRole: trust not bound to the schedule (aws:SourceArn, aws:SourceAccount)")
+    return found
+
+
+def function_problems(template):
+    found = []
+    res = template["Resources"]
     globals_fn = template.get("Globals", {}).get("Function", {})
-    for name, fn in functions.items():
-        props = fn["Properties"]
+    common = set(globals_fn.get("Environment", {}).get("Variables", {})) - {"RUST_LOG"}
+    if common != COMMON_ENV:
+        found.append(f"Globals: environment {sorted(common)} is not {sorted(COMMON_ENV)}")
+    for fn, short in FUNCTIONS.items():
+        f = res[fn]
+        props = f["Properties"]
+        if props.get("FunctionName") != {"Fn::Sub": f"${{Prefix}}-{short}"}:
+            found.append(f"{fn}: not named ${{Prefix}}-{short}")
         if props.get("Runtime", globals_fn.get("Runtime")) != "provided.al2023":
-            found.append(f"{name}: not provided.al2023")
+            found.append(f"{fn}: not provided.al2023")
         if props.get("Architectures", globals_fn.get("Architectures")) != ["arm64"]:
-            found.append(f"{name}: not arm64")
-        if fn.get("Metadata", {}).get("BuildMethod") != "rust-cargolambda":
-            found.append(f"{name}: not built by cargo-lambda")
+            found.append(f"{fn}: not arm64")
+        if f.get("Metadata", {}).get("BuildMethod") != "rust-cargolambda":
+            found.append(f"{fn}: not built by cargo-lambda")
+        env = set(props.get("Environment", {}).get("Variables", {}))
+        if env != ENV[fn]:
+            found.append(f"{fn}: environment {sorted(env)} is not {sorted(ENV[fn])}")
         timeout = props.get("Timeout", globals_fn.get("Timeout"))
         for event_name, event in props.get("Events", {}).items():
             if event["Type"] != "SQS":
                 continue
             ep = event["Properties"]
-            where = f"{name}.{event_name}"
+            where = f"{fn}.{event_name}"
             if ep.get("FunctionResponseTypes") != ["ReportBatchItemFailures"]:
                 found.append(f"{where}: does not report batch item failures")
             if not ep.get("ScalingConfig", {}).get("MaximumConcurrency"):
                 found.append(f"{where}: no maximum concurrency")
-            queue = resources[ep["Queue"]["Fn::GetAtt"][0]]["Properties"]
+            queue = res[ep["Queue"]["Fn::GetAtt"][0]]["Properties"]
             if "RedrivePolicy" not in queue:
                 found.append(f"{where}: queue without a dead-letter queue")
             elif not 1 <= queue["RedrivePolicy"].get("maxReceiveCount", 0) <= 10:
                 found.append(f"{where}: maxReceiveCount out of 1..10")
             if queue.get("VisibilityTimeout", 30) < 6 * timeout:
                 found.append(f"{where}: visibility timeout under 6x the function timeout")
-    for name in ("CreateUserFunction", "IssueCredentialsFunction", "NotifyUserFunction"):
-        if not any(e["Type"] == "SQS" for e in functions.get(name, {}).get("Properties", {}).get("Events", {}).values()):
-            found.append(f"{name}: no SQS event source")
-    table = resources["StateTable"]["Properties"]
-    if table.get("BillingMode") != "PAY_PER_REQUEST":
-        found.append("StateTable: not on-demand")
-    if not table.get("TimeToLiveSpecification", {}).get("Enabled"):
-        found.append("StateTable: no TTL")
-    if not table.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled"):
-        found.append("StateTable: no point-in-time recovery")
-    schedules = [r for r in resources.values() if r["Type"] == "AWS::Scheduler::Schedule"]
+    for fn in ("CreateUserFunction", "IssueCredentialsFunction", "NotifyUserFunction"):
+        if not any(e["Type"] == "SQS" for e in res[fn]["Properties"].get("Events", {}).values()):
+            found.append(f"{fn}: no SQS event source")
+    schedules = of_type(template, "AWS::Scheduler::Schedule").values()
     if not any(s["Properties"]["Target"]["Arn"] == {"Fn::GetAtt": ["RotateKeysFunction", "Arn"]} for s in schedules):
         found.append("no EventBridge Scheduler schedule for rotate-keys")
-    dlqs = [n for n, r in resources.items() if r["Type"] == "AWS::SQS::Queue" and n.endswith("DeadLetterQueue")]
-    alarmed = {str(r["Properties"].get("Dimensions")) for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"}
-    for dlq in dlqs:
-        if not any(dlq in a for a in alarmed):
-            found.append(f"{dlq}: no alarm on its depth")
     return found
+
+
+def statement(template, role, sid):
+    return next(st for st in role_statements(template, role) if st.get("Sid") == sid)
 
 
 class TemplateSecurity(unittest.TestCase):
     def test_the_template_keeps_every_security_fact(self):
         self.assertEqual(problems(load()), [])
 
-    def test_a_widened_role_is_caught(self):
-        template = load()
-        widened = copy.deepcopy(template)
-        widened["Resources"]["CreateUserRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"].append(
-            {"Effect": "Allow", "Action": "iam:*", "Resource": "*"})
-        unbounded = copy.deepcopy(template)
-        for st in statements(unbounded["Resources"]["CreateUserRole"]):
-            if st.get("Sid") == "CreateUsersOnlyWithABoundary":
-                del st["Condition"]["StringEquals"]["iam:PermissionsBoundary"]
-        no_dlq = copy.deepcopy(template)
-        del no_dlq["Resources"]["NotifyUserQueue"]["Properties"]["RedrivePolicy"]
-        self.assertTrue(any("wildcard action iam:*" in p for p in problems(widened)))
-        self.assertTrue(any("iam:CreateUser without" in p for p in problems(unbounded)))
-        self.assertTrue(any("without a dead-letter queue" in p for p in problems(no_dlq)))
+    def test_each_weakening_is_caught(self):
+        """Each mutation undoes one fact; problems() must name it."""
+        def mutated(change):
+            template = copy.deepcopy(load())
+            change(template)
+            return problems(template)
+
+        def fence(t):
+            return t["Resources"]["UserBoundary"]["Properties"]["PolicyDocument"]["Statement"]
+
+        res = lambda t: t["Resources"]  # noqa: E731
+        cases = {
+            "CreateUserRole: iam:TagUser is not a call": lambda t: statement(t, "CreateUserRole", "ReadUsers")[
+                "Action"].append("iam:TagUser"),
+            "CreateUserRole: wildcard action iam:*": lambda t: statement(t, "CreateUserRole", "ReadUsers")[
+                "Action"].append("iam:*"),
+            "without the fence as iam:PermissionsBoundary": lambda t: statement(
+                t, "CreateUserRole", "CreateFencedManagedUsers")["Condition"]["StringEquals"].pop(
+                "iam:PermissionsBoundary"),
+            "iam:CreateAccessKey not limited": lambda t: statement(
+                t, "IssueCredentialsRole", "CredentialsForManagedUsers").pop("Condition"),
+            "secrets beyond the two prefixes": lambda t: statement(
+                t, "IssueCredentialsRole", "CreateUserSecretsWithTheKey").__setitem__(
+                "Resource", {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:*"}),
+            "ses:SendEmail to any domain": lambda t: statement(t, "NotifyUserRole", "Emails")["Condition"].pop(
+                "ForAllValues:StringLike"),
+            "RotateKeysRole: no explicit Deny of iam:TagUser": lambda t: statement(
+                t, "RotateKeysRole", "NeverEscalate")["Action"].remove("iam:TagUser"),
+            "UserBoundary: iam:Attach* is not denied": lambda t: next(
+                st for st in fence(t) if st.get("Sid") == "DenyIamWrites")["Action"].remove("iam:Attach*"),
+            "UserBoundary: allows iam:CreateAccessKey": lambda t: fence(t).append(
+                {"Effect": "Allow", "Action": "iam:CreateAccessKey", "Resource": "*"}),
+            "UserBoundary: the pipeline's :table/${Prefix}-* is not denied": lambda t: next(
+                st for st in fence(t) if st.get("Sid") == "DenyThePipelinesResources")["Resource"].pop(4),
+            "SecretsKey: the account may use the key": lambda t: res(t)["SecretsKey"]["Properties"]["KeyPolicy"][
+                "Statement"][0]["Action"].append("kms:Decrypt"),
+            "NotifyUserQueue: sqs:SendMessage is not denied": lambda t: res(t)["NotifyUserQueuePolicy"][
+                "Properties"]["PolicyDocument"]["Statement"].pop(0),
+            "TicketBus: PutEvents is not denied": lambda t: res(t)["TicketBus"]["Properties"].pop("Policy"),
+            "Rules: AllowedManagedPolicies may hold AdministratorAccess": lambda t: t.pop("Rules"),
+            "kept forever (no retention)": lambda t: res(t)["NotifyUserLogGroup"]["Properties"].pop(
+                "RetentionInDays"),
+            "without a dead-letter queue": lambda t: res(t)["NotifyUserQueue"]["Properties"].pop("RedrivePolicy"),
+            "AlarmTopic: not encrypted with a key CloudWatch can use": lambda t: res(t)["AlarmTopic"][
+                "Properties"].__setitem__("KmsMasterKeyId", "alias/aws/sns"),
+            "RotationScheduleRole: trust not bound": lambda t: res(t)["RotationScheduleRole"]["Properties"][
+                "AssumeRolePolicyDocument"]["Statement"][0]["Condition"].pop("ArnEquals"),
+        }
+        for expected, change in cases.items():
+            with self.subTest(expected):
+                found = mutated(change)
+                self.assertTrue(any(expected in p for p in found), f"{expected!r} not in {found}")
 
 
 if __name__ == "__main__":
