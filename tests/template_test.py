@@ -27,7 +27,7 @@ CONSUME = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
 ALLOWED_ACTIONS = {
     "CreateUserRole": PLATFORM | CONSUME | {
         "iam:ListUsers", "iam:GetUser", "iam:ListGroupsForUser", "iam:ListAttachedUserPolicies",
-        "iam:ListUserPolicies", "iam:CreateUser", "iam:AddUserToGroup", "iam:AttachUserPolicy",
+        "iam:ListUserPolicies", "iam:CreateUser", "iam:TagUser", "iam:AddUserToGroup", "iam:AttachUserPolicy",
         "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:BatchWriteItem",
         "sqs:SendMessage", "ses:SendEmail"},
     "IssueCredentialsRole": PLATFORM | CONSUME | {
@@ -51,6 +51,10 @@ STAGE_ROLES = ["CreateUserRole", "IssueCredentialsRole", "NotifyUserRole", "Rota
 ALWAYS_DENIED = {"iam:TagUser", "iam:UntagUser", "iam:PutUserPolicy", "iam:PutUserPermissionsBoundary",
                  "iam:DeleteUserPermissionsBoundary", "iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion",
                  "iam:PassRole"}
+# IAM authorises CreateUser's Tags as iam:TagUser on the new user (tag-on-create), so the
+# create-user role holds TagUser, but only for requests that tag managed=true with a ticket.
+TAG_ON_CREATE_ROLE = "CreateUserRole"
+TICKET = "iam-provisioner:ticket"
 CREDENTIAL_WRITES = {"iam:CreateAccessKey", "iam:DeleteAccessKey", "iam:UpdateAccessKey", "iam:CreateLoginProfile"}
 FUNCTIONS = {"CreateUserFunction": "create-user", "IssueCredentialsFunction": "issue-credentials",
              "NotifyUserFunction": "notify-user", "RotateKeysFunction": "rotate-keys"}
@@ -186,6 +190,17 @@ def role_problems(template):
                     found.append(f"{name}: iam:AttachUserPolicy on users outside the fence")
                 if eq.get(f"iam:ResourceTag/{MANAGED}") != "true":
                     found.append(f"{name}: iam:AttachUserPolicy on users the pipeline did not create")
+            if "iam:TagUser" in actions:
+                if name != TAG_ON_CREATE_ROLE:
+                    found.append(f"{name}: iam:TagUser allowed (only CreateUser's tag-on-create needs it)")
+                if set(actions) != {"iam:TagUser"}:
+                    found.append(f"{name}: iam:TagUser shares a statement with {sorted(set(actions) - {'iam:TagUser'})}")
+                if cond(st, "StringEquals").get(f"aws:RequestTag/{MANAGED}") != "true":
+                    found.append(f"{name}: iam:TagUser without aws:RequestTag/{MANAGED} = true")
+                if cond(st, "Null").get(f"aws:RequestTag/{TICKET}") != "false":
+                    found.append(f"{name}: iam:TagUser without a ticket tag required (Null aws:RequestTag/{TICKET})")
+                if text(st["Resource"]) != "arn:${AWS::Partition}:iam::${AWS::AccountId}:user/*":
+                    found.append(f"{name}: iam:TagUser beyond users")
             if "iam:AddUserToGroup" in actions and st["Resource"] != {"Ref": "AllowedGroupArns"}:
                 found.append(f"{name}: iam:AddUserToGroup beyond the allow-listed groups")
             for action in sorted(set(actions) & CREDENTIAL_WRITES):
@@ -206,8 +221,11 @@ def role_problems(template):
                         set(actions) != {"secretsmanager:GetSecretValue"}:
                     found.append(f"{name}: more than reading custom passwords")
         if name in STAGE_ROLES:
-            for action in sorted(ALWAYS_DENIED - denied):
+            must_deny = ALWAYS_DENIED - {"iam:TagUser"} if name == TAG_ON_CREATE_ROLE else ALWAYS_DENIED
+            for action in sorted(must_deny - denied):
                 found.append(f"{name}: no explicit Deny of {action}")
+        if name == TAG_ON_CREATE_ROLE and "iam:TagUser" in denied:
+            found.append(f"{name}: iam:TagUser denied, so every CreateUser with tags is refused")
     return found
 
 
@@ -434,8 +452,20 @@ class TemplateSecurity(unittest.TestCase):
 
         res = lambda t: t["Resources"]  # noqa: E731
         cases = {
-            "CreateUserRole: iam:TagUser is not a call": lambda t: statement(t, "CreateUserRole", "ReadUsers")[
+            "CreateUserRole: iam:DeleteUser is not a call": lambda t: statement(t, "CreateUserRole", "ReadUsers")[
+                "Action"].append("iam:DeleteUser"),
+            "CreateUserRole: iam:TagUser shares a statement": lambda t: statement(t, "CreateUserRole", "ReadUsers")[
                 "Action"].append("iam:TagUser"),
+            "CreateUserRole: iam:TagUser without aws:RequestTag/iam-provisioner:managed": lambda t: statement(
+                t, "CreateUserRole", "TagOnlyAsPartOfCreateUser")["Condition"].pop("StringEquals"),
+            "CreateUserRole: iam:TagUser without a ticket tag required": lambda t: statement(
+                t, "CreateUserRole", "TagOnlyAsPartOfCreateUser")["Condition"].pop("Null"),
+            "CreateUserRole: iam:TagUser without aws:RequestTag/iam-provisioner:managed = true": lambda t: statement(
+                t, "CreateUserRole", "TagOnlyAsPartOfCreateUser").pop("Condition"),
+            "CreateUserRole: iam:TagUser denied, so every CreateUser with tags is refused": lambda t: statement(
+                t, "CreateUserRole", "NeverEscalate")["Action"].append("iam:TagUser"),
+            "IssueCredentialsRole: iam:TagUser allowed": lambda t: statement(
+                t, "IssueCredentialsRole", "CredentialsForManagedUsers")["Action"].append("iam:TagUser"),
             "CreateUserRole: wildcard action iam:*": lambda t: statement(t, "CreateUserRole", "ReadUsers")[
                 "Action"].append("iam:*"),
             "without the fence as iam:PermissionsBoundary": lambda t: statement(

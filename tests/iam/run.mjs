@@ -425,6 +425,9 @@ function checksFor(model, state, req) {
       const ctx = tagContext(tags)
       if (params.PermissionsBoundary) ctx['iam:PermissionsBoundary'] = params.PermissionsBoundary
       checks.push({ action: 'iam:CreateUser', resource: A.user(params.UserName), context: ctx })
+      // Tag-on-create: IAM authorises CreateUser's Tags as iam:TagUser on the new user, with the
+      // same request tags (AWS IAM User Guide, "Create new users only with specific tags").
+      if (tags.length) checks.push({ action: 'iam:TagUser', resource: A.user(params.UserName), context: tagContext(tags), tagOnCreate: true })
       state.users[params.UserName] = {
         name: params.UserName,
         tags: Object.fromEntries(tags.map((t) => [t.Key, t.Value])),
@@ -564,7 +567,7 @@ async function sectionA(model) {
       const who = rolePrincipal(model, roleLogical, req.stage)
       const r = await simulate(model, who, c)
       markUsed(model, roleLogical, r.analysis, c.action)
-      const name = `${req.stage} ${c.action} ${shortArn(c.resource)}${c.implicit ? ' (implicit)' : ''}${mapped.notes.length ? ` [${mapped.notes.join('; ')}]` : ''}`
+      const name = `${req.stage} ${c.action} ${shortArn(c.resource)}${c.implicit ? ' (implicit)' : ''}${c.tagOnCreate ? ' (tag-on-create: the Tags of CreateUser)' : ''}${mapped.notes.length ? ` [${mapped.notes.join('; ')}]` : ''}`
       record('a', `${name} -> Allowed`, r.result === 'Allowed', `${r.result}: ${explain(r)}`)
     }
     if (req.service === 'secretsmanager' && req.operation === 'CreateSecret' && String(req.params.Name || '').startsWith(P.SecretPrefix)) {
@@ -692,7 +695,24 @@ function attackCatalogue(model) {
     add(`${role}: iam:SetDefaultPolicyVersion of the fence`, who, { action: 'iam:SetDefaultPolicyVersion', resource: fence })
     add(`${role}: iam:PassRole of admin role`, who, { action: 'iam:PassRole', resource: A.role('admin'), context: { 'iam:PassedToService': 'lambda.amazonaws.com' } })
     add(`${role}: iam:PassRole of CreateUserRole`, who, { action: 'iam:PassRole', resource: roleByLogical(model, 'CreateUserRole').arn, context: { 'iam:PassedToService': 'lambda.amazonaws.com' } })
-    add(`${role}: iam:TagUser iam-provisioner:managed=true on ${ADMIN.name}`, who, { action: 'iam:TagUser', resource: u, context: tagContext([{ Key: 'iam-provisioner:managed', Value: 'true' }]) })
+    if (role === 'CreateUserRole') {
+      // CreateUser's tags are authorised as iam:TagUser (tag-on-create), so this role holds TagUser
+      // for requests tagging managed=true with a ticket. IAM cannot tell creation from tagging an
+      // existing user: the residual below is exactly that, and nothing wider.
+      const tagUser = (tags, target = u, extra = {}) => ({ action: 'iam:TagUser', resource: target, context: { ...extra, ...tagContext(tags) } })
+      const managedTag = { Key: 'iam-provisioner:managed', Value: 'true' }
+      const ticketTag = { Key: 'iam-provisioner:ticket', Value: 'ONB-EVIL-1' }
+      add(`${role}: RESIDUAL (see SECURITY.md): iam:TagUser managed=true and iam-provisioner:ticket on existing ${ADMIN.name}`, who, tagUser([managedTag, ticketTag]), 'Allowed')
+      add(`${role}: iam:TagUser iam-provisioner:managed=true without a ticket tag on ${ADMIN.name}`, who, tagUser([managedTag]))
+      add(`${role}: iam:TagUser only owner=x on ${ADMIN.name}`, who, tagUser([{ Key: 'owner', Value: 'x' }]))
+      add(`${role}: iam:TagUser only iam-provisioner:ticket on ${ADMIN.name}`, who, tagUser([ticketTag]))
+      add(`${role}: iam:TagUser managed=false and iam-provisioner:ticket on ${ADMIN.name}`, who, tagUser([{ Key: 'iam-provisioner:managed', Value: 'false' }, ticketTag]))
+      add(`${role}: iam:TagUser only owner=x on managed ${EMILY}`, who, tagUser([{ Key: 'owner', Value: 'x' }], A.user(EMILY), emilyCtx))
+      add(`${role}: iam:UntagUser iam-provisioner:ticket on ${ADMIN.name}`, who, { action: 'iam:UntagUser', resource: u, context: { 'aws:TagKeys': ['iam-provisioner:ticket'] } })
+    } else {
+      add(`${role}: iam:TagUser iam-provisioner:managed=true on ${ADMIN.name}`, who, { action: 'iam:TagUser', resource: u, context: tagContext([{ Key: 'iam-provisioner:managed', Value: 'true' }]) })
+      add(`${role}: iam:TagUser managed=true and iam-provisioner:ticket on ${ADMIN.name}`, who, { action: 'iam:TagUser', resource: u, context: tagContext([{ Key: 'iam-provisioner:managed', Value: 'true' }, { Key: 'iam-provisioner:ticket', Value: 'ONB-EVIL-1' }]) })
+    }
     add(`${role}: iam:UntagUser on ${EMILY}`, who, { action: 'iam:UntagUser', resource: A.user(EMILY), context: { 'aws:TagKeys': ['iam-provisioner:managed'], ...emilyCtx } })
     add(`${role}: iam:CreateUser without a boundary`, who, { action: 'iam:CreateUser', resource: A.user('mallory'), context: tagContext([{ Key: 'iam-provisioner:managed', Value: 'true' }]) })
     add(`${role}: iam:CreateUser with boundary AdministratorAccess`, who, { action: 'iam:CreateUser', resource: A.user('mallory'), context: { 'iam:PermissionsBoundary': arnOf('AdministratorAccess'), ...tagContext([{ Key: 'iam-provisioner:managed', Value: 'true' }]) } })
@@ -847,7 +867,7 @@ const actionsOf = (s) => [].concat(s.Action || []).map((a) => a.toLowerCase())
 const WIDENINGS = [
   {
     name: 'add an unconditional iam:TagUser to CreateUserRole',
-    target: (id) => id === `CreateUserRole: iam:TagUser iam-provisioner:managed=true on ${ADMIN.name}`,
+    target: (id) => id === `CreateUserRole: iam:TagUser only owner=x on ${ADMIN.name}`,
     apply(m) {
       // as a careless edit would: the grant, and any Deny that named the action dropped
       for (const p of m.roles.CreateUserRole.inline) {
@@ -858,6 +878,28 @@ const WIDENINGS = [
       }
       statementsOf(m.roles.CreateUserRole.inline[0].document).push({ Sid: 'Widened', Effect: 'Allow', Action: 'iam:TagUser', Resource: '*' })
       return true
+    },
+  },
+  {
+    name: "drop the managed-tag condition from CreateUserRole's TagUser (tag-on-create) grant",
+    target: (id) => id === `CreateUserRole: iam:TagUser only iam-provisioner:ticket on ${ADMIN.name}`,
+    apply(m) {
+      let changed = false
+      for (const p of m.roles.CreateUserRole.inline) {
+        for (const s of statementsOf(p.document)) {
+          if (s.Effect !== 'Allow' || !actionsOf(s).includes('iam:taguser') || !s.Condition) continue
+          for (const op of Object.keys(s.Condition)) {
+            for (const k of Object.keys(s.Condition[op])) {
+              if (k.toLowerCase() === 'aws:requesttag/iam-provisioner:managed') {
+                delete s.Condition[op][k]
+                changed = true
+              }
+            }
+            if (!Object.keys(s.Condition[op]).length) delete s.Condition[op]
+          }
+        }
+      }
+      return changed
     },
   },
   {
