@@ -108,8 +108,36 @@ pub trait FromEnv: Sized {
 pub struct AllowList {
     pub groups: BTreeSet<String>,
     pub managed_policies: BTreeSet<String>,
+    /// Only the fence (`<prefix>-user-boundary`): a ticket may name it, or
+    /// nothing and get it anyway.
     pub boundaries: BTreeSet<String>,
     pub default_boundary: String,
+    /// Domains (lower case) every user's and requester's address must be in.
+    pub email_domains: BTreeSet<String>,
+    /// The only secrets a ticket may name as a custom password.
+    pub custom_password_prefix: String,
+}
+
+/// `ALLOWED_EMAIL_DOMAINS`, lower-cased, each a plain domain.
+fn email_domains<F: Fn(&str) -> Option<String>>(env: &mut EnvReader<F>) -> BTreeSet<String> {
+    let domains: BTreeSet<String> = env.list("ALLOWED_EMAIL_DOMAINS").into_iter().map(|d| d.to_lowercase()).collect();
+    for d in &domains {
+        if !crate::ticket::plausible_email(&format!("x@{d}")) {
+            env.problem(format!("ALLOWED_EMAIL_DOMAINS: {d:?} is not a domain"));
+        }
+    }
+    domains
+}
+
+/// The users' secrets and the custom passwords live under separate
+/// prefixes: a custom password must never be able to name a user's secret.
+fn secret_prefixes<F: Fn(&str) -> Option<String>>(env: &mut EnvReader<F>) -> (String, String) {
+    let users = env.optional("SECRET_PREFIX", DEFAULT_SECRET_PREFIX);
+    let custom = env.optional("CUSTOM_PASSWORD_PREFIX", DEFAULT_CUSTOM_PASSWORD_PREFIX);
+    if users.starts_with(&custom) || custom.starts_with(&users) {
+        env.problem(format!("SECRET_PREFIX {users:?} and CUSTOM_PASSWORD_PREFIX {custom:?} overlap"));
+    }
+    (users, custom)
 }
 
 #[derive(Debug, Clone)]
@@ -119,7 +147,7 @@ pub struct CreateUserConfig {
     pub sender: String,
     pub allow: AllowList,
     pub idempotency_ttl_secs: u64,
-    /// Records of a batch (and, for create-user, users of a ticket) handled at once.
+    /// Records of a batch, and users of a ticket, handled at once.
     pub concurrency: usize,
 }
 
@@ -136,13 +164,11 @@ impl FromEnv for CreateUserConfig {
         // scoped to the ARNs); a ticket names groups by name.
         let groups = env.list("ALLOWED_GROUPS").into_iter().map(|g| group_name(&g).to_owned()).collect();
         let managed_policies = env.list("ALLOWED_MANAGED_POLICIES");
+        // The fence is the only boundary: no other can be named or copied.
         let default_boundary = env.required("DEFAULT_BOUNDARY");
-        let mut boundaries = env.optional_list("ALLOWED_BOUNDARIES");
-        // The default is always allowed: a deployment that forgot to list it
-        // would otherwise refuse every ticket.
-        if !default_boundary.is_empty() {
-            boundaries.insert(default_boundary.clone());
-        }
+        let boundaries = BTreeSet::from([default_boundary.clone()]);
+        let email_domains = email_domains(&mut env);
+        let (_, custom_password_prefix) = secret_prefixes(&mut env);
         for arn in managed_policies.iter().chain(&boundaries) {
             if !arn.starts_with("arn:aws") || !arn.contains(":policy/") {
                 env.problem(format!("{arn:?} is not a managed policy ARN"));
@@ -153,7 +179,14 @@ impl FromEnv for CreateUserConfig {
             table_name,
             next_queue_url,
             sender,
-            allow: AllowList { groups, managed_policies, boundaries, default_boundary },
+            allow: AllowList {
+                groups,
+                managed_policies,
+                boundaries,
+                default_boundary,
+                email_domains,
+                custom_password_prefix,
+            },
             idempotency_ttl_secs,
             concurrency: env.concurrency(),
         };
@@ -168,7 +201,14 @@ mod tests {
     #[test]
     fn every_missing_variable_is_named_in_one_error() {
         let err = CreateUserConfig::from_lookup(|_| None).unwrap_err().to_string();
-        for name in ["TABLE_NAME", "NEXT_QUEUE_URL", "SENDER_EMAIL", "ALLOWED_GROUPS", "DEFAULT_BOUNDARY"] {
+        for name in [
+            "TABLE_NAME",
+            "NEXT_QUEUE_URL",
+            "SENDER_EMAIL",
+            "ALLOWED_GROUPS",
+            "DEFAULT_BOUNDARY",
+            "ALLOWED_EMAIL_DOMAINS",
+        ] {
             assert!(err.contains(name), "{name} missing from {err}");
         }
     }
@@ -193,9 +233,9 @@ mod tests {
         let c = CreateUserConfig::from_lookup(|k| {
             Some(match k {
                 "ALLOWED_GROUPS" => "arn:aws:iam::123456789012:group/teams/Developers, ReadOnly".into(),
-                "ALLOWED_MANAGED_POLICIES" | "DEFAULT_BOUNDARY" | "ALLOWED_BOUNDARIES" => {
-                    "arn:aws:iam::aws:policy/ReadOnlyAccess".into()
-                }
+                "ALLOWED_MANAGED_POLICIES" | "DEFAULT_BOUNDARY" => "arn:aws:iam::aws:policy/ReadOnlyAccess".into(),
+                "ALLOWED_EMAIL_DOMAINS" => "example.com".into(),
+                "SECRET_PREFIX" | "CUSTOM_PASSWORD_PREFIX" => return None,
                 "IDEMPOTENCY_TTL_DAYS" => "1".into(),
                 "BATCH_CONCURRENCY" => "2".into(),
                 _ => "x".into(),
@@ -206,23 +246,37 @@ mod tests {
     }
 
     #[test]
-    fn default_boundary_is_always_allowed() {
-        let c = CreateUserConfig::from_lookup(|k| {
-            Some(match k {
-                "DEFAULT_BOUNDARY" => "arn:aws:iam::aws:policy/PowerUserAccess".into(),
-                "ALLOWED_BOUNDARIES" => "".into(),
-                "ALLOWED_MANAGED_POLICIES" => "arn:aws:iam::aws:policy/ReadOnlyAccess".into(),
-                "IDEMPOTENCY_TTL_DAYS" => "1".into(),
-                "BATCH_CONCURRENCY" => "2".into(),
-                _ => "x".into(),
-            })
-        })
-        .expect("valid config");
-        assert!(c.allow.boundaries.contains("arn:aws:iam::aws:policy/PowerUserAccess"));
+    fn the_fence_is_the_only_boundary_and_prefixes_may_not_overlap() {
+        let lookup = |overlap: bool| {
+            move |k: &str| {
+                Some(match k {
+                    "DEFAULT_BOUNDARY" => "arn:aws:iam::123456789012:policy/iam-provisioner-user-boundary".into(),
+                    // No longer read: another boundary cannot be allowed.
+                    "ALLOWED_BOUNDARIES" => "arn:aws:iam::aws:policy/PowerUserAccess".into(),
+                    "ALLOWED_MANAGED_POLICIES" => "arn:aws:iam::aws:policy/ReadOnlyAccess".into(),
+                    "ALLOWED_EMAIL_DOMAINS" => "Example.com, corp.example".into(),
+                    "SECRET_PREFIX" => "p/users/".into(),
+                    "CUSTOM_PASSWORD_PREFIX" if overlap => "p/".into(),
+                    "CUSTOM_PASSWORD_PREFIX" => "p/custom/".into(),
+                    "IDEMPOTENCY_TTL_DAYS" => "1".into(),
+                    "BATCH_CONCURRENCY" => "2".into(),
+                    _ => "x".into(),
+                })
+            }
+        };
+        let c = CreateUserConfig::from_lookup(lookup(false)).expect("valid config");
+        assert_eq!(
+            c.allow.boundaries.into_iter().collect::<Vec<_>>(),
+            ["arn:aws:iam::123456789012:policy/iam-provisioner-user-boundary"]
+        );
+        assert_eq!(c.allow.email_domains.into_iter().collect::<Vec<_>>(), ["corp.example", "example.com"]);
+        let err = CreateUserConfig::from_lookup(lookup(true)).unwrap_err().to_string();
+        assert!(err.contains("overlap"), "{err}");
     }
 }
 
 pub const DEFAULT_SECRET_PREFIX: &str = "iam-provisioner/users/";
+pub const DEFAULT_CUSTOM_PASSWORD_PREFIX: &str = "iam-provisioner/custom-passwords/";
 pub const CHANGE_PASSWORD_POLICY: &str = "arn:aws:iam::aws:policy/IAMUserChangePassword";
 
 #[derive(Debug, Clone)]
@@ -232,20 +286,26 @@ pub struct IssueCredentialsConfig {
     pub sender: String,
     pub secret_prefix: String,
     pub change_password_policy: String,
+    /// The customer managed key the users' secrets are encrypted with
+    /// (`SECRETS_KMS_KEY_ID`; the account's default key when unset).
+    pub secrets_kms_key_id: Option<String>,
     pub idempotency_ttl_secs: u64,
-    /// Records of a batch (and, for create-user, users of a ticket) handled at once.
+    /// Records of a batch handled at once.
     pub concurrency: usize,
 }
 
 impl FromEnv for IssueCredentialsConfig {
     fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
         let mut env = EnvReader::new(lookup);
+        let (secret_prefix, _) = secret_prefixes(&mut env);
+        let kms = env.optional("SECRETS_KMS_KEY_ID", "");
         let config = Self {
             table_name: env.required("TABLE_NAME"),
             next_queue_url: env.required("NEXT_QUEUE_URL"),
             sender: env.required("SENDER_EMAIL"),
-            secret_prefix: env.optional("SECRET_PREFIX", DEFAULT_SECRET_PREFIX),
+            secret_prefix,
             change_password_policy: env.optional("CHANGE_PASSWORD_POLICY_ARN", CHANGE_PASSWORD_POLICY),
+            secrets_kms_key_id: (!kms.is_empty()).then_some(kms),
             idempotency_ttl_secs: env.number("IDEMPOTENCY_TTL_DAYS", 365) * DAY,
             concurrency: env.concurrency(),
         };
@@ -257,17 +317,22 @@ impl FromEnv for IssueCredentialsConfig {
 pub struct NotifyUserConfig {
     pub table_name: String,
     pub sender: String,
+    /// Where the users' secrets are: a message's secret name or ARN is
+    /// checked against `<prefix><user name>`, never followed.
+    pub secret_prefix: String,
     pub idempotency_ttl_secs: u64,
-    /// Records of a batch (and, for create-user, users of a ticket) handled at once.
+    /// Records of a batch handled at once.
     pub concurrency: usize,
 }
 
 impl FromEnv for NotifyUserConfig {
     fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
         let mut env = EnvReader::new(lookup);
+        let (secret_prefix, _) = secret_prefixes(&mut env);
         let config = Self {
             table_name: env.required("TABLE_NAME"),
             sender: env.required("SENDER_EMAIL"),
+            secret_prefix,
             idempotency_ttl_secs: env.number("IDEMPOTENCY_TTL_DAYS", 365) * DAY,
             concurrency: env.concurrency(),
         };

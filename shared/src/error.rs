@@ -56,6 +56,12 @@ pub enum Error {
 
     #[error("configuration: {0}")]
     Config(String),
+
+    /// A stage message that matches none of the pipeline's own records: not
+    /// a refusal (nobody is told, nothing is recorded against a user) and
+    /// not retried; recorded as untrusted and alarmed.
+    #[error("untrusted message: {0}")]
+    Untrusted(String),
 }
 
 fn join_refusals(r: &[Refusal]) -> String {

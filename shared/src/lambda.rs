@@ -77,26 +77,81 @@ where
     stream::iter(futures).buffered(limit.max(1)).collect().await
 }
 
-/// `for_each_record` over a stage's hand-offs: each body parsed as `T` (a
-/// body that is not one goes back, and on to the dead-letter queue).
-pub async fn for_each_message<T, F, Fut>(
+/// `for_each_record` over a stage's hand-offs, each body parsed as `T`.
+///
+/// A hand-off is only a pointer into the pipeline's own records: a body
+/// that does not parse, or that `process` finds matching none of them
+/// (`Error::Untrusted`), changes nothing and emails nobody. It is recorded
+/// by message id in `log`, logged at ERROR with `alarm = "untrusted_message"`
+/// (the template's metric filter turns that into an alarm), and settled, so
+/// it is neither retried nor parked in the dead-letter queue. Only a failure
+/// to record it sends it back.
+pub async fn for_each_message<T, L, F, Fut>(
     event: SqsEvent,
     stage: &'static str,
     concurrency: usize,
+    log: &L,
+    now: u64,
     mut process: F,
 ) -> SqsBatchResponse
 where
     T: serde::de::DeserializeOwned,
+    L: crate::ports::UntrustedLog,
     F: FnMut(T) -> Fut,
     Fut: Future<Output = Result<(), crate::Error>>,
 {
     for_each_record(event, concurrency, |record| {
-        let parsed = serde_json::from_str::<T>(record.body.as_deref().unwrap_or_default())
-            .map_err(|e| crate::Error::permanent(stage, format!("not a hand-off this stage takes: {e}")));
+        let body = record.body.clone().unwrap_or_default();
+        let message_id = record.message_id.clone().unwrap_or_default();
+        let parsed = serde_json::from_str::<T>(&body).map_err(|e| {
+            crate::Error::Untrusted(format!(
+                "not a hand-off this stage takes: {}",
+                crate::text::redact_serde_message(&e.to_string())
+            ))
+        });
         let run = parsed.map(&mut process);
-        async move { run?.await }
+        async move {
+            let outcome = match run {
+                Ok(run) => run.await,
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Err(crate::Error::Untrusted(reason)) => untrusted(log, stage, &message_id, &reason, &body, now).await,
+                other => other,
+            }
+        }
     })
     .await
+}
+
+/// Records and alarms one untrusted message (see `for_each_message`).
+pub async fn untrusted<L: crate::ports::UntrustedLog>(
+    log: &L,
+    stage: &str,
+    message_id: &str,
+    reason: &str,
+    body: &str,
+    now: u64,
+) -> Result<(), crate::Error> {
+    let mut cut = body.len().min(crate::ports::UNTRUSTED_BODY_LIMIT);
+    while !body.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    tracing::error!(
+        alarm = "untrusted_message",
+        stage,
+        message_id,
+        %reason,
+        "untrusted message dropped: it matches none of the pipeline's records; nothing was changed and nobody emailed"
+    );
+    let message = crate::ports::UntrustedMessage {
+        stage: stage.to_owned(),
+        message_id: message_id.to_owned(),
+        reason: reason.to_owned(),
+        body: body[..cut].to_owned(),
+        received_at: now,
+    };
+    log.record_untrusted(&message).await
 }
 
 /// What Lambda reports for a failed direct invocation: the kind of failure

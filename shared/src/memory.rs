@@ -226,6 +226,7 @@ impl UserDirectory for MemoryDirectory {
 #[derive(Debug, Default)]
 pub struct MemoryLedger {
     pub keys: Mutex<BTreeMap<(String, String), KeyRecord>>,
+    pub secret_versions: Mutex<BTreeMap<String, Vec<String>>>,
 }
 
 impl KeyLedger for MemoryLedger {
@@ -244,14 +245,24 @@ impl KeyLedger for MemoryLedger {
         stored.warned_at = stored.warned_at.or(key.warned_at);
         stored.deactivated_at = stored.deactivated_at.or(key.deactivated_at);
         stored.deleted_at = stored.deleted_at.or(key.deleted_at);
+        stored.rotation_deadline = stored.rotation_deadline.or(key.rotation_deadline);
         Ok(())
+    }
+
+    async fn record_secret_version(&self, user_name: &str, version_id: &str) -> Result<()> {
+        lock(&self.secret_versions).entry(user_name.to_owned()).or_default().push(version_id.to_owned());
+        Ok(())
+    }
+
+    async fn secret_versions(&self, user_name: &str) -> Result<Vec<String>> {
+        Ok(lock(&self.secret_versions).get(user_name).cloned().unwrap_or_default())
     }
 }
 
 #[derive(Debug, Default)]
 pub struct MemorySecrets {
-    /// name -> versions, newest last
-    pub secrets: Mutex<BTreeMap<String, Vec<Sensitive>>>,
+    /// name -> (version id, value), newest last
+    pub secrets: Mutex<BTreeMap<String, Vec<(String, Sensitive)>>>,
     pub tags: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
     faults: Faults,
 }
@@ -265,8 +276,12 @@ impl MemorySecrets {
         self.faults.take(operation)
     }
 
+    /// A secret made outside the pipeline (its version id is no token the
+    /// pipeline recorded).
     pub fn insert(&self, name: &str, value: &str) {
-        lock(&self.secrets).entry(name.to_owned()).or_default().push(Sensitive::new(value));
+        let mut secrets = lock(&self.secrets);
+        let versions = secrets.entry(name.to_owned()).or_default();
+        versions.push((format!("outside-{}", versions.len()), Sensitive::new(value)));
     }
 
     pub fn versions(&self, name: &str) -> usize {
@@ -290,28 +305,36 @@ impl SecretStore for MemorySecrets {
                 .find(|n| tail == n.as_str() || (tail.starts_with(n.as_str()) && tail.len() == n.len() + 7))
                 .map_or(tail, String::as_str),
         };
-        Ok(secrets.get(name).and_then(|v| v.last().cloned()).map(|value| StoredSecret {
+        Ok(secrets.get(name).and_then(|v| v.last().cloned()).map(|(version_id, value)| StoredSecret {
             arn: Self::arn(name),
             name: name.to_owned(),
+            version_id,
             value,
         }))
     }
 
-    async fn create(&self, name: &str, value: &Sensitive, tags: &BTreeMap<String, String>) -> Result<String> {
+    async fn create(
+        &self,
+        name: &str,
+        value: &Sensitive,
+        tags: &BTreeMap<String, String>,
+        version_id: &str,
+        _kms_key_id: Option<&str>,
+    ) -> Result<String> {
         self.fault("CreateSecret")?;
         let mut secrets = lock(&self.secrets);
         if secrets.contains_key(name) {
             return Err(Error::permanent("CreateSecret", "ResourceExistsException"));
         }
-        secrets.insert(name.to_owned(), vec![value.clone()]);
+        secrets.insert(name.to_owned(), vec![(version_id.to_owned(), value.clone())]);
         lock(&self.tags).insert(name.to_owned(), tags.clone());
         Ok(Self::arn(name))
     }
 
-    async fn put(&self, arn: &str, value: &Sensitive) -> Result<()> {
+    async fn put(&self, arn: &str, value: &Sensitive, version_id: &str) -> Result<()> {
         self.fault("PutSecretValue")?;
         let name = arn.rsplit_once(":secret:").map_or(arn, |(_, n)| n);
-        lock(&self.secrets).entry(name.to_owned()).or_default().push(value.clone());
+        lock(&self.secrets).entry(name.to_owned()).or_default().push((version_id.to_owned(), value.clone()));
         Ok(())
     }
 }
@@ -372,6 +395,26 @@ impl IdempotencyStore for MemoryIdempotency {
 #[derive(Debug, Default)]
 pub struct MemoryStatus {
     records: Mutex<BTreeMap<(String, String), StatusRecord>>,
+    handoffs: Mutex<BTreeMap<(String, String), UserReady>>,
+    untrusted: Mutex<Vec<UntrustedMessage>>,
+}
+
+impl MemoryStatus {
+    /// As create-user would have recorded it.
+    pub fn insert_handoff(&self, handoff: &UserReady) {
+        lock(&self.handoffs).insert((handoff.ticket_id.clone(), handoff.user_name.clone()), handoff.clone());
+    }
+}
+
+impl UntrustedLog for MemoryStatus {
+    async fn record_untrusted(&self, message: &UntrustedMessage) -> Result<()> {
+        lock(&self.untrusted).push(message.clone());
+        Ok(())
+    }
+
+    async fn untrusted(&self, stage: &str) -> Result<Vec<UntrustedMessage>> {
+        Ok(lock(&self.untrusted).iter().filter(|m| m.stage == stage).cloned().collect())
+    }
 }
 
 impl StatusStore for MemoryStatus {
@@ -384,8 +427,22 @@ impl StatusStore for MemoryStatus {
         Ok(())
     }
 
+    async fn create_all(&self, records: &[StatusRecord], handoffs: &[UserReady]) -> Result<()> {
+        for r in records {
+            self.record(r).await?;
+        }
+        for h in handoffs {
+            self.insert_handoff(h);
+        }
+        Ok(())
+    }
+
     async fn for_ticket(&self, ticket_id: &str) -> Result<Vec<StatusRecord>> {
         Ok(lock(&self.records).values().filter(|r| r.ticket_id == ticket_id).cloned().collect())
+    }
+
+    async fn handoff(&self, ticket_id: &str, user_name: &str) -> Result<Option<UserReady>> {
+        Ok(lock(&self.handoffs).get(&(ticket_id.to_owned(), user_name.to_owned())).cloned())
     }
 }
 

@@ -33,8 +33,8 @@ pub struct IamUser {
 pub struct Permissions {
     pub groups: Vec<String>,
     pub managed_policies: Vec<String>,
-    /// (policy name, URL-decoded JSON document)
-    pub inline_policies: Vec<(String, String)>,
+    /// Names only: a source with any is refused, so no document is read.
+    pub inline_policies: Vec<String>,
     pub boundary: Option<String>,
 }
 
@@ -99,15 +99,25 @@ pub struct KeyRecord {
     pub warned_at: Option<u64>,
     pub deactivated_at: Option<u64>,
     pub deleted_at: Option<u64>,
+    /// Set by rotate-keys before it asks for a successor: when this key will
+    /// be deactivated. issue-credentials and notify-user act on a rotation
+    /// only where the ledger holds this.
+    #[serde(default)]
+    pub rotation_deadline: Option<u64>,
 }
 
 pub trait KeyLedger: Send + Sync {
     /// Records a key once its secret is stored; later calls keep the first record.
     fn record_issued(&self, key: &KeyRecord) -> impl Future<Output = Result<()>> + Send;
     fn keys_of(&self, user_name: &str) -> impl Future<Output = Result<Vec<KeyRecord>>> + Send;
-    /// Saves the lifecycle times (`warned_at`, `deactivated_at`, `deleted_at`),
-    /// keeping any already set.
+    /// Saves the lifecycle times (`warned_at`, `deactivated_at`, `deleted_at`,
+    /// `rotation_deadline`), keeping any already set.
     fn update(&self, key: &KeyRecord) -> impl Future<Output = Result<()>> + Send;
+    /// Notes a version id (a `ClientRequestToken`) before the pipeline
+    /// writes it into the user's secret, so a secret found later is the
+    /// pipeline's only if its current version is one of these.
+    fn record_secret_version(&self, user_name: &str, version_id: &str) -> impl Future<Output = Result<()>> + Send;
+    fn secret_versions(&self, user_name: &str) -> impl Future<Output = Result<Vec<String>>> + Send;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,21 +133,27 @@ pub struct AccessKeyInfo {
 pub struct StoredSecret {
     pub arn: String,
     pub name: String,
+    /// The AWSCURRENT version's id.
+    pub version_id: String,
     pub value: Sensitive,
 }
 
 pub trait SecretStore: Send + Sync {
     /// By name or ARN; `None` if there is no such secret.
     fn read(&self, id: &str) -> impl Future<Output = Result<Option<StoredSecret>>> + Send;
-    /// Creates the secret with its first version; returns its ARN.
+    /// Creates the secret with its first version, whose id is `version_id`,
+    /// encrypted with `kms_key_id` (the account's default key if `None`);
+    /// returns its ARN.
     fn create(
         &self,
         name: &str,
         value: &Sensitive,
         tags: &BTreeMap<String, String>,
+        version_id: &str,
+        kms_key_id: Option<&str>,
     ) -> impl Future<Output = Result<String>> + Send;
-    /// A new version, which becomes AWSCURRENT (the old one AWSPREVIOUS).
-    fn put(&self, arn: &str, value: &Sensitive) -> impl Future<Output = Result<()>> + Send;
+    /// A new version `version_id`, which becomes AWSCURRENT (the old one AWSPREVIOUS).
+    fn put(&self, arn: &str, value: &Sensitive, version_id: &str) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// The state of one idempotency record, as in Powertools for AWS Lambda.
@@ -228,15 +244,35 @@ pub trait StatusStore: Send + Sync {
     /// the store allows, and without `record`'s forward-only check: only for
     /// a caller that knows no record exists and none can appear meanwhile
     /// (create-user, holding its ticket's lease, before any hand-off).
-    fn create_all(&self, records: &[StatusRecord]) -> impl Future<Output = Result<()>> + Send {
-        async move {
-            for r in records {
-                self.record(r).await?;
-            }
-            Ok(())
-        }
-    }
+    ///
+    /// With them, the hand-off each accepted user will get: the record
+    /// issue-credentials and notify-user check every message against.
+    fn create_all(&self, records: &[StatusRecord], handoffs: &[UserReady]) -> impl Future<Output = Result<()>> + Send;
     fn for_ticket(&self, ticket_id: &str) -> impl Future<Output = Result<Vec<StatusRecord>>> + Send;
+    /// The hand-off create-user recorded for this (ticket, user), if any.
+    fn handoff(&self, ticket_id: &str, user_name: &str) -> impl Future<Output = Result<Option<UserReady>>> + Send;
+}
+
+/// A message a stage would not act on: it matched none of the pipeline's
+/// own records. Kept for a person to read (the alarm points here); never
+/// retried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UntrustedMessage {
+    pub stage: String,
+    pub message_id: String,
+    pub reason: String,
+    /// The body as received, cut to `UNTRUSTED_BODY_LIMIT` bytes. Stage
+    /// messages never hold a secret, so neither does this.
+    pub body: String,
+    pub received_at: u64,
+}
+
+pub const UNTRUSTED_BODY_LIMIT: usize = 4096;
+
+pub trait UntrustedLog: Send + Sync {
+    fn record_untrusted(&self, message: &UntrustedMessage) -> impl Future<Output = Result<()>> + Send;
+    /// Every untrusted message `stage` recorded.
+    fn untrusted(&self, stage: &str) -> impl Future<Output = Result<Vec<UntrustedMessage>>> + Send;
 }
 
 /// What one stage hands the next about one user. Never a secret: at most the
@@ -258,6 +294,60 @@ pub struct UserReady {
     /// A rotation: issue a successor to this access key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotate: Option<Replaced>,
+}
+
+impl UserReady {
+    /// The hand-off rotate-keys sends for a successor to `old`: the key's
+    /// owner (from the ledger), programmatic access only, no ticket.
+    pub fn rotation(user_name: &str, email: &str, requested_by: &str, old: Replaced) -> Self {
+        Self {
+            ticket_id: rotation_ticket_id(&old.access_key_id),
+            requested_by: requested_by.to_owned(),
+            user_name: user_name.to_owned(),
+            email: email.to_owned(),
+            console: false,
+            programmatic: true,
+            console_password: None,
+            require_password_reset: false,
+            ticket_users: vec![],
+            rotate: Some(old),
+        }
+    }
+}
+
+impl UserReady {
+    /// The rotation hand-off the key ledger holds for `old_key` of the
+    /// ledger's user: only where rotate-keys recorded that it ordered one
+    /// (`rotation_deadline`), with the owner's address from the ledger.
+    pub fn recorded_rotation(ledger: &[KeyRecord], old_key: &str, requested_by: &str) -> Option<Self> {
+        let key = ledger.iter().find(|k| k.access_key_id == old_key)?;
+        let old = Replaced { access_key_id: key.access_key_id.clone(), deactivated_after: key.rotation_deadline? };
+        Some(Self::rotation(&key.user_name, &key.email, requested_by, old))
+    }
+}
+
+/// The id a rotation's records are filed under.
+pub fn rotation_ticket_id(access_key_id: &str) -> String {
+    format!("rotation:{access_key_id}")
+}
+
+impl CredentialsReady {
+    /// What issue-credentials hands on for `ready` once the secret is stored.
+    pub fn after(ready: &UserReady, secret_arn: &str, secret_name: &str) -> Self {
+        Self {
+            ticket_id: ready.ticket_id.clone(),
+            requested_by: ready.requested_by.clone(),
+            user_name: ready.user_name.clone(),
+            email: ready.email.clone(),
+            console: ready.console,
+            programmatic: ready.programmatic,
+            require_password_reset: ready.require_password_reset,
+            secret_arn: secret_arn.to_owned(),
+            secret_name: secret_name.to_owned(),
+            ticket_users: ready.ticket_users.clone(),
+            replaces: ready.rotate.clone(),
+        }
+    }
 }
 
 /// What issue-credentials hands notify-user: the secret's ARN, never its value.

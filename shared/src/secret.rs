@@ -44,6 +44,22 @@ pub struct UserSecret {
     pub secret_access_key: Option<Sensitive>,
 }
 
+/// The console sign-in URL of an account: its alias if it has one. Always
+/// built from the account (IAM's alias, or the account id of an ARN AWS
+/// returned), never read back from a secret someone may have written.
+pub fn sign_in_url(alias_or_account_id: &str) -> String {
+    format!("https://{alias_or_account_id}.signin.aws.amazon.com/console")
+}
+
+/// A fresh secret version id (Secrets Manager's `ClientRequestToken`, 32
+/// to 64 characters): 128 random bits in hex, unguessable, so only the
+/// pipeline, which records it before writing, can tell it is its own.
+pub fn new_version_id() -> crate::Result<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::getrandom(&mut bytes).map_err(|e| crate::Error::retryable("getrandom", e.to_string()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// An access key as IAM hands it out, once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAccessKey {

@@ -188,6 +188,29 @@ pub fn plausible_email(s: &str) -> bool {
     local_ok && domain_ok
 }
 
+/// Whether the address's domain is one of `domains` (lower case), exactly:
+/// a subdomain is another domain.
+pub fn in_domains(email: &str, domains: &BTreeSet<String>) -> bool {
+    email.rsplit_once('@').is_some_and(|(_, d)| domains.contains(&d.to_ascii_lowercase()))
+}
+
+/// The secret name of a Secrets Manager secret ARN
+/// (`arn:<partition>:secretsmanager:<region>:<account>:secret:<name>`).
+pub fn secret_name(arn: &str) -> Option<&str> {
+    let mut parts = arn.splitn(7, ':');
+    let (arn_, partition, service, region, account, kind, name) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let ok = arn_ == "arn"
+        && partition.starts_with("aws")
+        && service == "secretsmanager"
+        && !region.is_empty()
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && kind == "secret"
+        && !name.is_empty();
+    ok.then_some(name)
+}
+
 pub fn valid_path(s: &str) -> bool {
     s.len() <= 512
         && (s == "/"
@@ -211,6 +234,11 @@ pub fn validate(ticket: &Ticket, allow: &AllowList) -> Result<Vec<UserPlan>, Vec
     }
     if !plausible_email(&ticket.requested_by) {
         refusals.push(Refusal::ticket("requested_by", "is not a plausible email address"));
+    } else if !in_domains(&ticket.requested_by, &allow.email_domains) {
+        refusals.push(Refusal::ticket(
+            "requested_by",
+            format!("is not in a domain this deployment writes to ({})", list(&allow.email_domains)),
+        ));
     }
     if ticket.users.is_empty() || ticket.users.len() > MAX_USERS {
         refusals.push(Refusal::ticket(
@@ -261,6 +289,15 @@ fn validate_user(
     }
     if !plausible_email(&u.email) {
         refuse("email", format!("{:?} is not a plausible email address", u.email));
+    } else if !in_domains(&u.email, &allow.email_domains) {
+        refuse(
+            "email",
+            format!(
+                "{:?} is not in a domain this deployment sends credentials to ({})",
+                u.email,
+                list(&allow.email_domains)
+            ),
+        );
     }
     if !u.access.console && !u.access.programmatic {
         refuse("access", "at least one of console or programmatic must be true".into());
@@ -269,11 +306,22 @@ fn validate_user(
         Some(ConsolePassword::Custom { .. }) if !u.access.console => {
             refuse("console_password", "a custom password is given but console access is false".into())
         }
-        Some(ConsolePassword::Custom { secret_arn }) if !secret_arn.starts_with("arn:aws:secretsmanager:") => refuse(
+        Some(ConsolePassword::Custom { secret_arn }) if secret_name(secret_arn).is_none() => refuse(
             "console_password.secret_arn",
             // The value is not echoed: a password pasted here must not spread.
             "is not a Secrets Manager ARN; a custom password is given by reference, never inline".into(),
         ),
+        Some(ConsolePassword::Custom { secret_arn })
+            if !secret_name(secret_arn).is_some_and(|n| n.starts_with(&allow.custom_password_prefix)) =>
+        {
+            refuse(
+                "console_password.secret_arn",
+                format!(
+                    "must name a secret under {:?}; the pipeline reads no other secret as a password",
+                    allow.custom_password_prefix
+                ),
+            )
+        }
         _ => {}
     }
     let path = u.path.clone().unwrap_or_else(|| "/".into());

@@ -5,7 +5,7 @@
 use aws_config::SdkConfig;
 use shared::config::{
     AllowList, CreateUserConfig, EnvReader, FromEnv, IssueCredentialsConfig, NotifyUserConfig, RotateKeysConfig,
-    CHANGE_PASSWORD_POLICY, DAY, DEFAULT_SECRET_PREFIX,
+    CHANGE_PASSWORD_POLICY, DAY, DEFAULT_CUSTOM_PASSWORD_PREFIX, DEFAULT_SECRET_PREFIX,
 };
 use std::collections::BTreeSet;
 
@@ -14,6 +14,17 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub const POLICY_READ_ONLY: &str = "arn:aws:iam::aws:policy/ReadOnlyAccess";
 pub const POLICY_POWER_USER: &str = "arn:aws:iam::aws:policy/PowerUserAccess";
 pub const POLICY_CHANGE_PASSWORD: &str = "arn:aws:iam::aws:policy/IAMUserChangePassword";
+/// The emulator's (and the template's local profile's) account.
+pub const ACCOUNT: &str = "123456789012";
+
+/// The fence of CONTRACT.md 5a as the bootstrap creates it. moto enforces
+/// no policy, so this document only has to exist; what the deployed fence
+/// allows and denies is template.yaml's `UserBoundary`, proven by the IAM
+/// simulator suite (tests/iam).
+const LOCAL_FENCE: &str = r#"{"Version":"2012-10-17","Statement":[
+  {"Sid":"SeeTemplateUserBoundary","Effect":"Allow","Action":"*","Resource":"*"},
+  {"Sid":"NoIamWritesLocally","Effect":"Deny","Action":["iam:Create*","iam:Put*","iam:Attach*","iam:Tag*","iam:Update*","iam:Delete*","iam:Add*"],"Resource":"*"}
+]}"#;
 
 /// The local defaults of CONTRACT.md section 5, each overridable by the
 /// variable the deployed functions read.
@@ -22,8 +33,11 @@ pub struct Settings {
     pub prefix: String,
     pub sender: String,
     pub secret_prefix: String,
+    pub custom_password_prefix: String,
     /// Where rotate-keys looks for users.
     pub user_path_prefix: String,
+    /// The key the users' secrets are encrypted with (SECRETS_KMS_KEY_ID).
+    pub secrets_kms_key_id: Option<String>,
     pub allow: AllowList,
     /// Groups created if missing, with the managed policy each carries.
     pub groups: Vec<(String, String)>,
@@ -45,22 +59,31 @@ impl Settings {
         let set = |s: String| {
             s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect::<BTreeSet<_>>()
         };
-        let default_boundary = env.optional("DEFAULT_BOUNDARY", POLICY_POWER_USER);
-        let mut boundaries = set(env.optional("ALLOWED_BOUNDARIES", ""));
-        boundaries.insert(default_boundary.clone());
+        // The fence this deployment creates is every user's boundary.
+        let default_boundary = format!("arn:aws:iam::{ACCOUNT}:policy/{prefix}user-boundary");
+        let name = prefix.trim_end_matches('-');
+        let custom_password_prefix = env.optional("CUSTOM_PASSWORD_PREFIX", DEFAULT_CUSTOM_PASSWORD_PREFIX);
+        let kms = env.optional("SECRETS_KMS_KEY_ID", &format!("arn:aws:kms:{}:{ACCOUNT}:alias/{name}", crate::REGION));
         Self {
             prefix: prefix.to_owned(),
             sender: env.optional("SENDER_EMAIL", "iam-provisioner@example.com"),
             secret_prefix: env.optional("SECRET_PREFIX", DEFAULT_SECRET_PREFIX),
+            custom_password_prefix: custom_password_prefix.clone(),
             user_path_prefix: env.optional("USER_PATH_PREFIX", "/"),
+            secrets_kms_key_id: Some(kms),
             allow: AllowList {
                 groups: set(env.optional("ALLOWED_GROUPS", "Developers,Power_Users,ReadOnly")),
                 managed_policies: set(env.optional(
                     "ALLOWED_MANAGED_POLICIES",
                     &format!("{POLICY_READ_ONLY},{POLICY_POWER_USER},{POLICY_CHANGE_PASSWORD}"),
                 )),
-                boundaries,
+                boundaries: BTreeSet::from([default_boundary.clone()]),
                 default_boundary,
+                email_domains: set(env.optional("ALLOWED_EMAIL_DOMAINS", "example.com,corp.example"))
+                    .into_iter()
+                    .map(|d| d.to_lowercase())
+                    .collect(),
+                custom_password_prefix,
             },
             groups: vec![
                 ("Developers".into(), POLICY_READ_ONLY.into()),
@@ -103,6 +126,7 @@ impl Environment {
             sender: self.settings.sender.clone(),
             secret_prefix: self.settings.secret_prefix.clone(),
             change_password_policy: CHANGE_PASSWORD_POLICY.into(),
+            secrets_kms_key_id: self.settings.secrets_kms_key_id.clone(),
             idempotency_ttl_secs: 365 * DAY,
             concurrency: self.settings.concurrency,
         }
@@ -116,6 +140,8 @@ impl Environment {
             ("TABLE_NAME", self.table.clone()),
             ("SENDER_EMAIL", s.sender.clone()),
             ("BATCH_CONCURRENCY", s.concurrency.to_string()),
+            ("ALLOWED_EMAIL_DOMAINS", s.allow.email_domains.iter().cloned().collect::<Vec<_>>().join(",")),
+            ("SECRET_PREFIX", s.secret_prefix.clone()),
         ];
         let join = |set: &std::collections::BTreeSet<String>| set.iter().cloned().collect::<Vec<_>>().join(",");
         match function {
@@ -123,17 +149,17 @@ impl Environment {
                 ("NEXT_QUEUE_URL", self.issue_credentials_queue.clone()),
                 ("ALLOWED_GROUPS", join(&s.allow.groups)),
                 ("ALLOWED_MANAGED_POLICIES", join(&s.allow.managed_policies)),
-                ("ALLOWED_BOUNDARIES", join(&s.allow.boundaries)),
                 ("DEFAULT_BOUNDARY", s.allow.default_boundary.clone()),
+                ("CUSTOM_PASSWORD_PREFIX", s.custom_password_prefix.clone()),
             ]),
             "issue-credentials" => vars.extend([
                 ("NEXT_QUEUE_URL", self.notify_user_queue.clone()),
-                ("SECRET_PREFIX", s.secret_prefix.clone()),
+                ("CUSTOM_PASSWORD_PREFIX", s.custom_password_prefix.clone()),
+                ("SECRETS_KMS_KEY_ID", s.secrets_kms_key_id.clone().unwrap_or_default()),
             ]),
             "notify-user" => {}
             "rotate-keys" => vars.extend([
                 ("NEXT_QUEUE_URL", self.issue_credentials_queue.clone()),
-                ("SECRET_PREFIX", s.secret_prefix.clone()),
                 ("USER_PATH_PREFIX", s.user_path_prefix.clone()),
             ]),
             _ => return None,
@@ -160,6 +186,7 @@ impl Environment {
         NotifyUserConfig {
             table_name: self.table.clone(),
             sender: self.settings.sender.clone(),
+            secret_prefix: self.settings.secret_prefix.clone(),
             idempotency_ttl_secs: 365 * DAY,
             concurrency: self.settings.concurrency,
         }
@@ -178,10 +205,11 @@ pub async fn ensure(sdk: &SdkConfig, settings: Settings) -> Result<Environment, 
     let (create_user_queue, create_user_dlq) = ensure_queue(&sqs, &format!("{p}create-user")).await?;
     let (issue_credentials_queue, issue_credentials_dlq) = ensure_queue(&sqs, &format!("{p}issue-credentials")).await?;
     let (notify_user_queue, notify_user_dlq) = ensure_queue(&sqs, &format!("{p}notify-user")).await?;
-    let bus = format!("{p}bus");
+    let bus = format!("{p}tickets");
     ensure_bus(sdk, &sqs, &bus, &format!("{p}tickets"), &create_user_queue).await?;
     aws_sdk_ses::Client::new(sdk).verify_email_identity().email_address(&settings.sender).send().await?;
     ensure_groups(sdk, &settings.groups).await?;
+    ensure_fence(sdk, &format!("{p}user-boundary")).await?;
     Ok(Environment {
         settings,
         table,
@@ -275,6 +303,15 @@ async fn ensure_bus(
         aws_sdk_eventbridge::types::Target::builder().id("create-user").arn(queue_arn(sqs, queue).await?).build()?;
     eb.put_targets().rule(rule).event_bus_name(bus).targets(target).send().await?;
     Ok(())
+}
+
+async fn ensure_fence(sdk: &SdkConfig, name: &str) -> Result<(), BoxError> {
+    let iam = aws_sdk_iam::Client::new(sdk);
+    match iam.create_policy().policy_name(name).policy_document(LOCAL_FENCE).send().await {
+        Ok(_) => Ok(()),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_entity_already_exists_exception()) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn ensure_groups(sdk: &SdkConfig, groups: &[(String, String)]) -> Result<(), BoxError> {

@@ -64,7 +64,32 @@ pub type IssueCredentials = issue_credentials::Deps<
     DynamoLedger,
     TestClock,
 >;
-pub type NotifyUser = notify_user::Deps<SecretsManagerStore, DynamoIdempotency, DynamoStatus, NotedMailer, TestClock>;
+pub type NotifyUser = notify_user::Deps<
+    IamDirectory,
+    SecretsManagerStore,
+    DynamoIdempotency,
+    DynamoStatus,
+    NotedMailer,
+    DynamoLedger,
+    TestClock,
+>;
+
+/// The access key id each stage signs its requests with locally, so a
+/// request log (the fault proxy's) tells which role made each call, as
+/// CloudTrail would. moto accepts any key.
+pub const STAGE_KEYS: [(&str, &str); 4] = [
+    ("create-user", "AKIACREATEUSERSTAGE0"),
+    ("issue-credentials", "AKIAISSUECREDSSTAGE0"),
+    ("notify-user", "AKIANOTIFYUSERSTAGE0"),
+    ("rotate-keys", "AKIAROTATEKEYSSTAGE0"),
+];
+
+/// `sdk` signing as `stage`.
+fn as_stage(sdk: &SdkConfig, stage: &str) -> SdkConfig {
+    let key = STAGE_KEYS.iter().find(|(s, _)| *s == stage).map_or("AKIAUNKNOWNSTAGE0000", |(_, k)| k);
+    let credentials = aws_sdk_iam::config::Credentials::new(key, "local-secret", None, None, "stage");
+    sdk.to_builder().credentials_provider(aws_sdk_iam::config::SharedCredentialsProvider::new(credentials)).build()
+}
 pub type RotateKeys =
     rotate_keys::Deps<IamDirectory, DynamoIdempotency, SqsPublisher, NotedMailer, DynamoLedger, TestClock>;
 
@@ -117,8 +142,13 @@ const VISIBILITY_SECS: i64 = 6 * LEASE_SECS as i64;
 
 impl LocalPipeline {
     pub fn new(sdk: &SdkConfig, env: Environment) -> Self {
-        let mailer = || NotedMailer { inner: SesMailer::new(sdk), sent: Mutex::default() };
+        let mailer = |sdk: &SdkConfig| NotedMailer { inner: SesMailer::new(sdk), sent: Mutex::default() };
         let clock = TestClock::default();
+        // The driver's own clients (the bus, the event source mapping) keep
+        // `sdk`'s credentials: they are AWS's calls, not a stage's.
+        let driver = sdk;
+        let sdk_of = |stage: &str| as_stage(driver, stage);
+        let sdk = &sdk_of("create-user");
         let table = StateTable::new(sdk, &env.table);
         let config = env.create_user_config();
         let create_user = create_user::Deps {
@@ -126,10 +156,12 @@ impl LocalPipeline {
             idempotency: table.idempotency(),
             status: table.status(),
             publisher: SqsPublisher::new(sdk, &config.next_queue_url),
-            mailer: mailer(),
+            mailer: mailer(sdk),
             clock: clock.clone(),
             config,
         };
+        let sdk = &sdk_of("issue-credentials");
+        let table = StateTable::new(sdk, &env.table);
         let config = env.issue_credentials_config();
         let issue_credentials = issue_credentials::Deps {
             directory: IamDirectory::new(sdk),
@@ -138,25 +170,31 @@ impl LocalPipeline {
             idempotency: table.idempotency(),
             status: table.status(),
             publisher: SqsPublisher::new(sdk, &config.next_queue_url),
-            mailer: mailer(),
+            mailer: mailer(sdk),
             clock: clock.clone(),
             config,
         };
+        let sdk = &sdk_of("notify-user");
+        let table = StateTable::new(sdk, &env.table);
         let config = env.notify_user_config();
         let notify_user = notify_user::Deps {
+            directory: IamDirectory::new(sdk),
             secrets: SecretsManagerStore::new(sdk),
+            ledger: table.ledger(),
             idempotency: table.idempotency(),
             status: table.status(),
-            mailer: mailer(),
+            mailer: mailer(sdk),
             clock: clock.clone(),
             config,
         };
+        let sdk = &sdk_of("rotate-keys");
+        let table = StateTable::new(sdk, &env.table);
         let config = env.rotate_keys_config();
         let rotate_keys = rotate_keys::Deps {
             directory: IamDirectory::new(sdk),
             idempotency: table.idempotency(),
             publisher: SqsPublisher::new(sdk, &config.next_queue_url),
-            mailer: mailer(),
+            mailer: mailer(sdk),
             ledger: table.ledger(),
             clock: clock.clone(),
             config,
@@ -174,8 +212,8 @@ impl LocalPipeline {
             duplicate_per_mille: 0,
             chaos_seed: Mutex::new(0),
             timings: Mutex::default(),
-            sqs: aws_sdk_sqs::Client::new(sdk),
-            events: aws_sdk_eventbridge::Client::new(sdk),
+            sqs: aws_sdk_sqs::Client::new(driver),
+            events: aws_sdk_eventbridge::Client::new(driver),
         }
     }
 

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 use shared::ports::Stage;
-use tests::bootstrap::{POLICY_POWER_USER, POLICY_READ_ONLY};
+use tests::bootstrap::POLICY_READ_ONLY;
 use tests::proxy::{Fault, FaultProxy};
 use tests::{unique, Harness};
 
@@ -83,14 +83,17 @@ async fn three_user_ticket_leaves_the_contracted_iam_state() {
     assert!(h.iam.list_access_keys().user_name(&emily).send().await.unwrap().access_key_metadata().is_empty());
 
     // moto drops PermissionsBoundary (tests/tests/moto_facts.rs), so what was
-    // sent is read from its request recorder: every CreateUser carried one.
+    // sent is read from its request recorder: every CreateUser carried the
+    // fence this deployment created (CONTRACT.md 5a), never PowerUserAccess.
     let calls = tests::recorded_calls(&h.endpoint);
     for name in [&emily, &raj, &bot] {
         let create = calls
             .iter()
             .find(|c| c.get("Action") == Some("CreateUser") && c.get("UserName") == Some(name.as_str()))
             .unwrap_or_else(|| panic!("no CreateUser recorded for {name}"));
-        assert_eq!(create.get("PermissionsBoundary"), Some(POLICY_POWER_USER), "{name}");
+        let fence = h.pipeline.env.settings.allow.default_boundary.as_str();
+        assert!(fence.ends_with("user-boundary") && fence.contains(":policy/"), "{fence}");
+        assert_eq!(create.get("PermissionsBoundary"), Some(fence), "{name}");
     }
     assert!(!calls.iter().any(|c| c.get("Action") == Some("PutUserPermissionsBoundary")));
 
@@ -377,7 +380,7 @@ async fn first_status_records_are_one_batch_write_and_later_ones_never_move_back
     let accepted: Vec<StatusRecord> =
         names.iter().map(|u| StatusRecord::new(&id, u, Stage::Accepted, None, 1)).collect();
     let before = proxy.log().len();
-    status.create_all(&accepted).await.unwrap();
+    status.create_all(&accepted, &[]).await.unwrap();
     assert_eq!(proxy.log()[before..], ["dynamodb:BatchWriteItem"; 2], "25 per call");
     assert_eq!(h.statuses(&id).await.len(), 30);
 

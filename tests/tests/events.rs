@@ -9,6 +9,7 @@ use shared::config::{
 };
 use shared::memory::*;
 use shared::ports::*;
+use shared::ports::{KeyLedger, SecretStore, UntrustedLog};
 use shared::secret::Sensitive;
 use std::collections::BTreeMap;
 
@@ -45,30 +46,49 @@ fn allow() -> AllowList {
         managed_policies: ["arn:aws:iam::aws:policy/ReadOnlyAccess", "arn:aws:iam::aws:policy/PowerUserAccess"]
             .map(String::from)
             .into(),
-        boundaries: ["arn:aws:iam::aws:policy/PowerUserAccess".to_owned()].into(),
-        default_boundary: "arn:aws:iam::aws:policy/PowerUserAccess".into(),
+        boundaries: [FENCE.to_owned()].into(),
+        default_boundary: FENCE.into(),
+        email_domains: ["example.com", "corp.example"].map(String::from).into(),
+        custom_password_prefix: shared::config::DEFAULT_CUSTOM_PASSWORD_PREFIX.into(),
     }
+}
+
+const FENCE: &str = "arn:aws:iam::123456789012:policy/iam-provisioner-user-boundary";
+
+fn create_user_deps() -> CreateUser {
+    create_user::Deps {
+        directory: MemoryDirectory::default(),
+        idempotency: MemoryIdempotency::default(),
+        status: MemoryStatus::default(),
+        publisher: MemoryPublisher::default(),
+        mailer: MemoryMailer::default(),
+        clock: FixedClock::at(1_800_000_000),
+        config: CreateUserConfig {
+            table_name: "t".into(),
+            next_queue_url: "q".into(),
+            sender: "iam-provisioner@example.com".into(),
+            allow: allow(),
+            idempotency_ttl_secs: 86_400,
+            concurrency: shared::config::DEFAULT_CONCURRENCY,
+        },
+    }
+}
+
+type CreateUser =
+    create_user::Deps<MemoryDirectory, MemoryIdempotency, MemoryStatus, MemoryPublisher, MemoryMailer, FixedClock>;
+
+/// The records create-user leaves for the sample ticket: the later stages'
+/// sample events must match them, or those stages would not act on them.
+async fn records_of_the_sample_ticket() -> MemoryStatus {
+    let d = create_user_deps();
+    d.handle_event(read("onboarding-ticket.json"), LEASE).await.unwrap();
+    d.status
 }
 
 #[tokio::test]
 async fn onboarding_ticket_and_create_user_sqs_event_create_the_three_users() {
     for (event, via_sqs) in [("onboarding-ticket.json", false), ("create-user.json", true)] {
-        let d = create_user::Deps {
-            directory: MemoryDirectory::default(),
-            idempotency: MemoryIdempotency::default(),
-            status: MemoryStatus::default(),
-            publisher: MemoryPublisher::default(),
-            mailer: MemoryMailer::default(),
-            clock: FixedClock::at(1_800_000_000),
-            config: CreateUserConfig {
-                table_name: "t".into(),
-                next_queue_url: "q".into(),
-                sender: "iam-provisioner@example.com".into(),
-                allow: allow(),
-                idempotency_ttl_secs: 86_400,
-                concurrency: shared::config::DEFAULT_CONCURRENCY,
-            },
-        };
+        let d = create_user_deps();
         if via_sqs {
             let response = d.handle_sqs(sqs(event), LEASE).await;
             assert!(response.batch_item_failures.is_empty(), "{event}");
@@ -91,7 +111,7 @@ async fn issue_credentials_event_issues_a_password_and_a_key() {
         secrets: MemorySecrets::default(),
         ledger: MemoryLedger::default(),
         idempotency: MemoryIdempotency::default(),
-        status: MemoryStatus::default(),
+        status: records_of_the_sample_ticket().await,
         publisher: MemoryPublisher::default(),
         mailer: MemoryMailer::default(),
         clock: FixedClock::at(1_800_000_000),
@@ -101,6 +121,7 @@ async fn issue_credentials_event_issues_a_password_and_a_key() {
             sender: "iam-provisioner@example.com".into(),
             secret_prefix: "iam-provisioner/users/".into(),
             change_password_policy: shared::config::CHANGE_PASSWORD_POLICY.into(),
+            secrets_kms_key_id: None,
             idempotency_ttl_secs: 86_400,
             concurrency: shared::config::DEFAULT_CONCURRENCY,
         },
@@ -108,6 +129,7 @@ async fn issue_credentials_event_issues_a_password_and_a_key() {
     managed_user(&d.directory, &body.user_name, &body.ticket_id);
     let response = d.handle_sqs(event, LEASE).await;
     assert!(response.batch_item_failures.is_empty());
+    assert!(d.status.untrusted("issue-credentials").await.unwrap().is_empty(), "the sample matches no record");
     assert!(d.directory.login_profiles.lock().unwrap().contains_key("emily.chen"));
     assert_eq!(d.directory.keys.lock().unwrap()["emily.chen"].len(), 1);
     assert_eq!(d.publisher.events::<CredentialsReady>().len(), 1);
@@ -118,14 +140,17 @@ async fn notify_user_event_sends_the_three_emails() {
     let event = sqs("notify-user.json");
     let body: CredentialsReady = serde_json::from_str(event.records[0].body.as_deref().unwrap()).unwrap();
     let d = notify_user::Deps {
+        directory: MemoryDirectory::default(),
         secrets: MemorySecrets::default(),
+        ledger: MemoryLedger::default(),
         idempotency: MemoryIdempotency::default(),
-        status: MemoryStatus::default(),
+        status: records_of_the_sample_ticket().await,
         mailer: MemoryMailer::default(),
         clock: FixedClock::at(1_800_000_000),
         config: NotifyUserConfig {
             table_name: "t".into(),
             sender: "iam-provisioner@example.com".into(),
+            secret_prefix: "iam-provisioner/users/".into(),
             idempotency_ttl_secs: 86_400,
             concurrency: shared::config::DEFAULT_CONCURRENCY,
         },
@@ -137,9 +162,12 @@ async fn notify_user_event_sends_the_three_emails() {
         access_key_id: Some("AKIAEXAMPLE".into()),
         secret_access_key: Some(Sensitive::new("example-secret")),
     };
-    d.secrets.insert(&body.secret_name, &serde_json::to_string(&secret).unwrap());
+    let value = Sensitive::new(serde_json::to_string(&secret).unwrap());
+    d.secrets.create(&body.secret_name, &value, &BTreeMap::new(), "v1", None).await.unwrap();
+    d.ledger.record_secret_version(&body.user_name, "v1").await.unwrap();
     let response = d.handle_sqs(event, LEASE).await;
     assert!(response.batch_item_failures.is_empty());
+    assert!(d.status.untrusted("notify-user").await.unwrap().is_empty(), "the sample matches no record");
     assert_eq!(d.mailer.outbox().iter().filter(|e| e.to == body.email).count(), 3);
 }
 

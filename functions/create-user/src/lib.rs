@@ -97,6 +97,11 @@ where
         Window::new(self.clock.now(), lease_until, self.config.idempotency_ttl_secs)
     }
 
+    /// Whether the pipeline may email this address at all.
+    fn writes_to(&self, address: &str) -> bool {
+        ticket::plausible_email(address) && ticket::in_domains(address, &self.config.allow.email_domains)
+    }
+
     /// An SQS batch: only retryable failures come back as batch item
     /// failures; refusals are recorded and final.
     pub async fn handle_sqs(&self, event: SqsEvent, lease_until: u64) -> SqsBatchResponse {
@@ -167,12 +172,16 @@ where
         let earlier: BTreeMap<String, StatusRecord> =
             self.status.for_ticket(key).await?.into_iter().map(|r| (r.user_name.clone(), r)).collect();
         let now = self.clock.now();
-        let accepted: Vec<StatusRecord> = users
-            .iter()
-            .filter(|u| !earlier.contains_key(*u))
-            .map(|u| StatusRecord::new(key, u, Stage::Accepted, None, now))
-            .collect();
-        self.status.create_all(&accepted).await?;
+        // What each user is handed on with is fixed here, before any write,
+        // and recorded with its first status: issue-credentials and
+        // notify-user act only on messages that match it.
+        let handoffs: BTreeMap<&str, UserReady> =
+            resolved.iter().map(|r| (r.plan.user_name.as_str(), handoff(ticket, key, &r.plan, &users))).collect();
+        let fresh: Vec<&UserReady> = handoffs.values().filter(|h| !earlier.contains_key(&h.user_name)).collect();
+        let accepted: Vec<StatusRecord> =
+            fresh.iter().map(|h| StatusRecord::new(key, &h.user_name, Stage::Accepted, None, now)).collect();
+        let fresh: Vec<UserReady> = fresh.into_iter().cloned().collect();
+        self.status.create_all(&accepted, &fresh).await?;
         // Users are independent once the ticket has passed: a few at a time.
         let outcomes = shared::lambda::bounded(
             self.config.concurrency,
@@ -182,7 +191,10 @@ where
                         Ok(Provisioned::Refused(done.reason.iter().cloned().collect()))
                     }
                     Some(done) if done.stage > Stage::Accepted => Ok(Provisioned::HandedOn),
-                    _ => self.provision(ticket, key, r, &users).await.map(Provisioned::Ready),
+                    _ => {
+                        let ready = &handoffs[r.plan.user_name.as_str()];
+                        self.provision(ticket, key, r, ready).await.map(|()| Provisioned::Ready(ready.clone()))
+                    }
                 }
             }),
         )
@@ -311,7 +323,7 @@ where
             ));
         }
         if !perms.inline_policies.is_empty() {
-            let names: Vec<&str> = perms.inline_policies.iter().map(|(n, _)| n.as_str()).collect();
+            let names = &perms.inline_policies;
             refusals.push(Refusal::user(
                 name,
                 &field,
@@ -340,9 +352,8 @@ where
         Ok((boundary, grant))
     }
 
-    /// Creates one user (or completes one this ticket created earlier) and
-    /// returns its hand-off for issue-credentials.
-    async fn provision(&self, ticket: &Ticket, key: &str, r: &Resolved, users: &[String]) -> Result<UserReady> {
+    /// Creates one user (or completes one this ticket created earlier).
+    async fn provision(&self, ticket: &Ticket, key: &str, r: &Resolved, ready: &UserReady) -> Result<()> {
         let plan = &r.plan;
         let new_user = NewUser {
             user_name: plan.user_name.clone(),
@@ -372,20 +383,8 @@ where
             self.directory.attach_user_policy(&plan.user_name, arn).await?;
         }
 
-        let ready = UserReady {
-            ticket_id: key.to_owned(),
-            requested_by: ticket.requested_by.clone(),
-            user_name: plan.user_name.clone(),
-            email: plan.email.clone(),
-            console: plan.console,
-            programmatic: plan.programmatic,
-            console_password: plan.console_password.clone(),
-            require_password_reset: plan.require_password_reset,
-            ticket_users: users.to_vec(),
-            rotate: None,
-        };
-        tracing::info!(ticket_id = %key, user = %plan.user_name, "user created");
-        Ok(ready)
+        tracing::info!(ticket_id = %key, user = %ready.user_name, "user created");
+        Ok(())
     }
 
     async fn set_status(&self, ticket_id: &str, user_name: &str, stage: Stage, reason: Option<String>) -> Result<()> {
@@ -443,7 +442,7 @@ where
     async fn refuse_unreadable(&self, body: &str, refusal: Refusal, lease_until: u64) -> Result<TicketReport> {
         let body_hash = payload_hash(&body);
         let key = ticket::best_effort_ticket_id(body).unwrap_or_else(|| format!("unreadable:{}", &body_hash[..16]));
-        let requester = ticket::best_effort_requester(body);
+        let requester = ticket::best_effort_requester(body).filter(|r| self.writes_to(r));
         let window = self.window(lease_until);
         let idem_key = format!("create-user#unreadable#{body_hash}");
         let outcome = idempotency::once(&self.idempotency, &idem_key, &body_hash, window, || async {
@@ -472,8 +471,8 @@ where
         report: &TicketReport,
         window: Window,
     ) -> Result<()> {
-        if !ticket::plausible_email(&ticket.requested_by) {
-            tracing::warn!(ticket_id = %key, "requester address unusable; refusal recorded but not emailed");
+        if !self.writes_to(&ticket.requested_by) {
+            tracing::warn!(ticket_id = %key, "requester address unusable or outside the allowed domains; refusal recorded but not emailed");
             return Ok(());
         }
         let email = refusal_email(&ticket.requested_by, report);
@@ -499,6 +498,22 @@ where
             }
             other => other.map(drop),
         }
+    }
+}
+
+/// The hand-off for one accepted user of the ticket.
+fn handoff(ticket: &Ticket, key: &str, plan: &UserPlan, users: &[String]) -> UserReady {
+    UserReady {
+        ticket_id: key.to_owned(),
+        requested_by: ticket.requested_by.clone(),
+        user_name: plan.user_name.clone(),
+        email: plan.email.clone(),
+        console: plan.console,
+        programmatic: plan.programmatic,
+        console_password: plan.console_password.clone(),
+        require_password_reset: plan.require_password_reset,
+        ticket_users: users.to_vec(),
+        rotate: None,
     }
 }
 

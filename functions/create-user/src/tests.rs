@@ -7,6 +7,7 @@ type Fakes = Deps<MemoryDirectory, MemoryIdempotency, MemoryStatus, MemoryPublis
 
 const READ_ONLY: &str = "arn:aws:iam::aws:policy/ReadOnlyAccess";
 const POWER_USER: &str = "arn:aws:iam::aws:policy/PowerUserAccess";
+const FENCE: &str = "arn:aws:iam::123456789012:policy/iam-provisioner-user-boundary";
 const ADMIN: &str = "arn:aws:iam::aws:policy/AdministratorAccess";
 const LEASE: u64 = 2_000_000_000;
 
@@ -25,8 +26,10 @@ fn deps() -> Fakes {
             allow: AllowList {
                 groups: ["Developers", "Power_Users", "ReadOnly"].map(String::from).into(),
                 managed_policies: [READ_ONLY, POWER_USER].map(String::from).into(),
-                boundaries: [POWER_USER].map(String::from).into(),
-                default_boundary: POWER_USER.into(),
+                boundaries: [FENCE].map(String::from).into(),
+                default_boundary: FENCE.into(),
+                email_domains: ["example.com".to_owned()].into(),
+                custom_password_prefix: shared::config::DEFAULT_CUSTOM_PASSWORD_PREFIX.into(),
             },
             idempotency_ttl_secs: 86_400,
             concurrency: shared::config::DEFAULT_CONCURRENCY,
@@ -70,7 +73,7 @@ async fn valid_ticket_creates_users_with_boundary_tags_and_grants() {
     let report = run(&d, &ticket()).await.unwrap();
     assert_eq!(report.created, ["emily.chen", "raj.patel"]);
     let (user, perms) = d.directory.user("emily.chen").unwrap();
-    assert_eq!(user.boundary.as_deref(), Some(POWER_USER));
+    assert_eq!(user.boundary.as_deref(), Some(FENCE));
     assert_eq!(user.tags.get("team").map(String::as_str), Some("sales"));
     assert_eq!(user.tags.get(MANAGED_TAG).map(String::as_str), Some("true"));
     assert_eq!(user.tags.get(TICKET_TAG).map(String::as_str), Some("ONB-1"));
@@ -181,7 +184,7 @@ async fn user_left_half_done_by_this_ticket_is_completed() {
     let (u, p) = existing(
         "raj.patel",
         &[(MANAGED_TAG, "true"), (TICKET_TAG, "ONB-1")],
-        Permissions { boundary: Some(POWER_USER.into()), ..Default::default() },
+        Permissions { boundary: Some(FENCE.into()), ..Default::default() },
     );
     d.directory.insert(u, p);
     let report = run(&d, &ticket()).await.unwrap();
@@ -196,7 +199,7 @@ async fn copy_takes_groups_managed_policies_and_boundary() {
         groups: vec!["Developers".into()],
         managed_policies: vec![READ_ONLY.into()],
         inline_policies: vec![],
-        boundary: Some(POWER_USER.into()),
+        boundary: Some(FENCE.into()),
     };
     let (u, p) = existing("template.dev", &[], perms.clone());
     d.directory.insert(u, p);
@@ -205,19 +208,13 @@ async fn copy_takes_groups_managed_policies_and_boundary() {
     run(&d, &t).await.unwrap();
     let (user, got) = d.directory.user("raj.patel").unwrap();
     assert_eq!(got, perms);
-    assert_eq!(user.boundary.as_deref(), Some(POWER_USER));
+    assert_eq!(user.boundary.as_deref(), Some(FENCE));
 }
 
 #[tokio::test]
 async fn copy_from_a_user_with_inline_policies_is_refused() {
     let d = deps();
-    let perms = Permissions {
-        inline_policies: vec![(
-            "s3-admin".into(),
-            r#"{"Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#.into(),
-        )],
-        ..Default::default()
-    };
+    let perms = Permissions { inline_policies: vec!["s3-admin".into()], ..Default::default() };
     let (u, p) = existing("template.dev", &[], perms);
     d.directory.insert(u, p);
     let mut t = ticket();

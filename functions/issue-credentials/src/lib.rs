@@ -13,6 +13,13 @@
 //!
 //! A run that dies anywhere is finished by the retry without a second key,
 //! a lost password or a login profile whose password nobody has.
+//!
+//! Nothing a message says is taken on its word: an onboarding hand-off must
+//! equal the one create-user recorded for that ticket and user, a rotation
+//! one the rotation rotate-keys recorded in the key ledger (`trusted`). A
+//! secret found under the user's name is used only if its current version is
+//! one the pipeline recorded before writing it; anyone else's refuses the
+//! user. The sign-in URL is built from the account, never read back.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use shared::config::IssueCredentialsConfig;
@@ -20,7 +27,7 @@ use shared::error::{Error, Result};
 use shared::idempotency::{self, payload_hash, Window};
 use shared::password;
 use shared::ports::*;
-use shared::secret::{Sensitive, UserSecret};
+use shared::secret::{new_version_id, sign_in_url, Sensitive, UserSecret};
 use shared::summary::{self, TicketRef};
 use shared::ticket::{ConsolePassword, MANAGED_TAG, TICKET_TAG};
 
@@ -34,11 +41,6 @@ pub struct Deps<D, X, I, S, P, M, L, C> {
     pub mailer: M,
     pub clock: C,
     pub config: IssueCredentialsConfig,
-}
-
-/// The console sign-in URL of an account: its alias if it has one.
-pub fn sign_in_url(alias_or_account_id: &str) -> String {
-    format!("https://{alias_or_account_id}.signin.aws.amazon.com/console")
 }
 
 /// What one invocation reads of the account once, for all its records: the
@@ -60,7 +62,7 @@ where
     X: SecretStore,
     L: KeyLedger,
     I: IdempotencyStore,
-    S: StatusStore,
+    S: StatusStore + UntrustedLog,
     P: EventPublisher,
     M: Mailer,
     C: Clock,
@@ -76,6 +78,8 @@ where
             event,
             "issue-credentials",
             self.config.concurrency,
+            &self.status,
+            self.clock.now(),
             |ready: UserReady| async move { self.handle_in(&ready, lease_until, account).await.map(drop) },
         )
         .await
@@ -89,10 +93,11 @@ where
 
     async fn handle_in(
         &self,
-        ready: &UserReady,
+        message: &UserReady,
         lease_until: u64,
         account: &Account,
     ) -> Result<Option<CredentialsReady>> {
+        let ready = &self.trusted(message).await?;
         let window = self.window(lease_until);
         let key = format!("issue-credentials#{}#{}", ready.ticket_id, ready.user_name);
         let run = idempotency::once(&self.idempotency, &key, &payload_hash(ready), window, || async {
@@ -133,6 +138,33 @@ where
         }
     }
 
+    /// The pipeline's own record of what `message` asks for, if the message
+    /// matches it exactly; `Error::Untrusted` otherwise.
+    async fn trusted(&self, message: &UserReady) -> Result<UserReady> {
+        let name = &message.user_name;
+        let recorded = match &message.rotate {
+            None => self.status.handoff(&message.ticket_id, name).await?.ok_or_else(|| {
+                Error::Untrusted(format!("no user {name:?} was accepted under ticket {:?}", message.ticket_id))
+            })?,
+            Some(old) => {
+                let ledger = self.ledger.keys_of(name).await?;
+                UserReady::recorded_rotation(&ledger, &old.access_key_id, &self.config.sender).ok_or_else(|| {
+                    Error::Untrusted(format!(
+                        "no rotation of key {} of user {name:?} was ordered by rotate-keys",
+                        old.access_key_id
+                    ))
+                })?
+            }
+        };
+        if &recorded != message {
+            return Err(Error::Untrusted(format!(
+                "the message for user {name:?} of {:?} differs from what the pipeline recorded for it",
+                message.ticket_id
+            )));
+        }
+        Ok(recorded)
+    }
+
     async fn issue(&self, ready: &UserReady, account_facts: &Account) -> Result<CredentialsReady> {
         let name = &ready.user_name;
         // Never issue credentials for a user this ticket did not create,
@@ -143,7 +175,9 @@ where
             .await?
             .ok_or_else(|| Error::permanent("GetUser", format!("user {name:?} no longer exists")))?;
         let managed = user.tags.get(MANAGED_TAG).map(String::as_str) == Some("true");
-        // A rotation concerns any managed user; onboarding only the ticket's own.
+        // A second check beside the records (`trusted`): a rotation concerns a
+        // managed user whose key the ledger holds; onboarding only the
+        // ticket's own user.
         let ours = managed && (ready.rotate.is_some() || user.tags.get(TICKET_TAG) == Some(&ready.ticket_id));
         if !ours {
             return Err(Error::permanent(
@@ -160,6 +194,17 @@ where
         };
         let secret_name = format!("{}{}", self.config.secret_prefix, name);
         let stored = self.secrets.read(&secret_name).await?;
+        if let Some(found) = &stored {
+            if !self.ledger.secret_versions(name).await?.contains(&found.version_id) {
+                return Err(Error::permanent(
+                    "GetSecretValue",
+                    format!(
+                        "secret {secret_name} already exists and was not created by the pipeline for user {name:?}; \
+                         it is never used: remove it (it may be an attempt to plant credentials) and submit the user again"
+                    ),
+                ));
+            }
+        }
         let mut secret = match &stored {
             Some(s) => serde_json::from_str::<UserSecret>(s.value.expose()).map_err(|e| {
                 Error::permanent("GetSecretValue", format!("secret {secret_name} is not a user secret: {e}"))
@@ -182,15 +227,28 @@ where
             self.issue_key(ready, &mut secret).await?;
         }
 
+        // Always the account's own, whatever an earlier version held.
+        secret.console_sign_in_url = sign_in_url(&account);
         let body =
             Sensitive::new(serde_json::to_string(&secret).map_err(|e| Error::permanent("secret", e.to_string()))?);
         let secret_arn = match stored {
-            None => self.secrets.create(&secret_name, &body, &user.tags).await?,
-            Some(s) if secret != before => {
-                self.secrets.put(&s.arn, &body).await?;
-                s.arn
+            Some(s) if secret == before => s.arn,
+            stored => {
+                // Recorded before it is written: a version found later is
+                // ours only if it is on this list.
+                let version = new_version_id()?;
+                self.ledger.record_secret_version(name, &version).await?;
+                match stored {
+                    None => {
+                        let kms = self.config.secrets_kms_key_id.as_deref();
+                        self.secrets.create(&secret_name, &body, &user.tags, &version, kms).await?
+                    }
+                    Some(s) => {
+                        self.secrets.put(&s.arn, &body, &version).await?;
+                        s.arn
+                    }
+                }
             }
-            Some(s) => s.arn,
         };
 
         if let (true, Some(key_id)) = (ready.programmatic, &secret.access_key_id) {
@@ -203,6 +261,7 @@ where
                 warned_at: None,
                 deactivated_at: None,
                 deleted_at: None,
+                rotation_deadline: None,
             };
             // After the secret: a key in the ledger is a key whose secret was kept.
             self.ledger.record_issued(&record).await?;
@@ -225,19 +284,7 @@ where
             self.set_status(ready, Stage::CredentialsIssued, None).await?;
         }
 
-        let next = CredentialsReady {
-            ticket_id: ready.ticket_id.clone(),
-            requested_by: ready.requested_by.clone(),
-            user_name: name.clone(),
-            email: ready.email.clone(),
-            console: ready.console,
-            programmatic: ready.programmatic,
-            require_password_reset: ready.require_password_reset,
-            secret_arn,
-            secret_name,
-            ticket_users: ready.ticket_users.clone(),
-            replaces: ready.rotate.clone(),
-        };
+        let next = CredentialsReady::after(ready, &secret_arn, &secret_name);
         // Under this user's idempotency record: handed on once, except by a
         // run cut off after this line, whose retry hands on the same message
         // again; notify-user keeps one record per email, so that sends nothing twice.

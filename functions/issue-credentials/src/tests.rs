@@ -31,6 +31,7 @@ fn deps() -> Fakes {
             sender: "iam-provisioner@example.com".into(),
             secret_prefix: "iam-provisioner/users/".into(),
             change_password_policy: shared::config::CHANGE_PASSWORD_POLICY.into(),
+            secrets_kms_key_id: Some("arn:aws:kms:us-east-1:123456789012:key/test".into()),
             idempotency_ttl_secs: 86_400,
             concurrency: shared::config::DEFAULT_CONCURRENCY,
         },
@@ -72,13 +73,19 @@ fn ready(console: bool, programmatic: bool) -> UserReady {
 
 fn stored(d: &Fakes) -> UserSecret {
     let s = d.secrets.secrets.lock().unwrap();
-    serde_json::from_str(s["iam-provisioner/users/emily"].last().unwrap().expose()).unwrap()
+    serde_json::from_str(s["iam-provisioner/users/emily"].last().unwrap().1.expose()).unwrap()
+}
+
+/// As the stage runs on a message create-user sent: its hand-off recorded first.
+async fn handle(d: &Fakes, r: &UserReady) -> Result<Option<CredentialsReady>> {
+    d.status.insert_handoff(r);
+    d.handle(r, LEASE).await
 }
 
 #[tokio::test]
 async fn issues_password_and_one_key_into_one_secret_version() {
     let d = deps();
-    let out = d.handle(&ready(true, true), LEASE).await.unwrap().unwrap();
+    let out = handle(&d, &ready(true, true)).await.unwrap().unwrap();
     let secret = stored(&d);
     assert_eq!(secret.console_sign_in_url, "https://210987654321.signin.aws.amazon.com/console");
     let (password, reset) = d.directory.login_profiles.lock().unwrap()["emily"].clone();
@@ -102,16 +109,16 @@ async fn issues_password_and_one_key_into_one_secret_version() {
 async fn account_alias_is_used_in_the_sign_in_url() {
     let d = deps();
     *d.directory.alias.lock().unwrap() = Some("acme-prod".into());
-    d.handle(&ready(true, false), LEASE).await.unwrap();
+    handle(&d, &ready(true, false)).await.unwrap();
     assert_eq!(stored(&d).console_sign_in_url, "https://acme-prod.signin.aws.amazon.com/console");
 }
 
 #[tokio::test]
 async fn replay_issues_nothing_new() {
     let d = deps();
-    d.handle(&ready(true, true), LEASE).await.unwrap();
+    handle(&d, &ready(true, true)).await.unwrap();
     let calls = d.directory.calls.lock().unwrap().len();
-    d.handle(&ready(true, true), LEASE).await.unwrap();
+    handle(&d, &ready(true, true)).await.unwrap();
     assert_eq!(d.directory.calls.lock().unwrap().len(), calls);
     assert_eq!(d.secrets.versions("iam-provisioner/users/emily"), 1);
     assert_eq!(d.publisher.events::<CredentialsReady>().len(), 1);
@@ -124,13 +131,13 @@ async fn replay_issues_nothing_new() {
 async fn crash_between_key_and_secret_leaves_exactly_one_usable_key() {
     let d = deps();
     d.secrets.fail_next("CreateSecret", Error::retryable("CreateSecret", "connection reset"));
-    assert!(d.handle(&ready(true, true), LEASE).await.unwrap_err().is_retryable());
+    assert!(handle(&d, &ready(true, true)).await.unwrap_err().is_retryable());
     let orphan = d.directory.keys.lock().unwrap()["emily"][0].0.access_key_id.clone();
     assert!(d.directory.login_profiles.lock().unwrap().is_empty(), "no profile before the password is stored");
     // Twice more, so a naive retry would hit the limit of two keys.
     d.secrets.fail_next("CreateSecret", Error::retryable("CreateSecret", "connection reset"));
-    assert!(d.handle(&ready(true, true), LEASE).await.is_err());
-    d.handle(&ready(true, true), LEASE).await.unwrap();
+    assert!(handle(&d, &ready(true, true)).await.is_err());
+    handle(&d, &ready(true, true)).await.unwrap();
     let keys = d.directory.keys.lock().unwrap()["emily"].clone();
     assert_eq!(keys.len(), 1);
     assert_ne!(keys[0].0.access_key_id, orphan);
@@ -141,9 +148,9 @@ async fn crash_between_key_and_secret_leaves_exactly_one_usable_key() {
 async fn crash_after_the_secret_but_before_the_login_profile_uses_the_stored_password() {
     let d = deps();
     d.directory.fail_next("CreateLoginProfile", Error::retryable("CreateLoginProfile", "ServiceFailure"));
-    assert!(d.handle(&ready(true, false), LEASE).await.is_err());
+    assert!(handle(&d, &ready(true, false)).await.is_err());
     let first = stored(&d).password;
-    d.handle(&ready(true, false), LEASE).await.unwrap();
+    handle(&d, &ready(true, false)).await.unwrap();
     assert_eq!(d.directory.login_profiles.lock().unwrap()["emily"].0, first.unwrap());
     assert_eq!(d.secrets.versions("iam-provisioner/users/emily"), 1);
 }
@@ -160,7 +167,7 @@ async fn generated_password_follows_the_account_policy() {
         allow_users_to_change_password: true,
         is_aws_default: false,
     });
-    d.handle(&ready(true, false), LEASE).await.unwrap();
+    handle(&d, &ready(true, false)).await.unwrap();
     assert!(stored(&d).password.unwrap().expose().len() >= 40);
     assert!(
         d.directory.user("emily").unwrap().1.managed_policies.is_empty(),
@@ -175,7 +182,7 @@ async fn weak_custom_password_is_refused_with_a_reason_and_never_quoted() {
     let mut r = ready(true, false);
     r.console_password =
         Some(ConsolePassword::Custom { secret_arn: "arn:aws:secretsmanager:us-east-1:1:secret:custom-pw".into() });
-    assert!(d.handle(&r, LEASE).await.unwrap().is_none());
+    assert!(handle(&d, &r).await.unwrap().is_none());
     let status = d.status.for_ticket("ONB-1").await.unwrap();
     let reason = status[0].reason.clone().unwrap();
     assert_eq!(status[0].stage, Stage::Failed);
@@ -194,7 +201,7 @@ async fn strong_custom_password_is_used() {
     let mut r = ready(true, false);
     r.console_password =
         Some(ConsolePassword::Custom { secret_arn: "arn:aws:secretsmanager:us-east-1:1:secret:custom-pw".into() });
-    d.handle(&r, LEASE).await.unwrap().unwrap();
+    handle(&d, &r).await.unwrap().unwrap();
     assert_eq!(d.directory.login_profiles.lock().unwrap()["emily"].0.expose(), "Correct-Horse-Battery-9");
 }
 
@@ -203,7 +210,7 @@ async fn a_user_of_another_ticket_gets_no_credentials() {
     let d = deps();
     let mut r = ready(true, true);
     r.user_name = "other".into();
-    assert!(d.handle(&r, LEASE).await.unwrap().is_none());
+    assert!(handle(&d, &r).await.unwrap().is_none());
     assert!(d.directory.keys.lock().unwrap().is_empty());
     assert!(d.directory.login_profiles.lock().unwrap().is_empty());
 }
@@ -230,13 +237,64 @@ async fn a_batch_reads_the_password_policy_and_alias_once_and_the_next_batch_aga
         .iter()
         .map(|u| UserReady { user_name: (*u).into(), email: format!("{u}@example.com"), ..ready(true, true) })
         .collect();
+    for r in &batch {
+        d.status.insert_handoff(r);
+    }
     let response = d.handle_sqs(sqs_event(&batch), LEASE).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(d.publisher.events::<CredentialsReady>().len(), 3);
     assert_eq!(*d.directory.account_reads.lock().unwrap(), ["ListAccountAliases", "GetAccountPasswordPolicy"]);
     // A policy tightened between invocations applies to the next one.
     *d.directory.policy.lock().unwrap() = Some(PasswordPolicy { minimum_length: 40, ..PasswordPolicy::aws_default() });
+    d.status.insert_handoff(&ready(true, false));
     d.handle_sqs(sqs_event(&[ready(true, false)]), LEASE).await;
     assert_eq!(d.directory.account_reads.lock().unwrap().len(), 4);
     assert_eq!(stored(&d).password.unwrap().expose().len(), 40);
+}
+
+/// A message create-user never recorded (or one that differs from its
+/// record) is dropped as untrusted: no IAM call, no secret, no email, no
+/// status, not retried.
+#[tokio::test]
+async fn a_message_matching_no_record_changes_nothing_and_is_recorded_as_untrusted() {
+    let d = deps();
+    d.status.insert_handoff(&ready(false, true));
+    // Recorded as programmatic only; the message asks for console access too.
+    let response = d
+        .handle_sqs(
+            sqs_event(&[ready(true, true), UserReady { ticket_id: "ONB-9".into(), ..ready(true, true) }]),
+            LEASE,
+        )
+        .await;
+    assert!(response.batch_item_failures.is_empty(), "untrusted messages are settled, not retried");
+    assert!(d.directory.calls.lock().unwrap().is_empty(), "{:?}", d.directory.calls.lock().unwrap());
+    assert_eq!(d.secrets.versions("iam-provisioner/users/emily"), 0);
+    assert!(d.mailer.outbox().is_empty() && d.publisher.events::<CredentialsReady>().is_empty());
+    assert!(d.status.for_ticket("ONB-1").await.unwrap().is_empty());
+    let untrusted = d.status.untrusted("issue-credentials").await.unwrap();
+    assert_eq!(untrusted.iter().map(|m| m.message_id.as_str()).collect::<Vec<_>>(), ["m0", "m1"]);
+    assert!(untrusted[0].reason.contains("differs") && untrusted[1].reason.contains("no user"), "{untrusted:?}");
+}
+
+/// A secret someone else made under the user's name is never used: the
+/// user is refused (the requester told), and nothing is written into it.
+#[tokio::test]
+async fn a_secret_the_pipeline_did_not_write_refuses_the_user() {
+    let d = deps();
+    let planted = UserSecret {
+        user_name: "emily".into(),
+        console_sign_in_url: "https://evil.example/console".into(),
+        password: Some(Sensitive::new("Planted-Passw0rd!x")),
+        access_key_id: None,
+        secret_access_key: None,
+    };
+    d.secrets.insert("iam-provisioner/users/emily", &serde_json::to_string(&planted).unwrap());
+    assert!(handle(&d, &ready(true, true)).await.unwrap().is_none());
+    assert!(d.directory.login_profiles.lock().unwrap().is_empty());
+    assert!(d.directory.keys.lock().unwrap().get("emily").is_none_or(Vec::is_empty));
+    assert_eq!(d.secrets.versions("iam-provisioner/users/emily"), 1, "nothing written into it");
+    let status = d.status.for_ticket("ONB-1").await.unwrap();
+    assert_eq!(status[0].stage, Stage::Failed);
+    assert!(status[0].reason.as_deref().unwrap().contains("not created by the pipeline"));
+    assert_eq!(d.mailer.outbox().len(), 1, "the requester's summary");
 }

@@ -9,18 +9,29 @@
 //! failure, or a second delivery of the same message, sends only what is
 //! missing. The records are the only lock needed: two deliveries at once
 //! each meet the other's lease on the email it is sending and retry later.
+//!
+//! A message is only a pointer (`trusted`): it must equal what the
+//! pipeline's records give for that user (create-user's hand-off, or the
+//! rotation in the key ledger), the secret is read by its own name
+//! `<prefix><user>` and only if its current version is one the pipeline
+//! wrote, and the sign-in URL is built from the account, never read back
+//! from the secret.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use shared::config::NotifyUserConfig;
 use shared::error::{Error, Result};
 use shared::idempotency::{self, payload_hash, Window};
+use shared::ports::StoredSecret;
 use shared::ports::*;
-use shared::secret::UserSecret;
+use shared::secret::{sign_in_url, UserSecret};
 use shared::summary::{self, TicketRef};
 use shared::text::html_escape;
 
-pub struct Deps<X, I, S, M, C> {
+pub struct Deps<D, X, I, S, M, L, C> {
+    /// Only for the account alias (the sign-in URL).
+    pub directory: D,
     pub secrets: X,
+    pub ledger: L,
     pub idempotency: I,
     pub status: S,
     pub mailer: M,
@@ -28,12 +39,14 @@ pub struct Deps<X, I, S, M, C> {
     pub config: NotifyUserConfig,
 }
 
-impl<X, I, S, M, C> Deps<X, I, S, M, C>
+impl<D, X, I, S, M, L, C> Deps<D, X, I, S, M, L, C>
 where
+    D: UserDirectory,
     X: SecretStore,
     I: IdempotencyStore,
-    S: StatusStore,
+    S: StatusStore + UntrustedLog,
     M: Mailer,
+    L: KeyLedger,
     C: Clock,
 {
     fn window(&self, lease_until: u64) -> Window {
@@ -41,19 +54,34 @@ where
     }
 
     pub async fn handle_sqs(&self, event: SqsEvent, lease_until: u64) -> SqsBatchResponse {
+        let alias = tokio::sync::OnceCell::new();
+        let alias = &alias;
         shared::lambda::for_each_message(
             event,
             "notify-user",
             self.config.concurrency,
-            |ready: CredentialsReady| async move { self.handle(&ready, lease_until).await },
+            &self.status,
+            self.clock.now(),
+            |ready: CredentialsReady| async move { self.handle_in(&ready, lease_until, alias).await },
         )
         .await
     }
 
     /// `Ok` once the user is settled: every email sent, or refused and recorded.
     pub async fn handle(&self, ready: &CredentialsReady, lease_until: u64) -> Result<()> {
+        self.handle_in(ready, lease_until, &tokio::sync::OnceCell::new()).await
+    }
+
+    async fn handle_in(
+        &self,
+        message: &CredentialsReady,
+        lease_until: u64,
+        alias: &tokio::sync::OnceCell<Option<String>>,
+    ) -> Result<()> {
+        let (ready, stored) = self.trusted(message).await?;
+        let ready = &ready;
         let window = self.window(lease_until);
-        let outcome = match self.notify(ready, window).await {
+        let outcome = match self.notify(ready, &stored, alias, window).await {
             Ok(_) => Ok(()),
             Err(e) if e.is_retryable() => return Err(e),
             // Same user, other content: not a replay but a stray or forged
@@ -73,21 +101,68 @@ where
             .await
     }
 
-    async fn notify(&self, ready: &CredentialsReady, window: Window) -> Result<()> {
-        let stored = self.secrets.read(&ready.secret_arn).await?.ok_or_else(|| {
-            Error::permanent("GetSecretValue", format!("secret {} does not exist", ready.secret_name))
-        })?;
+    /// The pipeline's own record of what `message` asks for, with the user's
+    /// secret, if the message matches them exactly; `Error::Untrusted`
+    /// otherwise.
+    async fn trusted(&self, message: &CredentialsReady) -> Result<(CredentialsReady, StoredSecret)> {
+        let name = &message.user_name;
+        let untrusted = |why: String| Error::Untrusted(format!("message for user {name:?}: {why}"));
+        let handoff =
+            match &message.replaces {
+                None => self.status.handoff(&message.ticket_id, name).await?.ok_or_else(|| {
+                    untrusted(format!("no such user was accepted under ticket {:?}", message.ticket_id))
+                })?,
+                Some(old) => {
+                    let ledger = self.ledger.keys_of(name).await?;
+                    let succeeded = ledger.iter().any(|k| k.replaces.as_deref() == Some(old.access_key_id.as_str()));
+                    UserReady::recorded_rotation(&ledger, &old.access_key_id, &self.config.sender)
+                        .filter(|_| succeeded)
+                        .ok_or_else(|| untrusted(format!("no successor of key {} is on record", old.access_key_id)))?
+                }
+            };
+        let secret_name = format!("{}{}", self.config.secret_prefix, name);
+        let stored = self
+            .secrets
+            .read(&secret_name)
+            .await?
+            .ok_or_else(|| untrusted(format!("secret {secret_name} does not exist")))?;
+        if !self.ledger.secret_versions(name).await?.contains(&stored.version_id) {
+            return Err(untrusted(format!("secret {secret_name} holds a version the pipeline did not write")));
+        }
+        let recorded = CredentialsReady::after(&handoff, &stored.arn, &secret_name);
+        if &recorded != message {
+            return Err(untrusted(format!(
+                "differs from what the pipeline recorded for ticket {:?}",
+                message.ticket_id
+            )));
+        }
+        Ok((recorded, stored))
+    }
+
+    async fn notify(
+        &self,
+        ready: &CredentialsReady,
+        stored: &StoredSecret,
+        alias: &tokio::sync::OnceCell<Option<String>>,
+        window: Window,
+    ) -> Result<()> {
         let secret: UserSecret = serde_json::from_str(stored.value.expose()).map_err(|e| {
             Error::permanent("GetSecretValue", format!("secret {} is not a user secret: {e}", ready.secret_name))
         })?;
         if ready.console {
-            self.send_once(
-                ready,
-                "sign-in",
-                sign_in_email(&ready.email, &secret.user_name, &secret.console_sign_in_url),
-                window,
-            )
-            .await?;
+            // From the account, never from the secret.
+            let account = match alias.get_or_try_init(|| self.directory.account_alias()).await? {
+                Some(alias) => alias.clone(),
+                None => stored
+                    .arn
+                    .split(':')
+                    .nth(4)
+                    .filter(|id| !id.is_empty())
+                    .map(str::to_owned)
+                    .ok_or_else(|| Error::permanent("GetSecretValue", "no account id in the secret's ARN"))?,
+            };
+            let url = sign_in_url(&account);
+            self.send_once(ready, "sign-in", sign_in_email(&ready.email, &ready.user_name, &url), window).await?;
             let password = secret.password.as_ref().ok_or_else(|| {
                 Error::permanent("GetSecretValue", format!("secret {} holds no password", ready.secret_name))
             })?;

@@ -4,7 +4,7 @@
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{run, service_fn, LambdaEvent};
 use notify_user::Deps;
-use shared::aws::{load_config, SecretsManagerStore, SesMailer, StateTable};
+use shared::aws::{load_config, IamDirectory, SecretsManagerStore, SesMailer, StateTable};
 use shared::config::{FromEnv, NotifyUserConfig};
 use shared::ports::SystemClock;
 
@@ -15,7 +15,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let aws = load_config().await;
     let table = StateTable::new(&aws, &config.table_name);
     let deps = Deps {
+        directory: IamDirectory::new(&aws),
         secrets: SecretsManagerStore::new(&aws),
+        ledger: table.ledger(),
         idempotency: table.idempotency(),
         status: table.status(),
         mailer: SesMailer::new(&aws),

@@ -2,14 +2,17 @@ use super::*;
 use shared::memory::*;
 use shared::secret::Sensitive;
 
-type Fakes = Deps<MemorySecrets, MemoryIdempotency, MemoryStatus, MemoryMailer, FixedClock>;
+type Fakes =
+    Deps<MemoryDirectory, MemorySecrets, MemoryIdempotency, MemoryStatus, MemoryMailer, MemoryLedger, FixedClock>;
 const LEASE: u64 = 2_000_000_000;
 const PASSWORD: &str = "Xy7!long-enough-password";
 const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 
 fn deps() -> Fakes {
     let d = Deps {
+        directory: MemoryDirectory::default(),
         secrets: MemorySecrets::default(),
+        ledger: MemoryLedger::default(),
         idempotency: MemoryIdempotency::default(),
         status: MemoryStatus::default(),
         mailer: MemoryMailer::default(),
@@ -17,6 +20,7 @@ fn deps() -> Fakes {
         config: NotifyUserConfig {
             table_name: "t".into(),
             sender: "iam-provisioner@example.com".into(),
+            secret_prefix: "iam-provisioner/users/".into(),
             idempotency_ttl_secs: 86_400,
             concurrency: shared::config::DEFAULT_CONCURRENCY,
         },
@@ -28,8 +32,30 @@ fn deps() -> Fakes {
         access_key_id: Some("AKIAEXAMPLE".into()),
         secret_access_key: Some(Sensitive::new(SECRET_KEY)),
     };
-    d.secrets.insert("iam-provisioner/users/emily", &serde_json::to_string(&secret).unwrap());
+    // As issue-credentials writes it: a version it recorded first.
+    let mut secrets = d.secrets.secrets.lock().unwrap();
+    let value = Sensitive::new(serde_json::to_string(&secret).unwrap());
+    secrets.insert("iam-provisioner/users/emily".into(), vec![("v1".into(), value)]);
+    drop(secrets);
+    d.ledger.secret_versions.lock().unwrap().insert("emily".into(), vec!["v1".into()]);
+    accept(&d, &ready());
     d
+}
+
+/// The hand-off create-user would have recorded for `r`.
+fn accept(d: &Fakes, r: &CredentialsReady) {
+    d.status.insert_handoff(&UserReady {
+        ticket_id: r.ticket_id.clone(),
+        requested_by: r.requested_by.clone(),
+        user_name: r.user_name.clone(),
+        email: r.email.clone(),
+        console: r.console,
+        programmatic: r.programmatic,
+        console_password: r.console.then_some(shared::ticket::ConsolePassword::Autogenerate),
+        require_password_reset: r.require_password_reset,
+        ticket_users: r.ticket_users.clone(),
+        rotate: None,
+    });
 }
 
 fn ready() -> CredentialsReady {
@@ -115,6 +141,7 @@ async fn summary_waits_until_every_user_is_settled() {
     let d = deps();
     let mut r = ready();
     r.ticket_users = vec!["emily".into(), "raj".into()];
+    accept(&d, &r);
     d.handle(&r, LEASE).await.unwrap();
     assert!(d.mailer.outbox().iter().all(|e| e.to != "it-ops@example.com"));
     d.status
@@ -135,16 +162,34 @@ async fn summary_waits_until_every_user_is_settled() {
 }
 
 /// Another message under the same ticket and user (a stray or forged one,
-/// here with another address) is not a replay: it sends nothing and is
-/// not settled, so it ends in the dead-letter queue for a person.
+/// here with another address, or naming another ticket) matches no record:
+/// it sends nothing, touches no status, and is recorded as untrusted.
 #[tokio::test]
-async fn other_message_for_a_notified_user_sends_nothing_and_is_not_settled() {
+async fn a_message_matching_no_record_sends_nothing() {
     let d = deps();
     d.handle(&ready(), LEASE).await.unwrap();
     let sent = d.mailer.outbox().len();
-    let forged = CredentialsReady { email: "attacker@example.net".into(), ..ready() };
-    let err = d.handle(&forged, LEASE).await.unwrap_err();
-    assert!(matches!(err, Error::PayloadMismatch(_)), "{err}");
+    for forged in [
+        CredentialsReady { email: "attacker@example.net".into(), ..ready() },
+        CredentialsReady { ticket_id: "ONB-2".into(), email: "attacker@example.net".into(), ..ready() },
+        CredentialsReady { secret_name: "iam-provisioner/users/other".into(), ..ready() },
+    ] {
+        let err = d.handle(&forged, LEASE).await.unwrap_err();
+        assert!(matches!(err, Error::Untrusted(_)), "{err}");
+    }
     assert_eq!(d.mailer.outbox().len(), sent);
     assert!(d.mailer.outbox().iter().all(|e| e.to != "attacker@example.net"));
+    assert_eq!(d.status.for_ticket("ONB-1").await.unwrap()[0].stage, Stage::Notified);
+}
+
+/// The sign-in URL comes from the account, whatever the secret says.
+#[tokio::test]
+async fn the_sign_in_url_is_the_accounts_not_the_secrets() {
+    let d = deps();
+    *d.directory.alias.lock().unwrap() = Some("acme-prod".into());
+    d.handle(&ready(), LEASE).await.unwrap();
+    let outbox = d.mailer.outbox();
+    let sign_in = outbox.iter().find(|e| e.text.contains("signin.aws.amazon.com")).unwrap();
+    assert!(sign_in.text.contains("https://acme-prod.signin.aws.amazon.com/console"), "{}", sign_in.text);
+    assert!(!sign_in.text.contains("acme.signin"), "read back from the secret");
 }

@@ -177,6 +177,7 @@ where
             warned_at: None,
             deactivated_at: None,
             deleted_at: None,
+            rotation_deadline: None,
         });
         match action {
             Action::Rotate { deactivate_after } => {
@@ -184,18 +185,12 @@ where
                     tracing::warn!(user = %name, access_key_id = %key, "no email on record for this user; rotation skipped");
                     return Ok(());
                 };
-                let ready = UserReady {
-                    ticket_id: format!("rotation:{key}"),
-                    requested_by: self.config.sender.clone(),
-                    user_name: name.clone(),
-                    email,
-                    console: false,
-                    programmatic: true,
-                    console_password: None,
-                    require_password_reset: false,
-                    ticket_users: vec![],
-                    rotate: Some(Replaced { access_key_id: key.clone(), deactivated_after: *deactivate_after }),
-                };
+                let old = Replaced { access_key_id: key.clone(), deactivated_after: *deactivate_after };
+                let ready = UserReady::rotation(name, &email, &self.config.sender, old);
+                // The ledger says so first: issue-credentials and
+                // notify-user act on a rotation only where it does.
+                update.rotation_deadline = Some(*deactivate_after);
+                self.ledger.update(&update).await?;
                 // Keyed by the key: however often the run repeats before the
                 // successor exists, one successor is asked for.
                 let once_key = format!("rotate-keys#rotate#{name}#{key}");

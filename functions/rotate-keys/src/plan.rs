@@ -155,6 +155,7 @@ mod tests {
             warned_at: None,
             deactivated_at: None,
             deleted_at: None,
+            rotation_deadline: None,
         }
     }
 

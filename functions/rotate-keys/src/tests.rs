@@ -48,6 +48,7 @@ async fn user(d: &Fakes, name: &str, age_days: u64, tags: &[(&str, &str)]) -> St
             warned_at: None,
             deactivated_at: None,
             deleted_at: None,
+            rotation_deadline: None,
         })
         .await
         .unwrap();
@@ -109,6 +110,7 @@ async fn predecessor_is_warned_deactivated_and_deleted_on_schedule() {
         warned_at: None,
         deactivated_at: None,
         deleted_at: None,
+        rotation_deadline: None,
     };
     d.ledger.record_issued(&succ).await.unwrap();
     let request = RotationRequest::default();

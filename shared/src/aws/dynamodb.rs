@@ -1,13 +1,21 @@
-//! One table, two kinds of item, keyed `pk`/`sk` (strings):
+//! One table, keyed `pk`/`sk` (strings):
 //! - idempotency: `pk = IDEMPOTENCY#<key>`, `sk = -`;
 //! - status: `pk = TICKET#<ticket id>`, `sk = USER#<user name>`, so a
-//!   ticket's records are one Query.
+//!   ticket's records are one Query;
+//! - hand-off: `pk = TICKET#<ticket id>`, `sk = HANDOFF#<user name>`, what
+//!   create-user accepted for the user (the later stages' source of truth);
+//! - key ledger: `pk = KEYS#<user name>`, `sk = KEY#<access key id>`;
+//! - secret versions: `pk = SECRETS#<user name>`, `sk = -`, a string set;
+//! - untrusted messages: `pk = UNTRUSTED#<stage>`, `sk = <message id>`.
 //!
 //! `expires_at` (epoch seconds) is the table's TTL attribute.
 
 use super::{classify, code};
 use crate::error::{Error, Result};
-use crate::ports::{Claim, IdempotencyStore, KeyLedger, KeyRecord, Stage, StatusRecord, StatusStore};
+use crate::ports::{
+    Claim, IdempotencyStore, KeyLedger, KeyRecord, Stage, StatusRecord, StatusStore, UntrustedLog, UntrustedMessage,
+    UserReady,
+};
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
@@ -161,7 +169,39 @@ pub struct DynamoStatus {
     table: String,
 }
 
-impl DynamoStatus {}
+/// How long an untrusted message's record is kept (its TTL).
+const UNTRUSTED_KEPT_SECS: u64 = 90 * 24 * 60 * 60;
+
+/// Every item of one partition (all pages), strongly consistent.
+async fn partition(client: &Client, table: &str, pk: String) -> Result<Vec<HashMap<String, AttributeValue>>> {
+    client
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", s(pk))
+        .consistent_read(true)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| classify("Query", e))
+}
+
+fn handoff_key(ticket_id: &str, user_name: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("pk".to_owned(), s(format!("TICKET#{ticket_id}"))),
+        ("sk".to_owned(), s(format!("HANDOFF#{user_name}"))),
+    ])
+}
+
+fn put_request(item: HashMap<String, AttributeValue>) -> Result<WriteRequest> {
+    let put = PutRequest::builder()
+        .set_item(Some(item))
+        .build()
+        .map_err(|e| Error::permanent("BatchWriteItem", e.to_string()))?;
+    Ok(WriteRequest::builder().put_request(put).build())
+}
 
 /// Only forward: a late replay of an early stage must not hide later progress.
 const FORWARD_ONLY: &str = "attribute_not_exists(pk) OR stage_rank <= :rank";
@@ -206,17 +246,21 @@ impl StatusStore for DynamoStatus {
     /// transaction: that would cost twice the write capacity for a check
     /// the caller has made already (and moto copies the whole table per
     /// item of a transaction: see BENCHMARKS.md).
-    async fn create_all(&self, records: &[StatusRecord]) -> Result<()> {
-        for chunk in records.chunks(25) {
-            let mut writes = Vec::with_capacity(chunk.len());
-            for r in chunk {
-                let put = PutRequest::builder()
-                    .set_item(Some(status_item(r)))
-                    .build()
-                    .map_err(|e| Error::permanent("BatchWriteItem", e.to_string()))?;
-                writes.push(WriteRequest::builder().put_request(put).build());
-            }
-            let mut pending = HashMap::from([(self.table.clone(), writes)]);
+    async fn create_all(&self, records: &[StatusRecord], handoffs: &[UserReady]) -> Result<()> {
+        let mut writes = Vec::with_capacity(records.len() + handoffs.len());
+        for r in records {
+            writes.push(put_request(status_item(r))?);
+        }
+        for h in handoffs {
+            let mut item = handoff_key(&h.ticket_id, &h.user_name);
+            let body = serde_json::to_string(h).map_err(|e| Error::permanent("BatchWriteItem", e.to_string()))?;
+            item.insert("handoff".into(), s(body));
+            writes.push(put_request(item)?);
+        }
+        let mut writes = writes.into_iter().peekable();
+        while writes.peek().is_some() {
+            let chunk: Vec<WriteRequest> = writes.by_ref().take(25).collect();
+            let mut pending = HashMap::from([(self.table.clone(), chunk)]);
             let mut delay = std::time::Duration::from_millis(50);
             for attempt in 0..5 {
                 let out = self
@@ -241,6 +285,24 @@ impl StatusStore for DynamoStatus {
         Ok(())
     }
 
+    async fn handoff(&self, ticket_id: &str, user_name: &str) -> Result<Option<UserReady>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(handoff_key(ticket_id, user_name)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("GetItem", e))?;
+        let Some(body) = out.item().and_then(|item| get_s(item, "handoff")) else {
+            return Ok(None);
+        };
+        serde_json::from_str(body)
+            .map(Some)
+            .map_err(|e| Error::permanent("GetItem", format!("hand-off record of {ticket_id}/{user_name}: {e}")))
+    }
+
     async fn for_ticket(&self, ticket_id: &str) -> Result<Vec<StatusRecord>> {
         let mut records = Vec::new();
         let mut start = None;
@@ -249,8 +311,9 @@ impl StatusStore for DynamoStatus {
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
+                .key_condition_expression("pk = :pk AND begins_with(sk, :user)")
                 .expression_attribute_values(":pk", s(format!("TICKET#{ticket_id}")))
+                .expression_attribute_values(":user", s("USER#"))
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
                 .send()
@@ -276,6 +339,43 @@ impl StatusStore for DynamoStatus {
     }
 }
 
+impl UntrustedLog for DynamoStatus {
+    async fn record_untrusted(&self, m: &UntrustedMessage) -> Result<()> {
+        let item = HashMap::from([
+            ("pk".to_owned(), s(format!("UNTRUSTED#{}", m.stage))),
+            ("sk".to_owned(), s(&m.message_id)),
+            ("stage".to_owned(), s(&m.stage)),
+            ("message_id".to_owned(), s(&m.message_id)),
+            ("reason".to_owned(), s(&m.reason)),
+            ("body".to_owned(), s(&m.body)),
+            ("received_at".to_owned(), n(m.received_at)),
+            ("expires_at".to_owned(), n(m.received_at + UNTRUSTED_KEPT_SECS)),
+        ]);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| classify("PutItem", e))
+    }
+
+    async fn untrusted(&self, stage: &str) -> Result<Vec<UntrustedMessage>> {
+        let items = partition(&self.client, &self.table, format!("UNTRUSTED#{stage}")).await?;
+        Ok(items
+            .iter()
+            .map(|item| UntrustedMessage {
+                stage: get_s(item, "stage").unwrap_or_default().to_owned(),
+                message_id: get_s(item, "message_id").unwrap_or_default().to_owned(),
+                reason: get_s(item, "reason").unwrap_or_default().to_owned(),
+                body: get_s(item, "body").unwrap_or_default().to_owned(),
+                received_at: get_n(item, "received_at").unwrap_or(0),
+            })
+            .collect())
+    }
+}
+
 /// Key records: `pk = KEYS#<user name>`, `sk = KEY#<access key id>`.
 #[derive(Debug, Clone)]
 pub struct DynamoLedger {
@@ -286,6 +386,10 @@ pub struct DynamoLedger {
 impl DynamoLedger {
     fn key(user: &str, key_id: &str) -> HashMap<String, AttributeValue> {
         HashMap::from([("pk".into(), s(format!("KEYS#{user}"))), ("sk".into(), s(format!("KEY#{key_id}")))])
+    }
+
+    fn secrets_key(user: &str) -> HashMap<String, AttributeValue> {
+        HashMap::from([("pk".into(), s(format!("SECRETS#{user}"))), ("sk".into(), s("-"))])
     }
 }
 
@@ -315,19 +419,7 @@ impl KeyLedger for DynamoLedger {
     }
 
     async fn keys_of(&self, user_name: &str) -> Result<Vec<KeyRecord>> {
-        let pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(format!("KEYS#{user_name}")))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| classify("Query", e))?;
+        let pages = partition(&self.client, &self.table, format!("KEYS#{user_name}")).await?;
         Ok(pages
             .iter()
             .map(|item| KeyRecord {
@@ -339,6 +431,7 @@ impl KeyLedger for DynamoLedger {
                 warned_at: get_n(item, "warned_at"),
                 deactivated_at: get_n(item, "deactivated_at"),
                 deleted_at: get_n(item, "deleted_at"),
+                rotation_deadline: get_n(item, "rotation_deadline"),
             })
             .collect())
     }
@@ -347,9 +440,12 @@ impl KeyLedger for DynamoLedger {
         // if_not_exists: a time, once set, is the truth; a replay cannot move it.
         let mut sets = Vec::new();
         let mut values = HashMap::new();
-        for (field, value) in
-            [("warned_at", k.warned_at), ("deactivated_at", k.deactivated_at), ("deleted_at", k.deleted_at)]
-        {
+        for (field, value) in [
+            ("warned_at", k.warned_at),
+            ("deactivated_at", k.deactivated_at),
+            ("deleted_at", k.deleted_at),
+            ("rotation_deadline", k.rotation_deadline),
+        ] {
             if let Some(v) = value {
                 sets.push(format!("{field} = if_not_exists({field}, :{field})"));
                 values.insert(format!(":{field}"), n(v));
@@ -368,5 +464,31 @@ impl KeyLedger for DynamoLedger {
             .await
             .map(drop)
             .map_err(|e| classify("UpdateItem", e))
+    }
+
+    async fn record_secret_version(&self, user_name: &str, version_id: &str) -> Result<()> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::secrets_key(user_name)))
+            .update_expression("ADD versions :v")
+            .expression_attribute_values(":v", AttributeValue::Ss(vec![version_id.to_owned()]))
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| classify("UpdateItem", e))
+    }
+
+    async fn secret_versions(&self, user_name: &str) -> Result<Vec<String>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::secrets_key(user_name)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("GetItem", e))?;
+        Ok(out.item().and_then(|i| i.get("versions")).and_then(|v| v.as_ss().ok()).cloned().unwrap_or_default())
     }
 }

@@ -94,20 +94,7 @@ impl UserDirectory for IamDirectory {
         let attached = self.client.list_attached_user_policies().user_name(user_name).into_paginator().items().send();
         let attached = attached.try_collect().await.map_err(|e| classify("ListAttachedUserPolicies", e))?;
         let names = self.client.list_user_policies().user_name(user_name).into_paginator().items().send();
-        let names = names.try_collect().await.map_err(|e| classify("ListUserPolicies", e))?;
-        let mut inline_policies = Vec::with_capacity(names.len());
-        for name in names {
-            let doc = self
-                .client
-                .get_user_policy()
-                .user_name(user_name)
-                .policy_name(&name)
-                .send()
-                .await
-                .map_err(|e| classify("GetUserPolicy", e))?;
-            // IAM returns policy documents URL-encoded (RFC 3986).
-            inline_policies.push((name, percent_decode(doc.policy_document())));
-        }
+        let inline_policies = names.try_collect().await.map_err(|e| classify("ListUserPolicies", e))?;
         Ok(Permissions {
             groups: groups.into_iter().map(|g| g.group_name).collect(),
             managed_policies: attached.into_iter().filter_map(|p| p.policy_arn).collect(),
@@ -229,34 +216,5 @@ impl UserDirectory for IamDirectory {
     async fn account_alias(&self) -> Result<Option<String>> {
         let out = self.client.list_account_aliases().send().await.map_err(|e| classify("ListAccountAliases", e))?;
         Ok(out.account_aliases().first().cloned())
-    }
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn policy_documents_are_url_decoded() {
-        assert_eq!(super::percent_decode("%7B%22a%22%3A1%7D"), r#"{"a":1}"#);
-        assert_eq!(super::percent_decode(r#"{"a":"50%"}"#), r#"{"a":"50%"}"#);
     }
 }

@@ -23,6 +23,7 @@ impl SecretStore for SecretsManagerStore {
             Ok(out) => Ok(Some(StoredSecret {
                 arn: out.arn().unwrap_or_default().to_owned(),
                 name: out.name().unwrap_or_default().to_owned(),
+                version_id: out.version_id().unwrap_or_default().to_owned(),
                 value: Sensitive::new(out.secret_string().unwrap_or_default()),
             })),
             Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(None),
@@ -30,7 +31,14 @@ impl SecretStore for SecretsManagerStore {
         }
     }
 
-    async fn create(&self, name: &str, value: &Sensitive, tags: &BTreeMap<String, String>) -> Result<String> {
+    async fn create(
+        &self,
+        name: &str,
+        value: &Sensitive,
+        tags: &BTreeMap<String, String>,
+        version_id: &str,
+        kms_key_id: Option<&str>,
+    ) -> Result<String> {
         let tags: Vec<Tag> = tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
         let out = self
             .client
@@ -38,18 +46,24 @@ impl SecretStore for SecretsManagerStore {
             .name(name)
             .description("IAM user credentials issued by iam-provisioner")
             .secret_string(value.expose())
+            .client_request_token(version_id)
+            .set_kms_key_id(kms_key_id.map(str::to_owned))
             .set_tags(Some(tags))
             .send()
             .await
             .map_err(|e| classify("CreateSecret", e))?;
-        Ok(out.arn().unwrap_or_default().to_owned())
+        out.arn()
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| crate::Error::retryable("CreateSecret", "no ARN in the answer"))
     }
 
-    async fn put(&self, arn: &str, value: &Sensitive) -> Result<()> {
+    async fn put(&self, arn: &str, value: &Sensitive, version_id: &str) -> Result<()> {
         self.client
             .put_secret_value()
             .secret_id(arn)
             .secret_string(value.expose())
+            .client_request_token(version_id)
             .send()
             .await
             .map(drop)
