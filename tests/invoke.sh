@@ -50,3 +50,12 @@ pids+=($!)
 wait_for "http://127.0.0.1:$invoke_port/" 600 || { cat "$work/watch.log" >&2; exit 1; }
 cargo lambda invoke "$fn" --invoke-port "$invoke_port" --data-file "$event" --output-format json
 echo
+# A sample the stage would not trust is settled without a batch item
+# failure: only the log tells. A sample must match what the earlier stages
+# recorded for the sample ticket.
+sleep 1
+if grep -q untrusted_message "$work/watch.log"; then
+  grep untrusted_message "$work/watch.log" >&2
+  echo "invoke: $fn did not trust $event (see the line above)" >&2
+  exit 1
+fi

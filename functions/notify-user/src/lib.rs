@@ -129,7 +129,10 @@ where
         if !self.ledger.secret_versions(name).await?.contains(&stored.version_id) {
             return Err(untrusted(format!("secret {secret_name} holds a version the pipeline did not write")));
         }
-        let recorded = CredentialsReady::after(&handoff, &stored.arn, &secret_name);
+        // The ARN as AWS returned it, or its partial form (without the random
+        // suffix), which Secrets Manager takes for the same secret.
+        let arn = if is_partial_arn_of(&message.secret_arn, &stored.arn) { &message.secret_arn } else { &stored.arn };
+        let recorded = CredentialsReady::after(&handoff, arn, &secret_name);
         if &recorded != message {
             return Err(untrusted(format!(
                 "differs from what the pipeline recorded for ticket {:?}",
@@ -212,6 +215,14 @@ where
         let record = StatusRecord::new(&ready.ticket_id, &ready.user_name, stage, reason, self.clock.now());
         self.status.record(&record).await
     }
+}
+
+/// `partial` is `full` without the `-XXXXXX` Secrets Manager appends to a
+/// secret's ARN.
+fn is_partial_arn_of(partial: &str, full: &str) -> bool {
+    full.strip_prefix(partial)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|suffix| suffix.len() == 6 && suffix.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 pub fn sign_in_email(to: &str, user_name: &str, url: &str) -> Email {

@@ -193,3 +193,19 @@ async fn the_sign_in_url_is_the_accounts_not_the_secrets() {
     assert!(sign_in.text.contains("https://acme-prod.signin.aws.amazon.com/console"), "{}", sign_in.text);
     assert!(!sign_in.text.contains("acme.signin"), "read back from the secret");
 }
+
+#[test]
+fn a_partial_secret_arn_names_the_same_secret_and_nothing_else() {
+    let full = "arn:aws:secretsmanager:us-east-1:123456789012:secret:iam-provisioner/users/emily-AbC123";
+    assert!(is_partial_arn_of(
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:iam-provisioner/users/emily",
+        full
+    ));
+    for other in [
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:iam-provisioner/users/emil",
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:iam-provisioner/users/emily-AbC",
+        full,
+    ] {
+        assert!(!is_partial_arn_of(other, full), "{other}");
+    }
+}
