@@ -55,8 +55,11 @@ deps-lambda:
 run: deps
 	$(CARGO) run --quiet -p tests --bin run-local -- $(EVENT)
 
+# cargo test writes the request log (tests/tests/iam_requests.rs) that the
+# IAM simulator suite then checks against the template's roles.
 test: deps validate
 	$(CARGO) test --workspace --all-targets
+	$(MAKE) --no-print-directory iam-sim
 
 # checkov fails on any check not passed or skipped with a reason in the
 # template's Metadata. sam validate --lint needs a region, no account.

@@ -59,6 +59,17 @@ pub struct Share {
     pub fault: Fault,
 }
 
+/// One request as the proxy saw it (for the IAM simulator suite: which
+/// stage, by its access key, asked for what).
+#[derive(Debug, Clone)]
+pub struct ProxiedRequest {
+    pub access_key_id: String,
+    pub service: String,
+    pub action: String,
+    /// Form-encoded (query protocol) or JSON, as sent.
+    pub body: String,
+}
+
 #[derive(Debug)]
 struct Rule {
     action: String,
@@ -78,6 +89,9 @@ struct State {
     crash_fault: Option<Fault>,
     /// "service:Action" of every call, in order.
     log: Vec<String>,
+    /// Every call in full, when `record_requests` is on.
+    recording: bool,
+    requests: Vec<ProxiedRequest>,
     /// (action, fault) of every fault served.
     injected: Vec<(String, Fault)>,
 }
@@ -156,6 +170,15 @@ impl FaultProxy {
     }
 
     /// "service:Action" of every call so far.
+    /// Keeps every request from now on (see `requests`).
+    pub fn record_requests(&self) {
+        self.state().recording = true;
+    }
+
+    pub fn requests(&self) -> Vec<ProxiedRequest> {
+        self.state().requests.clone()
+    }
+
     pub fn log(&self) -> Vec<String> {
         self.state().log.clone()
     }
@@ -209,6 +232,12 @@ impl FaultProxy {
         let Some(request) = crate::http::read_request(&mut reader).await? else { return Ok(()) };
         // Credential=AKID/DATE/REGION/SERVICE/aws4_request
         let service = request.header("authorization").and_then(|a| a.split('/').nth(3)).unwrap_or("unknown").to_owned();
+        let access_key_id = request
+            .header("authorization")
+            .and_then(|a| a.split("Credential=").nth(1))
+            .and_then(|c| c.split('/').next())
+            .unwrap_or_default()
+            .to_owned();
         let target = request.header("x-amz-target").and_then(|t| t.rsplit('.').next()).map(str::to_owned);
         let json_protocol = target.is_some();
         let (head, body) = (request.head, request.body);
@@ -220,6 +249,18 @@ impl FaultProxy {
             .or(target)
             .unwrap_or_default();
 
+        {
+            let mut state = self.state();
+            if state.recording {
+                let body = String::from_utf8_lossy(&body).into_owned();
+                state.requests.push(ProxiedRequest {
+                    access_key_id,
+                    service: service.clone(),
+                    action: action.clone(),
+                    body,
+                });
+            }
+        }
         match self.decide(&service, &action) {
             Some(Fault::Reset) => return Ok(()),
             Some(Fault::Hang) => {

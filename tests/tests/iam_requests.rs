@@ -1,0 +1,120 @@
+//! Every AWS request the stages make, as the IAM simulator suite
+//! (tests/iam, `make iam-sim`) needs them: one deployment named as
+//! template.yaml names it (prefix `iam-provisioner`), each stage signing with
+//! its own access key (`pipeline::STAGE_KEYS`), a fault proxy keeping every
+//! request, and a run that reaches every call the code makes: a ticket with
+//! console and programmatic users, groups, managed policies, a custom
+//! password and a copy of permissions; a refused ticket; a rotation from
+//! successor to deletion. Writes `target/iam-sim/requests.json`; the
+//! simulator then proves each request is allowed for the role that made it.
+#![recursion_limit = "256"]
+
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use tests::bootstrap::{ensure, Settings};
+use tests::pipeline::{LocalPipeline, STAGE_KEYS};
+use tests::proxy::FaultProxy;
+
+const PREFIX: &str = "iam-provisioner-";
+
+#[tokio::test]
+async fn every_request_of_a_ticket_and_a_rotation_is_logged_by_stage() {
+    let moto = tests::moto::shared();
+    let direct = tests::sdk_config(&moto.endpoint).await;
+    let env = ensure(&direct, Settings::local_defaults(PREFIX)).await.expect("bootstrap");
+    let proxy = FaultProxy::start(&moto.endpoint).await.expect("proxy");
+    proxy.record_requests();
+    let pipeline = LocalPipeline::new(&tests::sdk_config(&proxy.endpoint).await, env);
+
+    // A custom password, where a ticket may name one.
+    let sm = aws_sdk_secretsmanager::Client::new(&direct);
+    let custom = sm
+        .create_secret()
+        .name(format!("{}priya", pipeline.env.settings.custom_password_prefix))
+        .secret_string("Correct-Horse-Battery-9!")
+        .send()
+        .await
+        .expect("custom password");
+    // A user to copy permissions from: fenced, in an allowed group.
+    let iam = aws_sdk_iam::Client::new(&direct);
+    iam.create_user()
+        .user_name("template.dev")
+        .permissions_boundary(&pipeline.env.settings.allow.default_boundary)
+        .send()
+        .await
+        .expect("template user");
+    iam.add_user_to_group().user_name("template.dev").group_name("Developers").send().await.expect("group");
+
+    let ticket = json!({
+        "ticket_id": "ONB-SIM-1", "requested_by": "it-ops@example.com",
+        "users": [
+            {"user_name": "emily.chen", "email": "emily.chen@example.com",
+             "access": {"console": true, "programmatic": true},
+             "groups": ["Power_Users"], "managed_policies": ["arn:aws:iam::aws:policy/ReadOnlyAccess"],
+             "tags": {"team": "sales"}},
+            {"user_name": "priya.n", "email": "priya.n@corp.example", "access": {"console": true},
+             "console_password": {"mode": "custom", "secret_arn": custom.arn().expect("arn")},
+             "copy_permissions_from": "template.dev"},
+            {"user_name": "ci-deployer", "email": "platform@example.com", "access": {"programmatic": true}}
+        ]
+    });
+    // Each user's first CreateSecret fails after its key was made: the retry deletes
+    // that key (its secret is lost) before issuing the one it stores.
+    proxy.fail("CreateSecret", 3, tests::proxy::Fault::ServiceFailure);
+    pipeline.deliver(&ticket).await.expect("deliver");
+    let drained = pipeline.drain().await.expect("drain");
+    assert_eq!(drained.dead_lettered, 0, "{drained:?}");
+    // A refused ticket: create-user's refusal email.
+    let refused = json!({"ticket_id": "ONB-SIM-2", "requested_by": "it-ops@example.com",
+        "users": [{"user_name": "x", "email": "x@example.com", "access": {"console": true}, "groups": ["Admins"]}]});
+    pipeline.deliver(&refused).await.expect("deliver");
+    pipeline.drain().await.expect("drain");
+
+    // Rotation: a successor at 91 days, the warning, the deactivation, the deletion.
+    for day in [91, 96, 98, 108] {
+        pipeline.clock.set_offset_days(day);
+        let (_, drained) = pipeline.rotate(&rotate_keys::RotationRequest::default()).await.expect("rotate");
+        assert_eq!((drained.retried, drained.dead_lettered), (0, 0), "day {day}: {drained:?}");
+    }
+
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
+    for r in proxy.requests() {
+        let Some((stage, _)) = STAGE_KEYS.iter().find(|(_, key)| *key == r.access_key_id) else { continue };
+        let params: Value = if r.body.trim_start().starts_with('{') {
+            serde_json::from_str(&r.body).expect("a JSON request body")
+        } else {
+            tests::form_decode(&r.body).into_iter().map(|(k, v)| (k, Value::String(v))).collect()
+        };
+        seen.insert(format!("{stage} {}:{}", r.service, r.action));
+        out.push(json!({"stage": stage, "service": r.service, "operation": r.action, "params": params}));
+    }
+    // What the run must have reached, so the simulator proves each of them.
+    for call in [
+        "create-user iam:CreateUser",
+        "create-user iam:AddUserToGroup",
+        "create-user iam:AttachUserPolicy",
+        "create-user iam:ListUserPolicies",
+        "create-user ses:SendEmail",
+        "create-user dynamodb:BatchWriteItem",
+        "issue-credentials iam:CreateLoginProfile",
+        "issue-credentials iam:CreateAccessKey",
+        "issue-credentials iam:DeleteAccessKey",
+        "issue-credentials iam:AttachUserPolicy",
+        "issue-credentials secretsmanager:CreateSecret",
+        "issue-credentials secretsmanager:PutSecretValue",
+        "issue-credentials dynamodb:UpdateItem",
+        "notify-user ses:SendEmail",
+        "notify-user iam:ListAccountAliases",
+        "rotate-keys iam:UpdateAccessKey",
+        "rotate-keys iam:DeleteAccessKey",
+        "rotate-keys sqs:SendMessage",
+    ] {
+        assert!(seen.contains(call), "the run never made {call}: {seen:#?}");
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/iam-sim");
+    std::fs::create_dir_all(&dir).expect("target/iam-sim");
+    let path = dir.join("requests.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&out).expect("json")).expect("write requests.json");
+    eprintln!("{} requests by stage written to {}", out.len(), path.display());
+}
