@@ -187,6 +187,13 @@ async fn tickets_survive_faults_duplicates_and_reordering_with_nothing_lost_or_l
     for (_, fault) in &injected {
         *by_fault.entry(format!("{fault:?}")).or_default() += 1;
     }
+    // Read directly (no faults): every duplicate and redelivery of a real
+    // message must still match the records.
+    let records = shared::aws::StateTable::new(&h.sdk, &h.pipeline.env.table).status();
+    let mut untrusted = 0;
+    for stage in ["issue-credentials", "notify-user"] {
+        untrusted += shared::ports::UntrustedLog::untrusted(&records, stage).await.unwrap().len();
+    }
     let figures = format!(
         "| tickets x users | {tickets} x {users_per} ({} users) |\n\
          | seed | {seed} |\n\
@@ -198,6 +205,7 @@ async fn tickets_survive_faults_duplicates_and_reordering_with_nothing_lost_or_l
          | duplicate keys / duplicate emails | {} / {} |\n\
          | emails sent (expected) | {emails} ({expected_emails}) |\n\
          | in dead-letter queues | {} |\n\
+         | messages recorded as untrusted (duplicates of real ones must never be) | {untrusted} |\n\
          | secrets found in logs, queues, DynamoDB, events | {} |\n\
          | log lines scanned / messages scanned / DynamoDB items scanned | {} / {} / {} |\n\
          | wall time | {:.1} s |\n",
@@ -221,6 +229,7 @@ async fn tickets_survive_faults_duplicates_and_reordering_with_nothing_lost_or_l
         elapsed.as_secs_f64(),
     );
     println!("{figures}");
+    assert_eq!(untrusted, 0, "real messages were dropped as untrusted:\n{figures}");
     if let Ok(path) = std::env::var("SOAK_REPORT") {
         std::fs::write(path, &figures).unwrap();
     }
