@@ -76,9 +76,14 @@ async fn dry_run_reports_what_the_real_run_then_does_and_changes_nothing() {
     let d = deps();
     user(&d, "old", 120, &[]).await;
     user(&d, "young", 10, &[]).await;
+    // The setup made keys; from here on, nothing may be written anywhere.
+    let calls_before = d.directory.calls.lock().unwrap().len();
+    let ledger_before = d.ledger.keys.lock().unwrap().clone();
     let dry = d.run(&RotationRequest { dry_run: true, ..Default::default() }).await.unwrap();
     assert!(d.publisher.events::<UserReady>().is_empty() && d.mailer.outbox().is_empty());
-    assert!(d.directory.calls.lock().unwrap().iter().all(|c| c.starts_with("CreateAccessKey")), "dry run wrote");
+    let written = d.directory.calls.lock().unwrap()[calls_before..].to_vec();
+    assert!(written.is_empty(), "dry run wrote to IAM: {written:?}");
+    assert_eq!(*d.ledger.keys.lock().unwrap(), ledger_before, "dry run wrote the ledger");
     let young = dry.plans.iter().find(|p| p.user_name == "young").unwrap();
     assert_eq!(young.keys[0].next, Some(("rotate".into(), NOW + 80 * DAY)));
     let real = d.run(&RotationRequest::default()).await.unwrap();
