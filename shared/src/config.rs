@@ -349,7 +349,6 @@ pub struct RotateKeysConfig {
     pub table_name: String,
     pub next_queue_url: String,
     pub sender: String,
-    pub secret_prefix: String,
     /// Only users under this IAM path are looked at (ListUsers PathPrefix).
     pub user_path_prefix: String,
     pub exempt_tag: String,
@@ -367,7 +366,6 @@ impl FromEnv for RotateKeysConfig {
             table_name: env.required("TABLE_NAME"),
             next_queue_url: env.required("NEXT_QUEUE_URL"),
             sender: env.required("SENDER_EMAIL"),
-            secret_prefix: env.optional("SECRET_PREFIX", DEFAULT_SECRET_PREFIX),
             user_path_prefix: env.optional("USER_PATH_PREFIX", "/"),
             exempt_tag: env.optional("EXEMPT_TAG", DEFAULT_EXEMPT_TAG),
             rotation_age_secs: env.number("ROTATION_AGE_DAYS", 90) * DAY,

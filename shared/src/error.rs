@@ -41,10 +41,6 @@ pub enum Error {
     #[error("{operation} refused: {message}")]
     Permanent { operation: &'static str, message: String },
 
-    /// The ticket (or one of its users) breaks the contract.
-    #[error("ticket refused: {}", join_refusals(.0))]
-    Invalid(Vec<Refusal>),
-
     /// Another delivery holds the idempotency lease for this work; retrying
     /// after its lease ends is what lets a crashed holder be taken over.
     #[error("already in progress elsewhere: {0}")]
@@ -62,10 +58,6 @@ pub enum Error {
     /// not retried; recorded as untrusted and alarmed.
     #[error("untrusted message: {0}")]
     Untrusted(String),
-}
-
-fn join_refusals(r: &[Refusal]) -> String {
-    r.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
 }
 
 impl Error {

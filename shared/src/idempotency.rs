@@ -8,10 +8,14 @@ use crate::ports::{Claim, IdempotencyStore};
 use sha2::{Digest, Sha256};
 use std::future::Future;
 
-/// Hash of a payload's canonical JSON (serde_json orders object keys).
-pub fn payload_hash<T: serde::Serialize>(payload: &T) -> String {
-    let canonical = serde_json::to_vec(&serde_json::to_value(payload).unwrap_or_default()).unwrap_or_default();
-    Sha256::digest(canonical).iter().map(|b| format!("{b:02x}")).collect()
+/// Hash of a payload's canonical JSON (serde_json orders object keys). A
+/// payload that does not serialise is an error, never the hash of nothing
+/// (which every such payload would share).
+pub fn payload_hash<T: serde::Serialize>(payload: &T) -> Result<String> {
+    let canonical = serde_json::to_value(payload)
+        .and_then(|v| serde_json::to_vec(&v))
+        .map_err(|e| Error::permanent("payload_hash", e.to_string()))?;
+    Ok(Sha256::digest(canonical).iter().map(|b| format!("{b:02x}")).collect())
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -109,6 +113,14 @@ mod tests {
         Window { now, lease_until: now + 60, expires_at: now + 3600 }
     }
 
+    #[test]
+    fn a_payload_that_does_not_serialise_has_no_hash() {
+        // JSON object keys must be strings.
+        let unserialisable = std::collections::BTreeMap::from([((1, 2), "x")]);
+        assert!(payload_hash(&unserialisable).is_err());
+        assert_ne!(payload_hash(&"a").unwrap(), payload_hash(&"b").unwrap());
+    }
+
     #[tokio::test]
     async fn second_call_replays_the_stored_result_without_running() {
         let store = MemoryIdempotency::default();
@@ -143,6 +155,19 @@ mod tests {
         assert!(err.is_err());
         let retry = once(&store, "k", "h", window(101), || async { Ok(json!(3)) }).await.unwrap();
         assert_eq!(retry, Outcome::Ran(json!(3)));
+    }
+
+    /// The same boundaries as DynamoDB's condition (`expires_at < :now`,
+    /// `lease_until < :now`): at the very second, the record still holds.
+    #[tokio::test]
+    async fn a_record_or_lease_ending_this_very_second_still_holds() {
+        let store = MemoryIdempotency::default();
+        assert_eq!(store.claim("k", "h", 100, 160, 200).await.unwrap(), Claim::Acquired);
+        assert_eq!(store.claim("k", "h", 160, 220, 999).await.unwrap(), Claim::InProgress);
+        assert_eq!(store.claim("k", "h", 161, 220, 999).await.unwrap(), Claim::Acquired);
+        store.complete("k", "h", &json!(1), 300).await.unwrap();
+        assert_eq!(store.claim("k", "h", 300, 360, 999).await.unwrap(), Claim::Completed(json!(1)));
+        assert_eq!(store.claim("k", "h", 301, 360, 999).await.unwrap(), Claim::Acquired);
     }
 
     #[tokio::test]

@@ -362,7 +362,9 @@ impl IdempotencyStore for MemoryIdempotency {
     async fn claim(&self, key: &str, hash: &str, now: u64, lease_until: u64, expires_at: u64) -> Result<Claim> {
         let mut records = lock(&self.records);
         if let Some(r) = records.get(key) {
-            let live = r.expires_at > now && (r.completed.is_some() || r.lease_until > now);
+            // As DynamoDB's condition has it: a record is free only once
+            // `expires_at < now`, a lease only once `lease_until < now`.
+            let live = r.expires_at >= now && (r.completed.is_some() || r.lease_until >= now);
             if live {
                 return Ok(match (&r.completed, r.hash == hash) {
                     (_, false) => Claim::Mismatch,

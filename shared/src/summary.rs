@@ -42,7 +42,7 @@ where
     }
     let email = summary_email(ticket.ticket_id, ticket.requested_by, &ready, &refused);
     let key = format!("summary#{}", ticket.ticket_id);
-    let sent = idempotency::once(idempotency, &key, &payload_hash(&ticket.users), window, || async {
+    let sent = idempotency::once(idempotency, &key, &payload_hash(&ticket.users)?, window, || async {
         let id = mailer.send(sender, &email).await?;
         Ok(serde_json::Value::String(id))
     })
@@ -102,7 +102,7 @@ mod tests {
         let window = Window::new(100, 160, 3600);
         let ticket = || TicketRef { ticket_id: "T-1", requested_by: "req@example.com", users: &users };
         // The other user's invocation holds the summary's lease, mid-send.
-        let hash = payload_hash(&users);
+        let hash = payload_hash(&users).unwrap();
         assert_eq!(idem.claim("summary#T-1", &hash, 100, 160, 3600).await.unwrap(), crate::ports::Claim::Acquired);
         send_if_settled(&status, &idem, &mailer, "from@example.com", ticket(), window).await.unwrap();
         assert!(mailer.outbox().is_empty());

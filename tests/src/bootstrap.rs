@@ -175,7 +175,6 @@ impl Environment {
             "TABLE_NAME" => Some(self.table.clone()),
             "NEXT_QUEUE_URL" => Some(self.issue_credentials_queue.clone()),
             "SENDER_EMAIL" => Some(s.sender.clone()),
-            "SECRET_PREFIX" => Some(s.secret_prefix.clone()),
             "USER_PATH_PREFIX" => Some(s.user_path_prefix.clone()),
             other => std::env::var(other).ok(),
         };

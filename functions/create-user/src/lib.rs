@@ -69,8 +69,8 @@ struct Resolved {
 }
 
 /// The id a ticket's status records are filed under (see `ticket_key`).
-pub fn record_id(ticket: &Ticket) -> String {
-    ticket_key(&ticket.ticket_id, &payload_hash(ticket))
+pub fn record_id(ticket: &Ticket) -> Result<String> {
+    Ok(ticket_key(&ticket.ticket_id, &payload_hash(ticket)?))
 }
 
 /// The key records of a ticket live under. A ticket id that breaks its own
@@ -102,8 +102,9 @@ where
         ticket::plausible_email(address) && ticket::in_domains(address, &self.config.allow.email_domains)
     }
 
-    /// An SQS batch: only retryable failures come back as batch item
-    /// failures; refusals are recorded and final.
+    /// An SQS batch. A refused ticket is recorded, emailed and settled; any
+    /// failure comes back as a batch item failure (retried, and after
+    /// maxReceiveCount parked in the dead-letter queue), whatever its kind.
     pub async fn handle_sqs(&self, event: SqsEvent, lease_until: u64) -> SqsBatchResponse {
         shared::lambda::for_each_record(event, self.config.concurrency, |record| async move {
             self.handle_body(record.body.as_deref().unwrap_or_default(), lease_until).await.map(drop)
@@ -130,7 +131,7 @@ where
             Ok(t) => t,
             Err(refusal) => return self.refuse_unreadable(body, refusal, lease_until).await,
         };
-        let hash = payload_hash(&ticket);
+        let hash = payload_hash(&ticket)?;
         let key = ticket_key(&ticket.ticket_id, &hash);
         let window = self.window(lease_until);
         let run = idempotency::once(&self.idempotency, &format!("create-user#{key}"), &hash, window, || async {
@@ -427,7 +428,7 @@ where
             let user = if r.user_name == "-" || ticket::valid_user_name(&r.user_name) {
                 r.user_name.clone()
             } else {
-                format!("invalid-user-name:{}", short_hash(&r.user_name))
+                format!("invalid-user-name:{}", short_hash(&r.user_name)?)
             };
             self.set_status(key, &user, Stage::Failed, Some(r.reasons.join("; "))).await?;
         }
@@ -440,7 +441,7 @@ where
     /// read from it (or a digest of it), and the requester told if known.
     /// The body itself is never logged or stored: it might hold a secret.
     async fn refuse_unreadable(&self, body: &str, refusal: Refusal, lease_until: u64) -> Result<TicketReport> {
-        let body_hash = payload_hash(&body);
+        let body_hash = payload_hash(&body)?;
         let key = ticket::best_effort_ticket_id(body).unwrap_or_else(|| format!("unreadable:{}", &body_hash[..16]));
         let requester = ticket::best_effort_requester(body).filter(|r| self.writes_to(r));
         let window = self.window(lease_until);
@@ -479,7 +480,7 @@ where
         let sent = idempotency::once(
             &self.idempotency,
             &format!("create-user#{email_key}#refusal-email"),
-            &payload_hash(&email.text),
+            &payload_hash(&email.text)?,
             window,
             || async {
                 let id = self.mailer.send(&self.config.sender, &email).await?;
@@ -522,8 +523,8 @@ fn created_by(user: &IamUser, ticket_id: &str) -> bool {
         && user.tags.get(TICKET_TAG).map(String::as_str) == Some(ticket_id)
 }
 
-fn short_hash(s: &str) -> String {
-    payload_hash(&s)[..16].to_owned()
+fn short_hash(s: &str) -> Result<String> {
+    Ok(payload_hash(&s)?[..16].to_owned())
 }
 
 fn refusal_email(to: &str, report: &TicketReport) -> Email {

@@ -100,7 +100,7 @@ where
         let ready = &self.trusted(message).await?;
         let window = self.window(lease_until);
         let key = format!("issue-credentials#{}#{}", ready.ticket_id, ready.user_name);
-        let run = idempotency::once(&self.idempotency, &key, &payload_hash(ready), window, || async {
+        let run = idempotency::once(&self.idempotency, &key, &payload_hash(ready)?, window, || async {
             let out = self.issue(ready, account).await?;
             serde_json::to_value(&out).map_err(|e| Error::permanent("result", e.to_string()))
         })

@@ -202,7 +202,7 @@ where
     /// same ticket and user is refused as a mismatch.
     async fn send_once(&self, ready: &CredentialsReady, kind: &str, email: Email, window: Window) -> Result<()> {
         let key = format!("notify-user#{}#{}#{kind}", ready.ticket_id, ready.user_name);
-        idempotency::once(&self.idempotency, &key, &payload_hash(ready), window, || async {
+        idempotency::once(&self.idempotency, &key, &payload_hash(ready)?, window, || async {
             let id = self.mailer.send(&self.config.sender, &email).await?;
             tracing::info!(user = %ready.user_name, email = kind, message_id = %id, "email sent");
             Ok(serde_json::Value::String(id))

@@ -194,7 +194,7 @@ where
                 // Keyed by the key: however often the run repeats before the
                 // successor exists, one successor is asked for.
                 let once_key = format!("rotate-keys#rotate#{name}#{key}");
-                let hash = payload_hash(&(name, key));
+                let hash = payload_hash(&(name, key))?;
                 idempotency::once(&self.idempotency, &once_key, &hash, window, || async {
                     self.publisher.publish(&ready).await?;
                     Ok(serde_json::Value::Bool(true))
@@ -206,7 +206,7 @@ where
                 if let Some(to) = email {
                     let mail = warning_email(&to, key, *deactivate_on);
                     let once_key = format!("rotate-keys#warn#{name}#{key}");
-                    idempotency::once(&self.idempotency, &once_key, &payload_hash(&(name, key)), window, || async {
+                    idempotency::once(&self.idempotency, &once_key, &payload_hash(&(name, key))?, window, || async {
                         Ok(serde_json::Value::String(self.mailer.send(&self.config.sender, &mail).await?))
                     })
                     .await?;
