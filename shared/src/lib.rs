@@ -7,6 +7,7 @@ pub mod config;
 pub mod error;
 pub mod idempotency;
 pub mod lambda;
+#[cfg(any(test, feature = "fakes"))]
 pub mod memory;
 pub mod password;
 pub mod ports;
