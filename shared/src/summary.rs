@@ -41,12 +41,10 @@ where
         }
     }
     let email = summary_email(ticket.ticket_id, ticket.requested_by, &ready, &refused);
-    let key = format!("summary#{}", ticket.ticket_id);
-    let sent = idempotency::once(idempotency, &key, &payload_hash(&ticket.users)?, window, || async {
-        let id = mailer.send(sender, &email).await?;
-        Ok(serde_json::Value::String(id))
-    })
-    .await;
+    let key = idempotency::Key::summary(ticket.ticket_id);
+    let sent =
+        idempotency::once(idempotency, &key, &payload_hash(&ticket.users)?, window, || mailer.send(sender, &email))
+            .await;
     match sent {
         // Two last users settled at once, and the other one is sending it.
         // Its own message is not done until the email is out (or goes back

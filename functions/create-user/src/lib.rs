@@ -15,7 +15,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use serde::{Deserialize, Serialize};
 use shared::config::CreateUserConfig;
 use shared::error::{Error, Refusal, Result};
-use shared::idempotency::{self, payload_hash, Window};
+use shared::idempotency::{self, payload_hash, Key, Window};
 use shared::ports::*;
 use shared::text::html_escape;
 use shared::ticket::{self, PermissionSource, Ticket, UserPlan, MANAGED_TAG, TICKET_TAG};
@@ -134,9 +134,8 @@ where
         let hash = payload_hash(&ticket)?;
         let key = ticket_key(&ticket.ticket_id, &hash);
         let window = self.window(lease_until);
-        let run = idempotency::once(&self.idempotency, &format!("create-user#{key}"), &hash, window, || async {
-            let report = self.run_ticket(&ticket, &key, window).await?;
-            serde_json::to_value(&report).map_err(|e| Error::permanent("report", e.to_string()))
+        let run = idempotency::once(&self.idempotency, &Key::ticket(&key), &hash, window, || {
+            self.run_ticket(&ticket, &key, window)
         })
         .await;
         match run {
@@ -144,7 +143,7 @@ where
                 if matches!(outcome, idempotency::Outcome::Replayed(_)) {
                     tracing::info!(ticket_id = %key, "ticket already handled; nothing done");
                 }
-                serde_json::from_value(outcome.value().clone()).map_err(|e| Error::permanent("report", e.to_string()))
+                Ok(outcome.into_inner())
             }
             Err(Error::PayloadMismatch(reason)) => {
                 // Not retried, but not lost either: the requester hears of it.
@@ -445,23 +444,23 @@ where
         let key = ticket::best_effort_ticket_id(body).unwrap_or_else(|| format!("unreadable:{}", &body_hash[..16]));
         let requester = ticket::best_effort_requester(body).filter(|r| self.writes_to(r));
         let window = self.window(lease_until);
-        let idem_key = format!("create-user#unreadable#{body_hash}");
-        let outcome = idempotency::once(&self.idempotency, &idem_key, &body_hash, window, || async {
-            let reason = refusal.to_string();
-            tracing::warn!(ticket_id = %key, %reason, "unreadable ticket refused; nothing changed in IAM");
-            self.set_status(&key, "-", Stage::Failed, Some(reason.clone())).await?;
-            let report = TicketReport {
-                ticket_id: key.clone(),
-                created: vec![],
-                refused: vec![UserRefused { user_name: "-".into(), reasons: vec![reason] }],
-            };
-            if let Some(to) = &requester {
-                self.mailer.send(&self.config.sender, &refusal_email(to, &report)).await?;
-            }
-            serde_json::to_value(&report).map_err(|e| Error::permanent("report", e.to_string()))
-        })
-        .await?;
-        serde_json::from_value(outcome.value().clone()).map_err(|e| Error::permanent("report", e.to_string()))
+        let outcome =
+            idempotency::once(&self.idempotency, &Key::unreadable(&body_hash), &body_hash, window, || async {
+                let reason = refusal.to_string();
+                tracing::warn!(ticket_id = %key, %reason, "unreadable ticket refused; nothing changed in IAM");
+                self.set_status(&key, "-", Stage::Failed, Some(reason.clone())).await?;
+                let report = TicketReport {
+                    ticket_id: key.clone(),
+                    created: vec![],
+                    refused: vec![UserRefused { user_name: "-".into(), reasons: vec![reason] }],
+                };
+                if let Some(to) = &requester {
+                    self.mailer.send(&self.config.sender, &refusal_email(to, &report)).await?;
+                }
+                Ok(report)
+            })
+            .await?;
+        Ok(outcome.into_inner())
     }
 
     async fn email_refusals(
@@ -479,13 +478,10 @@ where
         let email = refusal_email(&ticket.requested_by, report);
         let sent = idempotency::once(
             &self.idempotency,
-            &format!("create-user#{email_key}#refusal-email"),
+            &Key::refusal_email(email_key),
             &payload_hash(&email.text)?,
             window,
-            || async {
-                let id = self.mailer.send(&self.config.sender, &email).await?;
-                Ok(serde_json::Value::String(id))
-            },
+            || self.mailer.send(&self.config.sender, &email),
         )
         .await;
         match sent {

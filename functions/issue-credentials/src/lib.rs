@@ -24,7 +24,7 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use shared::config::IssueCredentialsConfig;
 use shared::error::{Error, Result};
-use shared::idempotency::{self, payload_hash, Window};
+use shared::idempotency::{self, payload_hash, Key, Window};
 use shared::password;
 use shared::ports::*;
 use shared::secret::{new_version_id, sign_in_url, Sensitive, UserSecret};
@@ -99,17 +99,12 @@ where
     ) -> Result<Option<CredentialsReady>> {
         let ready = &self.trusted(message).await?;
         let window = self.window(lease_until);
-        let key = format!("issue-credentials#{}#{}", ready.ticket_id, ready.user_name);
-        let run = idempotency::once(&self.idempotency, &key, &payload_hash(ready)?, window, || async {
-            let out = self.issue(ready, account).await?;
-            serde_json::to_value(&out).map_err(|e| Error::permanent("result", e.to_string()))
-        })
-        .await;
+        let key = Key::credentials(&ready.ticket_id, &ready.user_name);
+        let run =
+            idempotency::once(&self.idempotency, &key, &payload_hash(ready)?, window, || self.issue(ready, account))
+                .await;
         match run {
-            Ok(outcome) => Ok(Some(
-                serde_json::from_value(outcome.value().clone())
-                    .map_err(|e| Error::permanent("result", e.to_string()))?,
-            )),
+            Ok(outcome) => Ok(Some(outcome.into_inner())),
             Err(e) if e.is_retryable() => Err(e),
             // Same user, other content: not a replay but a stray or forged
             // message. It must not touch the user's record; it waits in the

@@ -20,7 +20,7 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use shared::config::NotifyUserConfig;
 use shared::error::{Error, Result};
-use shared::idempotency::{self, payload_hash, Window};
+use shared::idempotency::{self, payload_hash, Key, Window};
 use shared::ports::StoredSecret;
 use shared::ports::*;
 use shared::secret::{sign_in_url, UserSecret};
@@ -201,11 +201,11 @@ where
     /// password): the same message again is a replay, another one under the
     /// same ticket and user is refused as a mismatch.
     async fn send_once(&self, ready: &CredentialsReady, kind: &str, email: Email, window: Window) -> Result<()> {
-        let key = format!("notify-user#{}#{}#{kind}", ready.ticket_id, ready.user_name);
+        let key = Key::user_email(&ready.ticket_id, &ready.user_name, kind);
         idempotency::once(&self.idempotency, &key, &payload_hash(ready)?, window, || async {
             let id = self.mailer.send(&self.config.sender, &email).await?;
             tracing::info!(user = %ready.user_name, email = kind, message_id = %id, "email sent");
-            Ok(serde_json::Value::String(id))
+            Ok(id)
         })
         .await
         .map(drop)

@@ -16,7 +16,7 @@ use plan::{Action, KeyPlan, Settings};
 use serde::{Deserialize, Serialize};
 use shared::config::RotateKeysConfig;
 use shared::error::{Error, Result};
-use shared::idempotency::{self, payload_hash, Window};
+use shared::idempotency::{self, payload_hash, Key, Window};
 use shared::ports::*;
 use shared::text::{date, html_escape};
 use shared::ticket::MANAGED_TAG;
@@ -193,11 +193,9 @@ where
                 self.ledger.update(&update).await?;
                 // Keyed by the key: however often the run repeats before the
                 // successor exists, one successor is asked for.
-                let once_key = format!("rotate-keys#rotate#{name}#{key}");
                 let hash = payload_hash(&(name, key))?;
-                idempotency::once(&self.idempotency, &once_key, &hash, window, || async {
-                    self.publisher.publish(&ready).await?;
-                    Ok(serde_json::Value::Bool(true))
+                idempotency::once(&self.idempotency, &Key::successor(name, key), &hash, window, || async {
+                    self.publisher.publish(&ready).await.map(|()| true)
                 })
                 .await?;
                 tracing::info!(user = %name, access_key_id = %key, "successor requested");
@@ -205,9 +203,10 @@ where
             Action::Warn { deactivate_on } => {
                 if let Some(to) = email {
                     let mail = warning_email(&to, key, *deactivate_on);
-                    let once_key = format!("rotate-keys#warn#{name}#{key}");
-                    idempotency::once(&self.idempotency, &once_key, &payload_hash(&(name, key))?, window, || async {
-                        Ok(serde_json::Value::String(self.mailer.send(&self.config.sender, &mail).await?))
+                    let once_key = Key::deactivation_warning(name, key);
+                    let hash = payload_hash(&(name, key))?;
+                    idempotency::once(&self.idempotency, &once_key, &hash, window, || {
+                        self.mailer.send(&self.config.sender, &mail)
                     })
                     .await?;
                 }
