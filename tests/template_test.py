@@ -18,6 +18,13 @@ TEMPLATE = pathlib.Path(__file__).resolve().parent.parent / "template.yaml"
 FENCE_ARN = "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/${Prefix}-user-boundary"
 OWN_USER = "arn:${AWS::Partition}:iam::${AWS::AccountId}:user/${!aws:username}"
 OWN_MFA = "arn:${AWS::Partition}:iam::${AWS::AccountId}:mfa/${!aws:username}"
+# The same at an IAM path (a ticket may set one: user/team/NAME). User names are unique
+# account-wide, whatever the path.
+OWN_USER_AT_PATH = "arn:${AWS::Partition}:iam::${AWS::AccountId}:user/*/${!aws:username}"
+OWN_MFA_AT_PATH = "arn:${AWS::Partition}:iam::${AWS::AccountId}:mfa/*/${!aws:username}"
+OWN = {OWN_USER, OWN_USER_AT_PATH, OWN_MFA, OWN_MFA_AT_PATH}
+OWN_SECRET = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretPrefix}${!aws:username}-??????"
+STS_SESSION = {"sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"}
 MANAGED = "iam-provisioner:managed"
 
 # What Lambda does for every function (logs to its own group, traces, polls
@@ -33,12 +40,12 @@ ALLOWED_ACTIONS = {
     "IssueCredentialsRole": PLATFORM | CONSUME | {
         "iam:GetUser", "iam:ListAccessKeys", "iam:GetAccountPasswordPolicy", "iam:ListAccountAliases",
         "iam:CreateLoginProfile", "iam:CreateAccessKey", "iam:DeleteAccessKey", "iam:AttachUserPolicy",
-        "secretsmanager:GetSecretValue", "secretsmanager:CreateSecret", "secretsmanager:TagResource",
-        "secretsmanager:PutSecretValue",
+        "secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret", "secretsmanager:CreateSecret",
+        "secretsmanager:TagResource", "secretsmanager:PutSecretValue",
         "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:UpdateItem",
         "sqs:SendMessage", "ses:SendEmail"},
     "NotifyUserRole": PLATFORM | CONSUME | {
-        "secretsmanager:GetSecretValue", "iam:ListAccountAliases",
+        "secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret", "iam:ListAccountAliases",
         "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query", "ses:SendEmail"},
     "RotateKeysRole": PLATFORM | {
         "iam:ListUsers", "iam:GetUser", "iam:ListAccessKeys", "iam:GetAccessKeyLastUsed", "iam:UpdateAccessKey",
@@ -248,7 +255,7 @@ def fence_problems(template):
         for action in as_list(st.get("Action", [])):
             if action == "*" or (action.startswith("iam:") and not action.startswith(
                     ("iam:Get", "iam:List", "iam:Generate", "iam:Simulate"))):
-                if {text(r) for r in as_list(st.get("Resource", "*"))} - {OWN_USER, OWN_MFA}:
+                if {text(r) for r in as_list(st.get("Resource", "*"))} - OWN:
                     found.append(f"UserBoundary: allows {action} beyond one's own user and MFA device")
         if "NotAction" in st and as_list(st["NotAction"]) != ["iam:*"]:
             found.append("UserBoundary: its NotAction cap reaches into IAM")
@@ -256,10 +263,31 @@ def fence_problems(template):
     for verb in IAM_WRITE_VERBS:
         if not any(f"iam:{verb}*" in as_list(st.get("Action", [])) for st in plain):
             found.append(f"UserBoundary: iam:{verb}* is not denied")
-    own_denied = {a for st in plain if text(st.get("Resource")) == OWN_USER for a in as_list(st["Action"])}
-    for action in ("iam:CreateAccessKey", "iam:CreateLoginProfile", "iam:DeleteUserPermissionsBoundary"):
-        if action not in own_denied:
-            found.append(f"UserBoundary: {action} on oneself is not denied")
+    def resources(st, key="Resource"):
+        return {text(r) for r in as_list(st.get(key, []))}
+
+    for own, where in ((OWN_USER, "oneself"), (OWN_USER_AT_PATH, "oneself at a path")):
+        own_denied = {a for st in plain if own in resources(st) for a in as_list(st["Action"])}
+        for action in ("iam:CreateAccessKey", "iam:CreateLoginProfile", "iam:DeleteUserPermissionsBoundary"):
+            if action not in own_denied:
+                found.append(f"UserBoundary: {action} on {where} is not denied")
+    # A user created at a path must keep its own password and MFA device: the allow and the
+    # deny's exception name both forms.
+    change = [st for st in statements if st["Effect"] == "Allow" and "iam:ChangePassword" in as_list(st.get("Action", []))]
+    if not change or not all({OWN_USER, OWN_USER_AT_PATH} <= resources(st) for st in change):
+        found.append("UserBoundary: a user at a path may not change its own password (allow)")
+    for st in denies:
+        excepted = resources(st, "NotResource")
+        if OWN_USER in excepted and OWN_USER_AT_PATH not in excepted:
+            found.append(f"UserBoundary: {st.get('Sid')} spares user/NAME but not user/PATH/NAME")
+        if OWN_MFA in excepted and OWN_MFA_AT_PATH not in excepted:
+            found.append(f"UserBoundary: {st.get('Sid')} spares mfa/NAME but not mfa/PATH/NAME")
+    # The principals that feed the pipeline may not be assumed (a trust policy trusting the
+    # account root leaves the decision to the user's policies).
+    for ref in ("OperatorRoleArn", "TicketSubmitterArns"):
+        if not any(st.get("Resource") == {"Ref": ref} and STS_SESSION <= set(as_list(st.get("Action", [])))
+                   for st in plain):
+            found.append(f"UserBoundary: assuming {ref} (sts:AssumeRole, TagSession, SetSourceIdentity) is not denied")
     pipeline = " ".join(text(st.get("Resource", "")) for st in plain if st.get("Action") == "*")
     for fragment in FENCED:
         if fragment not in pipeline:
@@ -269,6 +297,10 @@ def fence_problems(template):
         found.append("UserBoundary: direct use of the secrets key is not denied")
     if not any("${SecretPrefix}${!aws:username}-??????" in text(st.get("NotResource", "")) for st in denies):
         found.append("UserBoundary: other users' secrets are not denied")
+    # BatchGetSecretValue is authorised per secret as GetSecretValue, maybe without SecretId.
+    if not any(text(st.get("NotResource", "")) == OWN_SECRET and "secretsmanager:GetSecretValue" in as_list(st["Action"])
+               and cond(st, "StringEquals").get(f"aws:ResourceTag/{MANAGED}") == "true" for st in denies):
+        found.append("UserBoundary: other users' secrets are not denied by their managed tag (no SecretId)")
     if not any("NotAction" in st and ":secret:${SecretPrefix}*" in text(st.get("Resource", "")) for st in denies):
         found.append("UserBoundary: writing the users' secrets is not denied")
     return found
@@ -484,6 +516,24 @@ class TemplateSecurity(unittest.TestCase):
                 st for st in fence(t) if st.get("Sid") == "DenyIamWrites")["Action"].remove("iam:Attach*"),
             "UserBoundary: allows iam:CreateAccessKey": lambda t: fence(t).append(
                 {"Effect": "Allow", "Action": "iam:CreateAccessKey", "Resource": "*"}),
+            "UserBoundary: iam:CreateAccessKey on oneself at a path is not denied": lambda t: next(
+                st for st in fence(t) if st.get("Sid") == "DenyOwnCredentialsAndPolicies")["Resource"].pop(1),
+            "UserBoundary: a user at a path may not change its own password": lambda t: next(
+                st for st in fence(t) if st.get("Sid") == "CapOwnPasswordAndMfa")["Resource"].pop(1),
+            "spares user/NAME but not user/PATH/NAME": lambda t: next(
+                st for st in fence(t) if st.get("Sid") == "DenyIamCreateDeleteExceptOwnMfa")["NotResource"].pop(1),
+            "spares mfa/NAME but not mfa/PATH/NAME": lambda t: next(
+                st for st in fence(t) if st.get("Sid") == "DenyIamCreateDeleteExceptOwnMfa")["NotResource"].pop(3),
+            "UserBoundary: assuming OperatorRoleArn": lambda t: next(
+                st for st in fence(t) if st.get("Sid") == "DenyAssumingTheOperatorsRole")["Action"].remove(
+                "sts:TagSession"),
+            "UserBoundary: assuming TicketSubmitterArns": lambda t: fence(t).remove(next(
+                st for st in fence(t) if st.get("Sid") == "DenyAssumingTheTicketSubmitters")),
+            "not denied by their managed tag": lambda t: next(
+                st for st in fence(t) if st.get("Sid") == "DenyOtherUsersTaggedSecrets").pop("Condition"),
+            "IssueCredentialsRole: more than reading custom passwords": lambda t: statement(
+                t, "IssueCredentialsRole", "ReadCustomPasswords").__setitem__(
+                "Action", ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]),
             "UserBoundary: the pipeline's :table/${Prefix}-* is not denied": lambda t: next(
                 st for st in fence(t) if st.get("Sid") == "DenyThePipelinesResources")["Resource"].pop(4),
             "SecretsKey: the account may use the key": lambda t: res(t)["SecretsKey"]["Properties"]["KeyPolicy"][

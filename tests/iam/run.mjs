@@ -160,17 +160,19 @@ const SELF_MFA = {
     { Effect: 'Allow', Action: ['iam:EnableMFADevice', 'iam:DeactivateMFADevice', 'iam:ResyncMFADevice', 'iam:ListMFADevices'], Resource: 'arn:aws:iam::*:user/${aws:username}' },
   ],
 }
-function onboardedUser(model, name, identityArns, extra = []) {
+// path: the IAM path a ticket may set ('/team/'); the user's ARN is then user/team/<name>.
+function onboardedUser(model, name, identityArns, extra = [], path = '/') {
   const b = userBoundary(model)
   const identity = identityArns.map((arn) => ({ name: arn, policy: managedDoc(model, arn) }))
   extra.forEach((p, i) => identity.push({ name: `${name}/inline-${i}`, policy: p }))
+  const arn = A.user(`${path.replace(/^\//, '')}${name}`)
   return {
     label: `user ${name}`,
-    principal: A.user(name),
+    principal: arn,
     identity,
     boundary: b.doc ? [{ name: b.arn, policy: b.doc }] : undefined,
     context: {
-      'aws:PrincipalArn': A.user(name),
+      'aws:PrincipalArn': arn,
       'aws:PrincipalAccount': ACCT,
       'aws:PrincipalType': 'User',
       'aws:username': name,
@@ -725,6 +727,8 @@ function attackCatalogue(model) {
     add(`${role}: iam:AttachRolePolicy AdministratorAccess to its own role`, who, { action: 'iam:AttachRolePolicy', resource: roleByLogical(model, role).arn, context: { 'iam:PolicyARN': arnOf('AdministratorAccess') } })
     add(`${role}: iam:PutRolePolicy on its own role`, who, { action: 'iam:PutRolePolicy', resource: roleByLogical(model, role).arn })
     add(`${role}: iam:UpdateAssumeRolePolicy of its own role`, who, { action: 'iam:UpdateAssumeRolePolicy', resource: roleByLogical(model, role).arn })
+    add(`${role}: secretsmanager:DescribeSecret outside the prefixes`, who, { action: 'secretsmanager:DescribeSecret', resource: A.secret('prod/db-password'), context: { 'secretsmanager:SecretId': 'prod/db-password' } })
+    add(`${role}: secretsmanager:DescribeSecret of a custom password`, who, { action: 'secretsmanager:DescribeSecret', resource: A.secret(`${P.CustomPasswordSecretPrefix}x`), context: { 'secretsmanager:SecretId': `${P.CustomPasswordSecretPrefix}x` } })
     add(`${role}: secretsmanager:GetSecretValue outside the prefixes`, who, { action: 'secretsmanager:GetSecretValue', resource: A.secret('prod/db-password'), context: { 'secretsmanager:SecretId': 'prod/db-password' } })
     add(`${role}: secretsmanager:CreateSecret outside the prefixes`, who, { action: 'secretsmanager:CreateSecret', resource: A.secret('prod/new'), context: { 'secretsmanager:Name': 'prod/new' } })
     add(`${role}: secretsmanager:PutSecretValue under the custom-password prefix`, who, { action: 'secretsmanager:PutSecretValue', resource: A.secret(`${P.CustomPasswordSecretPrefix}someone`) })
@@ -811,6 +815,64 @@ function attackCatalogue(model) {
   add(`${EMILY} (Admin-under-fence): iam:CreateVirtualMFADevice for itself`, adminUnderFence, { action: 'iam:CreateVirtualMFADevice', resource: `arn:${PART}:iam::${ACCT}:mfa/${EMILY}` }, 'Allowed')
   add(`${EMILY} (Admin-under-fence): iam:EnableMFADevice for itself`, adminUnderFence, { action: 'iam:EnableMFADevice', resource: A.user(EMILY), context: emilyCtx }, 'Allowed')
   add(`${EMILY} (Admin-under-fence): iam:EnableMFADevice for ${BOB}`, adminUnderFence, { action: 'iam:EnableMFADevice', resource: A.user(BOB) })
+
+  // issue-credentials and notify-user read a user's secret's metadata (DescribeSecret: is its
+  // KmsKeyId the pipeline's key?) before trusting its value: the users' prefix only.
+  for (const role of ['IssueCredentialsRole', 'NotifyUserRole']) {
+    add(`${role}: secretsmanager:DescribeSecret of ${EMILY}'s secret`, (m) => rolePrincipal(m, role), { action: 'secretsmanager:DescribeSecret', resource: mine, context: { 'secretsmanager:SecretId': `${P.SecretPrefix}${EMILY}` } }, 'Allowed')
+  }
+
+  // The operators' role and the ticket submitters' roles feed the pipeline (queues, functions, the
+  // bus). Their trust policies are not in the template; each is modelled here as trusting the
+  // account root (the loosest same-account trust), so that the caller's identity side, capped by
+  // the fence, decides. Both identity variants grant sts:* (PowerUserAccess, AdministratorAccess).
+  const trustsAccountRoot = {
+    Version: '2012-10-17',
+    Statement: [{ Effect: 'Allow', Principal: { AWS: `arn:${PART}:iam::${ACCT}:root` }, Action: ['sts:AssumeRole', 'sts:TagSession', 'sts:SetSourceIdentity'], Resource: '*' }],
+  }
+  const feeders = [
+    [`the operators' role`, String(P.OperatorRoleArn || '')],
+    ...String(P.TicketSubmitterArns || '').split(',').filter((a) => a.includes(':role/')).map((a) => [`ticket submitter role`, a]),
+  ].filter(([, arn]) => arn)
+  // Control: with that trust, an unfenced same-account principal granted sts:AssumeRole gets in,
+  // so the Denied cases below are the fence's doing.
+  for (const [what, arn] of feeders) {
+    add(`control: same-account role with sts:AssumeRole on * (no fence): sts:AssumeRole on ${what} ${shortArn(arn)} (trust modelled as trusting the account root)`,
+      () => externalRole('some-app', [allow('sts:AssumeRole')]), { action: 'sts:AssumeRole', resource: arn, resourcePolicy: trustsAccountRoot }, 'Allowed')
+  }
+  for (const [tag, who] of [['PowerUser', powerUser], ['Admin-under-fence', adminUnderFence]]) {
+    const U = `${EMILY} (${tag})`
+    for (const [what, arn] of feeders) {
+      for (const action of ['sts:AssumeRole', 'sts:TagSession', 'sts:SetSourceIdentity']) {
+        add(`${U}: ${action} on ${what} ${shortArn(arn)} (its trust modelled as trusting the account root, so the fence decides)`, who, { action, resource: arn, resourcePolicy: trustsAccountRoot })
+      }
+    }
+    add(`${U}: secretsmanager:DescribeSecret of ${BOB}'s secret by ARN`, who, { action: 'secretsmanager:DescribeSecret', resource: bobs, context: { 'secretsmanager:SecretId': bobs } })
+    // BatchGetSecretValue has no resource type (it cannot be denied per prefix); IAM authorises it
+    // per secret as GetSecretValue, where secretsmanager:SecretId need not be in the context (with Filters).
+    const managedSecret = { 'aws:ResourceTag/iam-provisioner:managed': 'true' }
+    add(`${U}: BatchGetSecretValue's per-secret GetSecretValue of ${BOB}'s secret (no secretsmanager:SecretId, as with Filters)`, who, { action: 'secretsmanager:GetSecretValue', resource: bobs, context: managedSecret })
+    add(`${U}: BatchGetSecretValue's per-secret GetSecretValue of its own secret (no secretsmanager:SecretId)`, who, { action: 'secretsmanager:GetSecretValue', resource: mine, context: managedSecret }, 'Allowed')
+  }
+
+  // A user created at a path (tickets may set one): its ARN is user/team/<name>.
+  const CAROL = 'carol.lee'
+  const carolArn = A.user(`team/${CAROL}`)
+  const pathPowerUser = (m) => onboardedUser(m, CAROL, [arnOf('PowerUserAccess'), arnOf('IAMUserChangePassword')], [], '/team/')
+  const pathAdmin = (m) => onboardedUser(m, CAROL, [arnOf('AdministratorAccess')], [], '/team/')
+  for (const [tag, who] of [['PowerUser', pathPowerUser], ['Admin-under-fence', pathAdmin]]) {
+    const U = `${CAROL} at /team/ (${tag})`
+    add(`${U}: iam:ChangePassword on itself`, who, { action: 'iam:ChangePassword', resource: carolArn, context: emilyCtx }, 'Allowed')
+    add(`${U}: iam:ChangePassword on ${BOB} at /ops/`, who, { action: 'iam:ChangePassword', resource: A.user(`ops/${BOB}`), context: emilyCtx })
+    add(`${U}: iam:ChangePassword on ${BOB}`, who, { action: 'iam:ChangePassword', resource: A.user(BOB), context: emilyCtx })
+    add(`${U}: iam:CreateAccessKey on itself`, who, { action: 'iam:CreateAccessKey', resource: carolArn, context: emilyCtx })
+    add(`${U}: iam:CreateLoginProfile on itself`, who, { action: 'iam:CreateLoginProfile', resource: carolArn, context: emilyCtx })
+    add(`${U}: iam:DeleteUserPermissionsBoundary on itself`, who, { action: 'iam:DeleteUserPermissionsBoundary', resource: carolArn, context: { 'iam:PermissionsBoundary': fence, ...emilyCtx } })
+    add(`${U}: iam:DeleteLoginProfile on itself`, who, { action: 'iam:DeleteLoginProfile', resource: carolArn, context: emilyCtx })
+  }
+  add(`${CAROL} at /team/ (Admin-under-fence): iam:EnableMFADevice for itself`, pathAdmin, { action: 'iam:EnableMFADevice', resource: carolArn, context: emilyCtx }, 'Allowed')
+  add(`${CAROL} at /team/ (Admin-under-fence): iam:CreateVirtualMFADevice mfa/team/${CAROL}`, pathAdmin, { action: 'iam:CreateVirtualMFADevice', resource: `arn:${PART}:iam::${ACCT}:mfa/team/${CAROL}` }, 'Allowed')
+  add(`${CAROL} at /team/ (Admin-under-fence): iam:EnableMFADevice for ${BOB} at /ops/`, pathAdmin, { action: 'iam:EnableMFADevice', resource: A.user(`ops/${BOB}`), context: emilyCtx })
 
   // Intake: only the ticket submitters put events on the bus.
   const busRes = { action: 'events:PutEvents', resource: A.bus(N.bus), context: { 'events:source': 'onboarding.tickets', 'events:detail-type': 'Onboarding Ticket Approved' } }
@@ -1009,7 +1071,24 @@ const WIDENINGS = [
   },
 ]
 
+// The local operators' role (iam-provisioner-operators) happens to match the fence's role/${Prefix}-*
+// deny; its cases must hold without that coincidence (OperatorRoleArn may be named anything).
+async function sectionCNotByPrefix(model, cases) {
+  const roleGlob = new RegExp(`:role/${PREFIX}-\\*$`)
+  for (const c of cases.filter((c) => c.id.includes(`on the operators' role`) && c.expect === 'Denied')) {
+    const m = clone(model)
+    if (!m.fence) continue
+    for (const s of statementsOf(m.fence)) {
+      if (s.Effect === 'Deny' && Array.isArray(s.Resource)) s.Resource = s.Resource.filter((r) => !roleGlob.test(r))
+    }
+    m.managed_policies.UserBoundary.document = m.fence
+    const r = await runCase(m, c)
+    record('c', `without the fence's role/${PREFIX}-* deny, "${c.id}" still holds`, r.ok, `${r.r.result}: ${explain(r.r)}`)
+  }
+}
+
 async function sectionC(model, cases) {
+  await sectionCNotByPrefix(model, cases)
   for (const w of WIDENINGS) {
     const target = cases.find((c) => w.target(c.id))
     if (!target) {
