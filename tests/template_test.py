@@ -71,7 +71,7 @@ ENV = {
                            "CUSTOM_PASSWORD_PREFIX"},
     "IssueCredentialsFunction": {"NEXT_QUEUE_URL", "CUSTOM_PASSWORD_PREFIX", "CHANGE_PASSWORD_POLICY_ARN",
                                  "SECRETS_KMS_KEY_ID"},
-    "NotifyUserFunction": set(),
+    "NotifyUserFunction": {"SECRETS_KMS_KEY_ID"},
     "RotateKeysFunction": {"NEXT_QUEUE_URL", "ROTATION_AGE_DAYS", "GRACE_DAYS", "DELETE_AFTER_DAYS", "WARNING_DAYS"},
 }
 # Every pipeline resource kind the fence must deny (a fragment of the ARN).

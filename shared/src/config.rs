@@ -320,6 +320,9 @@ pub struct NotifyUserConfig {
     /// Where the users' secrets are: a message's secret name or ARN is
     /// checked against `<prefix><user name>`, never followed.
     pub secret_prefix: String,
+    /// The key a secret must be encrypted with to be the pipeline's
+    /// (`SECRETS_KMS_KEY_ID`, as for issue-credentials).
+    pub secrets_kms_key_id: Option<String>,
     pub idempotency_ttl_secs: u64,
     /// Records of a batch handled at once.
     pub concurrency: usize,
@@ -329,10 +332,12 @@ impl FromEnv for NotifyUserConfig {
     fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
         let mut env = EnvReader::new(lookup);
         let (secret_prefix, _) = secret_prefixes(&mut env);
+        let kms = env.optional("SECRETS_KMS_KEY_ID", "");
         let config = Self {
             table_name: env.required("TABLE_NAME"),
             sender: env.required("SENDER_EMAIL"),
             secret_prefix,
+            secrets_kms_key_id: (!kms.is_empty()).then_some(kms),
             idempotency_ttl_secs: env.number("IDEMPOTENCY_TTL_DAYS", 365) * DAY,
             concurrency: env.concurrency(),
         };

@@ -264,6 +264,7 @@ pub struct MemorySecrets {
     /// name -> (version id, value), newest last
     pub secrets: Mutex<BTreeMap<String, Vec<(String, Sensitive)>>>,
     pub tags: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+    pub kms_keys: Mutex<BTreeMap<String, String>>,
     faults: Faults,
 }
 
@@ -319,16 +320,24 @@ impl SecretStore for MemorySecrets {
         value: &Sensitive,
         tags: &BTreeMap<String, String>,
         version_id: &str,
-        _kms_key_id: Option<&str>,
+        kms_key_id: Option<&str>,
     ) -> Result<String> {
         self.fault("CreateSecret")?;
         let mut secrets = lock(&self.secrets);
         if secrets.contains_key(name) {
             return Err(Error::permanent("CreateSecret", "ResourceExistsException"));
         }
+        if let Some(key) = kms_key_id {
+            lock(&self.kms_keys).insert(name.to_owned(), key.to_owned());
+        }
         secrets.insert(name.to_owned(), vec![(version_id.to_owned(), value.clone())]);
         lock(&self.tags).insert(name.to_owned(), tags.clone());
         Ok(Self::arn(name))
+    }
+
+    async fn kms_key_id(&self, id: &str) -> Result<Option<String>> {
+        let name = id.rsplit_once(":secret:").map_or(id, |(_, n)| n);
+        Ok(lock(&self.kms_keys).get(name).cloned())
     }
 
     async fn put(&self, arn: &str, value: &Sensitive, version_id: &str) -> Result<()> {
@@ -441,6 +450,11 @@ impl StatusStore for MemoryStatus {
 
     async fn for_ticket(&self, ticket_id: &str) -> Result<Vec<StatusRecord>> {
         Ok(lock(&self.records).values().filter(|r| r.ticket_id == ticket_id).cloned().collect())
+    }
+
+    async fn revoke_handoff(&self, ticket_id: &str, user_name: &str) -> Result<()> {
+        lock(&self.handoffs).remove(&(ticket_id.to_owned(), user_name.to_owned()));
+        Ok(())
     }
 
     async fn handoff(&self, ticket_id: &str, user_name: &str) -> Result<Option<UserReady>> {

@@ -152,6 +152,9 @@ pub trait SecretStore: Send + Sync {
         version_id: &str,
         kms_key_id: Option<&str>,
     ) -> impl Future<Output = Result<String>> + Send;
+    /// The KMS key the secret is encrypted with, as Secrets Manager reports
+    /// it (`None`: the account's default key).
+    fn kms_key_id(&self, id: &str) -> impl Future<Output = Result<Option<String>>> + Send;
     /// A new version `version_id`, which becomes AWSCURRENT (the old one AWSPREVIOUS).
     fn put(&self, arn: &str, value: &Sensitive, version_id: &str) -> impl Future<Output = Result<()>> + Send;
 }
@@ -249,6 +252,9 @@ pub trait StatusStore: Send + Sync {
     /// issue-credentials and notify-user check every message against.
     fn create_all(&self, records: &[StatusRecord], handoffs: &[UserReady]) -> impl Future<Output = Result<()>> + Send;
     fn for_ticket(&self, ticket_id: &str) -> impl Future<Output = Result<Vec<StatusRecord>>> + Send;
+    /// Withdraws the hand-off of a user refused after it was accepted, so no
+    /// message (a replay, an operator's) can get it credentials.
+    fn revoke_handoff(&self, ticket_id: &str, user_name: &str) -> impl Future<Output = Result<()>> + Send;
     /// The hand-off create-user recorded for this (ticket, user), if any.
     fn handoff(&self, ticket_id: &str, user_name: &str) -> impl Future<Output = Result<Option<UserReady>>> + Send;
 }

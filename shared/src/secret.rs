@@ -51,6 +51,17 @@ pub fn sign_in_url(alias_or_account_id: &str) -> String {
     format!("https://{alias_or_account_id}.signin.aws.amazon.com/console")
 }
 
+/// Whether Secrets Manager's answer `actual` names the key the pipeline
+/// encrypts users' secrets with (`expected`: an ARN, or `None` for the
+/// account's default key). Secrets Manager may report a key by ARN or id.
+pub fn same_kms_key(expected: Option<&str>, actual: Option<&str>) -> bool {
+    match (expected, actual) {
+        (None, None) => true,
+        (Some(e), Some(a)) => e == a || e.ends_with(&format!("/{a}")) || a.ends_with(&format!("/{e}")),
+        _ => false,
+    }
+}
+
 /// A fresh secret version id (Secrets Manager's `ClientRequestToken`, 32
 /// to 64 characters): 128 random bits in hex, unguessable, so only the
 /// pipeline, which records it before writing, can tell it is its own.

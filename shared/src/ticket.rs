@@ -188,10 +188,27 @@ pub fn plausible_email(s: &str) -> bool {
     local_ok && domain_ok
 }
 
+/// Whether a secret name is exactly `<prefix><user_name>`, as named, or as
+/// an ARN names it (with the `-XXXXXX` Secrets Manager appends).
+fn names_secret(secret: &str, prefix: &str, user_name: &str) -> bool {
+    let Some(rest) = secret.strip_prefix(prefix).and_then(|r| r.strip_prefix(user_name)) else {
+        return false;
+    };
+    rest.is_empty()
+        || rest.strip_prefix('-').is_some_and(|s| s.len() == 6 && s.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
 /// Whether the address's domain is one of `domains` (lower case), exactly:
 /// a subdomain is another domain.
 pub fn in_domains(email: &str, domains: &BTreeSet<String>) -> bool {
-    email.rsplit_once('@').is_some_and(|(_, d)| domains.contains(&d.to_ascii_lowercase()))
+    email.rsplit_once('@').is_some_and(|(_, d)| domains.contains(d))
+}
+
+/// The IAM condition `ses:Recipients` (StringLike `*@domain`) is case
+/// sensitive: an address whose domain is not in lower case would pass here
+/// and be refused by IAM after its credentials were issued.
+fn has_upper_domain(email: &str) -> bool {
+    email.rsplit_once('@').is_some_and(|(_, d)| d.bytes().any(|b| b.is_ascii_uppercase()))
 }
 
 /// The secret name of a Secrets Manager secret ARN
@@ -234,6 +251,9 @@ pub fn validate(ticket: &Ticket, allow: &AllowList) -> Result<Vec<UserPlan>, Vec
     }
     if !plausible_email(&ticket.requested_by) {
         refusals.push(Refusal::ticket("requested_by", "is not a plausible email address"));
+    } else if has_upper_domain(&ticket.requested_by) {
+        refusals
+            .push(Refusal::ticket("requested_by", "write the domain in lower case (SES and IAM compare it exactly)"));
     } else if !in_domains(&ticket.requested_by, &allow.email_domains) {
         refusals.push(Refusal::ticket(
             "requested_by",
@@ -289,6 +309,8 @@ fn validate_user(
     }
     if !plausible_email(&u.email) {
         refuse("email", format!("{:?} is not a plausible email address", u.email));
+    } else if has_upper_domain(&u.email) {
+        refuse("email", format!("{:?}: write the domain in lower case (SES and IAM compare it exactly)", u.email));
     } else if !in_domains(&u.email, &allow.email_domains) {
         refuse(
             "email",
@@ -312,12 +334,16 @@ fn validate_user(
             "is not a Secrets Manager ARN; a custom password is given by reference, never inline".into(),
         ),
         Some(ConsolePassword::Custom { secret_arn })
-            if !secret_name(secret_arn).is_some_and(|n| n.starts_with(&allow.custom_password_prefix)) =>
+            if !secret_name(secret_arn).is_some_and(|n| names_secret(n, &allow.custom_password_prefix, name)) =>
         {
+            // Bound to the user: a ticket cannot read the password another
+            // ticket prepared for someone else.
             refuse(
                 "console_password.secret_arn",
                 format!(
-                    "must name a secret under {:?}; the pipeline reads no other secret as a password",
+                    "must name the secret {:?} (the custom-password prefix {:?} and this user's name); \
+                     the pipeline reads no other secret as this user's password",
+                    format!("{}{name}", allow.custom_password_prefix),
                     allow.custom_password_prefix
                 ),
             )

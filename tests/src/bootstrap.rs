@@ -157,7 +157,7 @@ impl Environment {
                 ("CUSTOM_PASSWORD_PREFIX", s.custom_password_prefix.clone()),
                 ("SECRETS_KMS_KEY_ID", s.secrets_kms_key_id.clone().unwrap_or_default()),
             ]),
-            "notify-user" => {}
+            "notify-user" => vars.push(("SECRETS_KMS_KEY_ID", s.secrets_kms_key_id.clone().unwrap_or_default())),
             "rotate-keys" => vars.extend([
                 ("NEXT_QUEUE_URL", self.issue_credentials_queue.clone()),
                 ("USER_PATH_PREFIX", s.user_path_prefix.clone()),
@@ -186,6 +186,7 @@ impl Environment {
             table_name: self.table.clone(),
             sender: self.settings.sender.clone(),
             secret_prefix: self.settings.secret_prefix.clone(),
+            secrets_kms_key_id: self.settings.secrets_kms_key_id.clone(),
             idempotency_ttl_secs: 365 * DAY,
             concurrency: self.settings.concurrency,
         }

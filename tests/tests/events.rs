@@ -151,6 +151,7 @@ async fn notify_user_event_sends_the_three_emails() {
             table_name: "t".into(),
             sender: "iam-provisioner@example.com".into(),
             secret_prefix: "iam-provisioner/users/".into(),
+            secrets_kms_key_id: None,
             idempotency_ttl_secs: 86_400,
             concurrency: shared::config::DEFAULT_CONCURRENCY,
         },

@@ -30,7 +30,7 @@ async fn every_request_of_a_ticket_and_a_rotation_is_logged_by_stage() {
     let sm = aws_sdk_secretsmanager::Client::new(&direct);
     let custom = sm
         .create_secret()
-        .name(format!("{}priya", pipeline.env.settings.custom_password_prefix))
+        .name(format!("{}priya.n", pipeline.env.settings.custom_password_prefix))
         .secret_string("Correct-Horse-Battery-9!")
         .send()
         .await

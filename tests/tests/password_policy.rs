@@ -85,12 +85,12 @@ async fn passwords_follow_each_account_policy_and_weak_custom_ones_are_refused()
     // Custom passwords, checked against the policy in force (the last one:
     // 64 characters, every class). moto itself enforces no policy.
     let sm = aws_sdk_secretsmanager::Client::new(&h.sdk);
-    // Under the custom-password prefix: the only secrets a ticket may name.
-    let custom = |s: &str| format!("{}{}", h.pipeline.env.settings.custom_password_prefix, unique(s));
-    let weak = sm.create_secret().name(custom("weak-pw")).secret_string("Summer2026!").send().await.unwrap();
-    let strong_value = "Aa1!".repeat(16);
-    let strong = sm.create_secret().name(custom("strong-pw")).secret_string(&strong_value).send().await.unwrap();
+    // `<custom-password prefix><user name>`: the only secret a ticket may name for that user.
     let (weak_user, strong_user) = (unique("weak"), unique("strong"));
+    let custom = |user: &str| format!("{}{user}", h.pipeline.env.settings.custom_password_prefix);
+    let weak = sm.create_secret().name(custom(&weak_user)).secret_string("Summer2026!").send().await.unwrap();
+    let strong_value = "Aa1!".repeat(16);
+    let strong = sm.create_secret().name(custom(&strong_user)).secret_string(&strong_value).send().await.unwrap();
     let mut w = console_user(&weak_user);
     w["console_password"] = json!({"mode": "custom", "secret_arn": weak.arn().unwrap()});
     let mut st = console_user(&strong_user);

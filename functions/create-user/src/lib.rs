@@ -231,6 +231,12 @@ where
         {
             written?;
         }
+        // A user refused after acceptance may exist half-made in IAM (tagged
+        // with this ticket): its hand-off goes, so nothing can give it
+        // credentials. After the status, so a retry still sees it refused.
+        for refused in settled.iter().filter(|r| r.stage == Stage::Failed) {
+            self.status.revoke_handoff(key, &refused.user_name).await?;
+        }
         tracing::info!(ticket_id = %key, users = ready.len(), "users handed to issue-credentials");
         // The users that are done stay done (their status says so); the
         // retry of the ticket finishes the others.

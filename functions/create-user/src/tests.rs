@@ -140,6 +140,9 @@ async fn permanent_failure_refuses_that_user_only_and_tells_the_requester() {
     let statuses = d.status.for_ticket("ONB-1").await.unwrap();
     let emily = statuses.iter().find(|s| s.user_name == "emily.chen").unwrap();
     assert_eq!(emily.stage, Stage::Failed);
+    // emily exists half-made; nothing may hand her on to issue-credentials.
+    assert!(d.status.handoff("ONB-1", "emily.chen").await.unwrap().is_none());
+    assert!(d.status.handoff("ONB-1", "raj.patel").await.unwrap().is_some());
 }
 
 #[tokio::test]

@@ -298,3 +298,26 @@ async fn a_secret_the_pipeline_did_not_write_refuses_the_user() {
     assert!(status[0].reason.as_deref().unwrap().contains("not created by the pipeline"));
     assert_eq!(d.mailer.outbox().len(), 1, "the requester's summary");
 }
+
+/// The planted secret carries a version id the pipeline recorded (ids can be
+/// read by anyone who may describe a secret, and a deleted secret recreated
+/// with one) but another key: still not the pipeline's.
+#[tokio::test]
+async fn a_secret_with_a_recorded_version_under_another_key_refuses_the_user() {
+    let d = deps();
+    let planted = UserSecret {
+        user_name: "emily".into(),
+        console_sign_in_url: "https://evil.example/console".into(),
+        password: Some(Sensitive::new("Planted-Passw0rd!x")),
+        access_key_id: None,
+        secret_access_key: None,
+    };
+    let value = Sensitive::new(serde_json::to_string(&planted).unwrap());
+    let theirs = "arn:aws:kms:us-east-1:210987654321:key/theirs";
+    d.secrets.create("iam-provisioner/users/emily", &value, &BTreeMap::new(), "v-known", Some(theirs)).await.unwrap();
+    d.ledger.record_secret_version("emily", "v-known").await.unwrap();
+    assert!(handle(&d, &ready(true, false)).await.unwrap().is_none());
+    assert!(d.directory.login_profiles.lock().unwrap().is_empty());
+    let status = d.status.for_ticket("ONB-1").await.unwrap();
+    assert!(status[0].reason.as_deref().unwrap().contains("not created by the pipeline"));
+}

@@ -5,6 +5,7 @@ use shared::secret::Sensitive;
 type Fakes =
     Deps<MemoryDirectory, MemorySecrets, MemoryIdempotency, MemoryStatus, MemoryMailer, MemoryLedger, FixedClock>;
 const LEASE: u64 = 2_000_000_000;
+const KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/pipeline";
 const PASSWORD: &str = "Xy7!long-enough-password";
 const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 
@@ -21,6 +22,7 @@ fn deps() -> Fakes {
             table_name: "t".into(),
             sender: "iam-provisioner@example.com".into(),
             secret_prefix: "iam-provisioner/users/".into(),
+            secrets_kms_key_id: Some(KEY.into()),
             idempotency_ttl_secs: 86_400,
             concurrency: shared::config::DEFAULT_CONCURRENCY,
         },
@@ -38,6 +40,7 @@ fn deps() -> Fakes {
     secrets.insert("iam-provisioner/users/emily".into(), vec![("v1".into(), value)]);
     drop(secrets);
     d.ledger.secret_versions.lock().unwrap().insert("emily".into(), vec!["v1".into()]);
+    d.secrets.kms_keys.lock().unwrap().insert("iam-provisioner/users/emily".into(), KEY.into());
     accept(&d, &ready());
     d
 }
@@ -209,4 +212,20 @@ fn a_partial_secret_arn_names_the_same_secret_and_nothing_else() {
     ] {
         assert!(!is_partial_arn_of(other, full), "{other}");
     }
+}
+
+/// A secret recreated under the pipeline's recorded version id (anyone who
+/// may describe it can read that id) but encrypted with another key is not
+/// the pipeline's: only the pipeline may encrypt under its key.
+#[tokio::test]
+async fn a_secret_under_another_key_is_not_the_pipelines() {
+    let d = deps();
+    d.secrets
+        .kms_keys
+        .lock()
+        .unwrap()
+        .insert("iam-provisioner/users/emily".into(), "arn:aws:kms:us-east-1:210987654321:key/theirs".into());
+    let err = d.handle(&ready(), LEASE).await.unwrap_err();
+    assert!(matches!(err, Error::Untrusted(_)), "{err}");
+    assert!(d.mailer.outbox().is_empty());
 }

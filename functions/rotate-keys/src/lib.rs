@@ -181,15 +181,22 @@ where
         });
         match action {
             Action::Rotate { deactivate_after } => {
-                let Some(email) = email else {
-                    tracing::warn!(user = %name, access_key_id = %key, "no email on record for this user; rotation skipped");
+                // Only a key the pipeline issued (the ledger holds it, with
+                // its owner's address) is rotated: the later stages would
+                // not act on anything else.
+                let Some(record) = record else {
+                    tracing::warn!(user = %name, access_key_id = %key, "the ledger has no record of this key (the pipeline did not issue it); rotation skipped");
                     return Ok(());
                 };
-                let old = Replaced { access_key_id: key.clone(), deactivated_after: *deactivate_after };
-                let ready = UserReady::rotation(name, &email, &self.config.sender, old);
+                // A deadline once recorded is the one: a rerun after a failed
+                // or cut-off run asks with the same one, or the later stages
+                // would find the message differing from the ledger.
+                let deadline = record.rotation_deadline.unwrap_or(*deactivate_after);
+                let old = Replaced { access_key_id: key.clone(), deactivated_after: deadline };
+                let ready = UserReady::rotation(name, &record.email, &self.config.sender, old);
                 // The ledger says so first: issue-credentials and
                 // notify-user act on a rotation only where it does.
-                update.rotation_deadline = Some(*deactivate_after);
+                update.rotation_deadline = Some(deadline);
                 self.ledger.update(&update).await?;
                 // Keyed by the key: however often the run repeats before the
                 // successor exists, one successor is asked for.

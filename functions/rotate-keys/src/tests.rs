@@ -202,3 +202,38 @@ async fn a_run_cut_off_half_way_is_resumed_by_the_next() {
     let after = d.run(&RotationRequest::default()).await.unwrap();
     assert!(after.counts.is_empty(), "nothing left: {:?}", after.counts);
 }
+
+/// A run that recorded a rotation in the ledger and died before asking for
+/// the successor: the next day's run asks with the recorded deadline, the
+/// one issue-credentials checks the message against.
+#[tokio::test]
+async fn a_rerun_asks_for_the_successor_with_the_deadline_already_recorded() {
+    let d = deps();
+    let old = user(&d, "old", 95, &[]).await;
+    let recorded = NOW + 3 * DAY;
+    let mut record = d.ledger.keys_of("old").await.unwrap().remove(0);
+    record.rotation_deadline = Some(recorded);
+    d.ledger.update(&record).await.unwrap();
+    d.run(&RotationRequest::default()).await.unwrap();
+    let asked: Vec<UserReady> = d.publisher.events();
+    assert_eq!(asked.len(), 1);
+    let rotate = asked[0].rotate.clone().unwrap();
+    assert_eq!((rotate.access_key_id, rotate.deactivated_after), (old, recorded));
+}
+
+/// A key the ledger does not hold was not issued by the pipeline: no
+/// successor is asked for, and no ledger record is made up for it.
+#[tokio::test]
+async fn a_key_the_ledger_does_not_hold_is_not_rotated() {
+    let d = deps();
+    // The ledger knows an earlier key of the user, gone from IAM; the key
+    // IAM has now was made outside the pipeline.
+    user(&d, "old", 120, &[]).await;
+    d.directory.keys.lock().unwrap().get_mut("old").unwrap().clear();
+    d.directory.create_access_key("old").await.unwrap();
+    let ledger_before = d.ledger.keys.lock().unwrap().clone();
+    let summary = d.run(&RotationRequest::default()).await.unwrap();
+    assert_eq!(summary.counts.get("rotate"), Some(&1), "the plan sees an old key");
+    assert!(d.publisher.events::<UserReady>().is_empty(), "a successor was asked for a key the pipeline did not issue");
+    assert_eq!(*d.ledger.keys.lock().unwrap(), ledger_before, "a ledger record was made up");
+}

@@ -285,6 +285,17 @@ impl StatusStore for DynamoStatus {
         Ok(())
     }
 
+    async fn revoke_handoff(&self, ticket_id: &str, user_name: &str) -> Result<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(handoff_key(ticket_id, user_name)))
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| classify("DeleteItem", e))
+    }
+
     async fn handoff(&self, ticket_id: &str, user_name: &str) -> Result<Option<UserReady>> {
         let out = self
             .client

@@ -58,6 +58,12 @@ impl SecretStore for SecretsManagerStore {
             .ok_or_else(|| crate::Error::retryable("CreateSecret", "no ARN in the answer"))
     }
 
+    async fn kms_key_id(&self, id: &str) -> Result<Option<String>> {
+        let out =
+            self.client.describe_secret().secret_id(id).send().await.map_err(|e| classify("DescribeSecret", e))?;
+        Ok(out.kms_key_id().map(str::to_owned))
+    }
+
     async fn put(&self, arn: &str, value: &Sensitive, version_id: &str) -> Result<()> {
         self.client
             .put_secret_value()
