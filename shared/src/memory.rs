@@ -79,7 +79,7 @@ impl MemoryDirectory {
     }
 }
 
-impl UserDirectory for MemoryDirectory {
+impl Users for MemoryDirectory {
     async fn list_user_names(&self) -> Result<Vec<String>> {
         self.fault("ListUsers")?;
         Ok(lock(&self.users).keys().cloned().collect())
@@ -90,6 +90,13 @@ impl UserDirectory for MemoryDirectory {
         Ok(lock(&self.users).get(user_name).map(|(u, p)| IamUser { boundary: p.boundary.clone(), ..u.clone() }))
     }
 
+    async fn permissions(&self, user_name: &str) -> Result<Permissions> {
+        self.fault("Permissions")?;
+        self.with_user(user_name, "GetUser", |p| p.clone())
+    }
+}
+
+impl Provisioning for MemoryDirectory {
     async fn create_user(&self, user: &NewUser) -> Result<Created> {
         self.fault("CreateUser")?;
         lock(&self.calls).push(format!("CreateUser {}", user.user_name));
@@ -128,18 +135,22 @@ impl UserDirectory for MemoryDirectory {
             }
         })
     }
+}
 
-    async fn permissions(&self, user_name: &str) -> Result<Permissions> {
-        self.fault("Permissions")?;
-        self.with_user(user_name, "GetUser", |p| p.clone())
-    }
-
+impl AccountFacts for MemoryDirectory {
     async fn password_policy(&self) -> Result<PasswordPolicy> {
         self.fault("GetAccountPasswordPolicy")?;
         lock(&self.account_reads).push("GetAccountPasswordPolicy");
         Ok(lock(&self.policy).clone().unwrap_or_else(PasswordPolicy::aws_default))
     }
 
+    async fn account_alias(&self) -> Result<Option<String>> {
+        lock(&self.account_reads).push("ListAccountAliases");
+        Ok(lock(&self.alias).clone())
+    }
+}
+
+impl Credentials for MemoryDirectory {
     async fn create_login_profile(
         &self,
         user_name: &str,
@@ -192,12 +203,9 @@ impl UserDirectory for MemoryDirectory {
         }
         Ok(())
     }
+}
 
-    async fn account_alias(&self) -> Result<Option<String>> {
-        lock(&self.account_reads).push("ListAccountAliases");
-        Ok(lock(&self.alias).clone())
-    }
-
+impl KeyRetirement for MemoryDirectory {
     async fn list_user_names_under(&self, path_prefix: &str) -> Result<Vec<String>> {
         self.fault("ListUsers")?;
         Ok(lock(&self.users)

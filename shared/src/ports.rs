@@ -44,21 +44,38 @@ pub enum Created {
     AlreadyExists,
 }
 
-pub trait UserDirectory: Send + Sync {
+/// Reading users: the IAM rules of create-user, and the ownership checks of
+/// every stage that acts on a user.
+pub trait Users: Send + Sync {
     /// Every user name in the account (all pages).
     fn list_user_names(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
     /// Exact-name lookup, with tags and boundary; `None` if there is no such user.
     fn get_user(&self, user_name: &str) -> impl Future<Output = Result<Option<IamUser>>> + Send;
+    /// What the console's "Copy permissions from existing user" copies.
+    fn permissions(&self, user_name: &str) -> impl Future<Output = Result<Permissions>> + Send;
+}
+
+/// Creating a user and granting it permissions (create-user; issue-credentials
+/// attaches only the change-password policy).
+pub trait Provisioning: Send + Sync {
     /// Creates the user with its boundary and tags in one call, so no user of
     /// ours ever exists without them.
     fn create_user(&self, user: &NewUser) -> impl Future<Output = Result<Created>> + Send;
     fn add_user_to_group(&self, user_name: &str, group: &str) -> impl Future<Output = Result<()>> + Send;
     fn attach_user_policy(&self, user_name: &str, policy_arn: &str) -> impl Future<Output = Result<()>> + Send;
-    /// What the console's "Copy permissions from existing user" copies.
-    fn permissions(&self, user_name: &str) -> impl Future<Output = Result<Permissions>> + Send;
+}
 
+/// What the account says of itself: its password policy and alias.
+pub trait AccountFacts: Send + Sync {
     /// The account's password policy, or AWS's default where it has none.
     fn password_policy(&self) -> impl Future<Output = Result<PasswordPolicy>> + Send;
+    /// The account alias, for the console sign-in URL.
+    fn account_alias(&self) -> impl Future<Output = Result<Option<String>>> + Send;
+}
+
+/// A user's console password and access keys (issue-credentials; rotate-keys
+/// lists and deletes keys).
+pub trait Credentials: Send + Sync {
     /// `AlreadyExists` when the user has one: a retry of a run that made it.
     fn create_login_profile(
         &self,
@@ -70,9 +87,10 @@ pub trait UserDirectory: Send + Sync {
     /// Refused (permanently) at IAM's limit of two keys per user.
     fn create_access_key(&self, user_name: &str) -> impl Future<Output = Result<NewAccessKey>> + Send;
     fn delete_access_key(&self, user_name: &str, access_key_id: &str) -> impl Future<Output = Result<()>> + Send;
-    /// The account alias, for the console sign-in URL.
-    fn account_alias(&self) -> impl Future<Output = Result<Option<String>>> + Send;
+}
 
+/// What only rotation needs: the users under a path, key status, last use.
+pub trait KeyRetirement: Send + Sync {
     /// Names of the users under `path_prefix` (all pages).
     fn list_user_names_under(&self, path_prefix: &str) -> impl Future<Output = Result<Vec<String>>> + Send;
     fn set_access_key_active(

@@ -86,7 +86,7 @@ fn ticket_key(ticket_id: &str, body_hash: &str) -> String {
 
 impl<D, I, S, P, M, C> Deps<D, I, S, P, M, C>
 where
-    D: UserDirectory,
+    D: Users + Provisioning,
     I: IdempotencyStore,
     S: StatusStore,
     P: EventPublisher,

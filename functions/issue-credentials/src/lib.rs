@@ -58,7 +58,7 @@ fn account_id_of(arn: &str) -> Option<&str> {
 
 impl<D, X, I, S, P, M, L, C> Deps<D, X, I, S, P, M, L, C>
 where
-    D: UserDirectory,
+    D: Users + Provisioning + AccountFacts + Credentials,
     X: SecretStore,
     L: KeyLedger,
     I: IdempotencyStore,

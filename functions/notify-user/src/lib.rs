@@ -41,7 +41,7 @@ pub struct Deps<D, X, I, S, M, L, C> {
 
 impl<D, X, I, S, M, L, C> Deps<D, X, I, S, M, L, C>
 where
-    D: UserDirectory,
+    D: AccountFacts,
     X: SecretStore,
     I: IdempotencyStore,
     S: StatusStore + UntrustedLog,

@@ -90,7 +90,7 @@ impl RunSummary {
 
 impl<D, I, P, M, L, C> Deps<D, I, P, M, L, C>
 where
-    D: UserDirectory,
+    D: Users + Credentials + KeyRetirement,
     I: IdempotencyStore,
     P: EventPublisher,
     M: Mailer,

@@ -2,7 +2,10 @@ use super::{classify, code};
 use crate::error::Error;
 use crate::error::Result;
 use crate::password::PasswordPolicy;
-use crate::ports::{AccessKeyInfo, Created, IamUser, NewUser, Permissions, UserDirectory};
+use crate::ports::{
+    AccessKeyInfo, AccountFacts, Created, Credentials, IamUser, KeyRetirement, NewUser, Permissions, Provisioning,
+    Users,
+};
 use crate::secret::{NewAccessKey, Sensitive};
 use aws_sdk_iam::types::StatusType;
 use aws_sdk_iam::types::Tag;
@@ -19,7 +22,7 @@ impl IamDirectory {
     }
 }
 
-impl UserDirectory for IamDirectory {
+impl Users for IamDirectory {
     async fn list_user_names(&self) -> Result<Vec<String>> {
         let users = self.client.list_users().into_paginator().items().send().try_collect().await;
         Ok(users.map_err(|e| classify("ListUsers", e))?.into_iter().map(|u| u.user_name).collect())
@@ -43,6 +46,23 @@ impl UserDirectory for IamDirectory {
         }))
     }
 
+    async fn permissions(&self, user_name: &str) -> Result<Permissions> {
+        let groups = self.client.list_groups_for_user().user_name(user_name).into_paginator().items().send();
+        let groups = groups.try_collect().await.map_err(|e| classify("ListGroupsForUser", e))?;
+        let attached = self.client.list_attached_user_policies().user_name(user_name).into_paginator().items().send();
+        let attached = attached.try_collect().await.map_err(|e| classify("ListAttachedUserPolicies", e))?;
+        let names = self.client.list_user_policies().user_name(user_name).into_paginator().items().send();
+        let inline_policies = names.try_collect().await.map_err(|e| classify("ListUserPolicies", e))?;
+        Ok(Permissions {
+            groups: groups.into_iter().map(|g| g.group_name).collect(),
+            managed_policies: attached.into_iter().filter_map(|p| p.policy_arn).collect(),
+            inline_policies,
+            boundary: self.get_user(user_name).await?.and_then(|u| u.boundary),
+        })
+    }
+}
+
+impl Provisioning for IamDirectory {
     async fn create_user(&self, user: &NewUser) -> Result<Created> {
         let tags = user
             .tags
@@ -87,22 +107,9 @@ impl UserDirectory for IamDirectory {
             .map(drop)
             .map_err(|e| classify("AttachUserPolicy", e))
     }
+}
 
-    async fn permissions(&self, user_name: &str) -> Result<Permissions> {
-        let groups = self.client.list_groups_for_user().user_name(user_name).into_paginator().items().send();
-        let groups = groups.try_collect().await.map_err(|e| classify("ListGroupsForUser", e))?;
-        let attached = self.client.list_attached_user_policies().user_name(user_name).into_paginator().items().send();
-        let attached = attached.try_collect().await.map_err(|e| classify("ListAttachedUserPolicies", e))?;
-        let names = self.client.list_user_policies().user_name(user_name).into_paginator().items().send();
-        let inline_policies = names.try_collect().await.map_err(|e| classify("ListUserPolicies", e))?;
-        Ok(Permissions {
-            groups: groups.into_iter().map(|g| g.group_name).collect(),
-            managed_policies: attached.into_iter().filter_map(|p| p.policy_arn).collect(),
-            inline_policies,
-            boundary: self.get_user(user_name).await?.and_then(|u| u.boundary),
-        })
-    }
-
+impl AccountFacts for IamDirectory {
     async fn password_policy(&self) -> Result<PasswordPolicy> {
         match self.client.get_account_password_policy().send().await {
             Ok(out) => {
@@ -124,6 +131,13 @@ impl UserDirectory for IamDirectory {
         }
     }
 
+    async fn account_alias(&self) -> Result<Option<String>> {
+        let out = self.client.list_account_aliases().send().await.map_err(|e| classify("ListAccountAliases", e))?;
+        Ok(out.account_aliases().first().cloned())
+    }
+}
+
+impl Credentials for IamDirectory {
     async fn create_login_profile(
         &self,
         user_name: &str,
@@ -183,7 +197,9 @@ impl UserDirectory for IamDirectory {
             Err(e) => Err(classify("DeleteAccessKey", e)),
         }
     }
+}
 
+impl KeyRetirement for IamDirectory {
     async fn list_user_names_under(&self, path_prefix: &str) -> Result<Vec<String>> {
         let users =
             self.client.list_users().path_prefix(path_prefix).into_paginator().items().send().try_collect().await;
@@ -211,10 +227,5 @@ impl UserDirectory for IamDirectory {
             Err(e) => return Err(classify("GetAccessKeyLastUsed", e)),
         };
         Ok(out.access_key_last_used().and_then(|u| u.last_used_date()).map(|d| d.secs().max(0) as u64))
-    }
-
-    async fn account_alias(&self) -> Result<Option<String>> {
-        let out = self.client.list_account_aliases().send().await.map_err(|e| classify("ListAccountAliases", e))?;
-        Ok(out.account_aliases().first().cloned())
     }
 }
