@@ -276,18 +276,23 @@ async fn a_message_matching_no_record_changes_nothing_and_is_recorded_as_untrust
     assert!(untrusted[0].reason.contains("differs") && untrusted[1].reason.contains("no user"), "{untrusted:?}");
 }
 
-/// A secret someone else made under the user's name is never used: the
-/// user is refused (the requester told), and nothing is written into it.
-#[tokio::test]
-async fn a_secret_the_pipeline_did_not_write_refuses_the_user() {
-    let d = deps();
-    let planted = UserSecret {
+/// What someone who planted a secret for emily would put in it.
+fn planted_secret() -> UserSecret {
+    UserSecret {
         user_name: "emily".into(),
         console_sign_in_url: "https://evil.example/console".into(),
         password: Some(Sensitive::new("Planted-Passw0rd!x")),
         access_key_id: None,
         secret_access_key: None,
-    };
+    }
+}
+
+/// A secret someone else made under the user's name is never used: the
+/// user is refused (the requester told), and nothing is written into it.
+#[tokio::test]
+async fn a_secret_the_pipeline_did_not_write_refuses_the_user() {
+    let d = deps();
+    let planted = planted_secret();
     d.secrets.insert("iam-provisioner/users/emily", &serde_json::to_string(&planted).unwrap());
     assert!(handle(&d, &ready(true, true)).await.unwrap().is_none());
     assert!(d.directory.login_profiles.lock().unwrap().is_empty());
@@ -305,13 +310,7 @@ async fn a_secret_the_pipeline_did_not_write_refuses_the_user() {
 #[tokio::test]
 async fn a_secret_with_a_recorded_version_under_another_key_refuses_the_user() {
     let d = deps();
-    let planted = UserSecret {
-        user_name: "emily".into(),
-        console_sign_in_url: "https://evil.example/console".into(),
-        password: Some(Sensitive::new("Planted-Passw0rd!x")),
-        access_key_id: None,
-        secret_access_key: None,
-    };
+    let planted = planted_secret();
     let value = Sensitive::new(serde_json::to_string(&planted).unwrap());
     let theirs = "arn:aws:kms:us-east-1:210987654321:key/theirs";
     d.secrets.create("iam-provisioner/users/emily", &value, &BTreeMap::new(), "v-known", Some(theirs)).await.unwrap();

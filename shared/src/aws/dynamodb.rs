@@ -101,18 +101,10 @@ impl IdempotencyStore for DynamoIdempotency {
             Err(e) if code(&e) == Some("ConditionalCheckFailedException") => {}
             Err(e) => return Err(classify("PutItem", e)),
         }
-        let held = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(key)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("GetItem", e))?;
+        let held = get_item(&self.client, &self.table, Self::key(key)).await?;
         // Released between our two calls: someone is working on it or just
         // failed; either way a retry sorts it out.
-        let Some(item) = held.item() else {
+        let Some(item) = held.as_ref() else {
             return Ok(Claim::InProgress);
         };
         if get_s(item, "payload_hash") != Some(hash) {
@@ -171,6 +163,23 @@ pub struct DynamoStatus {
 
 /// How long an untrusted message's record is kept (its TTL).
 const UNTRUSTED_KEPT_SECS: u64 = 90 * 24 * 60 * 60;
+
+/// One item, strongly consistent; `None` when there is none.
+async fn get_item(
+    client: &Client,
+    table: &str,
+    key: HashMap<String, AttributeValue>,
+) -> Result<Option<HashMap<String, AttributeValue>>> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| classify("GetItem", e))?;
+    Ok(out.item)
+}
 
 /// Every item of one partition (all pages), strongly consistent.
 async fn partition(client: &Client, table: &str, pk: String) -> Result<Vec<HashMap<String, AttributeValue>>> {
@@ -297,16 +306,8 @@ impl StatusStore for DynamoStatus {
     }
 
     async fn handoff(&self, ticket_id: &str, user_name: &str) -> Result<Option<UserReady>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(handoff_key(ticket_id, user_name)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("GetItem", e))?;
-        let Some(body) = out.item().and_then(|item| get_s(item, "handoff")) else {
+        let found = get_item(&self.client, &self.table, handoff_key(ticket_id, user_name)).await?;
+        let Some(body) = found.as_ref().and_then(|item| get_s(item, "handoff")) else {
             return Ok(None);
         };
         serde_json::from_str(body)
@@ -491,15 +492,7 @@ impl KeyLedger for DynamoLedger {
     }
 
     async fn secret_versions(&self, user_name: &str) -> Result<Vec<String>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::secrets_key(user_name)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("GetItem", e))?;
-        Ok(out.item().and_then(|i| i.get("versions")).and_then(|v| v.as_ss().ok()).cloned().unwrap_or_default())
+        let found = get_item(&self.client, &self.table, Self::secrets_key(user_name)).await?;
+        Ok(found.as_ref().and_then(|i| i.get("versions")).and_then(|v| v.as_ss().ok()).cloned().unwrap_or_default())
     }
 }
