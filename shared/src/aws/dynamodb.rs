@@ -126,14 +126,7 @@ impl IdempotencyStore for DynamoIdempotency {
         item.insert("payload_hash".into(), s(hash));
         item.insert("result".into(), s(result.to_string()));
         item.insert("expires_at".into(), n(expires_at));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map(drop)
-            .map_err(|e| classify("PutItem", e))
+        put_item(&self.client, &self.table, item).await
     }
 
     async fn release(&self, key: &str) -> Result<()> {
@@ -163,6 +156,11 @@ pub struct DynamoStatus {
 
 /// How long an untrusted message's record is kept (its TTL).
 const UNTRUSTED_KEPT_SECS: u64 = 90 * 24 * 60 * 60;
+
+/// Writes an item whole, unconditionally.
+async fn put_item(client: &Client, table: &str, item: HashMap<String, AttributeValue>) -> Result<()> {
+    client.put_item().table_name(table).set_item(Some(item)).send().await.map(drop).map_err(|e| classify("PutItem", e))
+}
 
 /// One item, strongly consistent; `None` when there is none.
 async fn get_item(
@@ -363,14 +361,7 @@ impl UntrustedLog for DynamoStatus {
             ("received_at".to_owned(), n(m.received_at)),
             ("expires_at".to_owned(), n(m.received_at + UNTRUSTED_KEPT_SECS)),
         ]);
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map(drop)
-            .map_err(|e| classify("PutItem", e))
+        put_item(&self.client, &self.table, item).await
     }
 
     async fn untrusted(&self, stage: &str) -> Result<Vec<UntrustedMessage>> {
