@@ -62,6 +62,27 @@ pub fn same_kms_key(expected: Option<&str>, actual: Option<&str>) -> bool {
     }
 }
 
+/// Whether the secret `found` under `secret_name` is one the pipeline wrote
+/// for `user_name`: encrypted with its key `kms_key_id` (only the pipeline may
+/// encrypt under it, so a secret deleted and recreated, or moved to another
+/// key, fails) and at a version the pipeline recorded before writing it
+/// (version ids alone can be read by anyone who may describe the secret).
+pub async fn written_by_pipeline<X, L>(
+    secrets: &X,
+    ledger: &L,
+    secret_name: &str,
+    found: &crate::ports::StoredSecret,
+    user_name: &str,
+    kms_key_id: Option<&str>,
+) -> crate::Result<bool>
+where
+    X: crate::ports::SecretStore,
+    L: crate::ports::KeyLedger,
+{
+    let key = secrets.kms_key_id(secret_name).await?;
+    Ok(same_kms_key(kms_key_id, key.as_deref()) && ledger.secret_versions(user_name).await?.contains(&found.version_id))
+}
+
 /// A fresh secret version id (Secrets Manager's `ClientRequestToken`, 32
 /// to 64 characters): 128 random bits in hex, unguessable, so only the
 /// pipeline, which records it before writing, can tell it is its own.

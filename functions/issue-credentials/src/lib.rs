@@ -27,7 +27,7 @@ use shared::error::{Error, Result};
 use shared::idempotency::{self, payload_hash, Key, Window};
 use shared::password;
 use shared::ports::*;
-use shared::secret::{new_version_id, same_kms_key, sign_in_url, Sensitive, UserSecret};
+use shared::secret::{new_version_id, sign_in_url, written_by_pipeline, Sensitive, UserSecret};
 use shared::summary::{self, TicketRef};
 use shared::ticket::{ConsolePassword, MANAGED_TAG, TICKET_TAG};
 
@@ -190,13 +190,8 @@ where
         let secret_name = format!("{}{}", self.config.secret_prefix, name);
         let stored = self.secrets.read(&secret_name).await?;
         if let Some(found) = &stored {
-            // Version ids can be read by anyone who may describe the secret,
-            // and a deleted secret recreated with the same token; but only
-            // the pipeline may encrypt under its key, so the key settles it.
-            let key = self.secrets.kms_key_id(&secret_name).await?;
-            let pipelines = same_kms_key(self.config.secrets_kms_key_id.as_deref(), key.as_deref())
-                && self.ledger.secret_versions(name).await?.contains(&found.version_id);
-            if !pipelines {
+            let kms = self.config.secrets_kms_key_id.as_deref();
+            if !written_by_pipeline(&self.secrets, &self.ledger, &secret_name, found, name, kms).await? {
                 return Err(Error::permanent(
                     "GetSecretValue",
                     format!(

@@ -23,7 +23,7 @@ use shared::error::{Error, Result};
 use shared::idempotency::{self, payload_hash, Key, Window};
 use shared::ports::StoredSecret;
 use shared::ports::*;
-use shared::secret::{same_kms_key, sign_in_url, UserSecret};
+use shared::secret::{sign_in_url, written_by_pipeline, UserSecret};
 use shared::summary::{self, TicketRef};
 use shared::text::html_escape;
 
@@ -126,10 +126,8 @@ where
             .read(&secret_name)
             .await?
             .ok_or_else(|| untrusted(format!("secret {secret_name} does not exist")))?;
-        let key = self.secrets.kms_key_id(&secret_name).await?;
-        if !same_kms_key(self.config.secrets_kms_key_id.as_deref(), key.as_deref())
-            || !self.ledger.secret_versions(name).await?.contains(&stored.version_id)
-        {
+        let kms = self.config.secrets_kms_key_id.as_deref();
+        if !written_by_pipeline(&self.secrets, &self.ledger, &secret_name, &stored, name, kms).await? {
             return Err(untrusted(format!("secret {secret_name} holds a version the pipeline did not write")));
         }
         // The ARN as AWS returned it, or its partial form (without the random
