@@ -2,6 +2,7 @@
 //! variable is reported in one error so a deployment is fixed in one go.
 
 use crate::error::Error;
+use crate::names::PolicyArn;
 use std::collections::BTreeSet;
 
 /// Reads variables through a lookup function so tests need not touch the
@@ -67,8 +68,19 @@ impl<F: Fn(&str) -> Option<String>> EnvReader<F> {
         split_list(&raw)
     }
 
+    /// A managed policy's ARN, or `None` with the problem noted.
+    pub fn policy_arn(&mut self, raw: &str) -> Option<PolicyArn> {
+        PolicyArn::parse(raw).map_err(|e| self.problems.push(e)).ok()
+    }
+
     pub fn problem(&mut self, message: String) {
         self.problems.push(message);
+    }
+
+    /// Like `finish`, for a value that exists only when what it is built
+    /// from parsed (whose problems are already noted).
+    pub fn finish_parsed<T>(self, value: Option<T>) -> Result<T, Error> {
+        self.finish(value)?.ok_or_else(|| Error::Config("the configuration is incomplete".into()))
     }
 
     pub fn finish<T>(self, value: T) -> Result<T, Error> {
@@ -107,11 +119,11 @@ pub trait FromEnv: Sized {
 #[derive(Debug, Clone)]
 pub struct AllowList {
     pub groups: BTreeSet<String>,
-    pub managed_policies: BTreeSet<String>,
+    pub managed_policies: BTreeSet<PolicyArn>,
     /// Only the fence (`<prefix>-user-boundary`): a ticket may name it, or
     /// nothing and get it anyway.
-    pub boundaries: BTreeSet<String>,
-    pub default_boundary: String,
+    pub boundaries: BTreeSet<PolicyArn>,
+    pub default_boundary: PolicyArn,
     /// Domains (lower case) every user's and requester's address must be in.
     pub email_domains: BTreeSet<String>,
     /// The only secrets a ticket may name as a custom password.
@@ -122,7 +134,7 @@ pub struct AllowList {
 fn email_domains<F: Fn(&str) -> Option<String>>(env: &mut EnvReader<F>) -> BTreeSet<String> {
     let domains: BTreeSet<String> = env.list("ALLOWED_EMAIL_DOMAINS").into_iter().map(|d| d.to_lowercase()).collect();
     for d in &domains {
-        if !crate::ticket::plausible_email(&format!("x@{d}")) {
+        if !crate::names::valid_domain(d) {
             env.problem(format!("ALLOWED_EMAIL_DOMAINS: {d:?} is not a domain"));
         }
     }
@@ -163,34 +175,30 @@ impl FromEnv for CreateUserConfig {
         // Names, or group ARNs as the template passes them (the role is
         // scoped to the ARNs); a ticket names groups by name.
         let groups = env.list("ALLOWED_GROUPS").into_iter().map(|g| group_name(&g).to_owned()).collect();
-        let managed_policies = env.list("ALLOWED_MANAGED_POLICIES");
+        let managed_policies = env.list("ALLOWED_MANAGED_POLICIES").iter().filter_map(|a| env.policy_arn(a)).collect();
         // The fence is the only boundary: no other can be named or copied.
         let default_boundary = env.required("DEFAULT_BOUNDARY");
-        let boundaries = BTreeSet::from([default_boundary.clone()]);
+        let default_boundary = (!default_boundary.is_empty()).then(|| env.policy_arn(&default_boundary)).flatten();
         let email_domains = email_domains(&mut env);
         let (_, custom_password_prefix) = secret_prefixes(&mut env);
-        for arn in managed_policies.iter().chain(&boundaries) {
-            if !arn.starts_with("arn:aws") || !arn.contains(":policy/") {
-                env.problem(format!("{arn:?} is not a managed policy ARN"));
-            }
-        }
         let idempotency_ttl_secs = env.number("IDEMPOTENCY_TTL_DAYS", 365) * DAY;
-        let config = Self {
+        let concurrency = env.concurrency();
+        let config = default_boundary.map(|default_boundary| Self {
             table_name,
             next_queue_url,
             sender,
             allow: AllowList {
                 groups,
                 managed_policies,
-                boundaries,
+                boundaries: BTreeSet::from([default_boundary.clone()]),
                 default_boundary,
                 email_domains,
                 custom_password_prefix,
             },
             idempotency_ttl_secs,
-            concurrency: env.concurrency(),
-        };
-        env.finish(config)
+            concurrency,
+        });
+        env.finish_parsed(config)
     }
 }
 

@@ -5,10 +5,12 @@
 pub mod aws;
 pub mod config;
 pub mod error;
+pub mod handoff;
 pub mod idempotency;
 pub mod lambda;
 #[cfg(any(test, feature = "fakes"))]
 pub mod memory;
+pub mod names;
 pub mod password;
 pub mod ports;
 pub mod secret;

@@ -4,6 +4,7 @@
 //! be told to fail an operation to exercise error paths.
 
 use crate::error::{Error, Result};
+use crate::handoff::Onboarding;
 use crate::password::PasswordPolicy;
 use crate::ports::*;
 use crate::secret::{NewAccessKey, Sensitive};
@@ -101,18 +102,18 @@ impl Provisioning for MemoryDirectory {
         self.fault("CreateUser")?;
         lock(&self.calls).push(format!("CreateUser {}", user.user_name));
         let mut users = lock(&self.users);
-        if users.contains_key(&user.user_name) {
+        if users.contains_key(user.user_name.as_str()) {
             return Ok(Created::AlreadyExists);
         }
         let iam = IamUser {
-            user_name: user.user_name.clone(),
+            user_name: user.user_name.to_string(),
             path: user.path.clone(),
             arn: format!("arn:aws:iam::123456789012:user{}{}", user.path, user.user_name),
-            boundary: Some(user.boundary.clone()),
+            boundary: Some(user.boundary.to_string()),
             tags: user.tags.clone(),
         };
-        let perms = Permissions { boundary: Some(user.boundary.clone()), ..Default::default() };
-        users.insert(user.user_name.clone(), (iam, perms));
+        let perms = Permissions { boundary: Some(user.boundary.to_string()), ..Default::default() };
+        users.insert(user.user_name.to_string(), (iam, perms));
         Ok(Created::Created)
     }
 
@@ -414,14 +415,15 @@ impl IdempotencyStore for MemoryIdempotency {
 #[derive(Debug, Default)]
 pub struct MemoryStatus {
     records: Mutex<BTreeMap<(String, String), StatusRecord>>,
-    handoffs: Mutex<BTreeMap<(String, String), UserReady>>,
+    handoffs: Mutex<BTreeMap<(String, String), Onboarding>>,
     untrusted: Mutex<Vec<UntrustedMessage>>,
 }
 
 impl MemoryStatus {
     /// As create-user would have recorded it.
-    pub fn insert_handoff(&self, handoff: &UserReady) {
-        lock(&self.handoffs).insert((handoff.ticket_id.clone(), handoff.user_name.clone()), handoff.clone());
+    pub fn insert_handoff(&self, handoff: &Onboarding) {
+        let key = (handoff.ticket_id.to_string(), handoff.user.user_name.to_string());
+        lock(&self.handoffs).insert(key, handoff.clone());
     }
 }
 
@@ -446,7 +448,7 @@ impl StatusStore for MemoryStatus {
         Ok(())
     }
 
-    async fn create_all(&self, records: &[StatusRecord], handoffs: &[UserReady]) -> Result<()> {
+    async fn create_all(&self, records: &[StatusRecord], handoffs: &[Onboarding]) -> Result<()> {
         for r in records {
             self.record(r).await?;
         }
@@ -465,7 +467,7 @@ impl StatusStore for MemoryStatus {
         Ok(())
     }
 
-    async fn handoff(&self, ticket_id: &str, user_name: &str) -> Result<Option<UserReady>> {
+    async fn handoff(&self, ticket_id: &str, user_name: &str) -> Result<Option<Onboarding>> {
         Ok(lock(&self.handoffs).get(&(ticket_id.to_owned(), user_name.to_owned())).cloned())
     }
 }
@@ -549,4 +551,38 @@ impl Clock for FixedClock {
     fn now(&self) -> u64 {
         self.0.load(std::sync::atomic::Ordering::SeqCst)
     }
+}
+
+/// The allow-list the stages' unit tests run under: the addresses of
+/// `example.com`, a few groups and AWS managed policies, the fence.
+pub fn test_allow_list() -> crate::config::AllowList {
+    let arn = |s: &str| crate::names::PolicyArn::parse(s).expect("policy ARN");
+    let fence = arn("arn:aws:iam::123456789012:policy/iam-provisioner-user-boundary");
+    crate::config::AllowList {
+        groups: ["Developers", "Power_Users", "ReadOnly"].map(String::from).into(),
+        managed_policies: [
+            arn("arn:aws:iam::aws:policy/ReadOnlyAccess"),
+            arn("arn:aws:iam::aws:policy/PowerUserAccess"),
+        ]
+        .into(),
+        boundaries: [fence.clone()].into(),
+        default_boundary: fence,
+        email_domains: ["example.com".to_owned()].into(),
+        custom_password_prefix: crate::config::DEFAULT_CUSTOM_PASSWORD_PREFIX.into(),
+    }
+}
+
+/// The hand-offs create-user sends for `ticket` (bare, as JSON), built the
+/// way it builds them (parsed, validated, `Onboarding::accepted`): the
+/// stages' tests start from the real message, so a new ticket field reaches
+/// them without an edit. Panics on a ticket the rules refuse.
+pub fn accepted(ticket: serde_json::Value) -> Vec<Onboarding> {
+    let ticket = crate::ticket::parse_value(ticket).expect("a ticket");
+    let accepted = crate::ticket::validate(&ticket, &test_allow_list()).expect("a ticket the rules accept");
+    let users: Vec<_> = accepted.users.iter().map(|p| p.user_name.clone()).collect();
+    accepted
+        .users
+        .iter()
+        .map(|p| Onboarding::accepted(&accepted.ticket_id, &accepted.requested_by, p, &users))
+        .collect()
 }

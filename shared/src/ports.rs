@@ -6,6 +6,7 @@
 //! `async fn`s while the Lambda runtime still gets `Send` futures.
 
 use crate::error::Result;
+use crate::handoff::Onboarding;
 use crate::password::PasswordPolicy;
 use crate::secret::{NewAccessKey, Sensitive};
 use serde::{Deserialize, Serialize};
@@ -14,9 +15,9 @@ use std::future::Future;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewUser {
-    pub user_name: String,
+    pub user_name: crate::names::UserName,
     pub path: String,
-    pub boundary: String,
+    pub boundary: crate::names::PolicyArn,
     pub tags: BTreeMap<String, String>,
 }
 
@@ -268,13 +269,13 @@ pub trait StatusStore: Send + Sync {
     ///
     /// With them, the hand-off each accepted user will get: the record
     /// issue-credentials and notify-user check every message against.
-    fn create_all(&self, records: &[StatusRecord], handoffs: &[UserReady]) -> impl Future<Output = Result<()>> + Send;
+    fn create_all(&self, records: &[StatusRecord], handoffs: &[Onboarding]) -> impl Future<Output = Result<()>> + Send;
     fn for_ticket(&self, ticket_id: &str) -> impl Future<Output = Result<Vec<StatusRecord>>> + Send;
     /// Withdraws the hand-off of a user refused after it was accepted, so no
     /// message (a replay, an operator's) can get it credentials.
     fn revoke_handoff(&self, ticket_id: &str, user_name: &str) -> impl Future<Output = Result<()>> + Send;
     /// The hand-off create-user recorded for this (ticket, user), if any.
-    fn handoff(&self, ticket_id: &str, user_name: &str) -> impl Future<Output = Result<Option<UserReady>>> + Send;
+    fn handoff(&self, ticket_id: &str, user_name: &str) -> impl Future<Output = Result<Option<Onboarding>>> + Send;
 }
 
 /// A message a stage would not act on: it matched none of the pipeline's
@@ -297,107 +298,6 @@ pub trait UntrustedLog: Send + Sync {
     fn record_untrusted(&self, message: &UntrustedMessage) -> impl Future<Output = Result<()>> + Send;
     /// Every untrusted message `stage` recorded.
     fn untrusted(&self, stage: &str) -> impl Future<Output = Result<Vec<UntrustedMessage>>> + Send;
-}
-
-/// What one stage hands the next about one user. Never a secret: at most the
-/// ARN of the secret that holds one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UserReady {
-    pub ticket_id: String,
-    pub requested_by: String,
-    pub user_name: String,
-    pub email: String,
-    pub console: bool,
-    pub programmatic: bool,
-    pub console_password: Option<crate::ticket::ConsolePassword>,
-    pub require_password_reset: bool,
-    /// The full set of users of the ticket, so a later stage knows when the
-    /// ticket is settled without another lookup. Empty for a rotation.
-    pub ticket_users: Vec<String>,
-    /// A rotation: issue a successor to this access key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rotate: Option<Replaced>,
-}
-
-impl UserReady {
-    /// The hand-off rotate-keys sends for a successor to `old`: the key's
-    /// owner (from the ledger), programmatic access only, no ticket.
-    pub fn rotation(user_name: &str, email: &str, requested_by: &str, old: Replaced) -> Self {
-        Self {
-            ticket_id: rotation_ticket_id(&old.access_key_id),
-            requested_by: requested_by.to_owned(),
-            user_name: user_name.to_owned(),
-            email: email.to_owned(),
-            console: false,
-            programmatic: true,
-            console_password: None,
-            require_password_reset: false,
-            ticket_users: vec![],
-            rotate: Some(old),
-        }
-    }
-}
-
-impl UserReady {
-    /// The rotation hand-off the key ledger holds for `old_key` of the
-    /// ledger's user: only where rotate-keys recorded that it ordered one
-    /// (`rotation_deadline`), with the owner's address from the ledger.
-    pub fn recorded_rotation(ledger: &[KeyRecord], old_key: &str, requested_by: &str) -> Option<Self> {
-        let key = ledger.iter().find(|k| k.access_key_id == old_key)?;
-        let old = Replaced { access_key_id: key.access_key_id.clone(), deactivated_after: key.rotation_deadline? };
-        Some(Self::rotation(&key.user_name, &key.email, requested_by, old))
-    }
-}
-
-/// The id a rotation's records are filed under.
-pub fn rotation_ticket_id(access_key_id: &str) -> String {
-    format!("rotation:{access_key_id}")
-}
-
-impl CredentialsReady {
-    /// What issue-credentials hands on for `ready` once the secret is stored.
-    pub fn after(ready: &UserReady, secret_arn: &str, secret_name: &str) -> Self {
-        Self {
-            ticket_id: ready.ticket_id.clone(),
-            requested_by: ready.requested_by.clone(),
-            user_name: ready.user_name.clone(),
-            email: ready.email.clone(),
-            console: ready.console,
-            programmatic: ready.programmatic,
-            require_password_reset: ready.require_password_reset,
-            secret_arn: secret_arn.to_owned(),
-            secret_name: secret_name.to_owned(),
-            ticket_users: ready.ticket_users.clone(),
-            replaces: ready.rotate.clone(),
-        }
-    }
-}
-
-/// What issue-credentials hands notify-user: the secret's ARN, never its value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CredentialsReady {
-    pub ticket_id: String,
-    pub requested_by: String,
-    pub user_name: String,
-    pub email: String,
-    pub console: bool,
-    pub programmatic: bool,
-    pub require_password_reset: bool,
-    pub secret_arn: String,
-    pub secret_name: String,
-    pub ticket_users: Vec<String>,
-    /// A rotation: the key the new one replaces, and when it stops working.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub replaces: Option<Replaced>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Replaced {
-    pub access_key_id: String,
-    pub deactivated_after: u64,
 }
 
 /// Hands work to the next stage (its SQS queue).

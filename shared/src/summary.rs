@@ -3,22 +3,19 @@
 //! user sends it; the idempotency record makes "whichever" exactly one.
 
 use crate::error::Result;
+use crate::handoff::Onboarding;
 use crate::idempotency::{self, payload_hash, Window};
 use crate::ports::{Email, IdempotencyStore, Mailer, Stage, StatusStore};
 use crate::text::html_escape;
 
-pub struct TicketRef<'a> {
-    pub ticket_id: &'a str,
-    pub requested_by: &'a str,
-    pub users: &'a [String],
-}
-
+/// `ticket` is any user's hand-off of the ticket: each carries the whole
+/// list of the ticket's users.
 pub async fn send_if_settled<S, I, M>(
     status: &S,
     idempotency: &I,
     mailer: &M,
     sender: &str,
-    ticket: TicketRef<'_>,
+    ticket: &Onboarding,
     window: Window,
 ) -> Result<()>
 where
@@ -26,31 +23,30 @@ where
     I: IdempotencyStore,
     M: Mailer,
 {
-    if ticket.users.is_empty() {
-        // A rotation, not a ticket: nobody is waiting for a summary.
-        return Ok(());
-    }
-    let records = status.for_ticket(ticket.ticket_id).await?;
+    let records = status.for_ticket(&ticket.ticket_id).await?;
     let mut ready = Vec::new();
     let mut refused = Vec::new();
-    for user in ticket.users {
-        match records.iter().find(|r| &r.user_name == user) {
-            Some(r) if r.stage == Stage::Notified => ready.push(user.clone()),
-            Some(r) if r.stage == Stage::Failed => refused.push((user.clone(), r.reason.clone().unwrap_or_default())),
+    for user in &ticket.ticket_users {
+        match records.iter().find(|r| r.user_name == user.as_str()) {
+            Some(r) if r.stage == Stage::Notified => ready.push(user.to_string()),
+            Some(r) if r.stage == Stage::Failed => {
+                refused.push((user.to_string(), r.reason.clone().unwrap_or_default()))
+            }
             _ => return Ok(()),
         }
     }
-    let email = summary_email(ticket.ticket_id, ticket.requested_by, &ready, &refused);
-    let key = idempotency::Key::summary(ticket.ticket_id);
-    let sent =
-        idempotency::once(idempotency, &key, &payload_hash(&ticket.users)?, window, || mailer.send(sender, &email))
-            .await;
+    let email = summary_email(&ticket.ticket_id, &ticket.requested_by, &ready, &refused);
+    let key = idempotency::Key::summary(&ticket.ticket_id);
+    let sent = idempotency::once(idempotency, &key, &payload_hash(&ticket.ticket_users)?, window, || {
+        mailer.send(sender, &email)
+    })
+    .await;
     match sent {
         // Two last users settled at once, and the other one is sending it.
         // Its own message is not done until the email is out (or goes back
         // to the queue and tries again), so this one need not wait for it.
         Err(crate::Error::InProgress(_)) => {
-            tracing::info!(ticket_id = ticket.ticket_id, "summary being sent by another invocation");
+            tracing::info!(ticket_id = %ticket.ticket_id, "summary being sent by another invocation");
             Ok(())
         }
         other => other.map(drop),
@@ -93,12 +89,17 @@ mod tests {
     #[tokio::test]
     async fn last_two_users_settling_at_once_send_one_summary_and_neither_is_retried() {
         let (status, idem, mailer) = (MemoryStatus::default(), MemoryIdempotency::default(), MemoryMailer::default());
-        let users = ["a".to_owned(), "b".to_owned()];
-        for u in &users {
+        let users = ["a", "b"];
+        for u in users {
             status.record(&StatusRecord::new("T-1", u, Stage::Notified, None, 1)).await.unwrap();
         }
         let window = Window::new(100, 160, 3600);
-        let ticket = || TicketRef { ticket_id: "T-1", requested_by: "req@example.com", users: &users };
+        let handoffs = crate::memory::accepted(serde_json::json!({
+            "ticket_id": "T-1", "requested_by": "req@example.com",
+            "users": users.map(|u| serde_json::json!({"user_name": u, "email": format!("{u}@example.com"),
+                "access": {"programmatic": true}}))
+        }));
+        let ticket = || &handoffs[0];
         // The other user's invocation holds the summary's lease, mid-send.
         let hash = payload_hash(&users).unwrap();
         assert_eq!(idem.claim("summary#T-1", &hash, 100, 160, 3600).await.unwrap(), crate::ports::Claim::Acquired);

@@ -5,6 +5,7 @@
 
 use crate::config::AllowList;
 use crate::error::Refusal;
+use crate::names::{Email, PolicyArn, TicketId, UserName};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -118,24 +119,37 @@ pub fn parse_value(value: serde_json::Value) -> Result<Ticket, Refusal> {
 }
 
 /// The ticket id of a body that may not parse, for recording the refusal.
-pub fn best_effort_ticket_id(body: &str) -> Option<String> {
+pub fn best_effort_ticket_id(body: &str) -> Option<TicketId> {
     let v: serde_json::Value = serde_json::from_str(body).ok()?;
-    let id = v.get("detail").unwrap_or(&v).get("ticket_id")?.as_str()?;
-    valid_ticket_id(id).then(|| id.to_owned())
+    TicketId::parse(v.get("detail").unwrap_or(&v).get("ticket_id")?.as_str()?).ok()
 }
 
-pub fn best_effort_requester(body: &str) -> Option<String> {
+/// The requester of a ticket that may not parse (or not pass), for telling
+/// them why: only an address the deployment writes to.
+pub fn best_effort_requester(body: &str, domains: &BTreeSet<String>) -> Option<Email> {
     let v: serde_json::Value = serde_json::from_str(body).ok()?;
-    let r = v.get("detail").unwrap_or(&v).get("requested_by")?.as_str()?;
-    plausible_email(r).then(|| r.to_owned())
+    requester(v.get("detail").unwrap_or(&v).get("requested_by")?.as_str()?, domains)
+}
+
+/// `requested_by` as an address the deployment may write to, if it is one.
+pub fn requester(requested_by: &str, domains: &BTreeSet<String>) -> Option<Email> {
+    Email::parse(requested_by).ok().filter(|e| e.in_domains(domains))
+}
+
+/// A ticket that passed every rule that needs no AWS call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accepted {
+    pub ticket_id: TicketId,
+    pub requested_by: Email,
+    pub users: Vec<UserPlan>,
 }
 
 /// One user as the pipeline will create them: every default applied, every
 /// permission resolved against the allow-list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserPlan {
-    pub user_name: String,
-    pub email: String,
+    pub user_name: UserName,
+    pub email: Email,
     pub path: String,
     pub console: bool,
     pub programmatic: bool,
@@ -143,49 +157,15 @@ pub struct UserPlan {
     pub require_password_reset: bool,
     pub permissions: PermissionSource,
     /// `None` until resolved: a copy takes the source user's boundary.
-    pub boundary: Option<String>,
+    pub boundary: Option<PolicyArn>,
     /// The ticket's tags plus the pipeline's own.
     pub tags: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum PermissionSource {
-    Direct { groups: Vec<String>, managed_policies: Vec<String> },
-    CopyFrom(String),
-}
-
-pub fn valid_ticket_id(s: &str) -> bool {
-    (1..=128).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:/".contains(c))
-}
-
-/// IAM's user-name rule: `[\w+=,.@-]{1,64}` with `\w` ASCII only, which also
-/// keeps Unicode look-alikes out.
-pub fn valid_user_name(s: &str) -> bool {
-    (1..=64).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
-}
-
-/// Deliberately plain: one `@`, a local part of printable ASCII without
-/// quoting, a domain of dot-separated LDH labels with at least one dot.
-pub fn plausible_email(s: &str) -> bool {
-    let Some((local, domain)) = s.split_once('@') else {
-        return false;
-    };
-    let local_ok = (1..=64).contains(&local.len())
-        && !local.starts_with('.')
-        && !local.ends_with('.')
-        && !local.contains("..")
-        && local.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c));
-    let labels: Vec<&str> = domain.split('.').collect();
-    let domain_ok = s.len() <= 254
-        && labels.len() >= 2
-        && labels.iter().all(|l| {
-            (1..=63).contains(&l.len())
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        })
-        && labels.last().is_some_and(|tld| tld.chars().all(|c| c.is_ascii_alphabetic()) && tld.len() >= 2);
-    local_ok && domain_ok
+    Direct { groups: Vec<String>, managed_policies: Vec<PolicyArn> },
+    CopyFrom(UserName),
 }
 
 /// Whether a secret name is exactly `<prefix><user_name>`, as named, or as
@@ -196,19 +176,6 @@ fn names_secret(secret: &str, prefix: &str, user_name: &str) -> bool {
     };
     rest.is_empty()
         || rest.strip_prefix('-').is_some_and(|s| s.len() == 6 && s.bytes().all(|b| b.is_ascii_alphanumeric()))
-}
-
-/// Whether the address's domain is one of `domains` (lower case), exactly:
-/// a subdomain is another domain.
-pub fn in_domains(email: &str, domains: &BTreeSet<String>) -> bool {
-    email.rsplit_once('@').is_some_and(|(_, d)| domains.contains(d))
-}
-
-/// The IAM condition `ses:Recipients` (StringLike `*@domain`) is case
-/// sensitive: an address whose domain is not in lower case would pass here
-/// and be refused by IAM after its credentials were issued.
-fn has_upper_domain(email: &str) -> bool {
-    email.rsplit_once('@').is_some_and(|(_, d)| d.bytes().any(|b| b.is_ascii_uppercase()))
 }
 
 /// The secret name of a Secrets Manager secret ARN
@@ -244,22 +211,24 @@ fn valid_tag_chars(s: &str) -> bool {
 
 /// Applies every rule of CONTRACT.md that needs no AWS call. Returns the
 /// plans, or every refusal at once so the requester fixes the ticket in one go.
-pub fn validate(ticket: &Ticket, allow: &AllowList) -> Result<Vec<UserPlan>, Vec<Refusal>> {
+pub fn validate(ticket: &Ticket, allow: &AllowList) -> Result<Accepted, Vec<Refusal>> {
     let mut refusals = Vec::new();
-    if !valid_ticket_id(&ticket.ticket_id) {
-        refusals.push(Refusal::ticket("ticket_id", "must be 1 to 128 characters of letters, digits and - _ . : /"));
-    }
-    if !plausible_email(&ticket.requested_by) {
-        refusals.push(Refusal::ticket("requested_by", "is not a plausible email address"));
-    } else if has_upper_domain(&ticket.requested_by) {
-        refusals
-            .push(Refusal::ticket("requested_by", "write the domain in lower case (SES and IAM compare it exactly)"));
-    } else if !in_domains(&ticket.requested_by, &allow.email_domains) {
-        refusals.push(Refusal::ticket(
-            "requested_by",
-            format!("is not in a domain this deployment writes to ({})", list(&allow.email_domains)),
-        ));
-    }
+    let ticket_id =
+        TicketId::parse(&ticket.ticket_id).map_err(|rule| refusals.push(Refusal::ticket("ticket_id", rule)));
+    let requested_by = match Email::parse(&ticket.requested_by) {
+        Ok(e) if e.in_domains(&allow.email_domains) => Some(e),
+        Ok(_) => {
+            refusals.push(Refusal::ticket(
+                "requested_by",
+                format!("is not in a domain this deployment writes to ({})", list(&allow.email_domains)),
+            ));
+            None
+        }
+        Err(rule) => {
+            refusals.push(Refusal::ticket("requested_by", rule));
+            None
+        }
+    };
     if ticket.users.is_empty() || ticket.users.len() > MAX_USERS {
         refusals.push(Refusal::ticket(
             "users",
@@ -268,7 +237,7 @@ pub fn validate(ticket: &Ticket, allow: &AllowList) -> Result<Vec<UserPlan>, Vec
     }
     let mut seen: BTreeMap<String, &str> = BTreeMap::new();
     for u in &ticket.users {
-        if let Some(first) = seen.insert(u.user_name.to_lowercase(), &u.user_name) {
+        if let Some(first) = seen.insert(u.user_name.to_ascii_lowercase(), &u.user_name) {
             refusals.push(Refusal::user(
                 &u.user_name,
                 "user_name",
@@ -285,10 +254,11 @@ pub fn validate(ticket: &Ticket, allow: &AllowList) -> Result<Vec<UserPlan>, Vec
         .enumerate()
         .filter_map(|(i, u)| validate_user(i, u, &ticket.ticket_id, allow, &mut refusals))
         .collect();
-    if refusals.is_empty() {
-        Ok(plans)
-    } else {
-        Err(refusals)
+    match (ticket_id, requested_by) {
+        (Ok(ticket_id), Some(requested_by)) if refusals.is_empty() => {
+            Ok(Accepted { ticket_id, requested_by, users: plans })
+        }
+        _ => Err(refusals),
     }
 }
 
@@ -304,23 +274,25 @@ fn validate_user(
     let at = |field: &str| format!("users[{i}].{field}");
     let mut refuse = |field: &str, rule: String| refusals.push(Refusal::user(name, at(field), rule));
 
-    if !valid_user_name(name) {
-        refuse("user_name", format!("{name:?} must be 1 to 64 characters of ASCII letters, digits and + = , . @ _ -"));
-    }
-    if !plausible_email(&u.email) {
-        refuse("email", format!("{:?} is not a plausible email address", u.email));
-    } else if has_upper_domain(&u.email) {
-        refuse("email", format!("{:?}: write the domain in lower case (SES and IAM compare it exactly)", u.email));
-    } else if !in_domains(&u.email, &allow.email_domains) {
-        refuse(
-            "email",
-            format!(
-                "{:?} is not in a domain this deployment sends credentials to ({})",
-                u.email,
-                list(&allow.email_domains)
-            ),
-        );
-    }
+    let user_name = UserName::parse(name).map_err(|rule| refuse("user_name", rule)).ok();
+    let email = match Email::parse(&u.email) {
+        Ok(e) if e.in_domains(&allow.email_domains) => Some(e),
+        Ok(_) => {
+            refuse(
+                "email",
+                format!(
+                    "{:?} is not in a domain this deployment sends credentials to ({})",
+                    u.email,
+                    list(&allow.email_domains)
+                ),
+            );
+            None
+        }
+        Err(rule) => {
+            refuse("email", rule);
+            None
+        }
+    };
     if !u.access.console && !u.access.programmatic {
         refuse("access", "at least one of console or programmatic must be true".into());
     }
@@ -372,11 +344,16 @@ fn validate_user(
     for g in groups.iter().filter(|g| !allow.groups.contains(*g)) {
         refuse("groups", format!("group {g:?} is not on this deployment's allow-list ({})", list(&allow.groups)));
     }
-    for p in policies.iter().filter(|p| !allow.managed_policies.contains(*p)) {
-        refuse(
-            "managed_policies",
-            format!("policy {p:?} is not on this deployment's allow-list ({})", list(&allow.managed_policies)),
-        );
+    // Whatever is on the allow-list was parsed as a policy ARN with it.
+    let mut allowed_policies = Vec::new();
+    for p in &policies {
+        match allow.managed_policies.get(p.as_str()) {
+            Some(arn) => allowed_policies.push(arn.clone()),
+            None => refuse(
+                "managed_policies",
+                format!("policy {p:?} is not on this deployment's allow-list ({})", list(&allow.managed_policies)),
+            ),
+        }
     }
     let permissions = match &u.copy_permissions_from {
         Some(source) if !groups.is_empty() || !policies.is_empty() => {
@@ -384,31 +361,35 @@ fn validate_user(
                 "copy_permissions_from",
                 format!("copying from {source:?} cannot be combined with groups or managed_policies; the console offers one or the other"),
             );
-            PermissionSource::CopyFrom(source.clone())
-        }
-        Some(source) if !valid_user_name(source) => {
-            refuse("copy_permissions_from", format!("{source:?} is not a valid IAM user name"));
-            PermissionSource::CopyFrom(source.clone())
-        }
-        Some(source) if source.eq_ignore_ascii_case(name) => {
-            refuse("copy_permissions_from", "a user cannot copy permissions from itself".into());
-            PermissionSource::CopyFrom(source.clone())
-        }
-        Some(source) => PermissionSource::CopyFrom(source.clone()),
-        None => PermissionSource::Direct { groups, managed_policies: policies },
-    };
-    let boundary = match (&u.permissions_boundary, &permissions) {
-        (Some(b), _) if !allow.boundaries.contains(b) => {
-            refuse(
-                "permissions_boundary",
-                format!("{b:?} is not on this deployment's allow-list of boundaries ({})", list(&allow.boundaries)),
-            );
             None
         }
-        (Some(b), _) => Some(b.clone()),
+        Some(source) => match UserName::parse(source) {
+            Err(_) => {
+                refuse("copy_permissions_from", format!("{source:?} is not a valid IAM user name"));
+                None
+            }
+            Ok(source) if source.eq_ignore_ascii_case(name) => {
+                refuse("copy_permissions_from", "a user cannot copy permissions from itself".into());
+                None
+            }
+            Ok(source) => Some(PermissionSource::CopyFrom(source)),
+        },
+        None => Some(PermissionSource::Direct { groups, managed_policies: allowed_policies }),
+    };
+    let boundary = match (&u.permissions_boundary, &permissions) {
+        (Some(b), _) => match allow.boundaries.get(b.as_str()) {
+            Some(b) => Some(b.clone()),
+            None => {
+                refuse(
+                    "permissions_boundary",
+                    format!("{b:?} is not on this deployment's allow-list of boundaries ({})", list(&allow.boundaries)),
+                );
+                None
+            }
+        },
         // The copy's boundary comes from the source user, resolved against IAM.
-        (None, PermissionSource::CopyFrom(_)) => None,
-        (None, PermissionSource::Direct { .. }) => Some(allow.default_boundary.clone()),
+        (None, Some(PermissionSource::CopyFrom(_))) => None,
+        (None, _) => Some(allow.default_boundary.clone()),
     };
 
     if u.tags.len() + OWN_TAGS > MAX_TAGS {
@@ -442,6 +423,9 @@ fn validate_user(
         }
     }
 
+    let (Some(user_name), Some(email), Some(permissions)) = (user_name, email, permissions) else {
+        return None;
+    };
     if refusals.len() > before {
         return None;
     }
@@ -449,8 +433,8 @@ fn validate_user(
     tags.insert(MANAGED_TAG.into(), "true".into());
     tags.insert(TICKET_TAG.into(), ticket_id.into());
     Some(UserPlan {
-        user_name: name.clone(),
-        email: u.email.clone(),
+        user_name,
+        email,
         path,
         console: u.access.console,
         programmatic: u.access.programmatic,
@@ -462,10 +446,10 @@ fn validate_user(
     })
 }
 
-fn list(set: &BTreeSet<String>) -> String {
+fn list<T: AsRef<str>>(set: &BTreeSet<T>) -> String {
     if set.is_empty() {
         "nothing is allowed".into()
     } else {
-        set.iter().cloned().collect::<Vec<_>>().join(", ")
+        set.iter().map(AsRef::as_ref).collect::<Vec<_>>().join(", ")
     }
 }

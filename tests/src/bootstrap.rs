@@ -7,6 +7,7 @@ use shared::config::{
     AllowList, CreateUserConfig, EnvReader, FromEnv, IssueCredentialsConfig, NotifyUserConfig, RotateKeysConfig,
     CHANGE_PASSWORD_POLICY, DAY, DEFAULT_CUSTOM_PASSWORD_PREFIX, DEFAULT_SECRET_PREFIX,
 };
+use shared::names::PolicyArn;
 use std::collections::BTreeSet;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -60,7 +61,8 @@ impl Settings {
             s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect::<BTreeSet<_>>()
         };
         // The fence this deployment creates is every user's boundary.
-        let default_boundary = format!("arn:aws:iam::{ACCOUNT}:policy/{prefix}user-boundary");
+        let default_boundary = PolicyArn::parse(&format!("arn:aws:iam::{ACCOUNT}:policy/{prefix}user-boundary"))
+            .unwrap_or_else(|e| panic!("the fence's ARN from the prefix {prefix:?}: {e}"));
         let name = prefix.trim_end_matches('-');
         let custom_password_prefix = env.optional("CUSTOM_PASSWORD_PREFIX", DEFAULT_CUSTOM_PASSWORD_PREFIX);
         let kms = env.optional("SECRETS_KMS_KEY_ID", &format!("arn:aws:kms:{}:{ACCOUNT}:alias/{name}", crate::REGION));
@@ -76,7 +78,10 @@ impl Settings {
                 managed_policies: set(env.optional(
                     "ALLOWED_MANAGED_POLICIES",
                     &format!("{POLICY_READ_ONLY},{POLICY_POWER_USER},{POLICY_CHANGE_PASSWORD}"),
-                )),
+                ))
+                .iter()
+                .map(|a| PolicyArn::parse(a).unwrap_or_else(|e| panic!("ALLOWED_MANAGED_POLICIES: {e}")))
+                .collect(),
                 boundaries: BTreeSet::from([default_boundary.clone()]),
                 default_boundary,
                 email_domains: set(env.optional("ALLOWED_EMAIL_DOMAINS", "example.com,corp.example"))
@@ -143,13 +148,15 @@ impl Environment {
             ("ALLOWED_EMAIL_DOMAINS", s.allow.email_domains.iter().cloned().collect::<Vec<_>>().join(",")),
             ("SECRET_PREFIX", s.secret_prefix.clone()),
         ];
-        let join = |set: &std::collections::BTreeSet<String>| set.iter().cloned().collect::<Vec<_>>().join(",");
+        fn join<T: AsRef<str>>(set: &std::collections::BTreeSet<T>) -> String {
+            set.iter().map(AsRef::as_ref).collect::<Vec<_>>().join(",")
+        }
         match function {
             "create-user" => vars.extend([
                 ("NEXT_QUEUE_URL", self.issue_credentials_queue.clone()),
                 ("ALLOWED_GROUPS", join(&s.allow.groups)),
                 ("ALLOWED_MANAGED_POLICIES", join(&s.allow.managed_policies)),
-                ("DEFAULT_BOUNDARY", s.allow.default_boundary.clone()),
+                ("DEFAULT_BOUNDARY", s.allow.default_boundary.to_string()),
                 ("CUSTOM_PASSWORD_PREFIX", s.custom_password_prefix.clone()),
             ]),
             "issue-credentials" => vars.extend([

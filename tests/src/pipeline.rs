@@ -11,7 +11,8 @@ use shared::aws::{
     DynamoIdempotency, DynamoLedger, DynamoStatus, IamDirectory, SecretsManagerStore, SesMailer, SqsPublisher,
     StateTable,
 };
-use shared::ports::{Clock, Email, Mailer, SystemClock, UserReady};
+use shared::handoff::UserReady;
+use shared::ports::{Clock, Email, Mailer, SystemClock};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::sync::Mutex;

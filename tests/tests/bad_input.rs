@@ -45,9 +45,7 @@ async fn account(h: &Harness) -> BTreeMap<String, String> {
 /// The requester the pipeline may write to: a plausible address in the
 /// deployment's domains.
 fn requester(body: &str, domains: &std::collections::BTreeSet<String>) -> Option<String> {
-    let v: Value = serde_json::from_str(body).ok()?;
-    let r = v.get("detail").unwrap_or(&v).get("requested_by")?.as_str()?.to_owned();
-    (shared::ticket::plausible_email(&r) && shared::ticket::in_domains(&r, domains)).then_some(r)
+    shared::ticket::best_effort_requester(body, domains).map(String::from)
 }
 
 #[tokio::test]
@@ -126,7 +124,8 @@ async fn every_bad_ticket_is_refused_with_its_reason_and_changes_nothing() {
         let to: Vec<String> = serde_json::from_value(m.destinations["ToAddresses"].clone()).unwrap_or_default();
         assert!(!to.is_empty(), "an email without recipients: {:?}", m.destinations);
         for address in to {
-            assert!(shared::ticket::in_domains(&address, domains), "emailed {address}, outside {domains:?}");
+            let domain = address.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+            assert!(domains.contains(domain), "emailed {address}, outside {domains:?}");
         }
     }
     println!("bad-input corpus: {} tickets refused, {} requesters told, IAM unchanged", cases.len(), told.len());

@@ -99,8 +99,9 @@ async fn three_user_ticket_leaves_the_contracted_iam_state() {
 
     // The hand-off: one message per user, flags as asked, nothing secret.
     let mut handoffs = h.pipeline.take_handoffs().await.unwrap();
-    handoffs.sort_by(|a, b| a.user_name.cmp(&b.user_name));
-    let flags: Vec<_> = handoffs.iter().map(|r| (r.user_name.as_str(), r.console, r.programmatic)).collect();
+    handoffs.sort_by(|a, b| a.user_name().cmp(b.user_name()));
+    let flags: Vec<_> =
+        handoffs.iter().map(|r| (r.user_name().as_str(), r.access().console, r.access().programmatic)).collect();
     assert_eq!(flags, [(bot.as_str(), false, true), (emily.as_str(), true, true), (raj.as_str(), true, false)]);
 
     // DynamoDB: a status record per user, queryable by ticket id.

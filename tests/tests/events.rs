@@ -4,9 +4,8 @@
 #![recursion_limit = "256"]
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use shared::config::{
-    AllowList, CreateUserConfig, FromEnv, IssueCredentialsConfig, NotifyUserConfig, RotateKeysConfig,
-};
+use shared::config::{CreateUserConfig, FromEnv, IssueCredentialsConfig, NotifyUserConfig, RotateKeysConfig};
+use shared::handoff::{CredentialsReady, UserReady};
 use shared::memory::*;
 use shared::ports::*;
 use shared::ports::{KeyLedger, SecretStore, UntrustedLog};
@@ -40,21 +39,6 @@ fn managed_user(d: &MemoryDirectory, name: &str, ticket: &str) {
     d.insert(user, Permissions::default());
 }
 
-fn allow() -> AllowList {
-    AllowList {
-        groups: ["Developers", "Power_Users", "ReadOnly"].map(String::from).into(),
-        managed_policies: ["arn:aws:iam::aws:policy/ReadOnlyAccess", "arn:aws:iam::aws:policy/PowerUserAccess"]
-            .map(String::from)
-            .into(),
-        boundaries: [FENCE.to_owned()].into(),
-        default_boundary: FENCE.into(),
-        email_domains: ["example.com", "corp.example"].map(String::from).into(),
-        custom_password_prefix: shared::config::DEFAULT_CUSTOM_PASSWORD_PREFIX.into(),
-    }
-}
-
-const FENCE: &str = "arn:aws:iam::123456789012:policy/iam-provisioner-user-boundary";
-
 fn create_user_deps() -> CreateUser {
     create_user::Deps {
         directory: MemoryDirectory::default(),
@@ -67,7 +51,7 @@ fn create_user_deps() -> CreateUser {
             table_name: "t".into(),
             next_queue_url: "q".into(),
             sender: "iam-provisioner@example.com".into(),
-            allow: allow(),
+            allow: test_allow_list(),
             idempotency_ttl_secs: 86_400,
             concurrency: shared::config::DEFAULT_CONCURRENCY,
         },
@@ -96,7 +80,7 @@ async fn onboarding_ticket_and_create_user_sqs_event_create_the_three_users() {
             d.handle_event(read(event), LEASE).await.unwrap();
         }
         let handed: Vec<UserReady> = d.publisher.events();
-        let names: Vec<&str> = handed.iter().map(|u| u.user_name.as_str()).collect();
+        let names: Vec<&str> = handed.iter().map(|u| u.user_name().as_str()).collect();
         assert_eq!(names, ["emily.chen", "raj.patel", "ci-deployer"], "{event}");
         assert!(d.mailer.outbox().is_empty(), "{event}: nothing refused");
     }
@@ -126,7 +110,7 @@ async fn issue_credentials_event_issues_a_password_and_a_key() {
             concurrency: shared::config::DEFAULT_CONCURRENCY,
         },
     };
-    managed_user(&d.directory, &body.user_name, &body.ticket_id);
+    managed_user(&d.directory, body.user_name(), &body.records_id());
     let response = d.handle_sqs(event, LEASE).await;
     assert!(response.batch_item_failures.is_empty());
     assert!(d.status.untrusted("issue-credentials").await.unwrap().is_empty(), "the sample matches no record");
@@ -157,19 +141,19 @@ async fn notify_user_event_sends_the_three_emails() {
         },
     };
     let secret = shared::secret::UserSecret {
-        user_name: body.user_name.clone(),
+        user_name: body.ready.user_name().to_string(),
         console_sign_in_url: "https://123456789012.signin.aws.amazon.com/console".into(),
         password: Some(Sensitive::new("Example-Passw0rd-0123456")),
         access_key_id: Some("AKIAEXAMPLE".into()),
         secret_access_key: Some(Sensitive::new("example-secret")),
     };
     let value = Sensitive::new(serde_json::to_string(&secret).unwrap());
-    d.secrets.create(&body.secret_name, &value, &BTreeMap::new(), "v1", None).await.unwrap();
-    d.ledger.record_secret_version(&body.user_name, "v1").await.unwrap();
+    d.secrets.create(&body.secret.name, &value, &BTreeMap::new(), "v1", None).await.unwrap();
+    d.ledger.record_secret_version(body.ready.user_name(), "v1").await.unwrap();
     let response = d.handle_sqs(event, LEASE).await;
     assert!(response.batch_item_failures.is_empty());
     assert!(d.status.untrusted("notify-user").await.unwrap().is_empty(), "the sample matches no record");
-    assert_eq!(d.mailer.outbox().iter().filter(|e| e.to == body.email).count(), 3);
+    assert_eq!(d.mailer.outbox().iter().filter(|e| e.to == body.ready.user().email.as_str()).count(), 3);
 }
 
 #[tokio::test]

@@ -63,13 +63,19 @@ async fn a_forged_rotation_hand_off_creates_no_login_profile_and_mails_nobody() 
     assert_eq!(keys.len(), 1);
     let versions = secret_versions(&h, &name).await;
 
-    let forged = json!({
-        "ticket_id": format!("rotation:{}", keys[0]), "requested_by": MALLORY, "user_name": name,
-        "email": MALLORY, "console": true, "programmatic": true,
-        "console_password": {"mode": "autogenerate"}, "require_password_reset": false,
-        "ticket_users": [], "rotate": {"access_key_id": keys[0], "deactivated_after": 1}
-    });
-    h.pipeline.redeliver(&h.pipeline.env.issue_credentials_queue, &forged.to_string()).await.expect("send");
+    // A rotation nobody ordered, to the forger's address; and the user's
+    // own onboarding, claiming console access and the forger's address.
+    let forged = [
+        json!({"purpose": "rotation", "user": {"user_name": name, "email": MALLORY},
+               "replaces": {"access_key_id": keys[0], "deactivated_after": 1}}),
+        json!({"purpose": "onboarding", "ticket_id": id, "requested_by": MALLORY,
+               "user": {"user_name": name, "email": MALLORY}, "access": {"console": true, "programmatic": true},
+               "console_password": {"mode": "autogenerate"}, "require_password_reset": false,
+               "ticket_users": [name]}),
+    ];
+    for message in &forged {
+        h.pipeline.redeliver(&h.pipeline.env.issue_credentials_queue, &message.to_string()).await.expect("send");
+    }
     let drained = h.pipeline.drain().await.expect("drain");
 
     assert!(!has_login_profile(&h, &name).await, "a forged message gave a programmatic-only user a password");
@@ -78,7 +84,7 @@ async fn a_forged_rotation_hand_off_creates_no_login_profile_and_mails_nobody() 
     assert!(emails_to(&h, MALLORY).is_empty(), "the forger was emailed");
     // Dropped, not retried and not parked: recorded and alarmed instead.
     assert_eq!((drained.retried, drained.dead_lettered), (0, 0), "{drained:?}");
-    assert_eq!(untrusted(&h, "issue-credentials").await, 1);
+    assert_eq!(untrusted(&h, "issue-credentials").await, 2);
 }
 
 /// A console user's credentials exist; a message that claims another ticket
@@ -94,10 +100,11 @@ async fn a_forged_notify_message_mails_no_credentials() {
     let arn = secret_arn(&h, &name).await;
     for (ticket_id, secret_arn) in [(format!("FORGED-{s}"), arn.clone()), (id.clone(), arn)] {
         let forged = json!({
-            "ticket_id": ticket_id, "requested_by": MALLORY, "user_name": name, "email": MALLORY,
-            "console": true, "programmatic": false, "require_password_reset": false,
-            "secret_arn": secret_arn, "secret_name": format!("{}{name}", h.pipeline.env.settings.secret_prefix),
-            "ticket_users": [name]
+            "ready": {"purpose": "onboarding", "ticket_id": ticket_id, "requested_by": MALLORY,
+                      "user": {"user_name": name, "email": MALLORY}, "access": {"console": true, "programmatic": false},
+                      "console_password": {"mode": "autogenerate"}, "require_password_reset": false,
+                      "ticket_users": [name]},
+            "secret": {"arn": secret_arn, "name": format!("{}{name}", h.pipeline.env.settings.secret_prefix)}
         });
         h.pipeline.redeliver(&h.pipeline.env.notify_user_queue, &forged.to_string()).await.expect("send");
     }
@@ -201,9 +208,14 @@ async fn addresses_outside_the_allowed_domains_are_refused_before_any_write() {
 
 /// How many untrusted messages `stage` recorded (the alarm's other half is a
 /// log line; this is what an operator reads back).
+/// How many messages `stage` recorded as untrusted, each for what the
+/// records say: a forgery in the current message shape, not one the stage
+/// could not even read (which would prove nothing about the records).
 async fn untrusted(h: &Harness, stage: &str) -> usize {
-    shared::ports::UntrustedLog::untrusted(&h.pipeline.create_user.status, stage)
-        .await
-        .expect("untrusted records")
-        .len()
+    let found =
+        shared::ports::UntrustedLog::untrusted(&h.pipeline.create_user.status, stage).await.expect("untrusted records");
+    for m in &found {
+        assert!(!m.reason.contains("not a hand-off this stage takes"), "a forgery in an outdated shape: {}", m.reason);
+    }
+    found.len()
 }

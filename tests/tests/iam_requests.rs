@@ -39,7 +39,7 @@ async fn every_request_of_a_ticket_and_a_rotation_is_logged_by_stage() {
     let iam = aws_sdk_iam::Client::new(&direct);
     iam.create_user()
         .user_name("template.dev")
-        .permissions_boundary(&pipeline.env.settings.allow.default_boundary)
+        .permissions_boundary(pipeline.env.settings.allow.default_boundary.as_str())
         .send()
         .await
         .expect("template user");

@@ -15,7 +15,9 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use serde::{Deserialize, Serialize};
 use shared::config::CreateUserConfig;
 use shared::error::{Error, Refusal, Result};
+use shared::handoff::{Onboarding, UserReady};
 use shared::idempotency::{self, payload_hash, Key, Window};
+use shared::names::{Email, PolicyArn, TicketId, UserName};
 use shared::ports::*;
 use shared::text::html_escape;
 use shared::ticket::{self, PermissionSource, Ticket, UserPlan, MANAGED_TAG, TICKET_TAG};
@@ -50,12 +52,12 @@ pub struct TicketReport {
 #[derive(Debug, Clone, Default)]
 struct Grant {
     groups: Vec<String>,
-    managed_policies: Vec<String>,
+    managed_policies: Vec<PolicyArn>,
 }
 
 /// What became of one user of a ticket that passed.
 enum Provisioned {
-    Ready(UserReady),
+    Ready(Onboarding),
     /// Handed on by an earlier run of this ticket.
     HandedOn,
     /// Refused by an earlier run of this ticket, for these reasons.
@@ -64,24 +66,14 @@ enum Provisioned {
 
 struct Resolved {
     plan: UserPlan,
-    boundary: String,
+    boundary: PolicyArn,
     grant: Grant,
 }
 
-/// The id a ticket's status records are filed under (see `ticket_key`).
-pub fn record_id(ticket: &Ticket) -> Result<String> {
-    Ok(ticket_key(&ticket.ticket_id, &payload_hash(ticket)?))
-}
-
-/// The key records of a ticket live under. A ticket id that breaks its own
-/// rule (too long, odd characters) is replaced by a digest, so it cannot
-/// break the table's key limits either.
-fn ticket_key(ticket_id: &str, body_hash: &str) -> String {
-    if ticket::valid_ticket_id(ticket_id) {
-        ticket_id.to_owned()
-    } else {
-        format!("invalid-ticket-id:{}", &body_hash[..16])
-    }
+/// The id a ticket's status records are filed under: its own, or a digest
+/// of it for an id that breaks the rule (so it fits the table's keys).
+pub fn record_id(ticket: &Ticket) -> Result<TicketId> {
+    Ok(TicketId::of_ticket(&ticket.ticket_id, &payload_hash(ticket)?))
 }
 
 impl<D, I, S, P, M, C> Deps<D, I, S, P, M, C>
@@ -95,11 +87,6 @@ where
 {
     fn window(&self, lease_until: u64) -> Window {
         Window::new(self.clock.now(), lease_until, self.config.idempotency_ttl_secs)
-    }
-
-    /// Whether the pipeline may email this address at all.
-    fn writes_to(&self, address: &str) -> bool {
-        ticket::plausible_email(address) && ticket::in_domains(address, &self.config.allow.email_domains)
     }
 
     /// An SQS batch. A refused ticket is recorded, emailed and settled; any
@@ -132,7 +119,7 @@ where
             Err(refusal) => return self.refuse_unreadable(body, refusal, lease_until).await,
         };
         let hash = payload_hash(&ticket)?;
-        let key = ticket_key(&ticket.ticket_id, &hash);
+        let key = TicketId::of_ticket(&ticket.ticket_id, &hash);
         let window = self.window(lease_until);
         let run = idempotency::once(&self.idempotency, &Key::ticket(&key), &hash, window, || {
             self.run_ticket(&ticket, &key, window)
@@ -154,18 +141,18 @@ where
         }
     }
 
-    async fn run_ticket(&self, ticket: &Ticket, key: &str, window: Window) -> Result<TicketReport> {
-        let plans = match ticket::validate(ticket, &self.config.allow) {
-            Ok(plans) => plans,
+    async fn run_ticket(&self, ticket: &Ticket, key: &TicketId, window: Window) -> Result<TicketReport> {
+        let accepted = match ticket::validate(ticket, &self.config.allow) {
+            Ok(accepted) => accepted,
             Err(refusals) => return self.refuse_ticket(ticket, key, key, refusals, window, true).await,
         };
-        let (resolved, refusals) = self.resolve_against_iam(ticket, plans).await?;
+        let (resolved, refusals) = self.resolve_against_iam(ticket, accepted.users).await?;
         if !refusals.is_empty() {
             return self.refuse_ticket(ticket, key, key, refusals, window, true).await;
         }
 
-        let users: Vec<String> = resolved.iter().map(|r| r.plan.user_name.clone()).collect();
-        let mut report = TicketReport { ticket_id: key.to_owned(), ..Default::default() };
+        let users: Vec<UserName> = resolved.iter().map(|r| r.plan.user_name.clone()).collect();
+        let mut report = TicketReport { ticket_id: key.to_string(), ..Default::default() };
         // A run that takes over from one that died finds what it finished:
         // a user recorded past `accepted` was created and handed on (or
         // refused) already, and is not handed on again.
@@ -175,25 +162,27 @@ where
         // What each user is handed on with is fixed here, before any write,
         // and recorded with its first status: issue-credentials and
         // notify-user act only on messages that match it.
-        let handoffs: BTreeMap<&str, UserReady> =
-            resolved.iter().map(|r| (r.plan.user_name.as_str(), handoff(ticket, key, &r.plan, &users))).collect();
-        let fresh: Vec<&UserReady> = handoffs.values().filter(|h| !earlier.contains_key(&h.user_name)).collect();
-        let accepted: Vec<StatusRecord> =
-            fresh.iter().map(|h| StatusRecord::new(key, &h.user_name, Stage::Accepted, None, now)).collect();
-        let fresh: Vec<UserReady> = fresh.into_iter().cloned().collect();
-        self.status.create_all(&accepted, &fresh).await?;
+        let handoffs: BTreeMap<&str, Onboarding> = resolved
+            .iter()
+            .map(|r| (r.plan.user_name.as_str(), Onboarding::accepted(key, &accepted.requested_by, &r.plan, &users)))
+            .collect();
+        let fresh: Vec<Onboarding> =
+            handoffs.values().filter(|h| !earlier.contains_key(h.user.user_name.as_str())).cloned().collect();
+        let first: Vec<StatusRecord> =
+            fresh.iter().map(|h| StatusRecord::new(key, &h.user.user_name, Stage::Accepted, None, now)).collect();
+        self.status.create_all(&first, &fresh).await?;
         // Users are independent once the ticket has passed: a few at a time.
         let outcomes = shared::lambda::bounded(
             self.config.concurrency,
             resolved.iter().map(|r| async {
-                match earlier.get(&r.plan.user_name) {
+                match earlier.get(r.plan.user_name.as_str()) {
                     Some(done) if done.stage == Stage::Failed => {
                         Ok(Provisioned::Refused(done.reason.iter().cloned().collect()))
                     }
                     Some(done) if done.stage > Stage::Accepted => Ok(Provisioned::HandedOn),
                     _ => {
                         let ready = &handoffs[r.plan.user_name.as_str()];
-                        self.provision(ticket, key, r, ready).await.map(|()| Provisioned::Ready(ready.clone()))
+                        self.provision(ticket, key, r).await.map(|()| Provisioned::Ready(ready.clone()))
                     }
                 }
             }),
@@ -201,10 +190,10 @@ where
         .await;
         let (mut ready, mut settled, mut retry) = (Vec::new(), Vec::new(), None);
         for (r, outcome) in resolved.into_iter().zip(outcomes) {
-            let user_name = r.plan.user_name;
+            let user_name = r.plan.user_name.to_string();
             match outcome {
                 Ok(Provisioned::Ready(handoff)) => {
-                    ready.push(handoff);
+                    ready.push(UserReady::Onboarding(handoff));
                     settled.push(StatusRecord::new(key, &user_name, Stage::UserCreated, None, now));
                     report.created.push(user_name);
                 }
@@ -259,13 +248,13 @@ where
     ) -> Result<(Vec<Resolved>, Vec<Refusal>)> {
         let mut refusals = Vec::new();
         let existing: BTreeMap<String, String> =
-            self.directory.list_user_names().await?.into_iter().map(|n| (n.to_lowercase(), n)).collect();
+            self.directory.list_user_names().await?.into_iter().map(|n| (n.to_ascii_lowercase(), n)).collect();
         let mut resolved = Vec::new();
         for (i, plan) in plans.into_iter().enumerate() {
             let name = plan.user_name.clone();
             let before = refusals.len();
-            if let Some(taken) = existing.get(&name.to_lowercase()) {
-                if *taken != name {
+            if let Some(taken) = existing.get(&name.folded()) {
+                if taken != name.as_str() {
                     refusals.push(Refusal::user(&name, format!("users[{i}].user_name"), format!(
                         "user {taken:?} already exists; IAM user names are case-insensitive, so {name:?} cannot be created"
                     )));
@@ -303,9 +292,9 @@ where
         &self,
         i: usize,
         plan: &UserPlan,
-        source: &str,
+        source: &UserName,
         refusals: &mut Vec<Refusal>,
-    ) -> Result<(Option<String>, Grant)> {
+    ) -> Result<(Option<PolicyArn>, Grant)> {
         let name = &plan.user_name;
         let field = format!("users[{i}].copy_permissions_from");
         if self.directory.get_user(source).await?.is_none() {
@@ -321,12 +310,16 @@ where
                 format!("{source:?} is in group {g:?}, which is not on this deployment's allow-list"),
             ));
         }
-        for p in perms.managed_policies.iter().filter(|p| !allow.managed_policies.contains(*p)) {
-            refusals.push(Refusal::user(
-                name,
-                &field,
-                format!("{source:?} has policy {p:?} attached, which is not on this deployment's allow-list"),
-            ));
+        let mut managed_policies = Vec::new();
+        for p in &perms.managed_policies {
+            match allow.managed_policies.get(p.as_str()) {
+                Some(arn) => managed_policies.push(arn.clone()),
+                None => refusals.push(Refusal::user(
+                    name,
+                    &field,
+                    format!("{source:?} has policy {p:?} attached, which is not on this deployment's allow-list"),
+                )),
+            }
         }
         if !perms.inline_policies.is_empty() {
             let names = &perms.inline_policies;
@@ -343,7 +336,7 @@ where
         }
         let boundary = match (&plan.boundary, &perms.boundary) {
             (Some(requested), _) => Some(requested.clone()),
-            (None, Some(b)) if allow.boundaries.contains(b) => Some(b.clone()),
+            (None, Some(b)) if allow.boundaries.contains(b.as_str()) => allow.boundaries.get(b.as_str()).cloned(),
             (None, Some(b)) => {
                 refusals.push(Refusal::user(
                     name,
@@ -354,12 +347,12 @@ where
             }
             (None, None) => Some(allow.default_boundary.clone()),
         };
-        let grant = Grant { groups: perms.groups, managed_policies: perms.managed_policies };
+        let grant = Grant { groups: perms.groups, managed_policies };
         Ok((boundary, grant))
     }
 
     /// Creates one user (or completes one this ticket created earlier).
-    async fn provision(&self, ticket: &Ticket, key: &str, r: &Resolved, ready: &UserReady) -> Result<()> {
+    async fn provision(&self, ticket: &Ticket, key: &TicketId, r: &Resolved) -> Result<()> {
         let plan = &r.plan;
         let new_user = NewUser {
             user_name: plan.user_name.clone(),
@@ -389,7 +382,7 @@ where
             self.directory.attach_user_policy(&plan.user_name, arn).await?;
         }
 
-        tracing::info!(ticket_id = %key, user = %ready.user_name, "user created");
+        tracing::info!(ticket_id = %key, user = %plan.user_name, "user created");
         Ok(())
     }
 
@@ -403,14 +396,14 @@ where
     async fn refuse_ticket(
         &self,
         ticket: &Ticket,
-        key: &str,
+        key: &TicketId,
         email_key: &str,
         refusals: Vec<Refusal>,
         window: Window,
         record_users: bool,
     ) -> Result<TicketReport> {
         let ticket_wide: Vec<String> = refusals.iter().filter(|r| r.user.is_none()).map(ToString::to_string).collect();
-        let mut report = TicketReport { ticket_id: key.to_owned(), ..Default::default() };
+        let mut report = TicketReport { ticket_id: key.to_string(), ..Default::default() };
         if record_users {
             let mut seen = std::collections::BTreeSet::new();
             for name in ticket.users.iter().map(|u| u.user_name.as_str()).filter(|n| seen.insert(*n)) {
@@ -430,7 +423,7 @@ where
         }
         for r in &report.refused {
             // A user name that breaks the rules may not fit a key either.
-            let user = if r.user_name == "-" || ticket::valid_user_name(&r.user_name) {
+            let user = if r.user_name == "-" || UserName::parse(&r.user_name).is_ok() {
                 r.user_name.clone()
             } else {
                 format!("invalid-user-name:{}", short_hash(&r.user_name)?)
@@ -447,8 +440,8 @@ where
     /// The body itself is never logged or stored: it might hold a secret.
     async fn refuse_unreadable(&self, body: &str, refusal: Refusal, lease_until: u64) -> Result<TicketReport> {
         let body_hash = payload_hash(&body)?;
-        let key = ticket::best_effort_ticket_id(body).unwrap_or_else(|| format!("unreadable:{}", &body_hash[..16]));
-        let requester = ticket::best_effort_requester(body).filter(|r| self.writes_to(r));
+        let key = ticket::best_effort_ticket_id(body).unwrap_or_else(|| TicketId::unreadable(&body_hash));
+        let requester = ticket::best_effort_requester(body, &self.config.allow.email_domains);
         let window = self.window(lease_until);
         let outcome =
             idempotency::once(&self.idempotency, &Key::unreadable(&body_hash), &body_hash, window, || async {
@@ -456,7 +449,7 @@ where
                 tracing::warn!(ticket_id = %key, %reason, "unreadable ticket refused; nothing changed in IAM");
                 self.set_status(&key, "-", Stage::Failed, Some(reason.clone())).await?;
                 let report = TicketReport {
-                    ticket_id: key.clone(),
+                    ticket_id: key.to_string(),
                     created: vec![],
                     refused: vec![UserRefused { user_name: "-".into(), reasons: vec![reason] }],
                 };
@@ -472,16 +465,16 @@ where
     async fn email_refusals(
         &self,
         ticket: &Ticket,
-        key: &str,
+        key: &TicketId,
         email_key: &str,
         report: &TicketReport,
         window: Window,
     ) -> Result<()> {
-        if !self.writes_to(&ticket.requested_by) {
+        let Some(requester) = ticket::requester(&ticket.requested_by, &self.config.allow.email_domains) else {
             tracing::warn!(ticket_id = %key, "requester address unusable or outside the allowed domains; refusal recorded but not emailed");
             return Ok(());
-        }
-        let email = refusal_email(&ticket.requested_by, report);
+        };
+        let email = refusal_email(&requester, report);
         let sent = idempotency::once(
             &self.idempotency,
             &Key::refusal_email(email_key),
@@ -504,22 +497,6 @@ where
     }
 }
 
-/// The hand-off for one accepted user of the ticket.
-fn handoff(ticket: &Ticket, key: &str, plan: &UserPlan, users: &[String]) -> UserReady {
-    UserReady {
-        ticket_id: key.to_owned(),
-        requested_by: ticket.requested_by.clone(),
-        user_name: plan.user_name.clone(),
-        email: plan.email.clone(),
-        console: plan.console,
-        programmatic: plan.programmatic,
-        console_password: plan.console_password.clone(),
-        require_password_reset: plan.require_password_reset,
-        ticket_users: users.to_vec(),
-        rotate: None,
-    }
-}
-
 fn created_by(user: &IamUser, ticket_id: &str) -> bool {
     user.tags.get(MANAGED_TAG).map(String::as_str) == Some("true")
         && user.tags.get(TICKET_TAG).map(String::as_str) == Some(ticket_id)
@@ -529,7 +506,7 @@ fn short_hash(s: &str) -> Result<String> {
     Ok(payload_hash(&s)?[..16].to_owned())
 }
 
-fn refusal_email(to: &str, report: &TicketReport) -> Email {
+fn refusal_email(to: &Email, report: &TicketReport) -> shared::ports::Email {
     let created = report.created.len();
     let subject = if created == 0 {
         format!("Onboarding ticket {}: refused, nothing was created", report.ticket_id)
@@ -558,7 +535,7 @@ fn refusal_email(to: &str, report: &TicketReport) -> Email {
     }
     html.push_str("</ul>");
     text.push_str("\nThis message was sent by iam-provisioner.\n");
-    Email { to: to.to_owned(), subject, text, html }
+    shared::ports::Email { to: to.to_string(), subject, text, html }
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value> {

@@ -1,6 +1,5 @@
 use super::*;
 use serde_json::json;
-use shared::config::AllowList;
 use shared::memory::*;
 
 type Fakes = Deps<MemoryDirectory, MemoryIdempotency, MemoryStatus, MemoryPublisher, MemoryMailer, FixedClock>;
@@ -23,14 +22,7 @@ fn deps() -> Fakes {
             table_name: "t".into(),
             next_queue_url: "q".into(),
             sender: "iam-provisioner@example.com".into(),
-            allow: AllowList {
-                groups: ["Developers", "Power_Users", "ReadOnly"].map(String::from).into(),
-                managed_policies: [READ_ONLY, POWER_USER].map(String::from).into(),
-                boundaries: [FENCE].map(String::from).into(),
-                default_boundary: FENCE.into(),
-                email_domains: ["example.com".to_owned()].into(),
-                custom_password_prefix: shared::config::DEFAULT_CUSTOM_PASSWORD_PREFIX.into(),
-            },
+            allow: test_allow_list(),
             idempotency_ttl_secs: 86_400,
             concurrency: shared::config::DEFAULT_CONCURRENCY,
         },
@@ -81,7 +73,7 @@ async fn valid_ticket_creates_users_with_boundary_tags_and_grants() {
     assert_eq!(perms.managed_policies, [READ_ONLY]);
     let events = d.publisher.events::<UserReady>();
     assert_eq!(events.len(), 2);
-    assert_eq!(events[0].ticket_users, ["emily.chen", "raj.patel"]);
+    assert_eq!(events[0].onboarding().unwrap().ticket_users, ["emily.chen", "raj.patel"]);
     assert!(d.mailer.outbox().is_empty());
     let statuses = d.status.for_ticket("ONB-1").await.unwrap();
     assert!(statuses.iter().all(|s| s.stage == Stage::UserCreated), "{statuses:?}");
@@ -119,7 +111,8 @@ async fn retryable_failure_half_way_is_completed_by_the_retry() {
     assert!(err.is_retryable());
     assert!(d.directory.user("emily.chen").is_some(), "the user was created before the failure");
     // The other user of the ticket is not held up by it.
-    let handed: Vec<String> = d.publisher.events::<UserReady>().into_iter().map(|r| r.user_name).collect();
+    let handed: Vec<String> =
+        d.publisher.events::<UserReady>().into_iter().map(|r| r.user_name().to_string()).collect();
     assert_eq!(handed, ["raj.patel"]);
     let report = run(&d, &ticket()).await.unwrap();
     assert_eq!(report.created, ["emily.chen", "raj.patel"]);
@@ -393,12 +386,14 @@ async fn retry_after_a_failure_part_way_hands_on_only_the_users_not_yet_handed_o
     d.directory.fail_next("AddUserToGroup", Error::retryable("AddUserToGroup", "throttled"));
     let err = run(&d, &t).await.unwrap_err();
     assert!(err.is_retryable(), "{err}");
-    let handed: Vec<String> = d.publisher.events::<UserReady>().into_iter().map(|r| r.user_name).collect();
+    let handed: Vec<String> =
+        d.publisher.events::<UserReady>().into_iter().map(|r| r.user_name().to_string()).collect();
     assert_eq!(handed, ["emily.chen"]);
 
     let report = run(&d, &t).await.unwrap();
     assert_eq!(report.created, ["emily.chen", "raj.patel"]);
-    let handed: Vec<String> = d.publisher.events::<UserReady>().into_iter().map(|r| r.user_name).collect();
+    let handed: Vec<String> =
+        d.publisher.events::<UserReady>().into_iter().map(|r| r.user_name().to_string()).collect();
     assert_eq!(handed, ["emily.chen", "raj.patel"], "each user handed on once");
     let creates = d.directory.calls.lock().unwrap().iter().filter(|c| c.starts_with("CreateUser emily.chen")).count();
     assert_eq!(creates, 1, "the user handed on before was left alone");

@@ -24,11 +24,12 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use shared::config::IssueCredentialsConfig;
 use shared::error::{Error, Result};
+use shared::handoff::{CredentialsReady, Onboarding, Rotation, UserReady};
 use shared::idempotency::{self, payload_hash, Key, Window};
 use shared::password;
 use shared::ports::*;
 use shared::secret::{new_version_id, sign_in_url, written_by_pipeline, Sensitive, UserSecret};
-use shared::summary::{self, TicketRef};
+use shared::summary;
 use shared::ticket::{ConsolePassword, MANAGED_TAG, TICKET_TAG};
 
 pub struct Deps<D, X, I, S, P, M, L, C> {
@@ -99,7 +100,7 @@ where
     ) -> Result<Option<CredentialsReady>> {
         let ready = &self.trusted(message).await?;
         let window = self.window(lease_until);
-        let key = Key::credentials(&ready.ticket_id, &ready.user_name);
+        let key = Key::credentials(&ready.records_id(), ready.user_name());
         let run =
             idempotency::once(&self.idempotency, &key, &payload_hash(ready)?, window, || self.issue(ready, account))
                 .await;
@@ -112,22 +113,20 @@ where
             Err(e @ Error::PayloadMismatch(_)) => Err(e),
             Err(e) => {
                 let reason = e.to_string();
-                tracing::warn!(ticket_id = %ready.ticket_id, user = %ready.user_name, %reason, "credentials refused");
+                tracing::warn!(ticket_id = %ready.records_id(), user = %ready.user_name(), %reason, "credentials refused");
                 self.set_status(ready, Stage::Failed, Some(reason)).await?;
-                let ticket = TicketRef {
-                    ticket_id: &ready.ticket_id,
-                    requested_by: &ready.requested_by,
-                    users: &ready.ticket_users,
-                };
-                summary::send_if_settled(
-                    &self.status,
-                    &self.idempotency,
-                    &self.mailer,
-                    &self.config.sender,
-                    ticket,
-                    window,
-                )
-                .await?;
+                // A rotation has no requester waiting for a summary.
+                if let Some(ticket) = ready.onboarding() {
+                    summary::send_if_settled(
+                        &self.status,
+                        &self.idempotency,
+                        &self.mailer,
+                        &self.config.sender,
+                        ticket,
+                        window,
+                    )
+                    .await?;
+                }
                 Ok(None)
             }
         }
@@ -136,32 +135,33 @@ where
     /// The pipeline's own record of what `message` asks for, if the message
     /// matches it exactly; `Error::Untrusted` otherwise.
     async fn trusted(&self, message: &UserReady) -> Result<UserReady> {
-        let name = &message.user_name;
-        let recorded = match &message.rotate {
-            None => self.status.handoff(&message.ticket_id, name).await?.ok_or_else(|| {
-                Error::Untrusted(format!("no user {name:?} was accepted under ticket {:?}", message.ticket_id))
-            })?,
-            Some(old) => {
+        let name = message.user_name();
+        let recorded = match message {
+            UserReady::Onboarding(o) => {
+                self.status.handoff(&o.ticket_id, name).await?.map(UserReady::Onboarding).ok_or_else(|| {
+                    Error::Untrusted(format!("no user {name:?} was accepted under ticket {:?}", o.ticket_id))
+                })?
+            }
+            UserReady::Rotation(r) => {
+                let old = &r.replaces.access_key_id;
                 let ledger = self.ledger.keys_of(name).await?;
-                UserReady::recorded_rotation(&ledger, &old.access_key_id, &self.config.sender).ok_or_else(|| {
-                    Error::Untrusted(format!(
-                        "no rotation of key {} of user {name:?} was ordered by rotate-keys",
-                        old.access_key_id
-                    ))
+                Rotation::recorded(&ledger, old).map(UserReady::Rotation).ok_or_else(|| {
+                    Error::Untrusted(format!("no rotation of key {old} of user {name:?} was ordered by rotate-keys"))
                 })?
             }
         };
         if &recorded != message {
             return Err(Error::Untrusted(format!(
                 "the message for user {name:?} of {:?} differs from what the pipeline recorded for it",
-                message.ticket_id
+                message.records_id()
             )));
         }
         Ok(recorded)
     }
 
     async fn issue(&self, ready: &UserReady, account_facts: &Account) -> Result<CredentialsReady> {
-        let name = &ready.user_name;
+        let name = ready.user_name();
+        let access = ready.access();
         // Never issue credentials for a user this ticket did not create,
         // whatever a message on the queue says.
         let user = self
@@ -173,11 +173,15 @@ where
         // A second check beside the records (`trusted`): a rotation concerns a
         // managed user whose key the ledger holds; onboarding only the
         // ticket's own user.
-        let ours = managed && (ready.rotate.is_some() || user.tags.get(TICKET_TAG) == Some(&ready.ticket_id));
+        let ours = managed
+            && match ready {
+                UserReady::Onboarding(o) => user.tags.get(TICKET_TAG).map(String::as_str) == Some(o.ticket_id.as_str()),
+                UserReady::Rotation(_) => true,
+            };
         if !ours {
             return Err(Error::permanent(
                 "GetUser",
-                format!("user {name:?} was not created by ticket {}", ready.ticket_id),
+                format!("user {name:?} was not created by ticket {}", ready.records_id()),
             ));
         }
         let alias = account_facts.alias.get_or_try_init(|| self.directory.account_alias()).await?;
@@ -206,7 +210,7 @@ where
                 Error::permanent("GetSecretValue", format!("secret {secret_name} is not a user secret: {e}"))
             })?,
             None => UserSecret {
-                user_name: name.clone(),
+                user_name: name.to_string(),
                 console_sign_in_url: sign_in_url(&account),
                 password: None,
                 access_key_id: None,
@@ -216,10 +220,12 @@ where
         let before = secret.clone();
         let policy = account_facts.policy.get_or_try_init(|| self.directory.password_policy()).await?;
 
-        if ready.console && secret.password.is_none() {
-            secret.password = Some(self.console_password(ready, policy).await?);
+        if let (Some(o), true) = (ready.onboarding(), secret.password.is_none()) {
+            if o.access.console {
+                secret.password = Some(self.console_password(o, policy).await?);
+            }
         }
-        if ready.programmatic {
+        if access.programmatic {
             self.issue_key(ready, &mut secret).await?;
         }
 
@@ -247,13 +253,13 @@ where
             }
         };
 
-        if let (true, Some(key_id)) = (ready.programmatic, &secret.access_key_id) {
+        if let (true, Some(key_id)) = (access.programmatic, &secret.access_key_id) {
             let record = KeyRecord {
-                user_name: name.clone(),
+                user_name: name.to_string(),
                 access_key_id: key_id.clone(),
-                email: ready.email.clone(),
+                email: ready.user().email.to_string(),
                 issued_at: self.clock.now(),
-                replaces: ready.rotate.as_ref().map(|r| r.access_key_id.clone()),
+                replaces: ready.replaces().map(|r| r.access_key_id.clone()),
                 warned_at: None,
                 deactivated_at: None,
                 deleted_at: None,
@@ -262,30 +268,27 @@ where
             // After the secret: a key in the ledger is a key whose secret was kept.
             self.ledger.record_issued(&record).await?;
         }
-        if ready.console {
+        if let Some(o) = ready.onboarding().filter(|o| o.access.console) {
             // Already there when a run that died after making it is retried:
             // made from this same stored password, so there is nothing to do.
             let password = secret.password.as_ref().ok_or_else(|| Error::permanent("secret", "password missing"))?;
-            self.directory.create_login_profile(name, password, ready.require_password_reset).await?;
+            self.directory.create_login_profile(name, password, o.require_password_reset).await?;
+            // As the console does: a user who must change the password at first
+            // sign-in needs the permission to, where the account does not grant it.
+            if o.require_password_reset && (policy.is_aws_default || !policy.allow_users_to_change_password) {
+                self.directory.attach_user_policy(name, &self.config.change_password_policy).await?;
+            }
         }
-        // As the console does: a user who must change the password at first
-        // sign-in needs the permission to, where the account does not grant it.
-        if ready.console
-            && ready.require_password_reset
-            && (policy.is_aws_default || !policy.allow_users_to_change_password)
-        {
-            self.directory.attach_user_policy(name, &self.config.change_password_policy).await?;
-        }
-        if ready.rotate.is_none() {
+        if ready.onboarding().is_some() {
             self.set_status(ready, Stage::CredentialsIssued, None).await?;
         }
 
-        let next = CredentialsReady::after(ready, &secret_arn, &secret_name);
+        let next = CredentialsReady::stored(ready, &secret_arn, &secret_name);
         // Under this user's idempotency record: handed on once, except by a
         // run cut off after this line, whose retry hands on the same message
         // again; notify-user keeps one record per email, so that sends nothing twice.
         self.publisher.publish(&next).await?;
-        tracing::info!(ticket_id = %ready.ticket_id, user = %name, "credentials issued and stored; handed to notify-user");
+        tracing::info!(ticket_id = %ready.records_id(), user = %name, "credentials issued and stored; handed to notify-user");
         Ok(next)
     }
 
@@ -294,7 +297,7 @@ where
     /// it: its secret is lost, so it is deleted, which also frees the slot
     /// the new key needs.
     async fn issue_key(&self, ready: &UserReady, secret: &mut UserSecret) -> Result<()> {
-        let name = &ready.user_name;
+        let name = ready.user_name();
         let keys = self.directory.access_keys(name).await?;
         // Only a key IAM has needs the ledger's word on whether it is ours.
         let ledger = if keys.is_empty() { Vec::new() } else { self.ledger.keys_of(name).await? };
@@ -305,7 +308,7 @@ where
             self.directory.delete_access_key(name, &orphan.access_key_id).await?;
         }
         let live: Vec<&AccessKeyInfo> = keys.iter().filter(|k| known(&k.access_key_id)).collect();
-        let due = match &ready.rotate {
+        let due = match ready.replaces() {
             // Onboarding: unless the stored key is there.
             None => !live.iter().any(|k| Some(&k.access_key_id) == recorded.as_ref()),
             // Rotation: while the secret still holds the key being replaced.
@@ -326,7 +329,8 @@ where
         Ok(())
     }
 
-    async fn console_password(&self, ready: &UserReady, policy: &password::PasswordPolicy) -> Result<Sensitive> {
+    async fn console_password(&self, ready: &Onboarding, policy: &password::PasswordPolicy) -> Result<Sensitive> {
+        let (user_name, email) = (&ready.user.user_name, &ready.user.email);
         match &ready.console_password {
             Some(ConsolePassword::Custom { secret_arn }) => {
                 let custom = self.secrets.read(secret_arn).await?.ok_or_else(|| {
@@ -335,16 +339,16 @@ where
                         format!("the custom password secret {secret_arn} does not exist"),
                     )
                 })?;
-                password::check(custom.value.expose(), policy, &ready.user_name, &ready.email)
+                password::check(custom.value.expose(), policy, user_name, email)
                     .map_err(|reason| Error::permanent("console_password", reason))?;
                 Ok(custom.value)
             }
-            Some(ConsolePassword::Autogenerate) | None => password::generate(policy, &ready.user_name, &ready.email),
+            Some(ConsolePassword::Autogenerate) | None => password::generate(policy, user_name, email),
         }
     }
 
     async fn set_status(&self, ready: &UserReady, stage: Stage, reason: Option<String>) -> Result<()> {
-        let record = StatusRecord::new(&ready.ticket_id, &ready.user_name, stage, reason, self.clock.now());
+        let record = StatusRecord::new(&ready.records_id(), ready.user_name(), stage, reason, self.clock.now());
         self.status.record(&record).await
     }
 }

@@ -1,4 +1,5 @@
 use super::*;
+use serde_json::json;
 use shared::memory::*;
 use shared::password::PasswordPolicy;
 use std::collections::BTreeMap;
@@ -56,19 +57,31 @@ fn insert_managed_user(d: &Fakes, name: &str, ticket: &str) {
     );
 }
 
+const CUSTOM_PASSWORD: &str = "iam-provisioner/custom-passwords/emily";
+
+/// Ticket ONB-1 for emily, with the access asked for.
+fn ticket(console: bool, programmatic: bool) -> serde_json::Value {
+    json!({"ticket_id": "ONB-1", "requested_by": "it-ops@example.com", "users": [
+        {"user_name": "emily", "email": "emily@example.com",
+         "access": {"console": console, "programmatic": programmatic}}
+    ]})
+}
+
+/// The hand-off of the ticket's first user, as create-user builds it.
+fn first_user(ticket: serde_json::Value) -> UserReady {
+    UserReady::Onboarding(accepted(ticket).remove(0))
+}
+
 fn ready(console: bool, programmatic: bool) -> UserReady {
-    UserReady {
-        ticket_id: "ONB-1".into(),
-        requested_by: "it-ops@example.com".into(),
-        user_name: "emily".into(),
-        email: "emily@example.com".into(),
-        console,
-        programmatic,
-        console_password: console.then_some(ConsolePassword::Autogenerate),
-        require_password_reset: true,
-        ticket_users: vec!["emily".into()],
-        rotate: None,
-    }
+    first_user(ticket(console, programmatic))
+}
+
+/// Console access with the password the requester prepared for emily.
+fn with_custom_password() -> UserReady {
+    let mut t = ticket(true, false);
+    t["users"][0]["console_password"] = json!({"mode": "custom",
+        "secret_arn": format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{CUSTOM_PASSWORD}")});
+    first_user(t)
 }
 
 fn stored(d: &Fakes) -> UserSecret {
@@ -78,7 +91,7 @@ fn stored(d: &Fakes) -> UserSecret {
 
 /// As the stage runs on a message create-user sent: its hand-off recorded first.
 async fn handle(d: &Fakes, r: &UserReady) -> Result<Option<CredentialsReady>> {
-    d.status.insert_handoff(r);
+    d.status.insert_handoff(r.onboarding().unwrap());
     d.handle(r, LEASE).await
 }
 
@@ -97,7 +110,7 @@ async fn issues_password_and_one_key_into_one_secret_version() {
     assert_eq!(Some(&keys[0].1), secret.secret_access_key.as_ref());
     assert_eq!(d.secrets.versions("iam-provisioner/users/emily"), 1);
     assert_eq!(d.secrets.tags.lock().unwrap()["iam-provisioner/users/emily"][TICKET_TAG], "ONB-1");
-    assert_eq!(out.secret_name, "iam-provisioner/users/emily");
+    assert_eq!(out.secret.name, "iam-provisioner/users/emily");
     let handed: Vec<CredentialsReady> = d.publisher.events();
     assert_eq!(handed, [out]);
     assert!(!serde_json::to_string(&handed).unwrap().contains(password.expose()));
@@ -178,11 +191,8 @@ async fn generated_password_follows_the_account_policy() {
 #[tokio::test]
 async fn weak_custom_password_is_refused_with_a_reason_and_never_quoted() {
     let d = deps();
-    d.secrets.insert("custom-pw", "password");
-    let mut r = ready(true, false);
-    r.console_password =
-        Some(ConsolePassword::Custom { secret_arn: "arn:aws:secretsmanager:us-east-1:1:secret:custom-pw".into() });
-    assert!(handle(&d, &r).await.unwrap().is_none());
+    d.secrets.insert(CUSTOM_PASSWORD, "password");
+    assert!(handle(&d, &with_custom_password()).await.unwrap().is_none());
     let status = d.status.for_ticket("ONB-1").await.unwrap();
     let reason = status[0].reason.clone().unwrap();
     assert_eq!(status[0].stage, Stage::Failed);
@@ -197,20 +207,17 @@ async fn weak_custom_password_is_refused_with_a_reason_and_never_quoted() {
 #[tokio::test]
 async fn strong_custom_password_is_used() {
     let d = deps();
-    d.secrets.insert("custom-pw", "Correct-Horse-Battery-9");
-    let mut r = ready(true, false);
-    r.console_password =
-        Some(ConsolePassword::Custom { secret_arn: "arn:aws:secretsmanager:us-east-1:1:secret:custom-pw".into() });
-    handle(&d, &r).await.unwrap().unwrap();
+    d.secrets.insert(CUSTOM_PASSWORD, "Correct-Horse-Battery-9");
+    handle(&d, &with_custom_password()).await.unwrap().unwrap();
     assert_eq!(d.directory.login_profiles.lock().unwrap()["emily"].0.expose(), "Correct-Horse-Battery-9");
 }
 
 #[tokio::test]
 async fn a_user_of_another_ticket_gets_no_credentials() {
     let d = deps();
-    let mut r = ready(true, true);
-    r.user_name = "other".into();
-    assert!(handle(&d, &r).await.unwrap().is_none());
+    let mut t = ticket(true, true);
+    t["users"][0]["user_name"] = json!("other");
+    assert!(handle(&d, &first_user(t)).await.unwrap().is_none());
     assert!(d.directory.keys.lock().unwrap().is_empty());
     assert!(d.directory.login_profiles.lock().unwrap().is_empty());
 }
@@ -233,12 +240,16 @@ async fn a_batch_reads_the_password_policy_and_alias_once_and_the_next_batch_aga
     for name in users {
         insert_managed_user(&d, name, "ONB-1");
     }
-    let batch: Vec<UserReady> = users
-        .iter()
-        .map(|u| UserReady { user_name: (*u).into(), email: format!("{u}@example.com"), ..ready(true, true) })
-        .collect();
+    let mut t = ticket(true, true);
+    t["users"] = users
+        .map(|u| {
+            json!({"user_name": u, "email": format!("{u}@example.com"),
+        "access": {"console": true, "programmatic": true}})
+        })
+        .into();
+    let batch: Vec<UserReady> = accepted(t).into_iter().map(UserReady::Onboarding).collect();
     for r in &batch {
-        d.status.insert_handoff(r);
+        d.status.insert_handoff(r.onboarding().unwrap());
     }
     let response = d.handle_sqs(sqs_event(&batch), LEASE).await;
     assert!(response.batch_item_failures.is_empty());
@@ -246,7 +257,7 @@ async fn a_batch_reads_the_password_policy_and_alias_once_and_the_next_batch_aga
     assert_eq!(*d.directory.account_reads.lock().unwrap(), ["ListAccountAliases", "GetAccountPasswordPolicy"]);
     // A policy tightened between invocations applies to the next one.
     *d.directory.policy.lock().unwrap() = Some(PasswordPolicy { minimum_length: 40, ..PasswordPolicy::aws_default() });
-    d.status.insert_handoff(&ready(true, false));
+    d.status.insert_handoff(ready(true, false).onboarding().unwrap());
     d.handle_sqs(sqs_event(&[ready(true, false)]), LEASE).await;
     assert_eq!(d.directory.account_reads.lock().unwrap().len(), 4);
     assert_eq!(stored(&d).password.unwrap().expose().len(), 40);
@@ -258,14 +269,11 @@ async fn a_batch_reads_the_password_policy_and_alias_once_and_the_next_batch_aga
 #[tokio::test]
 async fn a_message_matching_no_record_changes_nothing_and_is_recorded_as_untrusted() {
     let d = deps();
-    d.status.insert_handoff(&ready(false, true));
+    d.status.insert_handoff(ready(false, true).onboarding().unwrap());
     // Recorded as programmatic only; the message asks for console access too.
-    let response = d
-        .handle_sqs(
-            sqs_event(&[ready(true, true), UserReady { ticket_id: "ONB-9".into(), ..ready(true, true) }]),
-            LEASE,
-        )
-        .await;
+    let mut other_ticket = ticket(true, true);
+    other_ticket["ticket_id"] = json!("ONB-9");
+    let response = d.handle_sqs(sqs_event(&[ready(true, true), first_user(other_ticket)]), LEASE).await;
     assert!(response.batch_item_failures.is_empty(), "untrusted messages are settled, not retried");
     assert!(d.directory.calls.lock().unwrap().is_empty(), "{:?}", d.directory.calls.lock().unwrap());
     assert_eq!(d.secrets.versions("iam-provisioner/users/emily"), 0);

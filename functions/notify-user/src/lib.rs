@@ -20,11 +20,12 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use shared::config::NotifyUserConfig;
 use shared::error::{Error, Result};
+use shared::handoff::{CredentialsReady, Replaced, Rotation, UserReady};
 use shared::idempotency::{self, payload_hash, Key, Window};
 use shared::ports::StoredSecret;
 use shared::ports::*;
 use shared::secret::{sign_in_url, written_by_pipeline, UserSecret};
-use shared::summary::{self, TicketRef};
+use shared::summary;
 use shared::text::html_escape;
 
 pub struct Deps<D, X, I, S, M, L, C> {
@@ -90,13 +91,16 @@ where
             Err(e @ Error::PayloadMismatch(_)) => return Err(e),
             Err(e) => {
                 let reason = e.to_string();
-                tracing::warn!(ticket_id = %ready.ticket_id, user = %ready.user_name, %reason, "user could not be notified");
+                let handoff = &ready.ready;
+                tracing::warn!(ticket_id = %handoff.records_id(), user = %handoff.user_name(), %reason, "user could not be notified");
                 self.set_status(ready, Stage::Failed, Some(reason)).await
             }
         };
         outcome?;
-        let ticket =
-            TicketRef { ticket_id: &ready.ticket_id, requested_by: &ready.requested_by, users: &ready.ticket_users };
+        // A rotation has no requester waiting for a summary.
+        let Some(ticket) = ready.ready.onboarding() else {
+            return Ok(());
+        };
         summary::send_if_settled(&self.status, &self.idempotency, &self.mailer, &self.config.sender, ticket, window)
             .await
     }
@@ -105,21 +109,25 @@ where
     /// secret, if the message matches them exactly; `Error::Untrusted`
     /// otherwise.
     async fn trusted(&self, message: &CredentialsReady) -> Result<(CredentialsReady, StoredSecret)> {
-        let name = &message.user_name;
+        let name = message.ready.user_name();
         let untrusted = |why: String| Error::Untrusted(format!("message for user {name:?}: {why}"));
-        let handoff =
-            match &message.replaces {
-                None => self.status.handoff(&message.ticket_id, name).await?.ok_or_else(|| {
-                    untrusted(format!("no such user was accepted under ticket {:?}", message.ticket_id))
-                })?,
-                Some(old) => {
-                    let ledger = self.ledger.keys_of(name).await?;
-                    let succeeded = ledger.iter().any(|k| k.replaces.as_deref() == Some(old.access_key_id.as_str()));
-                    UserReady::recorded_rotation(&ledger, &old.access_key_id, &self.config.sender)
-                        .filter(|_| succeeded)
-                        .ok_or_else(|| untrusted(format!("no successor of key {} is on record", old.access_key_id)))?
-                }
-            };
+        let handoff = match &message.ready {
+            UserReady::Onboarding(o) => self
+                .status
+                .handoff(&o.ticket_id, name)
+                .await?
+                .map(UserReady::Onboarding)
+                .ok_or_else(|| untrusted(format!("no such user was accepted under ticket {:?}", o.ticket_id)))?,
+            UserReady::Rotation(r) => {
+                let old = &r.replaces.access_key_id;
+                let ledger = self.ledger.keys_of(name).await?;
+                let succeeded = ledger.iter().any(|k| k.replaces.as_deref() == Some(old.as_str()));
+                Rotation::recorded(&ledger, old)
+                    .filter(|_| succeeded)
+                    .map(UserReady::Rotation)
+                    .ok_or_else(|| untrusted(format!("no successor of key {old} is on record")))?
+            }
+        };
         let secret_name = format!("{}{}", self.config.secret_prefix, name);
         let stored = self
             .secrets
@@ -132,12 +140,13 @@ where
         }
         // The ARN as AWS returned it, or its partial form (without the random
         // suffix), which Secrets Manager takes for the same secret.
-        let arn = if is_partial_arn_of(&message.secret_arn, &stored.arn) { &message.secret_arn } else { &stored.arn };
-        let recorded = CredentialsReady::after(&handoff, arn, &secret_name);
+        let given = &message.secret.arn;
+        let arn = if is_partial_arn_of(given, &stored.arn) { given } else { &stored.arn };
+        let recorded = CredentialsReady::stored(&handoff, arn, &secret_name);
         if &recorded != message {
             return Err(untrusted(format!(
-                "differs from what the pipeline recorded for ticket {:?}",
-                message.ticket_id
+                "differs from what the pipeline recorded for {:?}",
+                message.ready.records_id()
             )));
         }
         Ok((recorded, stored))
@@ -150,10 +159,13 @@ where
         alias: &tokio::sync::OnceCell<Option<String>>,
         window: Window,
     ) -> Result<()> {
+        let secret_name = &ready.secret.name;
+        let handoff = &ready.ready;
+        let to = &handoff.user().email;
         let secret: UserSecret = serde_json::from_str(stored.value.expose()).map_err(|e| {
-            Error::permanent("GetSecretValue", format!("secret {} is not a user secret: {e}", ready.secret_name))
+            Error::permanent("GetSecretValue", format!("secret {secret_name} is not a user secret: {e}"))
         })?;
-        if ready.console {
+        if let Some(o) = handoff.onboarding().filter(|o| o.access.console) {
             // From the account, never from the secret.
             let account = match alias.get_or_try_init(|| self.directory.account_alias()).await? {
                 Some(alias) => alias.clone(),
@@ -166,34 +178,30 @@ where
                     .ok_or_else(|| Error::permanent("GetSecretValue", "no account id in the secret's ARN"))?,
             };
             let url = sign_in_url(&account);
-            self.send_once(ready, "sign-in", sign_in_email(&ready.email, &ready.user_name, &url), window).await?;
-            let password = secret.password.as_ref().ok_or_else(|| {
-                Error::permanent("GetSecretValue", format!("secret {} holds no password", ready.secret_name))
-            })?;
-            self.send_once(
-                ready,
-                "password",
-                password_email(&ready.email, password.expose(), ready.require_password_reset),
-                window,
-            )
-            .await?;
+            self.send_once(ready, "sign-in", sign_in_email(to, &o.user.user_name, &url), window).await?;
+            let password = secret
+                .password
+                .as_ref()
+                .ok_or_else(|| Error::permanent("GetSecretValue", format!("secret {secret_name} holds no password")))?;
+            self.send_once(ready, "password", password_email(to, password.expose(), o.require_password_reset), window)
+                .await?;
         }
-        if ready.programmatic {
+        if handoff.access().programmatic {
             let key_id = secret.access_key_id.as_deref().ok_or_else(|| {
-                Error::permanent("GetSecretValue", format!("secret {} holds no access key", ready.secret_name))
+                Error::permanent("GetSecretValue", format!("secret {secret_name} holds no access key"))
             })?;
             // Keyed by the key id: a rotated key is news, the same key is not.
             let kind = format!("access-key#{key_id}");
-            let mut email = access_key_email(&ready.email, key_id, &ready.secret_name);
-            if let Some(old) = &ready.replaces {
+            let mut email = access_key_email(to, key_id, secret_name);
+            if let Some(old) = handoff.replaces() {
                 email = rotated_key_email(email, old);
             }
             self.send_once(ready, &kind, email, window).await?;
         }
-        if ready.replaces.is_none() {
+        if handoff.onboarding().is_some() {
             self.set_status(ready, Stage::Notified, None).await?;
         }
-        tracing::info!(ticket_id = %ready.ticket_id, user = %ready.user_name, "user notified");
+        tracing::info!(ticket_id = %handoff.records_id(), user = %handoff.user_name(), "user notified");
         Ok(())
     }
 
@@ -202,10 +210,10 @@ where
     /// password): the same message again is a replay, another one under the
     /// same ticket and user is refused as a mismatch.
     async fn send_once(&self, ready: &CredentialsReady, kind: &str, email: Email, window: Window) -> Result<()> {
-        let key = Key::user_email(&ready.ticket_id, &ready.user_name, kind);
+        let key = Key::user_email(&ready.ready.records_id(), ready.ready.user_name(), kind);
         idempotency::once(&self.idempotency, &key, &payload_hash(ready)?, window, || async {
             let id = self.mailer.send(&self.config.sender, &email).await?;
-            tracing::info!(user = %ready.user_name, email = kind, message_id = %id, "email sent");
+            tracing::info!(user = %ready.ready.user_name(), email = kind, message_id = %id, "email sent");
             Ok(id)
         })
         .await
@@ -213,7 +221,8 @@ where
     }
 
     async fn set_status(&self, ready: &CredentialsReady, stage: Stage, reason: Option<String>) -> Result<()> {
-        let record = StatusRecord::new(&ready.ticket_id, &ready.user_name, stage, reason, self.clock.now());
+        let handoff = &ready.ready;
+        let record = StatusRecord::new(&handoff.records_id(), handoff.user_name(), stage, reason, self.clock.now());
         self.status.record(&record).await
     }
 }

@@ -1,4 +1,5 @@
 use super::*;
+use serde_json::json;
 use shared::memory::*;
 use shared::secret::Sensitive;
 
@@ -47,34 +48,32 @@ fn deps() -> Fakes {
 
 /// The hand-off create-user would have recorded for `r`.
 fn accept(d: &Fakes, r: &CredentialsReady) {
-    d.status.insert_handoff(&UserReady {
-        ticket_id: r.ticket_id.clone(),
-        requested_by: r.requested_by.clone(),
-        user_name: r.user_name.clone(),
-        email: r.email.clone(),
-        console: r.console,
-        programmatic: r.programmatic,
-        console_password: r.console.then_some(shared::ticket::ConsolePassword::Autogenerate),
-        require_password_reset: r.require_password_reset,
-        ticket_users: r.ticket_users.clone(),
-        rotate: None,
-    });
+    d.status.insert_handoff(r.ready.onboarding().unwrap());
+}
+
+fn user(name: &str) -> serde_json::Value {
+    json!({"user_name": name, "email": format!("{name}@example.com"), "access": {"console": true, "programmatic": true}})
+}
+
+/// What issue-credentials hands on for the first user of a ticket (by
+/// ONB-1's requester, of `users`).
+fn stored_for(users: &[&str]) -> CredentialsReady {
+    let ticket = json!({"ticket_id": "ONB-1", "requested_by": "it-ops@example.com",
+        "users": users.iter().map(|u| user(u)).collect::<Vec<_>>()});
+    let handoff = UserReady::Onboarding(accepted(ticket).remove(0));
+    let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:iam-provisioner/users/emily";
+    CredentialsReady::stored(&handoff, arn, "iam-provisioner/users/emily")
 }
 
 fn ready() -> CredentialsReady {
-    CredentialsReady {
-        ticket_id: "ONB-1".into(),
-        requested_by: "it-ops@example.com".into(),
-        user_name: "emily".into(),
-        email: "emily@example.com".into(),
-        console: true,
-        programmatic: true,
-        require_password_reset: true,
-        secret_arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:iam-provisioner/users/emily".into(),
-        secret_name: "iam-provisioner/users/emily".into(),
-        ticket_users: vec!["emily".into()],
-        replaces: None,
-    }
+    stored_for(&["emily"])
+}
+
+/// `ready()` with something changed on the wire, as a forger would.
+fn forged(change: impl FnOnce(&mut serde_json::Value)) -> CredentialsReady {
+    let mut wire = serde_json::to_value(ready()).unwrap();
+    change(&mut wire);
+    serde_json::from_value(wire).unwrap()
 }
 
 #[tokio::test]
@@ -143,8 +142,7 @@ async fn permanent_ses_refusal_marks_the_user_failed_with_the_reason() {
 #[tokio::test]
 async fn summary_waits_until_every_user_is_settled() {
     let d = deps();
-    let mut r = ready();
-    r.ticket_users = vec!["emily".into(), "raj".into()];
+    let r = stored_for(&["emily", "raj"]);
     accept(&d, &r);
     d.handle(&r, LEASE).await.unwrap();
     assert!(d.mailer.outbox().iter().all(|e| e.to != "it-ops@example.com"));
@@ -174,9 +172,12 @@ async fn a_message_matching_no_record_sends_nothing() {
     d.handle(&ready(), LEASE).await.unwrap();
     let sent = d.mailer.outbox().len();
     for forged in [
-        CredentialsReady { email: "attacker@example.net".into(), ..ready() },
-        CredentialsReady { ticket_id: "ONB-2".into(), email: "attacker@example.net".into(), ..ready() },
-        CredentialsReady { secret_name: "iam-provisioner/users/other".into(), ..ready() },
+        forged(|m| m["ready"]["user"]["email"] = json!("attacker@example.net")),
+        forged(|m| {
+            m["ready"]["ticket_id"] = json!("ONB-2");
+            m["ready"]["user"]["email"] = json!("attacker@example.net");
+        }),
+        forged(|m| m["secret"]["name"] = json!("iam-provisioner/users/other")),
     ] {
         let err = d.handle(&forged, LEASE).await.unwrap_err();
         assert!(matches!(err, Error::Untrusted(_)), "{err}");

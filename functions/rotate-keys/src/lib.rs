@@ -16,6 +16,7 @@ use plan::{Action, KeyPlan, Settings};
 use serde::{Deserialize, Serialize};
 use shared::config::RotateKeysConfig;
 use shared::error::{Error, Result};
+use shared::handoff::{Rotation, UserReady};
 use shared::idempotency::{self, payload_hash, Key, Window};
 use shared::ports::*;
 use shared::text::{date, html_escape};
@@ -191,12 +192,16 @@ where
                 // A deadline once recorded is the one: a rerun after a failed
                 // or cut-off run asks with the same one, or the later stages
                 // would find the message differing from the ledger.
-                let deadline = record.rotation_deadline.unwrap_or(*deactivate_after);
-                let old = Replaced { access_key_id: key.clone(), deactivated_after: deadline };
-                let ready = UserReady::rotation(name, &record.email, &self.config.sender, old);
-                // The ledger says so first: issue-credentials and
-                // notify-user act on a rotation only where it does.
-                update.rotation_deadline = Some(deadline);
+                update.rotation_deadline = Some(record.rotation_deadline.unwrap_or(*deactivate_after));
+                // Built from the ledger record, as issue-credentials and
+                // notify-user rebuild it to check the message.
+                let Some(rotation) = Rotation::ordered(&update) else {
+                    tracing::error!(user = %name, access_key_id = %key, "the ledger record of this key holds no usable user name or address; rotation skipped");
+                    return Ok(());
+                };
+                let ready = UserReady::Rotation(rotation);
+                // The ledger says so first: the later stages act on a
+                // rotation only where it does.
                 self.ledger.update(&update).await?;
                 // Keyed by the key: however often the run repeats before the
                 // successor exists, one successor is asked for.

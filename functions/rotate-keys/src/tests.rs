@@ -65,10 +65,10 @@ async fn old_keys_get_one_successor_request_however_often_the_run_repeats() {
     d.run(&RotationRequest::default()).await.unwrap();
     let asked: Vec<UserReady> = d.publisher.events();
     assert_eq!(asked.len(), 1);
-    assert_eq!(asked[0].user_name, "old");
-    let rotate = asked[0].rotate.clone().unwrap();
+    assert_eq!(*asked[0].user_name(), "old");
+    let rotate = asked[0].replaces().cloned().unwrap();
     assert_eq!((rotate.access_key_id, rotate.deactivated_after), (old, NOW + 7 * DAY));
-    assert!(asked[0].programmatic && !asked[0].console && asked[0].ticket_users.is_empty());
+    assert!(asked[0].onboarding().is_none(), "a rotation, not an onboarding");
 }
 
 #[tokio::test]
@@ -217,7 +217,7 @@ async fn a_rerun_asks_for_the_successor_with_the_deadline_already_recorded() {
     d.run(&RotationRequest::default()).await.unwrap();
     let asked: Vec<UserReady> = d.publisher.events();
     assert_eq!(asked.len(), 1);
-    let rotate = asked[0].rotate.clone().unwrap();
+    let rotate = asked[0].replaces().cloned().unwrap();
     assert_eq!((rotate.access_key_id, rotate.deactivated_after), (old, recorded));
 }
 

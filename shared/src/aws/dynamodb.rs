@@ -12,9 +12,9 @@
 
 use super::{classify, code};
 use crate::error::{Error, Result};
+use crate::handoff::Onboarding;
 use crate::ports::{
     Claim, IdempotencyStore, KeyLedger, KeyRecord, Stage, StatusRecord, StatusStore, UntrustedLog, UntrustedMessage,
-    UserReady,
 };
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
@@ -253,13 +253,13 @@ impl StatusStore for DynamoStatus {
     /// transaction: that would cost twice the write capacity for a check
     /// the caller has made already (and moto copies the whole table per
     /// item of a transaction: see BENCHMARKS.md).
-    async fn create_all(&self, records: &[StatusRecord], handoffs: &[UserReady]) -> Result<()> {
+    async fn create_all(&self, records: &[StatusRecord], handoffs: &[Onboarding]) -> Result<()> {
         let mut writes = Vec::with_capacity(records.len() + handoffs.len());
         for r in records {
             writes.push(put_request(status_item(r))?);
         }
         for h in handoffs {
-            let mut item = handoff_key(&h.ticket_id, &h.user_name);
+            let mut item = handoff_key(&h.ticket_id, &h.user.user_name);
             let body = serde_json::to_string(h).map_err(|e| Error::permanent("BatchWriteItem", e.to_string()))?;
             item.insert("handoff".into(), s(body));
             writes.push(put_request(item)?);
@@ -303,7 +303,7 @@ impl StatusStore for DynamoStatus {
             .map_err(|e| classify("DeleteItem", e))
     }
 
-    async fn handoff(&self, ticket_id: &str, user_name: &str) -> Result<Option<UserReady>> {
+    async fn handoff(&self, ticket_id: &str, user_name: &str) -> Result<Option<Onboarding>> {
         let found = get_item(&self.client, &self.table, handoff_key(ticket_id, user_name)).await?;
         let Some(body) = found.as_ref().and_then(|item| get_s(item, "handoff")) else {
             return Ok(None);

@@ -73,9 +73,9 @@ impl Provisioning for IamDirectory {
         match self
             .client
             .create_user()
-            .user_name(&user.user_name)
+            .user_name(user.user_name.as_str())
             .path(&user.path)
-            .permissions_boundary(&user.boundary)
+            .permissions_boundary(user.boundary.as_str())
             .set_tags(Some(tags))
             .send()
             .await

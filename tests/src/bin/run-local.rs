@@ -93,8 +93,8 @@ async fn run(endpoint: &str, event: &serde_json::Value) -> Result<bool, tests::b
     let detail = event.get("detail").unwrap_or(event);
     let ticket = shared::ticket::parse_value(detail.clone());
     let record_id = match &ticket {
-        Ok(t) => create_user::record_id(t)?,
-        Err(_) => shared::ticket::best_effort_ticket_id(&detail.to_string()).unwrap_or_default(),
+        Ok(t) => create_user::record_id(t)?.to_string(),
+        Err(_) => shared::ticket::best_effort_ticket_id(&detail.to_string()).map(String::from).unwrap_or_default(),
     };
     let statuses = shared::ports::StatusStore::for_ticket(&pipeline.create_user.status, &record_id).await?;
     let iam = aws_sdk_iam::Client::new(&sdk);
