@@ -394,6 +394,12 @@ def operations_problems(template):
                   and f["Properties"]["FilterPattern"] == '{ $.alarm = "untrusted_message" }']
         if not metric or not any(a["Properties"].get("MetricName") == metric[0] for a in alarms):
             found.append(f"{group}: no alarm on untrusted messages")
+        if short != "rotate-keys":
+            metric = [f["Properties"]["MetricTransformations"][0]["MetricName"] for f in filters
+                      if f["Properties"]["LogGroupName"] == {"Ref": group}
+                      and f["Properties"]["FilterPattern"] == '{ $.alarm = "deployment_fault" }']
+            if not metric or not any(a["Properties"].get("MetricName") == metric[0] for a in alarms):
+                found.append(f"{group}: no alarm on faults of the deployment")
     queues = of_type(template, "AWS::SQS::Queue")
     alarmed = " ".join(str(a["Properties"].get("Dimensions")) for a in alarms)
     for name, queue in queues.items():

@@ -1,5 +1,14 @@
-//! One error taxonomy for every stage: the only question a stage asks of a
-//! failure is "will trying again help?", so every variant answers it.
+//! One error taxonomy for every stage, in three classes an operator can act on:
+//! - the request is wrong (`Permanent`, a refusal): recorded against the user,
+//!   the requester told, final;
+//! - a passing fault (`Retryable`, `InProgress`): the message goes back to
+//!   its queue and is tried again;
+//! - the deployment is wrong (`Deployment`): a missing permission, an SES
+//!   identity not verified or an account in the sandbox, a disabled key, a
+//!   group or table that does not exist. Never settled, never blamed on the
+//!   requester: the message goes back until the queue parks it in its
+//!   dead-letter queue, with an alarm and a log line naming the fix; a
+//!   redrive after the fix finishes the work.
 
 use std::fmt;
 
@@ -50,6 +59,18 @@ pub enum Error {
     #[error("{0}")]
     PayloadMismatch(String),
 
+    /// The deployment cannot do this (see the module header): `fix` says
+    /// what to change, for the log line the alarm points at.
+    #[error("{operation} failed because of the deployment, not the request: {message} (fix: {fix})")]
+    Deployment { operation: &'static str, message: String, fix: String },
+
+    /// An entity the call names does not exist (IAM's NoSuchEntity), for
+    /// the caller to decide what that means: a user not yet visible after
+    /// its creation (IAM is eventually consistent), or an allow-listed group
+    /// or policy missing from the account.
+    #[error("{operation}: {message}")]
+    Missing { operation: &'static str, message: String },
+
     #[error("configuration: {0}")]
     Config(String),
 
@@ -62,7 +83,17 @@ pub enum Error {
 
 impl Error {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Retryable { .. } | Error::InProgress(_))
+        matches!(self, Error::Retryable { .. } | Error::InProgress(_) | Error::Missing { .. })
+    }
+
+    /// The request is wrong: the user is refused, the requester told, and
+    /// the message settled. Every other failure gives the message back.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, Error::Permanent { .. })
+    }
+
+    pub fn deployment(operation: &'static str, message: impl Into<String>, fix: impl Into<String>) -> Self {
+        Error::Deployment { operation, message: message.into(), fix: fix.into() }
     }
 
     pub fn retryable(operation: &'static str, message: impl Into<String>) -> Self {

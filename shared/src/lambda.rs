@@ -52,6 +52,15 @@ where
             Err(e) if e.is_retryable() => {
                 tracing::warn!(message_id = %id, error = %e, "temporary failure; the record goes back to the queue")
             }
+            Err(crate::Error::Deployment { operation, message, fix }) => tracing::error!(
+                alarm = "deployment_fault",
+                message_id = %id,
+                operation,
+                error = %message,
+                fix = %fix,
+                "the deployment cannot do this; nothing was refused or settled: the record goes back to the queue and \
+                 on to the dead-letter queue; redrive it after the fix"
+            ),
             Err(e) => tracing::error!(
                 message_id = %id,
                 error = %e,
@@ -159,7 +168,11 @@ pub async fn untrusted<L: crate::ports::UntrustedLog>(
 /// destination can tell retryable from permanent.
 impl From<crate::Error> for lambda_runtime::Diagnostic {
     fn from(e: crate::Error) -> Self {
-        let kind = if e.is_retryable() { "Retryable" } else { "Permanent" };
+        let kind = match &e {
+            crate::Error::Deployment { .. } => "Deployment",
+            e if e.is_retryable() => "Retryable",
+            _ => "Permanent",
+        };
         lambda_runtime::Diagnostic { error_type: kind.into(), error_message: e.to_string() }
     }
 }

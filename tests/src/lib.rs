@@ -297,4 +297,65 @@ impl Harness {
         let out = self.iam.list_users().send().await.expect("list users");
         out.users().iter().map(|u| u.user_name().to_lowercase()).collect()
     }
+
+    /// Everything a run leaves behind, with the run's unique names replaced.
+    pub async fn state(&self, s: &str, names: &[String]) -> Vec<String> {
+        let h = self;
+        let mut out = Vec::new();
+        let norm = |x: &str| x.replace(s, "<s>");
+        for name in names {
+            let Ok(user) = h.iam.get_user().user_name(name).send().await else {
+                out.push(format!("{}: missing", norm(name)));
+                continue;
+            };
+            let path = user.user().map(|u| u.path().to_owned()).unwrap_or_default();
+            let mut groups = h.groups_of(name).await;
+            groups.sort();
+            let mut attached = h.attached_to(name).await;
+            attached.sort();
+            let profile = h.iam.get_login_profile().user_name(name).send().await.is_ok();
+            let keys = h.iam.list_access_keys().user_name(name).send().await.unwrap();
+            let key_ids: Vec<&str> = keys.access_key_metadata().iter().filter_map(|k| k.access_key_id()).collect();
+            let sm = aws_sdk_secretsmanager::Client::new(&h.sdk);
+            let secret_id = format!("{}{name}", h.pipeline.env.settings.secret_prefix);
+            let (versions, fields, key_matches) = match sm.get_secret_value().secret_id(&secret_id).send().await {
+                Ok(v) => {
+                    let doc: serde_json::Value = serde_json::from_str(v.secret_string().unwrap()).unwrap();
+                    let fields: Vec<String> = doc.as_object().unwrap().keys().cloned().collect();
+                    let stored = doc["access_key_id"].as_str().map(str::to_owned);
+                    let versions =
+                        sm.list_secret_version_ids().secret_id(&secret_id).send().await.unwrap().versions().len();
+                    (versions, fields, stored.as_deref().is_none_or(|k| key_ids == [k]))
+                }
+                Err(_) => (0, vec![], false),
+            };
+            out.push(format!(
+                "{}: path {path} groups {groups:?} policies {attached:?} profile {profile} keys {} secret versions {versions} fields {fields:?} stored key is the key {key_matches}",
+                norm(name),
+                key_ids.len()
+            ));
+        }
+        let mut emails: std::collections::BTreeMap<(String, String), usize> = Default::default();
+        for (to, subject) in h.pipeline.emails_sent() {
+            *emails.entry((norm(&to), subject)).or_default() += 1;
+        }
+        out.extend(emails.into_iter().map(|((to, subject), n)| format!("email {to} {:?} x{n}", norm(&subject))));
+        out
+    }
+}
+
+/// The two users every whole-run comparison uses: a console and
+/// programmatic user with a group, a policy and a tag; a programmatic one.
+pub fn two_user_ticket(prefix: &str, s: &str) -> (serde_json::Value, Vec<String>) {
+    let names = vec![format!("both{s}"), format!("keys{s}")];
+    let t = serde_json::json!({
+        "ticket_id": format!("{prefix}-{s}"),
+        "requested_by": format!("req{s}@example.com"),
+        "users": [
+            {"user_name": names[0], "email": format!("{}@example.com", names[0]), "access": {"console": true, "programmatic": true},
+             "groups": ["Developers"], "managed_policies": ["arn:aws:iam::aws:policy/ReadOnlyAccess"], "tags": {"team": "qa"}},
+            {"user_name": names[1], "email": format!("{}@example.com", names[1]), "access": {"programmatic": true}}
+        ]
+    });
+    (t, names)
 }

@@ -301,6 +301,22 @@ impl LocalPipeline {
         Ok((summary, drained))
     }
 
+    /// What an operator's redrive does once the fault is fixed: every
+    /// message of each stage's dead-letter queue back onto the stage's queue
+    /// (a test's redrive: unlike SQS's, it deletes before it sends). Returns
+    /// how many moved.
+    pub async fn redrive(&self) -> Result<usize, BoxError> {
+        let sources = [&self.env.create_user_queue, &self.env.issue_credentials_queue, &self.env.notify_user_queue];
+        let mut moved = 0;
+        for (source, dlq) in sources.into_iter().zip(&self.env.dead_letter_queues) {
+            for body in self.take_all(dlq, |body| Some(body.to_owned())).await? {
+                self.sqs.send_message().queue_url(source).message_body(body).send().await?;
+                moved += 1;
+            }
+        }
+        Ok(moved)
+    }
+
     /// Puts bodies a stage was given back on its queue: a redelivery.
     pub async fn redeliver(&self, queue: &str, body: &str) -> Result<(), BoxError> {
         self.sqs.send_message().queue_url(queue).message_body(body).send().await?;
@@ -426,12 +442,18 @@ impl LocalPipeline {
     /// Takes every message off the issue-credentials queue (for tests, until
     /// that stage exists).
     pub async fn take_handoffs(&self) -> Result<Vec<UserReady>, BoxError> {
+        let bodies = self.take_all(&self.env.issue_credentials_queue, |b| Some(b.to_owned())).await?;
+        Ok(bodies.iter().map(|b| serde_json::from_str(b)).collect::<Result<_, _>>()?)
+    }
+
+    /// Takes every message off `queue` (received, then deleted), mapped by `f`.
+    async fn take_all<T>(&self, queue: &str, f: impl Fn(&str) -> Option<T>) -> Result<Vec<T>, BoxError> {
         let mut out = Vec::new();
         loop {
             let received = self
                 .sqs
                 .receive_message()
-                .queue_url(&self.env.issue_credentials_queue)
+                .queue_url(queue)
                 .max_number_of_messages(10)
                 .wait_time_seconds(0)
                 .send()
@@ -441,13 +463,9 @@ impl LocalPipeline {
                 return Ok(out);
             }
             for m in messages {
-                out.push(serde_json::from_str(m.body().unwrap_or_default())?);
-                self.sqs
-                    .delete_message()
-                    .queue_url(&self.env.issue_credentials_queue)
-                    .receipt_handle(m.receipt_handle().unwrap_or_default())
-                    .send()
-                    .await?;
+                out.extend(f(m.body().unwrap_or_default()));
+                let handle = m.receipt_handle().unwrap_or_default();
+                self.sqs.delete_message().queue_url(queue).receipt_handle(handle).send().await?;
             }
         }
     }

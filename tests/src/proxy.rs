@@ -26,6 +26,9 @@ pub enum Fault {
     ServiceFailure,
     /// Access denied: a role missing a permission.
     AccessDenied,
+    /// IAM's 404 NoSuchEntity: what GetUser answers for a user created a
+    /// moment ago, where IAM has not caught up yet (eventual consistency).
+    NoSuchEntity,
     /// The connection closes before an answer; the request never arrived.
     Reset,
     /// The answer comes, this many milliseconds late.
@@ -138,6 +141,14 @@ impl FaultProxy {
     /// The next `times` calls of `action` get `fault`.
     pub fn fail(&self, action: &str, times: u32, fault: Fault) {
         self.fail_after(action, 0, times, fault);
+    }
+
+    /// The fix is in: no call fails any more (chaos and crash points too).
+    pub fn clear_faults(&self) {
+        let mut state = self.state();
+        state.rules.clear();
+        state.shares.clear();
+        state.crash_at = None;
     }
 
     /// Lets `skip` calls of `action` through, then fails the next `times`.
@@ -325,6 +336,7 @@ fn error_response(fault: Fault, service: &str, json_protocol: bool) -> String {
         }
         (Fault::AccessDenied, _, false) => ("403 Forbidden", "AccessDenied", "Injected access denied"),
         (Fault::AccessDenied, _, true) => ("400 Bad Request", "AccessDeniedException", "Injected access denied"),
+        (Fault::NoSuchEntity, _, _) => ("404 Not Found", "NoSuchEntity", "The user cannot be found (injected)"),
         (Fault::Reset | Fault::Slow(_) | Fault::Hang, _, _) => unreachable!("not an error answer"),
     };
     let (content_type, body) = if json_protocol {

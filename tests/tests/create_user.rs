@@ -184,37 +184,6 @@ async fn throttling_and_server_errors_are_retried_until_the_ticket_completes() {
 }
 
 #[tokio::test]
-async fn permanent_refusal_by_iam_is_recorded_and_not_retried() {
-    // "Contractors" is allow-listed but the group does not exist: IAM says
-    // NoSuchEntity, which no retry will change.
-    let h = create_user_only(
-        Harness::with(|s| {
-            s.allow.groups.insert("Contractors".into());
-        })
-        .await,
-    );
-    let s = unique("");
-    let id = format!("ONB-{s}");
-    let mut broken = user(&format!("p1{s}"), true, false);
-    broken["groups"] = json!(["Contractors"]);
-    let drained = h.run(&ticket(&id, vec![broken, user(&format!("p2{s}"), true, false)])).await;
-    assert_eq!((drained.handled, drained.retried, drained.dead_lettered), (1, 0, 0));
-    let statuses = h.statuses(&id).await;
-    assert_eq!(statuses[0].stage, Stage::Failed);
-    assert!(statuses[0].reason.as_deref().unwrap().contains("Contractors"), "{statuses:?}");
-    assert_eq!(statuses[1].stage, Stage::UserCreated);
-    let mail = tests::sent_emails(&h.endpoint);
-    let to_requester: Vec<_> =
-        mail.iter().filter(|m| m.is_to(&format!("req-{}@example.com", id.to_lowercase()))).collect();
-    assert_eq!(to_requester.len(), 1);
-    assert!(to_requester[0].body.contains("Contractors"));
-    assert_eq!(h.pipeline.take_handoffs().await.unwrap().len(), 1, "only the created user goes on");
-}
-
-/// Every rule of CONTRACT.md section 2, each broken by one ticket, against
-/// the emulator: nothing changes in IAM, the status record says why, and the
-/// requester's email lists it.
-#[tokio::test]
 async fn each_validation_rule_refuses_its_ticket_and_changes_nothing() {
     let h = create_user_only(Harness::new().await);
     let s = unique("");

@@ -90,8 +90,9 @@ where
     }
 
     /// An SQS batch. A refused ticket is recorded, emailed and settled; any
-    /// failure comes back as a batch item failure (retried, and after
-    /// maxReceiveCount parked in the dead-letter queue), whatever its kind.
+    /// other failure (passing, or of the deployment) comes back as a batch
+    /// item failure: retried, and after maxReceiveCount parked in the
+    /// dead-letter queue for a redrive.
     pub async fn handle_sqs(&self, event: SqsEvent, lease_until: u64) -> SqsBatchResponse {
         shared::lambda::for_each_record(event, self.config.concurrency, |record| async move {
             self.handle_body(record.body.as_deref().unwrap_or_default(), lease_until).await.map(drop)
@@ -112,7 +113,7 @@ where
 
     /// One message body: an EventBridge envelope or a bare ticket. `Ok` also
     /// when the ticket was refused: that is recorded, emailed and final.
-    /// `Err` only for failures; `is_retryable` tells whether to try again.
+    /// `Err` for everything else: the ticket is not settled.
     pub async fn handle_body(&self, body: &str, lease_until: u64) -> Result<TicketReport> {
         let ticket = match ticket::parse(body) {
             Ok(t) => t,
@@ -199,7 +200,16 @@ where
                 }
                 Ok(Provisioned::HandedOn) => report.created.push(user_name),
                 Ok(Provisioned::Refused(reasons)) => report.refused.push(UserRefused { user_name, reasons }),
-                Err(e) if e.is_retryable() => retry = retry.or(Some(e)),
+                // Not the request's fault: the ticket goes back to its queue
+                // (a fault of the deployment first, for the log line that
+                // names the fix); the user is neither refused nor settled.
+                Err(e) if !e.is_refusal() => {
+                    retry = match retry {
+                        Some(kept @ Error::Deployment { .. }) => Some(kept),
+                        _ if matches!(e, Error::Deployment { .. }) => Some(e),
+                        kept => kept.or(Some(e)),
+                    }
+                }
                 Err(e) => {
                     let reason = e.to_string();
                     tracing::warn!(ticket_id = %key, user = %user_name, %reason, "user refused while provisioning");
@@ -376,14 +386,39 @@ where
             tracing::info!(ticket_id = %key, user = %plan.user_name, "user exists from an earlier delivery of this ticket; completing it");
         }
         for group in &r.grant.groups {
-            self.directory.add_user_to_group(&plan.user_name, group).await?;
+            if let Err(e) = self.directory.add_user_to_group(&plan.user_name, group).await {
+                let what = format!("group {group:?} (on ALLOWED_GROUPS)");
+                return Err(self.explain_missing(e, &plan.user_name, &what).await);
+            }
         }
         for arn in &r.grant.managed_policies {
-            self.directory.attach_user_policy(&plan.user_name, arn).await?;
+            if let Err(e) = self.directory.attach_user_policy(&plan.user_name, arn).await {
+                let what = format!("policy {arn} (on ALLOWED_MANAGED_POLICIES)");
+                return Err(self.explain_missing(e, &plan.user_name, &what).await);
+            }
         }
 
         tracing::info!(ticket_id = %key, user = %plan.user_name, "user created");
         Ok(())
+    }
+
+    /// IAM said NoSuchEntity while granting `what` to a user this ticket
+    /// created: the user not visible yet (IAM is eventually consistent: try
+    /// again), or `what` missing from the account (the deployment's fault:
+    /// no ticket can fix it).
+    async fn explain_missing(&self, e: Error, user_name: &UserName, what: &str) -> Error {
+        let Error::Missing { operation, message } = e else {
+            return e;
+        };
+        match self.directory.get_user(user_name).await {
+            Ok(Some(_)) => Error::deployment(
+                operation,
+                message,
+                format!("{what} does not exist in the account: create it, or take it off the allow-list"),
+            ),
+            Ok(None) => Error::retryable(operation, format!("user {user_name} is not visible yet: {message}")),
+            Err(read) => read,
+        }
     }
 
     async fn set_status(&self, ticket_id: &str, user_name: &str, stage: Stage, reason: Option<String>) -> Result<()> {
@@ -484,11 +519,13 @@ where
         )
         .await;
         match sent {
-            // SES refused it for good (a rejected address, an unverified
-            // sender): the refusal is already recorded in DynamoDB, and
-            // bouncing the ticket through the DLQ would not get the email
-            // out either.
-            Err(e) if !e.is_retryable() => {
+            // SES refused this message for good: the refusal is already
+            // recorded in DynamoDB, and bouncing the ticket through the DLQ
+            // would not get the email out either. A sender not verified or
+            // an account in the SES sandbox is the deployment's fault
+            // instead: that goes back to the queue, so a redrive after the
+            // fix tells the requester.
+            Err(e) if e.is_refusal() => {
                 tracing::error!(ticket_id = %key, error = %e, "refusal email could not be sent; the refusal stays recorded");
                 Ok(())
             }

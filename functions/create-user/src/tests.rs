@@ -123,13 +123,14 @@ async fn retryable_failure_half_way_is_completed_by_the_retry() {
 #[tokio::test]
 async fn permanent_failure_refuses_that_user_only_and_tells_the_requester() {
     let d = deps();
-    d.directory.fail_next("AddUserToGroup", Error::permanent("AddUserToGroup", "AccessDenied"));
+    let quota = "LimitExceeded: Cannot exceed quota for GroupsPerUser: 10";
+    d.directory.fail_next("AddUserToGroup", Error::permanent("AddUserToGroup", quota));
     let report = run(&d, &ticket()).await.unwrap();
     assert_eq!(report.created, ["raj.patel"]);
     assert_eq!(report.refused[0].user_name, "emily.chen");
     let outbox = d.mailer.outbox();
     assert_eq!(outbox.len(), 1);
-    assert!(outbox[0].text.contains("AccessDenied"));
+    assert!(outbox[0].text.contains("GroupsPerUser"));
     let statuses = d.status.for_ticket("ONB-1").await.unwrap();
     let emily = statuses.iter().find(|s| s.user_name == "emily.chen").unwrap();
     assert_eq!(emily.stage, Stage::Failed);
@@ -399,4 +400,48 @@ async fn retry_after_a_failure_part_way_hands_on_only_the_users_not_yet_handed_o
     assert_eq!(creates, 1, "the user handed on before was left alone");
     let statuses = d.status.for_ticket("ONB-1").await.unwrap();
     assert!(statuses.iter().all(|s| s.stage == Stage::UserCreated), "{statuses:?}");
+}
+
+/// The deployment's own fault (here the role may not AddUserToGroup) is not
+/// the requester's: nobody is refused or told, no user is marked failed, the
+/// ticket is not settled. Once the role is fixed, the retry (a redrive from
+/// the dead-letter queue) finishes the half-made user with nothing twice.
+#[tokio::test]
+async fn a_fault_of_the_deployment_refuses_nobody_and_the_retry_after_the_fix_finishes() {
+    let d = deps();
+    let denied = Error::deployment("AddUserToGroup", "AccessDenied", "grant the role AddUserToGroup");
+    d.directory.fail_next("AddUserToGroup", denied);
+    let err = run(&d, &ticket()).await.unwrap_err();
+    assert!(matches!(err, Error::Deployment { .. }), "{err}");
+    assert!(d.mailer.outbox().is_empty(), "the requester was told of the deployment's fault");
+    let statuses = d.status.for_ticket("ONB-1").await.unwrap();
+    assert!(statuses.iter().all(|s| s.stage != Stage::Failed), "{statuses:?}");
+    assert!(d.status.handoff("ONB-1", "emily.chen").await.unwrap().is_some(), "her hand-off was revoked");
+    // The role is fixed; the message comes back from the dead-letter queue.
+    let report = run(&d, &ticket()).await.unwrap();
+    assert_eq!(report.created, ["emily.chen", "raj.patel"]);
+    assert!(report.refused.is_empty());
+    assert_eq!(d.directory.user("emily.chen").unwrap().1.groups, ["Power_Users"]);
+    assert_eq!(d.publisher.events::<UserReady>().len(), 2, "each user handed on once");
+    assert!(d.mailer.outbox().is_empty());
+}
+
+/// NoSuchEntity while granting: a group missing from the account is the
+/// deployment's fault; a user IAM does not show yet (eventual consistency)
+/// is a passing one.
+#[tokio::test]
+async fn no_such_entity_while_granting_is_a_missing_group_or_a_user_not_visible_yet() {
+    let d = deps();
+    let missing = || Error::Missing { operation: "AddUserToGroup", message: "NoSuchEntity".into() };
+    d.directory.fail_next("AddUserToGroup", missing());
+    let err = run(&d, &ticket()).await.unwrap_err();
+    match &err {
+        Error::Deployment { fix, .. } => assert!(fix.contains("Power_Users") && fix.contains("allow-list"), "{fix}"),
+        other => panic!("not the deployment's fault: {other}"),
+    }
+    let d = deps();
+    d.directory.fail_next("AddUserToGroup", missing());
+    d.directory.fail_next("GetUser", Error::Missing { operation: "GetUser", message: "not yet".into() });
+    let err = run(&d, &ticket()).await.unwrap_err();
+    assert!(err.is_retryable() && !matches!(err, Error::Deployment { .. }), "{err}");
 }

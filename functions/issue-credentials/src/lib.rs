@@ -106,11 +106,11 @@ where
                 .await;
         match run {
             Ok(outcome) => Ok(Some(outcome.into_inner())),
-            Err(e) if e.is_retryable() => Err(e),
-            // Same user, other content: not a replay but a stray or forged
-            // message. It must not touch the user's record; it waits in the
-            // dead-letter queue for a person.
-            Err(e @ Error::PayloadMismatch(_)) => Err(e),
+            // Passing, or the deployment's fault: not settled, the message
+            // goes back (and after the fix, a redrive finishes the user).
+            // Same user, other content (PayloadMismatch): not a replay but a
+            // stray or forged message that must not touch the user's record.
+            Err(e) if !e.is_refusal() => Err(e),
             Err(e) => {
                 let reason = e.to_string();
                 tracing::warn!(ticket_id = %ready.records_id(), user = %ready.user_name(), %reason, "credentials refused");
@@ -168,7 +168,12 @@ where
             .directory
             .get_user(name)
             .await?
-            .ok_or_else(|| Error::permanent("GetUser", format!("user {name:?} no longer exists")))?;
+            // create-user made it (its hand-off is on record): not there yet
+            // is IAM's eventual consistency, and the retry finds it; a user
+            // deleted meanwhile waits in the dead-letter queue for a person.
+            .ok_or_else(|| {
+                Error::retryable("GetUser", format!("user {name:?} is not visible (yet): IAM is eventually consistent"))
+            })?;
         let managed = user.tags.get(MANAGED_TAG).map(String::as_str) == Some("true");
         // A second check beside the records (`trusted`): a rotation concerns a
         // managed user whose key the ledger holds; onboarding only the

@@ -84,11 +84,11 @@ where
         let window = self.window(lease_until);
         let outcome = match self.notify(ready, &stored, alias, window).await {
             Ok(_) => Ok(()),
-            Err(e) if e.is_retryable() => return Err(e),
-            // Same user, other content: not a replay but a stray or forged
-            // message. It must not touch the user's record; it waits in the
-            // dead-letter queue for a person.
-            Err(e @ Error::PayloadMismatch(_)) => return Err(e),
+            // Passing, or the deployment's fault (SES sandbox, sender not
+            // verified): not settled, the message goes back, and after the
+            // fix a redrive sends what is missing. Same user, other content
+            // (PayloadMismatch) must not touch the user's record either.
+            Err(e) if !e.is_refusal() => return Err(e),
             Err(e) => {
                 let reason = e.to_string();
                 let handoff = &ready.ready;

@@ -132,11 +132,30 @@ async fn retry_after_ses_fails_between_emails_sends_only_what_is_missing() {
 #[tokio::test]
 async fn permanent_ses_refusal_marks_the_user_failed_with_the_reason() {
     let d = deps();
-    d.mailer.fail_next(Error::permanent("SendEmail", "MessageRejected: Email address is not verified"));
+    d.mailer.fail_next(Error::permanent("SendEmail", "InvalidParameterValue: Local address contains control"));
     d.handle(&ready(), LEASE).await.unwrap();
     let status = d.status.for_ticket("ONB-1").await.unwrap();
     assert_eq!(status[0].stage, Stage::Failed);
-    assert!(status[0].reason.as_deref().unwrap().contains("MessageRejected"));
+    assert!(status[0].reason.as_deref().unwrap().contains("InvalidParameterValue"));
+}
+
+/// An SES account in the sandbox (or a sender not verified) is the
+/// deployment's fault: the user is not failed and the requester not told;
+/// after the fix, the retry sends exactly what is missing.
+#[tokio::test]
+async fn the_ses_sandbox_fails_nobody_and_the_retry_after_the_fix_sends_what_is_missing() {
+    let d = deps();
+    let sandbox = Error::deployment("SendEmail", "MessageRejected: Email address is not verified", "leave the sandbox");
+    d.mailer.fail_next_after(1, sandbox);
+    let err = d.handle(&ready(), LEASE).await.unwrap_err();
+    assert!(matches!(err, Error::Deployment { .. }), "{err}");
+    assert!(d.status.for_ticket("ONB-1").await.unwrap().iter().all(|s| s.stage != Stage::Failed));
+    assert_eq!(d.mailer.outbox().len(), 1, "the first email went before SES refused");
+    d.handle(&ready(), LEASE).await.unwrap();
+    let outbox = d.mailer.outbox();
+    assert_eq!(outbox.iter().filter(|e| e.to == "emily@example.com").count(), 3, "each email once");
+    assert_eq!(outbox.iter().filter(|e| e.to == "it-ops@example.com").count(), 1, "the summary, once");
+    assert_eq!(d.status.for_ticket("ONB-1").await.unwrap()[0].stage, Stage::Notified);
 }
 
 #[tokio::test]

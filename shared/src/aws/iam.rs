@@ -11,6 +11,27 @@ use aws_sdk_iam::types::StatusType;
 use aws_sdk_iam::types::Tag;
 use aws_sdk_iam::Client;
 
+/// NoSuchEntity as `Error::Missing`, for the caller to tell a user not yet
+/// visible (IAM is eventually consistent) from a missing group or policy;
+/// anything else classified as usual.
+fn missing_or_classified<E>(
+    operation: &'static str,
+    err: aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+) -> Error
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    if code(&err) == Some("NoSuchEntity") {
+        let message = aws_smithy_types::error::display::DisplayErrorContext(&err).to_string();
+        Error::Missing { operation, message }
+    } else {
+        classify(operation, err)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct IamDirectory {
     client: Client,
@@ -94,7 +115,7 @@ impl Provisioning for IamDirectory {
             .send()
             .await
             .map(drop)
-            .map_err(|e| classify("AddUserToGroup", e))
+            .map_err(|e| missing_or_classified("AddUserToGroup", e))
     }
 
     async fn attach_user_policy(&self, user_name: &str, policy_arn: &str) -> Result<()> {
@@ -105,7 +126,7 @@ impl Provisioning for IamDirectory {
             .send()
             .await
             .map(drop)
-            .map_err(|e| classify("AttachUserPolicy", e))
+            .map_err(|e| missing_or_classified("AttachUserPolicy", e))
     }
 }
 
@@ -156,7 +177,7 @@ impl Credentials for IamDirectory {
             Ok(_) => Ok(Created::Created),
             Err(e) if code(&e) == Some("EntityAlreadyExists") => Ok(Created::AlreadyExists),
             // IAM's message for a policy violation does not quote the password.
-            Err(e) => Err(classify("CreateLoginProfile", e)),
+            Err(e) => Err(missing_or_classified("CreateLoginProfile", e)),
         }
     }
 
@@ -182,7 +203,7 @@ impl Credentials for IamDirectory {
             .user_name(user_name)
             .send()
             .await
-            .map_err(|e| classify("CreateAccessKey", e))?;
+            .map_err(|e| missing_or_classified("CreateAccessKey", e))?;
         let key = out.access_key().ok_or_else(|| Error::retryable("CreateAccessKey", "no key in the answer"))?;
         Ok(NewAccessKey {
             access_key_id: key.access_key_id().to_owned(),
