@@ -86,7 +86,8 @@ where
     stream::iter(futures).buffered(limit.max(1)).collect().await
 }
 
-/// `for_each_record` over a stage's hand-offs, each body parsed as `T`.
+/// `for_each_record` over a stage's hand-offs, each body read as a `T`
+/// (`handoff::read`: this version or the previous one).
 ///
 /// A hand-off is only a pointer into the pipeline's own records: a body
 /// that does not parse, or that `process` finds matching none of them
@@ -104,21 +105,15 @@ pub async fn for_each_message<T, L, F, Fut>(
     mut process: F,
 ) -> SqsBatchResponse
 where
-    T: serde::de::DeserializeOwned,
+    T: crate::handoff::Message,
     L: crate::ports::UntrustedLog,
-    F: FnMut(T) -> Fut,
+    F: FnMut(crate::handoff::Received<T>) -> Fut,
     Fut: Future<Output = Result<(), crate::Error>>,
 {
     for_each_record(event, concurrency, |record| {
         let body = record.body.clone().unwrap_or_default();
         let message_id = record.message_id.clone().unwrap_or_default();
-        let parsed = serde_json::from_str::<T>(&body).map_err(|e| {
-            crate::Error::Untrusted(format!(
-                "not a hand-off this stage takes: {}",
-                crate::text::redact_serde_message(&e.to_string())
-            ))
-        });
-        let run = parsed.map(&mut process);
+        let run = crate::handoff::read::<T>(&body).map(&mut process);
         async move {
             let outcome = match run {
                 Ok(run) => run.await,

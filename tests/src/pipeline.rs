@@ -309,7 +309,7 @@ impl LocalPipeline {
         let sources = [&self.env.create_user_queue, &self.env.issue_credentials_queue, &self.env.notify_user_queue];
         let mut moved = 0;
         for (source, dlq) in sources.into_iter().zip(&self.env.dead_letter_queues) {
-            for body in self.take_all(dlq, |body| Some(body.to_owned())).await? {
+            for body in self.take_bodies(dlq).await? {
                 self.sqs.send_message().queue_url(source).message_body(body).send().await?;
                 moved += 1;
             }
@@ -442,8 +442,13 @@ impl LocalPipeline {
     /// Takes every message off the issue-credentials queue (for tests, until
     /// that stage exists).
     pub async fn take_handoffs(&self) -> Result<Vec<UserReady>, BoxError> {
-        let bodies = self.take_all(&self.env.issue_credentials_queue, |b| Some(b.to_owned())).await?;
+        let bodies = self.take_bodies(&self.env.issue_credentials_queue).await?;
         Ok(bodies.iter().map(|b| serde_json::from_str(b)).collect::<Result<_, _>>()?)
+    }
+
+    /// Takes every message off `queue`: their bodies, as sent.
+    pub async fn take_bodies(&self, queue: &str) -> Result<Vec<String>, BoxError> {
+        self.take_all(queue, |b| Some(b.to_owned())).await
     }
 
     /// Takes every message off `queue` (received, then deleted), mapped by `f`.

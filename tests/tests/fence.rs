@@ -66,9 +66,9 @@ async fn a_forged_rotation_hand_off_creates_no_login_profile_and_mails_nobody() 
     // A rotation nobody ordered, to the forger's address; and the user's
     // own onboarding, claiming console access and the forger's address.
     let forged = [
-        json!({"purpose": "rotation", "user": {"user_name": name, "email": MALLORY},
+        json!({"version": 2, "purpose": "rotation", "user": {"user_name": name, "email": MALLORY},
                "replaces": {"access_key_id": keys[0], "deactivated_after": 1}}),
-        json!({"purpose": "onboarding", "ticket_id": id, "requested_by": MALLORY,
+        json!({"version": 2, "purpose": "onboarding", "ticket_id": id, "requested_by": MALLORY,
                "user": {"user_name": name, "email": MALLORY}, "access": {"console": true, "programmatic": true},
                "console_password": {"mode": "autogenerate"}, "require_password_reset": false,
                "ticket_users": [name]}),
@@ -100,6 +100,7 @@ async fn a_forged_notify_message_mails_no_credentials() {
     let arn = secret_arn(&h, &name).await;
     for (ticket_id, secret_arn) in [(format!("FORGED-{s}"), arn.clone()), (id.clone(), arn)] {
         let forged = json!({
+            "version": 2,
             "ready": {"purpose": "onboarding", "ticket_id": ticket_id, "requested_by": MALLORY,
                       "user": {"user_name": name, "email": MALLORY}, "access": {"console": true, "programmatic": false},
                       "console_password": {"mode": "autogenerate"}, "require_password_reset": false,

@@ -24,7 +24,7 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use shared::config::IssueCredentialsConfig;
 use shared::error::{Error, Result};
-use shared::handoff::{CredentialsReady, Onboarding, Rotation, UserReady};
+use shared::handoff::{self, CredentialsReady, Onboarding, Received, Rotation, UserReady};
 use shared::idempotency::{self, payload_hash, Key, Window};
 use shared::password;
 use shared::ports::*;
@@ -81,7 +81,7 @@ where
             self.config.concurrency,
             &self.status,
             self.clock.now(),
-            |ready: UserReady| async move { self.handle_in(&ready, lease_until, account).await.map(drop) },
+            |ready: Received<UserReady>| async move { self.handle_in(&ready, lease_until, account).await.map(drop) },
         )
         .await
     }
@@ -89,12 +89,13 @@ where
     /// `Ok` once the user is settled: credentials issued and handed on, or
     /// refused and recorded.
     pub async fn handle(&self, ready: &UserReady, lease_until: u64) -> Result<Option<CredentialsReady>> {
-        self.handle_in(ready, lease_until, &Account::default()).await
+        let received = Received { message: ready.clone(), previous: None };
+        self.handle_in(&received, lease_until, &Account::default()).await
     }
 
     async fn handle_in(
         &self,
-        message: &UserReady,
+        message: &Received<UserReady>,
         lease_until: u64,
         account: &Account,
     ) -> Result<Option<CredentialsReady>> {
@@ -134,7 +135,8 @@ where
 
     /// The pipeline's own record of what `message` asks for, if the message
     /// matches it exactly; `Error::Untrusted` otherwise.
-    async fn trusted(&self, message: &UserReady) -> Result<UserReady> {
+    async fn trusted(&self, received: &Received<UserReady>) -> Result<UserReady> {
+        let message = &received.message;
         let name = message.user_name();
         let recorded = match message {
             UserReady::Onboarding(o) => {
@@ -150,7 +152,7 @@ where
                 })?
             }
         };
-        if &recorded != message {
+        if !received.matches(&recorded) {
             return Err(Error::Untrusted(format!(
                 "the message for user {name:?} of {:?} differs from what the pipeline recorded for it",
                 message.records_id()
@@ -292,7 +294,7 @@ where
         // Under this user's idempotency record: handed on once, except by a
         // run cut off after this line, whose retry hands on the same message
         // again; notify-user keeps one record per email, so that sends nothing twice.
-        self.publisher.publish(&next).await?;
+        self.publisher.publish(&handoff::write(&next)).await?;
         tracing::info!(ticket_id = %ready.records_id(), user = %name, "credentials issued and stored; handed to notify-user");
         Ok(next)
     }

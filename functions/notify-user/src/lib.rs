@@ -20,7 +20,7 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use shared::config::NotifyUserConfig;
 use shared::error::{Error, Result};
-use shared::handoff::{CredentialsReady, Replaced, Rotation, UserReady};
+use shared::handoff::{CredentialsReady, Received, Replaced, Rotation, UserReady};
 use shared::idempotency::{self, payload_hash, Key, Window};
 use shared::ports::StoredSecret;
 use shared::ports::*;
@@ -63,19 +63,20 @@ where
             self.config.concurrency,
             &self.status,
             self.clock.now(),
-            |ready: CredentialsReady| async move { self.handle_in(&ready, lease_until, alias).await },
+            |ready: Received<CredentialsReady>| async move { self.handle_in(&ready, lease_until, alias).await },
         )
         .await
     }
 
     /// `Ok` once the user is settled: every email sent, or refused and recorded.
     pub async fn handle(&self, ready: &CredentialsReady, lease_until: u64) -> Result<()> {
-        self.handle_in(ready, lease_until, &tokio::sync::OnceCell::new()).await
+        let received = Received { message: ready.clone(), previous: None };
+        self.handle_in(&received, lease_until, &tokio::sync::OnceCell::new()).await
     }
 
     async fn handle_in(
         &self,
-        message: &CredentialsReady,
+        message: &Received<CredentialsReady>,
         lease_until: u64,
         alias: &tokio::sync::OnceCell<Option<String>>,
     ) -> Result<()> {
@@ -108,7 +109,8 @@ where
     /// The pipeline's own record of what `message` asks for, with the user's
     /// secret, if the message matches them exactly; `Error::Untrusted`
     /// otherwise.
-    async fn trusted(&self, message: &CredentialsReady) -> Result<(CredentialsReady, StoredSecret)> {
+    async fn trusted(&self, received: &Received<CredentialsReady>) -> Result<(CredentialsReady, StoredSecret)> {
+        let message = &received.message;
         let name = message.ready.user_name();
         let untrusted = |why: String| Error::Untrusted(format!("message for user {name:?}: {why}"));
         let handoff = match &message.ready {
@@ -143,7 +145,7 @@ where
         let given = &message.secret.arn;
         let arn = if is_partial_arn_of(given, &stored.arn) { given } else { &stored.arn };
         let recorded = CredentialsReady::stored(&handoff, arn, &secret_name);
-        if &recorded != message {
+        if !received.matches(&recorded) {
             return Err(untrusted(format!(
                 "differs from what the pipeline recorded for {:?}",
                 message.ready.records_id()

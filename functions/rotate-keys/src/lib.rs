@@ -207,7 +207,7 @@ where
                 // successor exists, one successor is asked for.
                 let hash = payload_hash(&(name, key))?;
                 idempotency::once(&self.idempotency, &Key::successor(name, key), &hash, window, || async {
-                    self.publisher.publish(&ready).await.map(|()| true)
+                    self.publisher.publish(&shared::handoff::write(&ready)).await.map(|()| true)
                 })
                 .await?;
                 tracing::info!(user = %name, access_key_id = %key, "successor requested");

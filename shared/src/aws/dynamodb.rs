@@ -308,7 +308,7 @@ impl StatusStore for DynamoStatus {
         let Some(body) = found.as_ref().and_then(|item| get_s(item, "handoff")) else {
             return Ok(None);
         };
-        serde_json::from_str(body)
+        Onboarding::from_record(body)
             .map(Some)
             .map_err(|e| Error::permanent("GetItem", format!("hand-off record of {ticket_id}/{user_name}: {e}")))
     }
