@@ -3,20 +3,67 @@
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use std::future::Future;
 
-/// JSON lines in Lambda (CloudWatch Logs Insights reads them field by
-/// field); readable text on a terminal. `RUST_LOG` filters either way.
+/// How the function logs, from Lambda's advanced logging controls (the
+/// function's LoggingConfig in template.yaml): `AWS_LAMBDA_LOG_FORMAT` (`JSON`
+/// or `Text`) and `AWS_LAMBDA_LOG_LEVEL` (`TRACE` ... `FATAL`), which win
+/// over `RUST_LOG`; off Lambda, readable text at `RUST_LOG` or `info`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    pub json: bool,
+    /// An `EnvFilter` directive.
+    pub filter: String,
+}
+
+impl LogSettings {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let in_lambda = lookup("AWS_LAMBDA_FUNCTION_NAME").is_some();
+        let json = match lookup("AWS_LAMBDA_LOG_FORMAT").as_deref().map(str::to_ascii_uppercase).as_deref() {
+            Some("JSON") => true,
+            Some("TEXT") => false,
+            _ => in_lambda,
+        };
+        let level = lookup("AWS_LAMBDA_LOG_LEVEL").map(|l| match l.to_ascii_uppercase().as_str() {
+            "TRACE" => "trace",
+            "DEBUG" => "debug",
+            "WARN" => "warn",
+            "ERROR" | "FATAL" => "error",
+            _ => "info",
+        });
+        let filter = level.map(str::to_owned).or_else(|| lookup("RUST_LOG")).unwrap_or_else(|| "info".into());
+        Self { json, filter }
+    }
+}
+
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let settings = LogSettings::from_lookup(|k| std::env::var(k).ok());
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
-    let installed = if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
-        // Lambda adds its own timestamps to every line.
-        builder.json().flatten_event(true).without_time().try_init()
+    let installed = if settings.json {
+        // Lambda adds its own timestamps; the message's span (its id, ticket
+        // and user) comes with every line under "span".
+        builder.json().flatten_event(true).with_current_span(true).with_span_list(false).without_time().try_init()
     } else {
         builder.with_writer(std::io::stderr).try_init()
     };
     // Already installed (tests, the local runner): keep the first one.
     drop(installed);
+}
+
+/// The span every log line of one SQS message is written in: the message
+/// id from the start, the ticket and user as soon as the stage knows them
+/// (`record_subject`).
+pub fn message_span(stage: &'static str, message_id: &str) -> tracing::Span {
+    tracing::info_span!("message", stage, message_id, ticket_id = tracing::field::Empty, user = tracing::field::Empty)
+}
+
+/// Notes which ticket and user the current message is about, in its span.
+pub fn record_subject(ticket_id: &str, user: Option<&str>) {
+    let span = tracing::Span::current();
+    span.record("ticket_id", ticket_id);
+    if let Some(user) = user {
+        span.record("user", user);
+    }
 }
 
 /// Seconds since the epoch at which the invocation will be cut off.
@@ -35,26 +82,32 @@ pub fn deadline_secs(ctx: &lambda_runtime::Context) -> u64 {
 /// missing table) fails each time until SQS moves it to the dead-letter
 /// queue after maxReceiveCount, where it waits for the fix instead of being
 /// lost.
-pub async fn for_each_record<F, Fut>(event: SqsEvent, concurrency: usize, mut process: F) -> SqsBatchResponse
+pub async fn for_each_record<F, Fut>(
+    event: SqsEvent,
+    stage: &'static str,
+    concurrency: usize,
+    mut process: F,
+) -> SqsBatchResponse
 where
     F: FnMut(SqsMessage) -> Fut,
     Fut: Future<Output = Result<(), crate::Error>>,
 {
+    use tracing::Instrument;
     let runs = event.records.into_iter().map(|record| {
         let id = record.message_id.clone().unwrap_or_default();
-        let run = process(record);
-        async move { (id, run.await) }
+        let span = message_span(stage, &id);
+        let run = span.in_scope(|| process(record));
+        async move { (id, run.await) }.instrument(span)
     });
     let mut response = SqsBatchResponse::default();
     for (id, result) in bounded(concurrency, runs).await {
         match result {
             Ok(()) => continue,
             Err(e) if e.is_retryable() => {
-                tracing::warn!(message_id = %id, error = %e, "temporary failure; the record goes back to the queue")
+                tracing::warn!(error = %e, "temporary failure; the record goes back to the queue")
             }
             Err(crate::Error::Deployment { operation, message, fix }) => tracing::error!(
                 alarm = "deployment_fault",
-                message_id = %id,
                 operation,
                 error = %message,
                 fix = %fix,
@@ -62,7 +115,6 @@ where
                  on to the dead-letter queue; redrive it after the fix"
             ),
             Err(e) => tracing::error!(
-                message_id = %id,
                 error = %e,
                 "failure no retry will fix and that could not be recorded; the record goes back to the queue and on to the dead-letter queue"
             ),
@@ -110,7 +162,7 @@ where
     F: FnMut(crate::handoff::Received<T>) -> Fut,
     Fut: Future<Output = Result<(), crate::Error>>,
 {
-    for_each_record(event, concurrency, |record| {
+    for_each_record(event, stage, concurrency, |record| {
         let body = record.body.clone().unwrap_or_default();
         let message_id = record.message_id.clone().unwrap_or_default();
         let run = crate::handoff::read::<T>(&body).map(&mut process);
@@ -208,7 +260,7 @@ mod tests {
             r.message_id = Some(id.into());
             event.records.push(r);
         }
-        let response = for_each_record(event, 4, |r| async move {
+        let response = for_each_record(event, "test", 4, |r| async move {
             match r.message_id.as_deref() {
                 Some("retry") => Err(crate::Error::retryable("Op", "throttled")),
                 Some("permanent") => Err(crate::Error::permanent("Op", "no permission")),
@@ -218,5 +270,85 @@ mod tests {
         .await;
         let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
         assert_eq!(failed, ["retry", "permanent"]);
+    }
+}
+
+#[cfg(test)]
+mod log_settings_tests {
+    use super::LogSettings;
+
+    fn settings(vars: &[(&str, &str)]) -> LogSettings {
+        LogSettings::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned()))
+    }
+
+    #[test]
+    fn lambdas_logging_controls_win_over_rust_log() {
+        let lambda = [("AWS_LAMBDA_FUNCTION_NAME", "f")];
+        assert_eq!(settings(&lambda), LogSettings { json: true, filter: "info".into() });
+        let text = [("AWS_LAMBDA_FUNCTION_NAME", "f"), ("AWS_LAMBDA_LOG_FORMAT", "Text"), ("RUST_LOG", "debug")];
+        assert_eq!(settings(&text), LogSettings { json: false, filter: "debug".into() });
+        let level = [("AWS_LAMBDA_LOG_FORMAT", "JSON"), ("AWS_LAMBDA_LOG_LEVEL", "WARN"), ("RUST_LOG", "trace")];
+        assert_eq!(settings(&level), LogSettings { json: true, filter: "warn".into() });
+        assert_eq!(settings(&[("AWS_LAMBDA_LOG_LEVEL", "FATAL")]).filter, "error");
+        assert_eq!(settings(&[]), LogSettings { json: false, filter: "info".into() });
+    }
+}
+
+#[cfg(test)]
+mod span_tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Every line a stage logs for a message carries the message id, and
+    /// once known the ticket and user, from the message's one span: the
+    /// handler's own lines need not repeat them.
+    #[test]
+    fn every_line_of_a_message_carries_its_id_ticket_and_user() {
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let mut event = SqsEvent::default();
+            for id in ["m1", "m2"] {
+                let mut r = SqsMessage::default();
+                r.message_id = Some(id.into());
+                event.records.push(r);
+            }
+            runtime.block_on(for_each_record(event, "issue-credentials", 2, |r| async move {
+                record_subject("ONB-1", Some(&format!("user-of-{}", r.message_id.unwrap_or_default())));
+                tracing::info!("credentials issued");
+                Ok(())
+            }));
+        });
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        for line in &lines {
+            let span = &line["span"];
+            let id = span["message_id"].as_str().unwrap();
+            assert_eq!(span["stage"], "issue-credentials");
+            assert_eq!(span["ticket_id"], "ONB-1");
+            assert_eq!(span["user"], format!("user-of-{id}"), "{line}");
+        }
     }
 }

@@ -22,6 +22,7 @@ use shared::ports::*;
 use shared::text::html_escape;
 use shared::ticket::{self, PermissionSource, Ticket, UserPlan, MANAGED_TAG, TICKET_TAG};
 use std::collections::BTreeMap;
+use tracing::Instrument;
 
 /// Everything the handler talks to, built once per cold start.
 pub struct Deps<D, I, S, P, M, C> {
@@ -94,7 +95,7 @@ where
     /// item failure: retried, and after maxReceiveCount parked in the
     /// dead-letter queue for a redrive.
     pub async fn handle_sqs(&self, event: SqsEvent, lease_until: u64) -> SqsBatchResponse {
-        shared::lambda::for_each_record(event, self.config.concurrency, |record| async move {
+        shared::lambda::for_each_record(event, "create-user", self.config.concurrency, |record| async move {
             self.handle_body(record.body.as_deref().unwrap_or_default(), lease_until).await.map(drop)
         })
         .await
@@ -121,6 +122,7 @@ where
         };
         let hash = payload_hash(&ticket)?;
         let key = TicketId::of_ticket(&ticket.ticket_id, &hash);
+        shared::lambda::record_subject(&key, None);
         let window = self.window(lease_until);
         let run = idempotency::once(&self.idempotency, &Key::ticket(&key), &hash, window, || {
             self.run_ticket(&ticket, &key, window)
@@ -129,7 +131,7 @@ where
         match run {
             Ok(outcome) => {
                 if matches!(outcome, idempotency::Outcome::Replayed(_)) {
-                    tracing::info!(ticket_id = %key, "ticket already handled; nothing done");
+                    tracing::info!("ticket already handled; nothing done");
                 }
                 Ok(outcome.into_inner())
             }
@@ -183,7 +185,9 @@ where
                     Some(done) if done.stage > Stage::Accepted => Ok(Provisioned::HandedOn),
                     _ => {
                         let ready = &handoffs[r.plan.user_name.as_str()];
-                        self.provision(ticket, key, r).await.map(|()| Provisioned::Ready(ready.clone()))
+                        let span = tracing::info_span!("user", user = %r.plan.user_name);
+                        let provisioned = self.provision(ticket, r).instrument(span).await;
+                        provisioned.map(|()| Provisioned::Ready(ready.clone()))
                     }
                 }
             }),
@@ -212,7 +216,7 @@ where
                 }
                 Err(e) => {
                     let reason = e.to_string();
-                    tracing::warn!(ticket_id = %key, user = %user_name, %reason, "user refused while provisioning");
+                    tracing::warn!(user = %user_name, %reason, "user refused while provisioning");
                     settled.push(StatusRecord::new(key, &user_name, Stage::Failed, Some(reason.clone()), now));
                     report.refused.push(UserRefused { user_name, reasons: vec![reason] });
                 }
@@ -237,16 +241,16 @@ where
         for refused in settled.iter().filter(|r| r.stage == Stage::Failed) {
             self.status.revoke_handoff(key, &refused.user_name).await?;
         }
-        tracing::info!(ticket_id = %key, users = ready.len(), "users handed to issue-credentials");
+        tracing::info!(users = ready.len(), "users handed to issue-credentials");
         // The users that are done stay done (their status says so); the
         // retry of the ticket finishes the others.
         if let Some(e) = retry {
             return Err(e);
         }
         if !report.refused.is_empty() {
-            self.email_refusals(ticket, key, key, &report, window).await?;
+            self.email_refusals(ticket, key, &report, window).await?;
         }
-        tracing::info!(ticket_id = %key, created = report.created.len(), refused = report.refused.len(), "ticket handled");
+        tracing::info!(created = report.created.len(), refused = report.refused.len(), "ticket handled");
         Ok(report)
     }
 
@@ -363,7 +367,7 @@ where
     }
 
     /// Creates one user (or completes one this ticket created earlier).
-    async fn provision(&self, ticket: &Ticket, key: &TicketId, r: &Resolved) -> Result<()> {
+    async fn provision(&self, ticket: &Ticket, r: &Resolved) -> Result<()> {
         let plan = &r.plan;
         let new_user = NewUser {
             user_name: plan.user_name.clone(),
@@ -384,7 +388,7 @@ where
                     ),
                 ));
             }
-            tracing::info!(ticket_id = %key, user = %plan.user_name, "user exists from an earlier delivery of this ticket; completing it");
+            tracing::info!("user exists from an earlier delivery of this ticket; completing it");
         }
         for group in &r.grant.groups {
             if let Err(e) = self.directory.add_user_to_group(&plan.user_name, group).await {
@@ -399,7 +403,7 @@ where
             }
         }
 
-        tracing::info!(ticket_id = %key, user = %plan.user_name, "user created");
+        tracing::info!("user created");
         Ok(())
     }
 
@@ -466,8 +470,8 @@ where
             };
             self.set_status(key, &user, Stage::Failed, Some(r.reasons.join("; "))).await?;
         }
-        tracing::warn!(ticket_id = %key, refusals = refusals.len(), reasons = %refusals.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "), "ticket refused; nothing changed in IAM");
-        self.email_refusals(ticket, key, email_key, &report, window).await?;
+        tracing::warn!(refusals = refusals.len(), reasons = %refusals.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "), "ticket refused; nothing changed in IAM");
+        self.email_refusals(ticket, email_key, &report, window).await?;
         Ok(report)
     }
 
@@ -477,12 +481,13 @@ where
     async fn refuse_unreadable(&self, body: &str, refusal: Refusal, lease_until: u64) -> Result<TicketReport> {
         let body_hash = payload_hash(&body)?;
         let key = ticket::best_effort_ticket_id(body).unwrap_or_else(|| TicketId::unreadable(&body_hash));
+        shared::lambda::record_subject(&key, None);
         let requester = ticket::best_effort_requester(body, &self.config.allow.email_domains);
         let window = self.window(lease_until);
         let outcome =
             idempotency::once(&self.idempotency, &Key::unreadable(&body_hash), &body_hash, window, || async {
                 let reason = refusal.to_string();
-                tracing::warn!(ticket_id = %key, %reason, "unreadable ticket refused; nothing changed in IAM");
+                tracing::warn!(%reason, "unreadable ticket refused; nothing changed in IAM");
                 self.set_status(&key, "-", Stage::Failed, Some(reason.clone())).await?;
                 let report = TicketReport {
                     ticket_id: key.to_string(),
@@ -501,13 +506,14 @@ where
     async fn email_refusals(
         &self,
         ticket: &Ticket,
-        key: &TicketId,
         email_key: &str,
         report: &TicketReport,
         window: Window,
     ) -> Result<()> {
         let Some(requester) = ticket::requester(&ticket.requested_by, &self.config.allow.email_domains) else {
-            tracing::warn!(ticket_id = %key, "requester address unusable or outside the allowed domains; refusal recorded but not emailed");
+            tracing::warn!(
+                "requester address unusable or outside the allowed domains; refusal recorded but not emailed"
+            );
             return Ok(());
         };
         let email = refusal_email(&requester, report);
@@ -527,7 +533,7 @@ where
             // instead: that goes back to the queue, so a redrive after the
             // fix tells the requester.
             Err(e) if e.is_refusal() => {
-                tracing::error!(ticket_id = %key, error = %e, "refusal email could not be sent; the refusal stays recorded");
+                tracing::error!(error = %e, "refusal email could not be sent; the refusal stays recorded");
                 Ok(())
             }
             other => other.map(drop),

@@ -100,6 +100,7 @@ where
         account: &Account,
     ) -> Result<Option<CredentialsReady>> {
         let ready = &self.trusted(message).await?;
+        shared::lambda::record_subject(&ready.records_id(), Some(ready.user_name()));
         let window = self.window(lease_until);
         let key = Key::credentials(&ready.records_id(), ready.user_name());
         let run =
@@ -114,7 +115,7 @@ where
             Err(e) if !e.is_refusal() => Err(e),
             Err(e) => {
                 let reason = e.to_string();
-                tracing::warn!(ticket_id = %ready.records_id(), user = %ready.user_name(), %reason, "credentials refused");
+                tracing::warn!(%reason, "credentials refused");
                 self.set_status(ready, Stage::Failed, Some(reason)).await?;
                 // A rotation has no requester waiting for a summary.
                 if let Some(ticket) = ready.onboarding() {
@@ -295,7 +296,7 @@ where
         // run cut off after this line, whose retry hands on the same message
         // again; notify-user keeps one record per email, so that sends nothing twice.
         self.publisher.publish(&handoff::write(&next)).await?;
-        tracing::info!(ticket_id = %ready.records_id(), user = %name, "credentials issued and stored; handed to notify-user");
+        tracing::info!("credentials issued and stored; handed to notify-user");
         Ok(next)
     }
 
@@ -311,7 +312,7 @@ where
         let recorded = secret.access_key_id.clone();
         let known = |id: &str| recorded.as_deref() == Some(id) || ledger.iter().any(|k| k.access_key_id == id);
         for orphan in keys.iter().filter(|k| !known(&k.access_key_id)) {
-            tracing::warn!(user = %name, access_key_id = %orphan.access_key_id, "deleting a key no secret records (left by an interrupted run)");
+            tracing::warn!(access_key_id = %orphan.access_key_id, "deleting a key no secret records (left by an interrupted run)");
             self.directory.delete_access_key(name, &orphan.access_key_id).await?;
         }
         let live: Vec<&AccessKeyInfo> = keys.iter().filter(|k| known(&k.access_key_id)).collect();

@@ -81,6 +81,7 @@ where
         alias: &tokio::sync::OnceCell<Option<String>>,
     ) -> Result<()> {
         let (ready, stored) = self.trusted(message).await?;
+        shared::lambda::record_subject(&ready.ready.records_id(), Some(ready.ready.user_name()));
         let ready = &ready;
         let window = self.window(lease_until);
         let outcome = match self.notify(ready, &stored, alias, window).await {
@@ -92,8 +93,7 @@ where
             Err(e) if !e.is_refusal() => return Err(e),
             Err(e) => {
                 let reason = e.to_string();
-                let handoff = &ready.ready;
-                tracing::warn!(ticket_id = %handoff.records_id(), user = %handoff.user_name(), %reason, "user could not be notified");
+                tracing::warn!(%reason, "user could not be notified");
                 self.set_status(ready, Stage::Failed, Some(reason)).await
             }
         };
@@ -203,7 +203,7 @@ where
         if handoff.onboarding().is_some() {
             self.set_status(ready, Stage::Notified, None).await?;
         }
-        tracing::info!(ticket_id = %handoff.records_id(), user = %handoff.user_name(), "user notified");
+        tracing::info!("user notified");
         Ok(())
     }
 
@@ -215,7 +215,7 @@ where
         let key = Key::user_email(&ready.ready.records_id(), ready.ready.user_name(), kind);
         idempotency::once(&self.idempotency, &key, &payload_hash(ready)?, window, || async {
             let id = self.mailer.send(&self.config.sender, &email).await?;
-            tracing::info!(user = %ready.ready.user_name(), email = kind, message_id = %id, "email sent");
+            tracing::info!(email = kind, ses_message_id = %id, "email sent");
             Ok(id)
         })
         .await
