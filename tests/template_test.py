@@ -65,7 +65,8 @@ TICKET = "iam-provisioner:ticket"
 CREDENTIAL_WRITES = {"iam:CreateAccessKey", "iam:DeleteAccessKey", "iam:UpdateAccessKey", "iam:CreateLoginProfile"}
 FUNCTIONS = {"CreateUserFunction": "create-user", "IssueCredentialsFunction": "issue-credentials",
              "NotifyUserFunction": "notify-user", "RotateKeysFunction": "rotate-keys"}
-COMMON_ENV = {"TABLE_NAME", "SENDER_EMAIL", "BATCH_CONCURRENCY", "ALLOWED_EMAIL_DOMAINS", "SECRET_PREFIX"}
+COMMON_ENV = {"TABLE_NAME", "SENDER_EMAIL", "BATCH_CONCURRENCY", "ALLOWED_EMAIL_DOMAINS", "SECRET_PREFIX",
+              "METRICS_NAMESPACE"}
 ENV = {
     "CreateUserFunction": {"NEXT_QUEUE_URL", "ALLOWED_GROUPS", "ALLOWED_MANAGED_POLICIES", "DEFAULT_BOUNDARY",
                            "CUSTOM_PASSWORD_PREFIX"},

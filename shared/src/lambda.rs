@@ -106,14 +106,17 @@ where
             Err(e) if e.is_retryable() => {
                 tracing::warn!(error = %e, "temporary failure; the record goes back to the queue")
             }
-            Err(crate::Error::Deployment { operation, message, fix }) => tracing::error!(
+            Err(crate::Error::Deployment { operation, message, fix }) => {
+                crate::metrics::count(crate::metrics::name::DEPLOYMENT_FAULTS, 1);
+                tracing::error!(
                 alarm = "deployment_fault",
                 operation,
                 error = %message,
                 fix = %fix,
                 "the deployment cannot do this; nothing was refused or settled: the record goes back to the queue and \
                  on to the dead-letter queue; redrive it after the fix"
-            ),
+                )
+            }
             Err(e) => tracing::error!(
                 error = %e,
                 "failure no retry will fix and that could not be recorded; the record goes back to the queue and on to the dead-letter queue"
@@ -193,6 +196,7 @@ pub async fn untrusted<L: crate::ports::UntrustedLog>(
     while !body.is_char_boundary(cut) {
         cut -= 1;
     }
+    crate::metrics::count(crate::metrics::name::UNTRUSTED_MESSAGES, 1);
     tracing::error!(
         alarm = "untrusted_message",
         stage,

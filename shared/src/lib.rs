@@ -10,6 +10,7 @@ pub mod idempotency;
 pub mod lambda;
 #[cfg(any(test, feature = "fakes"))]
 pub mod memory;
+pub mod metrics;
 pub mod names;
 pub mod password;
 pub mod ports;

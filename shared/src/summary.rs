@@ -37,8 +37,10 @@ where
     }
     let email = summary_email(&ticket.ticket_id, &ticket.requested_by, &ready, &refused);
     let key = idempotency::Key::summary(&ticket.ticket_id);
-    let sent = idempotency::once(idempotency, &key, &payload_hash(&ticket.ticket_users)?, window, || {
-        mailer.send(sender, &email)
+    let sent = idempotency::once(idempotency, &key, &payload_hash(&ticket.ticket_users)?, window, || async {
+        let id = mailer.send(sender, &email).await?;
+        crate::metrics::count(crate::metrics::name::EMAILS_SENT, 1);
+        Ok(id)
     })
     .await;
     match sent {

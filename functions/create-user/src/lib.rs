@@ -17,6 +17,7 @@ use shared::config::CreateUserConfig;
 use shared::error::{Error, Refusal, Result};
 use shared::handoff::{Onboarding, UserReady};
 use shared::idempotency::{self, payload_hash, Key, Window};
+use shared::metrics;
 use shared::names::{Email, PolicyArn, TicketId, UserName};
 use shared::ports::*;
 use shared::text::html_escape;
@@ -198,6 +199,7 @@ where
             let user_name = r.plan.user_name.to_string();
             match outcome {
                 Ok(Provisioned::Ready(handoff)) => {
+                    metrics::count(metrics::name::USERS_CREATED, 1);
                     ready.push(UserReady::Onboarding(handoff));
                     settled.push(StatusRecord::new(key, &user_name, Stage::UserCreated, None, now));
                     report.created.push(user_name);
@@ -217,6 +219,7 @@ where
                 Err(e) => {
                     let reason = e.to_string();
                     tracing::warn!(user = %user_name, %reason, "user refused while provisioning");
+                    metrics::count(metrics::name::USERS_REFUSED, 1);
                     settled.push(StatusRecord::new(key, &user_name, Stage::Failed, Some(reason.clone()), now));
                     report.refused.push(UserRefused { user_name, reasons: vec![reason] });
                 }
@@ -251,6 +254,7 @@ where
             self.email_refusals(ticket, key, &report, window).await?;
         }
         tracing::info!(created = report.created.len(), refused = report.refused.len(), "ticket handled");
+        metrics::count(metrics::name::TICKETS_ACCEPTED, 1);
         Ok(report)
     }
 
@@ -470,6 +474,7 @@ where
             };
             self.set_status(key, &user, Stage::Failed, Some(r.reasons.join("; "))).await?;
         }
+        metrics::count(metrics::name::TICKETS_REFUSED, 1);
         tracing::warn!(refusals = refusals.len(), reasons = %refusals.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "), "ticket refused; nothing changed in IAM");
         self.email_refusals(ticket, email_key, &report, window).await?;
         Ok(report)
@@ -488,6 +493,7 @@ where
             idempotency::once(&self.idempotency, &Key::unreadable(&body_hash), &body_hash, window, || async {
                 let reason = refusal.to_string();
                 tracing::warn!(%reason, "unreadable ticket refused; nothing changed in IAM");
+                metrics::count(metrics::name::TICKETS_REFUSED, 1);
                 self.set_status(&key, "-", Stage::Failed, Some(reason.clone())).await?;
                 let report = TicketReport {
                     ticket_id: key.to_string(),
@@ -496,6 +502,7 @@ where
                 };
                 if let Some(to) = &requester {
                     self.mailer.send(&self.config.sender, &refusal_email(to, &report)).await?;
+                    metrics::count(metrics::name::EMAILS_SENT, 1);
                 }
                 Ok(report)
             })
@@ -522,7 +529,11 @@ where
             &Key::refusal_email(email_key),
             &payload_hash(&email.text)?,
             window,
-            || self.mailer.send(&self.config.sender, &email),
+            || async {
+                let id = self.mailer.send(&self.config.sender, &email).await?;
+                metrics::count(metrics::name::EMAILS_SENT, 1);
+                Ok(id)
+            },
         )
         .await;
         match sent {

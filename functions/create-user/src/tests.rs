@@ -445,3 +445,22 @@ async fn no_such_entity_while_granting_is_a_missing_group_or_a_user_not_visible_
     let err = run(&d, &ticket()).await.unwrap_err();
     assert!(err.is_retryable() && !matches!(err, Error::Deployment { .. }), "{err}");
 }
+
+/// What the dashboard counts: a ticket and its users once, when they
+/// happen; a replay counts nothing; a refusal is a refusal.
+#[tokio::test]
+async fn what_happened_is_counted_once() {
+    use shared::metrics::{capture, name, total};
+    let d = deps();
+    let (report, counts) = capture(run(&d, &ticket())).await;
+    assert_eq!(report.unwrap().created.len(), 2);
+    assert_eq!((total(&counts, name::TICKETS_ACCEPTED), total(&counts, name::USERS_CREATED)), (1, 2));
+    let (_, replayed) = capture(run(&d, &ticket())).await;
+    assert!(replayed.is_empty(), "{replayed:?}");
+    let mut bad = ticket();
+    bad["ticket_id"] = json!("ONB-2");
+    bad["users"][0]["groups"] = json!(["Admins"]);
+    let (_, refused) = capture(run(&d, &bad)).await;
+    assert_eq!((total(&refused, name::TICKETS_REFUSED), total(&refused, name::EMAILS_SENT)), (1, 1));
+    assert_eq!(total(&refused, name::USERS_CREATED), 0);
+}

@@ -292,10 +292,15 @@ where
         }
 
         let next = CredentialsReady::stored(ready, &secret_arn, &secret_name);
+        let counted = match ready {
+            UserReady::Onboarding(_) => shared::metrics::name::CREDENTIALS_ISSUED,
+            UserReady::Rotation(_) => shared::metrics::name::KEYS_ROTATED,
+        };
         // Under this user's idempotency record: handed on once, except by a
         // run cut off after this line, whose retry hands on the same message
         // again; notify-user keeps one record per email, so that sends nothing twice.
         self.publisher.publish(&handoff::write(&next)).await?;
+        shared::metrics::count(counted, 1);
         tracing::info!("credentials issued and stored; handed to notify-user");
         Ok(next)
     }

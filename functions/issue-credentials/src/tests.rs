@@ -328,3 +328,13 @@ async fn a_secret_with_a_recorded_version_under_another_key_refuses_the_user() {
     let status = d.status.for_ticket("ONB-1").await.unwrap();
     assert!(status[0].reason.as_deref().unwrap().contains("not created by the pipeline"));
 }
+
+#[tokio::test]
+async fn issued_credentials_are_counted_once() {
+    use shared::metrics::{capture, name, total};
+    let d = deps();
+    let (_, counts) = capture(handle(&d, &ready(true, true))).await;
+    assert_eq!(total(&counts, name::CREDENTIALS_ISSUED), 1);
+    let (_, replayed) = capture(handle(&d, &ready(true, true))).await;
+    assert!(replayed.is_empty(), "{replayed:?}");
+}

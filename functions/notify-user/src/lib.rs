@@ -215,6 +215,7 @@ where
         let key = Key::user_email(&ready.ready.records_id(), ready.ready.user_name(), kind);
         idempotency::once(&self.idempotency, &key, &payload_hash(ready)?, window, || async {
             let id = self.mailer.send(&self.config.sender, &email).await?;
+            shared::metrics::count(shared::metrics::name::EMAILS_SENT, 1);
             tracing::info!(email = kind, ses_message_id = %id, "email sent");
             Ok(id)
         })

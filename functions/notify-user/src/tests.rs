@@ -249,3 +249,13 @@ async fn a_secret_under_another_key_is_not_the_pipelines() {
     assert!(matches!(err, Error::Untrusted(_)), "{err}");
     assert!(d.mailer.outbox().is_empty());
 }
+
+#[tokio::test]
+async fn each_email_is_counted_when_sent_and_a_replay_counts_none() {
+    use shared::metrics::{capture, name, total};
+    let d = deps();
+    let (_, counts) = capture(d.handle(&ready(), LEASE)).await;
+    assert_eq!(total(&counts, name::EMAILS_SENT), 4, "three to the user, the summary: {counts:?}");
+    let (_, replayed) = capture(d.handle(&ready(), LEASE)).await;
+    assert!(replayed.is_empty(), "{replayed:?}");
+}
