@@ -356,7 +356,10 @@ async fn a_key_seen_in_use_after_its_successor_is_held_and_its_owner_told() {
     assert_eq!(due, BTreeSet::from([(used.clone(), "hold".into()), (unused.clone(), "deactivate".into())]));
     assert!(key_status(&h, used).await.contains(&(old_used.clone(), true)), "held: still active");
     assert!(key_status(&h, unused).await.contains(&(old_unused.clone(), false)), "unused: deactivated");
-    assert_eq!(day7.plans.iter().find(|p| &p.user_name == used).unwrap().used_after_successor, [old_used.clone()]);
+    assert_eq!(
+        day7.plans.iter().find(|p| &p.user_name == used).unwrap().used_after_successor,
+        std::slice::from_ref(&old_used)
+    );
     assert_eq!(notices().len(), 1, "the hold's start told: {:?}", notices());
     on_day(8).await.unwrap();
     assert_eq!(notices().len(), 1, "told once");
