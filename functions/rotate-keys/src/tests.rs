@@ -563,3 +563,59 @@ async fn five_thousand_users_over_cut_off_invocations_are_each_planned_once() {
     let later = d.run(&RotationRequest::default(), d.clock.now() + 900).await.unwrap();
     assert!(later.plans.is_empty() && later.outcome == Outcome::Done);
 }
+
+/// Log lines as Lambda gets them (JSON, fields at the top level).
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// The lines whose top-level `alarm` is `alarm`: what the template's
+    /// metric filter `{ $.alarm = "<alarm>" }` counts.
+    fn alarms(&self, alarm: &str) -> Vec<serde_json::Value> {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["alarm"] == alarm)
+            .collect()
+    }
+}
+
+/// The two alarms the template's metric filters count, with the facts an
+/// operator needs: the held key, its user and its last use; the failed
+/// user and why.
+#[tokio::test]
+async fn held_keys_and_failed_users_are_logged_for_their_alarms() {
+    let log = Captured::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt().json().flatten_event(true).with_writer(move || writer.clone()).finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let mut d = deps();
+    d.config.concurrency = 1;
+    let old = successors(&d, &["held", "refused"], 0).await;
+    d.directory.last_used.lock().unwrap().insert(old[0].clone(), NOW + 3 * DAY);
+    set_day(&d, 5);
+    // The warning of "refused" (the second email of the run) is refused.
+    d.mailer.fail_next_after(1, Error::permanent("SendEmail", "MessageRejected"));
+    invoke(&d, &RotationRequest::default()).await.unwrap();
+    let failed = log.alarms("rotation_user_failed");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["user"], "refused");
+    assert!(failed[0]["error"].as_str().unwrap().contains("MessageRejected"), "{}", failed[0]);
+    set_day(&d, 7);
+    invoke(&d, &RotationRequest::default()).await.unwrap();
+    let held = log.alarms("rotated_key_still_used");
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!((held[0]["user"].as_str(), held[0]["access_key_id"].as_str()), (Some("held"), Some(old[0].as_str())));
+    assert_eq!(held[0]["last_used"], NOW + 3 * DAY);
+    assert_eq!(held[0]["last_used_date"], shared::text::date(NOW + 3 * DAY));
+}
