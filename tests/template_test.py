@@ -73,7 +73,8 @@ ENV = {
     "IssueCredentialsFunction": {"NEXT_QUEUE_URL", "CUSTOM_PASSWORD_PREFIX", "CHANGE_PASSWORD_POLICY_ARN",
                                  "SECRETS_KMS_KEY_ID"},
     "NotifyUserFunction": {"SECRETS_KMS_KEY_ID"},
-    "RotateKeysFunction": {"NEXT_QUEUE_URL", "ROTATION_AGE_DAYS", "GRACE_DAYS", "DELETE_AFTER_DAYS", "WARNING_DAYS"},
+    "RotateKeysFunction": {"NEXT_QUEUE_URL", "ROTATION_AGE_DAYS", "GRACE_DAYS", "DELETE_AFTER_DAYS", "WARNING_DAYS",
+                           "ROTATION_HOLD_DAYS"},
 }
 # Every pipeline resource kind the fence must deny (a fragment of the ARN).
 FENCED = ["lambda:", ":function:${Prefix}-*", ":sqs:", ":event-bus/${Prefix}-*", ":rule/${Prefix}-*",
@@ -401,6 +402,13 @@ def operations_problems(template):
                       and f["Properties"]["FilterPattern"] == '{ $.alarm = "deployment_fault" }']
             if not metric or not any(a["Properties"].get("MetricName") == metric[0] for a in alarms):
                 found.append(f"{group}: no alarm on faults of the deployment")
+    # rotate-keys' held keys and failed users are alarmed the same way.
+    for marker in ("rotated_key_still_used", "rotation_user_failed"):
+        metric = [f["Properties"]["MetricTransformations"][0]["MetricName"] for f in filters
+                  if f["Properties"]["LogGroupName"] == {"Ref": "RotateKeysLogGroup"}
+                  and f["Properties"]["FilterPattern"] == '{ $.alarm = "%s" }' % marker]
+        if not metric or not any(a["Properties"].get("MetricName") == metric[0] for a in alarms):
+            found.append(f"RotateKeysLogGroup: no alarm on {marker}")
     queues = of_type(template, "AWS::SQS::Queue")
     alarmed = " ".join(str(a["Properties"].get("Dimensions")) for a in alarms)
     for name, queue in queues.items():
@@ -556,6 +564,8 @@ class TemplateSecurity(unittest.TestCase):
                 "Properties"].__setitem__("KmsMasterKeyId", "alias/aws/sns"),
             "RotationScheduleRole: trust not bound": lambda t: res(t)["RotationScheduleRole"]["Properties"][
                 "AssumeRolePolicyDocument"]["Statement"][0]["Condition"].pop("ArnEquals"),
+            "RotateKeysLogGroup: no alarm on rotated_key_still_used": lambda t: res(t).pop("RotateKeysStillUsedAlarm"),
+            "RotateKeysLogGroup: no alarm on rotation_user_failed": lambda t: res(t).pop("RotateKeysUserFailedFilter"),
         }
         for expected, change in cases.items():
             with self.subTest(expected):

@@ -370,6 +370,12 @@ pub struct RotateKeysConfig {
     pub delete_after_secs: u64,
     pub warning_secs: u64,
     pub idempotency_ttl_secs: u64,
+    /// How long a key seen in use after its successor was issued is kept
+    /// active past its deactivation date (ROTATION_HOLD_DAYS), at most.
+    pub hold_secs: u64,
+    /// Users planned at once (BATCH_CONCURRENCY); also how many the run's
+    /// cursor advances by at a time.
+    pub concurrency: usize,
 }
 
 impl FromEnv for RotateKeysConfig {
@@ -386,6 +392,8 @@ impl FromEnv for RotateKeysConfig {
             delete_after_secs: env.number("DELETE_AFTER_DAYS", 10) * DAY,
             warning_secs: env.number("WARNING_DAYS", 2) * DAY,
             idempotency_ttl_secs: env.number("IDEMPOTENCY_TTL_DAYS", 365) * DAY,
+            hold_secs: env.number("ROTATION_HOLD_DAYS", 14) * DAY,
+            concurrency: env.concurrency(),
         };
         if config.warning_secs > config.grace_secs {
             env.problem("WARNING_DAYS must not exceed GRACE_DAYS".into());

@@ -74,6 +74,11 @@ impl Key {
     pub fn deactivation_warning(user_name: &str, access_key_id: &str) -> Self {
         Self(format!("rotate-keys#warn#{user_name}#{access_key_id}"))
     }
+    /// rotate-keys' notice that a key still in use is held (`start`) or
+    /// that its hold is ending (`ending`).
+    pub fn hold_notice(user_name: &str, access_key_id: &str, kind: &str) -> Self {
+        Self(format!("rotate-keys#hold-{kind}#{user_name}#{access_key_id}"))
+    }
 
     pub fn as_str(&self) -> &str {
         &self.0

@@ -228,6 +228,7 @@ impl KeyRetirement for MemoryDirectory {
     }
 
     async fn access_key_last_used(&self, access_key_id: &str) -> Result<Option<u64>> {
+        self.fault("GetAccessKeyLastUsed")?;
         Ok(lock(&self.last_used).get(access_key_id).copied())
     }
 }
@@ -236,6 +237,22 @@ impl KeyRetirement for MemoryDirectory {
 pub struct MemoryLedger {
     pub keys: Mutex<BTreeMap<(String, String), KeyRecord>>,
     pub secret_versions: Mutex<BTreeMap<String, Vec<String>>>,
+    /// run -> (cursor, expires_at)
+    pub cursors: Mutex<BTreeMap<String, (RotationCursor, u64)>>,
+    /// Every cursor saved, in order.
+    pub cursor_saves: Mutex<Vec<RotationCursor>>,
+}
+
+impl RotationRuns for MemoryLedger {
+    async fn cursor(&self, run: &str) -> Result<Option<RotationCursor>> {
+        Ok(lock(&self.cursors).get(run).map(|(c, _)| c.clone()))
+    }
+
+    async fn save_cursor(&self, cursor: &RotationCursor, expires_at: u64) -> Result<()> {
+        lock(&self.cursors).insert(cursor.run.clone(), (cursor.clone(), expires_at));
+        lock(&self.cursor_saves).push(cursor.clone());
+        Ok(())
+    }
 }
 
 impl KeyLedger for MemoryLedger {

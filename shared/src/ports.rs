@@ -139,6 +139,34 @@ pub trait KeyLedger: Send + Sync {
     fn secret_versions(&self, user_name: &str) -> impl Future<Output = Result<Vec<String>>> + Send;
 }
 
+/// How far one day's rotation run got, so an invocation cut off at its
+/// deadline is resumed by the next instead of starting over: every user
+/// whose name sorts after `after` is still to plan, then `retry`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotationCursor {
+    /// The run: the UTC date it belongs to.
+    pub run: String,
+    /// The last user of the listing planned (names in byte order).
+    pub after: Option<String>,
+    /// Every user of the listing has been planned once.
+    pub listed_all: bool,
+    /// Users whose plan failed for a reason that may pass, to try again.
+    pub retry: Vec<String>,
+}
+
+impl RotationCursor {
+    pub fn complete(&self) -> bool {
+        self.listed_all && self.retry.is_empty()
+    }
+}
+
+/// The rotation runs' cursors (rotate-keys only).
+pub trait RotationRuns: Send + Sync {
+    fn cursor(&self, run: &str) -> impl Future<Output = Result<Option<RotationCursor>>> + Send;
+    /// Saves the cursor whole; kept until `expires_at`.
+    fn save_cursor(&self, cursor: &RotationCursor, expires_at: u64) -> impl Future<Output = Result<()>> + Send;
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessKeyInfo {
     pub access_key_id: String,

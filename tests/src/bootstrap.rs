@@ -183,6 +183,7 @@ impl Environment {
             "NEXT_QUEUE_URL" => Some(self.issue_credentials_queue.clone()),
             "SENDER_EMAIL" => Some(s.sender.clone()),
             "USER_PATH_PREFIX" => Some(s.user_path_prefix.clone()),
+            "BATCH_CONCURRENCY" => Some(s.concurrency.to_string()),
             other => std::env::var(other).ok(),
         };
         RotateKeysConfig::from_lookup(lookup).expect("rotation settings")

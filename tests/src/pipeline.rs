@@ -290,13 +290,24 @@ impl LocalPipeline {
         Ok(drained)
     }
 
-    /// A rotation run as the schedule (or a person) starts it, then the
-    /// stages it fanned work out to, until the queues are quiet.
+    /// A rotation run as the schedule (or a person) starts it, with
+    /// Lambda's 15 minutes ahead, then the stages it fanned work out to,
+    /// until the queues are quiet.
     pub async fn rotate(
         &self,
         request: &rotate_keys::RotationRequest,
     ) -> Result<(rotate_keys::RunSummary, Drained), BoxError> {
-        let summary = self.rotate_keys.run(request).await?;
+        self.rotate_until(request, self.clock.now() + 900).await
+    }
+
+    /// As `rotate`, for an invocation whose deadline (seconds since the
+    /// epoch, on the pipeline's clock) is `deadline`.
+    pub async fn rotate_until(
+        &self,
+        request: &rotate_keys::RotationRequest,
+        deadline: u64,
+    ) -> Result<(rotate_keys::RunSummary, Drained), BoxError> {
+        let summary = self.rotate_keys.run(request, deadline).await?;
         let drained = self.drain().await?;
         Ok((summary, drained))
     }

@@ -6,7 +6,10 @@
 //!   seeded generator, so a run is repeatable;
 //! - `crash_at`: the n-th call a stage makes (the driver's own queue calls
 //!   are not counted), which is what a stage killed after its previous
-//!   externally visible step looks like from outside.
+//!   externally visible step looks like from outside;
+//! - `answer`: a canned success for the calls of one operation whose body
+//!   holds a given text, for facts the emulator cannot be made to tell
+//!   (moto stamps a key's last use with the wall clock).
 //!
 //! Each request is forwarded on a fresh upstream connection and answered
 //! with `Connection: close`, so framing never has to be understood beyond
@@ -97,6 +100,8 @@ struct State {
     requests: Vec<ProxiedRequest>,
     /// (action, fault) of every fault served.
     injected: Vec<(String, Fault)>,
+    /// (action, text the body holds, XML answered) of the canned answers.
+    answers: Vec<(String, String, String)>,
 }
 
 #[derive(Clone)]
@@ -170,6 +175,20 @@ impl FaultProxy {
         state.crash_at = Some(n);
         state.crash_fault = Some(fault);
         state.stage_calls = 0;
+    }
+
+    /// From now on, calls of `action` whose (form-encoded) body holds
+    /// `contains` are answered `200 OK` with `xml`, never reaching the
+    /// emulator. A later answer for the same call replaces an earlier one.
+    pub fn answer(&self, action: &str, contains: &str, xml: String) {
+        let mut state = self.state();
+        state.answers.retain(|(a, c, _)| !(a == action && c == contains));
+        state.answers.push((action.to_owned(), contains.to_owned(), xml));
+    }
+
+    fn canned(&self, action: &str, body: &str) -> Option<String> {
+        let state = self.state();
+        state.answers.iter().find(|(a, c, _)| a == action && body.contains(c.as_str())).map(|(_, _, xml)| xml.clone())
     }
 
     pub fn injected_count(&self) -> usize {
@@ -284,6 +303,14 @@ impl FaultProxy {
                 return conn.shutdown().await;
             }
             None => {}
+        }
+        if let Some(xml) = self.canned(&action, &String::from_utf8_lossy(&body)) {
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
+                xml.len()
+            );
+            conn.write_all(answer.as_bytes()).await?;
+            return conn.shutdown().await;
         }
         // The body goes on as read (de-chunked), so it is framed by its length.
         let head: String = head

@@ -173,13 +173,15 @@ async fn rotate_keys_events_are_rotation_requests() {
     };
     managed_user(&d.directory, "ci-deployer", "ONB-1042");
     for (event, dry_run, one_user) in [
-        ("rotate-keys.json", false, false),
+        // The live run last: it completes the day's run, after which a
+        // whole-fleet dry run has nothing left to report.
         ("rotate-keys-dry-run.json", true, false),
         ("rotate-keys-one-user.json", true, true),
+        ("rotate-keys.json", false, false),
     ] {
         let request = rotate_keys::RotationRequest::from_event(&read(event)).unwrap();
         assert_eq!((request.dry_run, request.user_name.is_some()), (dry_run, one_user), "{event}");
-        let summary = d.run(&request).await.unwrap();
+        let summary = d.run(&request, 1_800_000_900).await.unwrap();
         assert_eq!(summary.users, 1, "{event}");
     }
 }

@@ -2,7 +2,7 @@
 #![recursion_limit = "256"]
 
 use lambda_runtime::{run, service_fn, LambdaEvent};
-use rotate_keys::{Deps, RotationRequest};
+use rotate_keys::Deps;
 use shared::aws::{load_config, IamDirectory, SesMailer, SqsPublisher, StateTable};
 use shared::config::{FromEnv, RotateKeysConfig};
 use shared::ports::SystemClock;
@@ -24,8 +24,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     let deps = &deps;
     run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
-        let request = RotationRequest::from_event(&event.payload)?;
-        let summary = deps.run(&request).await?;
+        // The invocation's deadline bounds the leases and the run's length.
+        let deadline = shared::lambda::deadline_secs(&event.context);
+        let summary = deps.handle(&event.payload, deadline).await?;
         Ok::<_, lambda_runtime::Error>(serde_json::to_value(summary)?)
     }))
     .await

@@ -5,11 +5,18 @@
 //! Timeline of a key P, with S its successor:
 //! - P active, no successor, older than the rotation age: issue S.
 //! - S issued, `grace - warning` later: warn the user P will stop working.
-//! - S issued, `grace` later, S active: deactivate P.
+//! - S issued, `grace` later, S active: deactivate P, unless IAM saw P used
+//!   after S was issued: then P is held, at most `hold` longer (the owner
+//!   told when the hold starts and `warning` (at least a day) before it
+//!   ends), and deactivated when the hold is over, used or not.
 //! - P deactivated, `delete_after` later: delete P.
+//!
+//! P is deactivated only while S is active in IAM: a key its user relies on
+//! alone is never deactivated, however old.
 
 use serde::Serialize;
 use shared::ports::{AccessKeyInfo, KeyRecord};
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
@@ -17,6 +24,20 @@ pub struct Settings {
     pub grace: u64,
     pub delete_after: u64,
     pub warning: u64,
+    /// The longest a key still in use is kept active past its deactivation date.
+    pub hold: u64,
+}
+
+const DAY: u64 = 86_400;
+
+/// Which notice a hold owes its key's owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldNotice {
+    /// The hold starts.
+    Start,
+    /// The hold ends soon (the start notice is owed too if it never went).
+    Ending,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -32,6 +53,13 @@ pub enum Action {
     Deactivate {
         successor: String,
     },
+    /// Due for deactivation but used after its successor was issued
+    /// (`last_used`): left active until `until`.
+    Hold {
+        until: u64,
+        last_used: u64,
+        notice: HoldNotice,
+    },
     Delete,
     /// Due, but not done, for this reason.
     Skip {
@@ -45,6 +73,7 @@ impl Action {
             Action::Rotate { .. } => "rotate",
             Action::Warn { .. } => "warn",
             Action::Deactivate { .. } => "deactivate",
+            Action::Hold { .. } => "hold",
             Action::Delete => "delete",
             Action::Skip { .. } => "skip",
         }
@@ -71,7 +100,29 @@ fn born(key: &AccessKeyInfo, record: Option<&KeyRecord>) -> u64 {
     }
 }
 
-pub fn plan(now: u64, s: Settings, keys: &[AccessKeyInfo], ledger: &[KeyRecord]) -> Vec<KeyPlan> {
+/// The keys whose last use decides their plan: active keys with a
+/// successor in IAM (`plan` holds one used after that successor was issued).
+pub fn last_use_wanted(keys: &[AccessKeyInfo], ledger: &[KeyRecord]) -> Vec<String> {
+    keys.iter()
+        .filter(|k| k.active)
+        .filter(|k| {
+            ledger.iter().any(|r| {
+                r.replaces.as_deref() == Some(k.access_key_id.as_str())
+                    && keys.iter().any(|s| s.access_key_id == r.access_key_id)
+            })
+        })
+        .map(|k| k.access_key_id.clone())
+        .collect()
+}
+
+/// `last_used`: when IAM last saw each key of `last_use_wanted` used.
+pub fn plan(
+    now: u64,
+    s: Settings,
+    keys: &[AccessKeyInfo],
+    ledger: &[KeyRecord],
+    last_used: &BTreeMap<String, u64>,
+) -> Vec<KeyPlan> {
     let record = |id: &str| ledger.iter().find(|r| r.access_key_id == id);
     let mut plans = Vec::new();
     for key in keys {
@@ -87,9 +138,21 @@ pub fn plan(now: u64, s: Settings, keys: &[AccessKeyInfo], ledger: &[KeyRecord])
         let (action, next) = match successor {
             Some((succ, succ_born)) => {
                 let deactivate_at = succ_born + s.grace;
+                let used_after_successor = last_used.get(id).copied().filter(|t| *t > succ_born);
+                let hold_until = deactivate_at + s.hold;
                 if key.active {
                     if now >= deactivate_at && succ.active {
-                        (Some(Action::Deactivate { successor: succ.access_key_id.clone() }), None)
+                        match used_after_successor {
+                            Some(last_used) if now < hold_until => {
+                                let notice = if now + s.warning.max(DAY) >= hold_until {
+                                    HoldNotice::Ending
+                                } else {
+                                    HoldNotice::Start
+                                };
+                                (Some(Action::Hold { until: hold_until, last_used, notice }), None)
+                            }
+                            _ => (Some(Action::Deactivate { successor: succ.access_key_id.clone() }), None),
+                        }
                     } else if now >= deactivate_at {
                         let reason = format!("successor {} is inactive; the old key stays active", succ.access_key_id);
                         (Some(Action::Skip { reason }), None)
@@ -137,9 +200,9 @@ pub fn plan(now: u64, s: Settings, keys: &[AccessKeyInfo], ledger: &[KeyRecord])
 mod tests {
     use super::*;
 
-    const DAY: u64 = 86_400;
     const NOW: u64 = 1_000 * DAY;
-    const S: Settings = Settings { rotation_age: 90 * DAY, grace: 7 * DAY, delete_after: 10 * DAY, warning: 2 * DAY };
+    const S: Settings =
+        Settings { rotation_age: 90 * DAY, grace: 7 * DAY, delete_after: 10 * DAY, warning: 2 * DAY, hold: 14 * DAY };
 
     fn key(id: &str, age_days: u64, active: bool) -> AccessKeyInfo {
         AccessKeyInfo { access_key_id: id.into(), active, created: NOW - age_days * DAY }
@@ -160,12 +223,12 @@ mod tests {
     }
 
     fn actions(keys: &[AccessKeyInfo], ledger: &[KeyRecord]) -> Vec<Option<&'static str>> {
-        plan(NOW, S, keys, ledger).iter().map(|p| p.now.as_ref().map(Action::name)).collect()
+        plan(NOW, S, keys, ledger, &BTreeMap::new()).iter().map(|p| p.now.as_ref().map(Action::name)).collect()
     }
 
     #[test]
     fn keys_younger_than_the_rotation_age_are_left_with_their_due_date() {
-        let p = plan(NOW, S, &[key("A", 89, true)], &[]);
+        let p = plan(NOW, S, &[key("A", 89, true)], &[], &BTreeMap::new());
         assert_eq!(p[0].now, None);
         assert_eq!(p[0].next, Some(("rotate".into(), NOW + DAY)));
     }
@@ -188,7 +251,7 @@ mod tests {
         let at = |succ_age: u64, p_active: bool, led: Vec<KeyRecord>| {
             let mut k = keys(p_active);
             k[1].created = NOW - succ_age * DAY;
-            plan(NOW, S, &k, &led)[0].now.clone().map(|a| a.name())
+            plan(NOW, S, &k, &led, &BTreeMap::new())[0].now.clone().map(|a| a.name())
         };
         assert_eq!(at(4, true, ledger(4)), None);
         assert_eq!(at(5, true, ledger(5)), Some("warn"));
@@ -212,11 +275,55 @@ mod tests {
 
     #[test]
     fn two_unrelated_keys_are_skipped_with_a_reason_not_rotated() {
-        let p = plan(NOW, S, &[key("A", 100, true), key("B", 10, true)], &[]);
+        let p = plan(NOW, S, &[key("A", 100, true), key("B", 10, true)], &[], &BTreeMap::new());
         match &p[0].now {
             Some(Action::Skip { reason }) => assert!(reason.contains("two access keys"), "{reason}"),
             other => panic!("{other:?}"),
         }
         assert_eq!(p[1].now, None);
+    }
+
+    /// P used after S was issued: held past its deactivation date, the
+    /// owner told at the start and before the end, deactivated after.
+    #[test]
+    fn a_key_used_after_its_successor_is_held_then_deactivated() {
+        // S issued 7 days before `at`, P used an hour after S.
+        let at = |days_after_deactivation: u64, used: bool| {
+            let now = NOW + days_after_deactivation * DAY;
+            let keys = [key("P", 120, true), key("S", 7, true)];
+            let ledger = [record("P", 120, None), record("S", 7, Some("P"))];
+            let last_used =
+                if used { BTreeMap::from([("P".to_owned(), NOW - 7 * DAY + 3600)]) } else { BTreeMap::new() };
+            plan(now, S, &keys, &ledger, &last_used)[0].now.clone()
+        };
+        assert_eq!(at(0, false).map(|a| a.name()), Some("deactivate"), "unused: deactivated on time");
+        let until = NOW + 14 * DAY;
+        let last_used = NOW - 7 * DAY + 3600;
+        assert_eq!(at(0, true), Some(Action::Hold { until, last_used, notice: HoldNotice::Start }));
+        assert_eq!(at(11, true), Some(Action::Hold { until, last_used, notice: HoldNotice::Start }));
+        assert_eq!(at(12, true), Some(Action::Hold { until, last_used, notice: HoldNotice::Ending }));
+        assert_eq!(at(14, true).map(|a| a.name()), Some("deactivate"), "the hold is over");
+    }
+
+    /// Used before S was issued only: no hold.
+    #[test]
+    fn a_key_used_only_before_its_successor_is_not_held() {
+        let keys = [key("P", 120, true), key("S", 7, true)];
+        let ledger = [record("P", 120, None), record("S", 7, Some("P"))];
+        let last_used = BTreeMap::from([("P".to_owned(), NOW - 8 * DAY)]);
+        assert_eq!(plan(NOW, S, &keys, &ledger, &last_used)[0].now.as_ref().map(Action::name), Some("deactivate"));
+        assert_eq!(last_use_wanted(&keys, &ledger), ["P"]);
+    }
+
+    /// A key its user relies on alone (its successor inactive or gone from
+    /// IAM) is never deactivated, however long past its dates.
+    #[test]
+    fn a_key_relied_on_alone_is_never_deactivated() {
+        let ledger = [record("P", 400, None), record("S", 300, Some("P"))];
+        let inactive = plan(NOW, S, &[key("P", 400, true), key("S", 300, false)], &ledger, &BTreeMap::new());
+        assert_eq!(inactive[0].now.as_ref().map(Action::name), Some("skip"));
+        let gone = plan(NOW, S, &[key("P", 400, true)], &ledger, &BTreeMap::new());
+        assert_ne!(gone[0].now.as_ref().map(Action::name), Some("deactivate"));
+        assert!(last_use_wanted(&[key("P", 400, true)], &ledger).is_empty());
     }
 }

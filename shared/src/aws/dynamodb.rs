@@ -6,7 +6,9 @@
 //!   create-user accepted for the user (the later stages' source of truth);
 //! - key ledger: `pk = KEYS#<user name>`, `sk = KEY#<access key id>`;
 //! - secret versions: `pk = SECRETS#<user name>`, `sk = -`, a string set;
-//! - untrusted messages: `pk = UNTRUSTED#<stage>`, `sk = <message id>`.
+//! - untrusted messages: `pk = UNTRUSTED#<stage>`, `sk = <message id>`;
+//! - rotation run cursors: `pk = ROTATION#<UTC date>`, `sk = -`, the cursor
+//!   as JSON (`cursor`).
 //!
 //! `expires_at` (epoch seconds) is the table's TTL attribute.
 
@@ -14,7 +16,8 @@ use super::{classify, code};
 use crate::error::{Error, Result};
 use crate::handoff::Onboarding;
 use crate::ports::{
-    Claim, IdempotencyStore, KeyLedger, KeyRecord, Stage, StatusRecord, StatusStore, UntrustedLog, UntrustedMessage,
+    Claim, IdempotencyStore, KeyLedger, KeyRecord, RotationCursor, RotationRuns, Stage, StatusRecord, StatusStore,
+    UntrustedLog, UntrustedMessage,
 };
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
@@ -485,5 +488,31 @@ impl KeyLedger for DynamoLedger {
     async fn secret_versions(&self, user_name: &str) -> Result<Vec<String>> {
         let found = get_item(&self.client, &self.table, Self::secrets_key(user_name)).await?;
         Ok(found.as_ref().and_then(|i| i.get("versions")).and_then(|v| v.as_ss().ok()).cloned().unwrap_or_default())
+    }
+}
+
+impl DynamoLedger {
+    fn cursor_key(run: &str) -> HashMap<String, AttributeValue> {
+        HashMap::from([("pk".into(), s(format!("ROTATION#{run}"))), ("sk".into(), s("-"))])
+    }
+}
+
+impl RotationRuns for DynamoLedger {
+    async fn cursor(&self, run: &str) -> Result<Option<RotationCursor>> {
+        let found = get_item(&self.client, &self.table, Self::cursor_key(run)).await?;
+        let Some(body) = found.as_ref().and_then(|item| get_s(item, "cursor")) else {
+            return Ok(None);
+        };
+        serde_json::from_str(body)
+            .map(Some)
+            .map_err(|e| Error::permanent("GetItem", format!("rotation cursor of {run}: {e}")))
+    }
+
+    async fn save_cursor(&self, cursor: &RotationCursor, expires_at: u64) -> Result<()> {
+        let mut item = Self::cursor_key(&cursor.run);
+        let body = serde_json::to_string(cursor).map_err(|e| Error::permanent("PutItem", e.to_string()))?;
+        item.insert("cursor".into(), s(body));
+        item.insert("expires_at".into(), n(expires_at));
+        put_item(&self.client, &self.table, item).await
     }
 }
