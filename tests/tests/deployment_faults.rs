@@ -68,6 +68,11 @@ async fn a_permission_denied_mid_ticket_waits_in_the_dead_letter_queue_and_a_red
         );
         let statuses = h.statuses(&r.ticket_id).await;
         assert!(statuses.iter().all(|s| s.stage == Stage::Notified), "{stage}: {statuses:?}");
+        println!(
+            "deployment fault: {action} denied to {stage}: {} message(s) parked after {} redelivery(ies), none settled, \
+             nobody told; redriven {moved}, then {} handled: the undisturbed state",
+            r.drained.dead_lettered, r.drained.retried, after.handled
+        );
     }
 }
 
