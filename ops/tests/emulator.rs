@@ -203,6 +203,21 @@ async fn the_binary_exits_0_answered_1_failure_2_bad_usage() {
     assert_eq!(code, Some(0));
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["users"][0]["status"], "notified");
 
+    // rotate-keys' dry run over the user's real key: nothing due yet.
+    let key = h.iam.list_access_keys().user_name(format!("bin{s}")).send().await.unwrap().access_key_metadata()[0]
+        .access_key_id()
+        .unwrap()
+        .to_owned();
+    let (code, out, _) = run(&["rotation-plan", &format!("bin{s}")]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains(&format!("{key} (0 days old): nothing due; next: rotate on ")), "{out}");
+    let (code, out, _) = run(&["--json", "rotation-plan", &format!("bin{s}")]);
+    assert_eq!(code, Some(0));
+    let plan: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((plan["dry_run"].as_bool(), plan["users"].as_u64()), (Some(true), Some(1)));
+    let (code, out, _) = run(&["rotation-plan", &format!("nobody{s}")]);
+    assert_eq!(code, Some(1), "{out}");
+
     let (code, out, err) = run(&["status", "ONB-UNKNOWN"]);
     assert_eq!((code, out.as_str()), (Some(1), ""));
     assert!(err.contains("unknown ticket ONB-UNKNOWN"), "{err}");
