@@ -18,11 +18,13 @@ CARGO_LAMBDA_SPEC ?= cargo-lambda>=1.9,<2
 CARGO ?= cargo
 FUNCTIONS := create-user issue-credentials notify-user rotate-keys
 
-.PHONY: help run test validate build invoke deploy lint soak crash-points bench deps deps-validate deps-checkov deps-lambda iam-sim
+.PHONY: help run emulator ops test validate build invoke deploy lint soak crash-points bench deps deps-validate deps-checkov deps-lambda iam-sim
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make run [EVENT=path]                 the whole pipeline, locally, on a ticket (default $(EVENT))"
+	@echo "make emulator                         moto with the pipeline's resources, in the foreground; prints the lines to export"
+	@echo "make ops ARGS=\"status ONB-1042\"        the operator CLI against the emulator (AWS_ENDPOINT_URL); ARGS=--help for its commands"
 	@echo "make test                             unit and emulator tests, and the template checks"
 	@echo "make validate                         cfn-lint, checkov, the security test of template.yaml and sam validate --lint"
 	@echo "make iam-sim [IAM_SIM_REQUESTS=path]  template.yaml's roles, resource policies and fence in an IAM simulator (tests/iam)"
@@ -54,6 +56,20 @@ deps-lambda:
 # Starts moto on a free loopback port when AWS_ENDPOINT_URL is unset.
 run: deps
 	$(CARGO) run --quiet -p tests --bin run-local -- $(EVENT)
+
+# moto on a free loopback port with the pipeline's resources (the tests'
+# bootstrap); prints the export lines for another shell; Ctrl-C stops it.
+emulator: deps
+	$(CARGO) run --quiet -p tests --bin emulator
+
+# The operator CLI, against the emulator `make emulator` started (its exports
+# set AWS_ENDPOINT_URL and the variables ops reads). Refuses to run without
+# AWS_ENDPOINT_URL, so a local shell's credentials never reach a real account
+# by accident; against AWS, run the built binary (target/release/ops) yourself.
+ARGS ?= --help
+ops:
+	@test -n "$$AWS_ENDPOINT_URL" || { echo "make ops talks to the local emulator: run make emulator and paste its export lines first"; exit 2; }
+	@$(CARGO) run --quiet -p ops -- $(ARGS)
 
 # cargo test writes the request log (tests/tests/iam_requests.rs) that the
 # IAM simulator suite then checks against the template's roles.

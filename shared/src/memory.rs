@@ -603,3 +603,80 @@ pub fn accepted(ticket: serde_json::Value) -> Vec<Onboarding> {
         .map(|p| Onboarding::accepted(&accepted.ticket_id, &accepted.requested_by, p, &users))
         .collect()
 }
+
+impl WorkRecords for MemoryIdempotency {
+    async fn work_state(&self, key: &str) -> Result<Option<WorkState>> {
+        Ok(lock(&self.records).get(key).map(|r| match &r.completed {
+            Some(v) => WorkState::Completed(v.clone()),
+            None => WorkState::InProgress,
+        }))
+    }
+}
+
+/// (message id, body, in flight).
+type QueueEntry = (u64, String, bool);
+
+/// SQS queues by URL: a message received is hidden (in flight) until
+/// deleted; `fail_next` makes the next call of an operation (`send`,
+/// `delete`, `receive`) fail.
+#[derive(Debug, Default)]
+pub struct MemoryQueues {
+    queues: Mutex<BTreeMap<String, Vec<QueueEntry>>>,
+    next_id: std::sync::atomic::AtomicU64,
+    faults: Faults,
+}
+
+impl MemoryQueues {
+    pub fn fail_next(&self, operation: &'static str, error: Error) {
+        self.faults.push(operation, error);
+    }
+
+    /// The bodies in `queue_url`, waiting or in flight, oldest first.
+    pub fn bodies(&self, queue_url: &str) -> Vec<String> {
+        lock(&self.queues).get(queue_url).map(|q| q.iter().map(|(_, b, _)| b.clone()).collect()).unwrap_or_default()
+    }
+
+    /// Makes every message in flight visible again (its visibility timeout ran out).
+    pub fn expire_visibility(&self) {
+        for q in lock(&self.queues).values_mut() {
+            for m in q.iter_mut() {
+                m.2 = false;
+            }
+        }
+    }
+}
+
+impl Queues for MemoryQueues {
+    async fn receive(&self, queue_url: &str, max: usize) -> Result<Vec<QueuedMessage>> {
+        self.faults.take("receive")?;
+        let mut queues = lock(&self.queues);
+        let Some(q) = queues.get_mut(queue_url) else { return Ok(vec![]) };
+        Ok(q.iter_mut()
+            .filter(|m| !m.2)
+            .take(max.clamp(1, 10))
+            .map(|m| {
+                m.2 = true;
+                QueuedMessage { body: m.1.clone(), receipt_handle: m.0.to_string() }
+            })
+            .collect())
+    }
+
+    async fn send(&self, queue_url: &str, body: &str) -> Result<()> {
+        self.faults.take("send")?;
+        let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        lock(&self.queues).entry(queue_url.to_owned()).or_default().push((id, body.to_owned(), false));
+        Ok(())
+    }
+
+    async fn delete(&self, queue_url: &str, receipt_handle: &str) -> Result<()> {
+        self.faults.take("delete")?;
+        if let Some(q) = lock(&self.queues).get_mut(queue_url) {
+            q.retain(|m| m.0.to_string() != receipt_handle);
+        }
+        Ok(())
+    }
+
+    async fn depth(&self, queue_url: &str) -> Result<usize> {
+        Ok(lock(&self.queues).get(queue_url).map_or(0, Vec::len))
+    }
+}

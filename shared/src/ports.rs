@@ -370,3 +370,41 @@ impl Clock for SystemClock {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
     }
 }
+
+/// What an idempotency record says of one piece of work (a ticket's run, an
+/// email), for a person reading the pipeline's state: the operator CLI.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkState {
+    /// Claimed and not finished (or its holder died before its lease ran out).
+    InProgress,
+    /// Done; what it returned (user names, message ids, secret ARNs: never a secret).
+    Completed(serde_json::Value),
+}
+
+/// Reads idempotency records without claiming them. Only the operator CLI
+/// uses it; the stages go through `IdempotencyStore`.
+pub trait WorkRecords: Send + Sync {
+    /// The record under `key` (an `idempotency::Key`), if there is one.
+    fn work_state(&self, key: &str) -> impl Future<Output = Result<Option<WorkState>>> + Send;
+}
+
+/// One message taken off a queue (not yet deleted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedMessage {
+    pub body: String,
+    /// What deletes it: valid while the message is hidden from others.
+    pub receipt_handle: String,
+}
+
+/// The pipeline's queues by URL, as an operator handles them (redrive,
+/// replay). Only the operator CLI uses it; the stages hand on through
+/// `EventPublisher` and receive through Lambda.
+pub trait Queues: Send + Sync {
+    /// Up to `max` (at most 10) messages, hidden from other consumers for a
+    /// while; none when the queue is empty.
+    fn receive(&self, queue_url: &str, max: usize) -> impl Future<Output = Result<Vec<QueuedMessage>>> + Send;
+    fn send(&self, queue_url: &str, body: &str) -> impl Future<Output = Result<()>> + Send;
+    fn delete(&self, queue_url: &str, receipt_handle: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Messages in the queue, waiting or in flight (SQS's approximate counts).
+    fn depth(&self, queue_url: &str) -> impl Future<Output = Result<usize>> + Send;
+}

@@ -174,6 +174,29 @@ impl Environment {
         Some(vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
     }
 
+    /// The environment the operator CLI (`ops`) reads for this deployment:
+    /// the table, every queue and dead-letter queue, the account, and
+    /// rotate-keys' path (what `make emulator` prints to export).
+    pub fn ops_env(&self) -> Vec<(String, String)> {
+        let [create_user_dlq, issue_credentials_dlq, notify_user_dlq] = self.dead_letter_queues.as_slice() else {
+            panic!("a deployment has three dead-letter queues");
+        };
+        [
+            ("TABLE_NAME", self.table.clone()),
+            ("CREATE_USER_QUEUE_URL", self.create_user_queue.clone()),
+            ("ISSUE_CREDENTIALS_QUEUE_URL", self.issue_credentials_queue.clone()),
+            ("NOTIFY_USER_QUEUE_URL", self.notify_user_queue.clone()),
+            ("CREATE_USER_DLQ_URL", create_user_dlq.clone()),
+            ("ISSUE_CREDENTIALS_DLQ_URL", issue_credentials_dlq.clone()),
+            ("NOTIFY_USER_DLQ_URL", notify_user_dlq.clone()),
+            ("ACCOUNT_ID", ACCOUNT.to_owned()),
+            ("USER_PATH_PREFIX", self.settings.user_path_prefix.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
     /// Rotation settings: the defaults, each overridable by its variable,
     /// looking only under `settings.user_path_prefix`.
     pub fn rotate_keys_config(&self) -> RotateKeysConfig {

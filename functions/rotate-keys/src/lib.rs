@@ -271,11 +271,10 @@ where
         }
         let run = date(now);
         summary.run = Some(run.clone());
-        let mut cursor = self
-            .ledger
-            .cursor(&run)
-            .await?
-            .unwrap_or_else(|| RotationCursor { run: run.clone(), ..Default::default() });
+        // A dry run plans everyone, whatever today's run has done: it is
+        // what a person asks to see, and it moves no cursor.
+        let recorded = if request.dry_run { None } else { self.ledger.cursor(&run).await? };
+        let mut cursor = recorded.unwrap_or_else(|| RotationCursor { run: run.clone(), ..Default::default() });
         if cursor.complete() {
             tracing::info!(run = %run, "today's rotation run is complete; nothing to do");
             return Ok(summary);

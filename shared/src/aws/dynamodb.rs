@@ -516,3 +516,20 @@ impl RotationRuns for DynamoLedger {
         put_item(&self.client, &self.table, item).await
     }
 }
+
+/// The operator CLI's read of an idempotency record: a plain GetItem, never
+/// a claim.
+impl crate::ports::WorkRecords for DynamoIdempotency {
+    async fn work_state(&self, key: &str) -> Result<Option<crate::ports::WorkState>> {
+        use crate::ports::WorkState;
+        let Some(item) = get_item(&self.client, &self.table, Self::key(key)).await? else {
+            return Ok(None);
+        };
+        Ok(Some(match get_s(&item, "status") {
+            Some(COMPLETED) => WorkState::Completed(
+                get_s(&item, "result").and_then(|r| serde_json::from_str(r).ok()).unwrap_or(serde_json::Value::Null),
+            ),
+            _ => WorkState::InProgress,
+        }))
+    }
+}

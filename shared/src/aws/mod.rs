@@ -13,6 +13,7 @@ pub use iam::IamDirectory;
 pub use secretsmanager::SecretsManagerStore;
 pub use ses::SesMailer;
 pub use sqs::SqsPublisher;
+pub use sqs::SqsQueues;
 
 use crate::error::Error;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;

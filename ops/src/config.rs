@@ -1,0 +1,143 @@
+//! The CLI's settings: the same variables as the functions (read with the
+//! same `EnvReader`, so every missing one is named at once), plus the queue
+//! URLs no single function needs all of.
+
+use crate::cli::QueueStage;
+use shared::config::{EnvReader, FromEnv, RotateKeysConfig};
+use shared::Error;
+
+/// A stage's queue and its dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub stage: QueueStage,
+    pub queue_url: String,
+    pub dlq_url: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct OpsConfig {
+    pub table_name: String,
+    /// create-user, issue-credentials, notify-user, in that order.
+    pub routes: Vec<Route>,
+    /// The pipeline's own account (`ACCOUNT_ID`), if configured: what
+    /// `--account` is checked against and what reports name.
+    pub account_id: Option<String>,
+    /// rotate-keys' settings, for its dry run.
+    pub rotation: RotateKeysConfig,
+}
+
+impl OpsConfig {
+    pub fn route(&self, stage: QueueStage) -> &Route {
+        // Built with all three stages in `from_lookup`.
+        &self.routes[stage as usize]
+    }
+
+    /// The account a command is about: `--account` if it is the pipeline's
+    /// own (the only one served for now), else the pipeline's own.
+    pub fn account(&self, asked: Option<&str>) -> Result<Option<String>, crate::cli::Usage> {
+        match (asked, &self.account_id) {
+            (None, own) => Ok(own.clone()),
+            (Some(a), Some(own)) if a == own => Ok(Some(a.to_owned())),
+            (Some(a), Some(own)) => Err(crate::cli::Usage(format!(
+                "account {a} is not served: this deployment works in its own account ({own}) only"
+            ))),
+            (Some(a), None) => Err(crate::cli::Usage(format!(
+                "--account {a}: set ACCOUNT_ID (the pipeline's own account) so it can be checked"
+            ))),
+        }
+    }
+}
+
+/// `CREATE_USER_QUEUE_URL`, `CREATE_USER_DLQ_URL`, ...
+pub fn queue_variables(stage: QueueStage) -> (String, String) {
+    let base = stage.as_str().to_uppercase().replace('-', "_");
+    (format!("{base}_QUEUE_URL"), format!("{base}_DLQ_URL"))
+}
+
+impl FromEnv for OpsConfig {
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let mut env = EnvReader::new(&lookup);
+        let table_name = env.required("TABLE_NAME");
+        let routes: Vec<Route> = QueueStage::ALL
+            .into_iter()
+            .map(|stage| {
+                let (queue, dlq) = queue_variables(stage);
+                Route { stage, queue_url: env.required(&queue), dlq_url: env.required(&dlq) }
+            })
+            .collect();
+        let account_id = Some(env.optional("ACCOUNT_ID", "")).filter(|a| !a.is_empty());
+        if let Some(a) = &account_id {
+            if a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()) {
+                env.problem(format!("ACCOUNT_ID={a:?} is not an AWS account id (12 digits)"));
+            }
+        }
+        // rotate-keys' own reader, for its own variables. What it needs only
+        // to act (the queue it hands successors to, the sender of its
+        // warnings) a dry run never uses: the CLI sends nothing.
+        let rotation = RotateKeysConfig::from_lookup(|k| match k {
+            // Named by the reader above when missing.
+            "TABLE_NAME" | "NEXT_QUEUE_URL" | "SENDER_EMAIL" => Some("-".into()),
+            other => lookup(other),
+        });
+        let rotation = match rotation {
+            Ok(r) => Some(r),
+            Err(Error::Config(problems)) => {
+                env.problem(problems);
+                None
+            }
+            Err(e) => {
+                env.problem(e.to_string());
+                None
+            }
+        };
+        let config = rotation.map(|rotation| Self { table_name, routes, account_id, rotation });
+        env.finish_parsed(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_missing_variable_is_named_in_one_error() {
+        let err = OpsConfig::from_lookup(|_| None).unwrap_err().to_string();
+        for name in [
+            "TABLE_NAME",
+            "CREATE_USER_QUEUE_URL",
+            "ISSUE_CREDENTIALS_QUEUE_URL",
+            "NOTIFY_USER_QUEUE_URL",
+            "CREATE_USER_DLQ_URL",
+            "ISSUE_CREDENTIALS_DLQ_URL",
+            "NOTIFY_USER_DLQ_URL",
+        ] {
+            assert!(err.contains(name), "{name} missing from {err}");
+        }
+        // Only what the CLI itself reads: not the functions' NEXT_QUEUE_URL.
+        assert!(!err.contains("NEXT_QUEUE_URL") && !err.contains("SENDER_EMAIL"), "{err}");
+    }
+
+    #[test]
+    fn rotation_settings_and_the_account_are_read_and_checked() {
+        let c = OpsConfig::from_lookup(|k| match k {
+            "ROTATION_AGE_DAYS" => Some("30".into()),
+            "ACCOUNT_ID" => Some("123456789012".into()),
+            k if k.ends_with("_DAYS") || k == "BATCH_CONCURRENCY" => None,
+            _ => Some(format!("value-of-{k}")),
+        })
+        .expect("valid");
+        assert_eq!(c.rotation.rotation_age_secs, 30 * shared::config::DAY);
+        assert_eq!(c.route(QueueStage::NotifyUser).dlq_url, "value-of-NOTIFY_USER_DLQ_URL");
+        assert_eq!(c.account(None).unwrap().as_deref(), Some("123456789012"));
+        assert!(c.account(Some("222222222222")).unwrap_err().0.contains("not served"));
+        let err = OpsConfig::from_lookup(|k| match k {
+            "ROTATION_AGE_DAYS" => Some("soon".into()),
+            "ACCOUNT_ID" => Some("42".into()),
+            k if k.ends_with("_DAYS") => None,
+            _ => Some("x".into()),
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("ROTATION_AGE_DAYS=\"soon\"") && err.contains("ACCOUNT_ID=\"42\""), "{err}");
+    }
+}

@@ -1,0 +1,324 @@
+//! `redrive` and `replay`: messages put (back) on the pipeline's queues.
+//!
+//! Redrive does what SQS's own redrive does: each message is received from
+//! the dead-letter queue, its body sent unchanged to the source queue, and
+//! only then deleted from the dead-letter queue. A message whose send fails
+//! stays where it was (it reappears when its visibility timeout ends); one
+//! sent but not deleted is sent again by the next redrive, and the stages'
+//! idempotency records absorb the repeat.
+
+use crate::cli::QueueStage;
+use crate::config::Route;
+use serde::Serialize;
+use shared::handoff::{CredentialsReady, UserReady};
+use shared::ports::Queues;
+
+/// What one dead-letter queue's redrive did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Moved {
+    pub stage: &'static str,
+    pub from: String,
+    pub to: String,
+    pub moved: usize,
+    /// Still in the dead-letter queue afterwards (waiting or in flight).
+    pub left: usize,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RedriveReport {
+    pub queues: Vec<Moved>,
+    /// Something was left behind or went wrong.
+    pub failed: bool,
+}
+
+/// A bound on one redrive, far above any real dead-letter queue of this
+/// pipeline: a message that keeps coming back cannot keep it running.
+const MAX_MESSAGES: usize = 100_000;
+
+pub async fn redrive<Q: Queues>(queues: &Q, routes: &[&Route]) -> RedriveReport {
+    let mut report = Vec::with_capacity(routes.len());
+    for route in routes {
+        let mut moved = Moved {
+            stage: route.stage.as_str(),
+            from: route.dlq_url.clone(),
+            to: route.queue_url.clone(),
+            moved: 0,
+            left: 0,
+            error: None,
+        };
+        if let Err(e) = move_all(queues, route, &mut moved.moved).await {
+            moved.error = Some(e.to_string());
+        }
+        match queues.depth(&route.dlq_url).await {
+            Ok(n) => moved.left = n,
+            Err(e) => {
+                moved.error.get_or_insert_with(|| e.to_string());
+            }
+        }
+        report.push(moved);
+    }
+    let failed = report.iter().any(|m| m.left > 0 || m.error.is_some());
+    RedriveReport { queues: report, failed }
+}
+
+async fn move_all<Q: Queues>(queues: &Q, route: &Route, moved: &mut usize) -> shared::Result<()> {
+    while *moved < MAX_MESSAGES {
+        let batch = queues.receive(&route.dlq_url, 10).await?;
+        if batch.is_empty() {
+            break;
+        }
+        for message in batch {
+            queues.send(&route.queue_url, &message.body).await?;
+            queues.delete(&route.dlq_url, &message.receipt_handle).await.map_err(|e| {
+                shared::Error::permanent(
+                    "DeleteMessage",
+                    format!("a message was sent back but is still in the dead-letter queue ({e}); the stage's idempotency absorbs it if sent again"),
+                )
+            })?;
+            *moved += 1;
+        }
+    }
+    Ok(())
+}
+
+impl RedriveReport {
+    pub fn human(&self) -> String {
+        let mut out = String::new();
+        for m in &self.queues {
+            out.push_str(&format!("{}: {} message(s) moved back to {}", m.stage, m.moved, queue_name(&m.to)));
+            if m.left > 0 {
+                out.push_str(&format!(", {} still in {}", m.left, queue_name(&m.from)));
+            }
+            out.push('\n');
+            if let Some(e) = &m.error {
+                out.push_str(&format!("  error: {e}\n"));
+            }
+        }
+        out
+    }
+}
+
+/// What a replayed file was read as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Replayed {
+    /// An onboarding ticket, bare or in its EventBridge envelope.
+    Ticket,
+    UserReady,
+    CredentialsReady,
+}
+
+impl Replayed {
+    pub fn stage(self) -> QueueStage {
+        match self {
+            Replayed::Ticket => QueueStage::CreateUser,
+            Replayed::UserReady => QueueStage::IssueCredentials,
+            Replayed::CredentialsReady => QueueStage::NotifyUser,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReplayReport {
+    pub kind: Replayed,
+    /// The ticket's id, or the user a stage message is about.
+    pub about: String,
+    pub stage: &'static str,
+    pub queue: String,
+}
+
+impl ReplayReport {
+    pub fn human(&self) -> String {
+        let what = match self.kind {
+            Replayed::Ticket => format!("ticket {}", self.about),
+            Replayed::UserReady => format!("UserReady for {}", self.about),
+            Replayed::CredentialsReady => format!("CredentialsReady for {}", self.about),
+        };
+        let note = match self.kind {
+            Replayed::Ticket => "",
+            // SECURITY.md: a stage message is acted on only if it matches the records.
+            _ => " (acted on only if it matches the pipeline's records)",
+        };
+        format!("{what} put on {} ({}){note}\n", self.stage, queue_name(&self.queue))
+    }
+}
+
+/// Reads a file's contents as what it is, by shape, with the stages' own
+/// types: a ticket (`shared::ticket::parse_value`, envelope or bare), a
+/// `UserReady` or a `CredentialsReady`. `Err`: why it is none of these.
+pub fn classify(body: &str) -> Result<(Replayed, String, serde_json::Value), String> {
+    let value: serde_json::Value = serde_json::from_str(body)
+        .map_err(|e| format!("not JSON ({})", shared::text::redact_serde_message(&e.to_string())))?;
+    if !value.is_object() {
+        return Err("not a JSON object".into());
+    }
+    if value.get("Records").is_some() {
+        return Err("an SQS event (as in events/*.json): replay the body of one of its records instead".into());
+    }
+    // A stage message as the stage reads it (this version, or the previous
+    // release's flat one); one written without its version is this one's.
+    let versioned = |v: &serde_json::Value| {
+        let mut v = v.clone();
+        if let Some(map) = v.as_object_mut() {
+            map.entry("version").or_insert(shared::handoff::VERSION.into());
+        }
+        v
+    };
+    if value.get("purpose").is_some() {
+        let value = versioned(&value);
+        let ready = shared::handoff::read::<UserReady>(&value.to_string())
+            .map_err(|e| format!("has a \"purpose\" but is not a UserReady message ({e})"))?;
+        return Ok((Replayed::UserReady, ready.message.user_name().to_string(), value));
+    }
+    if value.get("ready").is_some() || value.get("secret").is_some() {
+        let value = versioned(&value);
+        let ready = shared::handoff::read::<CredentialsReady>(&value.to_string())
+            .map_err(|e| format!("looks like a CredentialsReady message but is not one ({e})"))?;
+        return Ok((Replayed::CredentialsReady, ready.message.ready.user_name().to_string(), value));
+    }
+    if value.get("user_name").is_some() && value.get("ticket_id").is_some() {
+        // The previous release's flat shape: a CredentialsReady has the secret.
+        if value.get("secret_arn").is_some() {
+            let ready = shared::handoff::read::<CredentialsReady>(body).map_err(|e| e.to_string())?;
+            return Ok((Replayed::CredentialsReady, ready.message.ready.user_name().to_string(), value));
+        }
+        let ready = shared::handoff::read::<UserReady>(body).map_err(|e| e.to_string())?;
+        return Ok((Replayed::UserReady, ready.message.user_name().to_string(), value));
+    }
+    let ticket = shared::ticket::parse_value(value.clone()).map_err(|refusal| {
+        format!(
+            "neither an onboarding ticket (bare or in its EventBridge envelope), a UserReady nor a CredentialsReady message: {refusal}"
+        )
+    })?;
+    Ok((Replayed::Ticket, ticket.ticket_id, value))
+}
+
+/// Puts `body` on the queue its shape belongs to, unchanged but for
+/// whitespace.
+pub async fn replay<Q: Queues>(queues: &Q, routes: &[Route], body: &str) -> Result<ReplayReport, ReplayError> {
+    let (kind, about, value) = classify(body).map_err(ReplayError::NotReplayable)?;
+    let route = routes
+        .iter()
+        .find(|r| r.stage == kind.stage())
+        .ok_or_else(|| ReplayError::Aws(shared::Error::Config(format!("no queue for {}", kind.stage().as_str()))))?;
+    queues.send(&route.queue_url, &value.to_string()).await.map_err(ReplayError::Aws)?;
+    Ok(ReplayReport { kind, about, stage: route.stage.as_str(), queue: route.queue_url.clone() })
+}
+
+#[derive(Debug)]
+pub enum ReplayError {
+    NotReplayable(String),
+    Aws(shared::Error),
+}
+
+impl std::fmt::Display for ReplayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReplayError::NotReplayable(why) => write!(f, "not replayed: {why}"),
+            ReplayError::Aws(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+fn queue_name(url: &str) -> &str {
+    url.rsplit('/').next().unwrap_or(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::memory::MemoryQueues;
+
+    fn routes() -> Vec<Route> {
+        QueueStage::ALL
+            .into_iter()
+            .map(|stage| Route {
+                stage,
+                queue_url: format!("q/{}", stage.as_str()),
+                dlq_url: format!("q/{}-dlq", stage.as_str()),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn redrive_moves_every_message_back_and_counts_them() {
+        let q = MemoryQueues::default();
+        let routes = routes();
+        for body in ["a", "b", "c"] {
+            q.send("q/notify-user-dlq", body).await.unwrap();
+        }
+        q.send("q/create-user-dlq", "t").await.unwrap();
+        let report = redrive(&q, &routes.iter().collect::<Vec<_>>()).await;
+        assert!(!report.failed, "{report:?}");
+        let counts: Vec<(&str, usize, usize)> = report.queues.iter().map(|m| (m.stage, m.moved, m.left)).collect();
+        assert_eq!(counts, [("create-user", 1, 0), ("issue-credentials", 0, 0), ("notify-user", 3, 0)]);
+        assert_eq!(q.bodies("q/notify-user"), ["a", "b", "c"]);
+        assert!(q.bodies("q/notify-user-dlq").is_empty());
+        assert!(report.human().contains("notify-user: 3 message(s) moved back to notify-user\n"), "{}", report.human());
+    }
+
+    /// As SQS redrive: a message is deleted from the dead-letter queue only
+    /// after its send succeeded; one that could not be sent stays, and the
+    /// report says so (a failure: exit 1).
+    #[tokio::test]
+    async fn a_message_that_could_not_be_sent_stays_in_the_dead_letter_queue() {
+        let q = MemoryQueues::default();
+        let routes = routes();
+        q.send("q/issue-credentials-dlq", "x").await.unwrap();
+        q.send("q/issue-credentials-dlq", "y").await.unwrap();
+        q.fail_next("send", shared::Error::retryable("SendMessage", "throttled"));
+        let only = [&routes[1]];
+        let report = redrive(&q, &only).await;
+        assert!(report.failed);
+        let m = &report.queues[0];
+        assert_eq!((m.moved, m.left), (0, 2));
+        assert!(m.error.as_deref().is_some_and(|e| e.contains("throttled")), "{m:?}");
+        assert!(q.bodies("q/issue-credentials").is_empty());
+        // Its visibility timeout ends; the next redrive moves both.
+        q.expire_visibility();
+        let report = redrive(&q, &only).await;
+        assert!(!report.failed);
+        assert_eq!(q.bodies("q/issue-credentials"), ["x", "y"]);
+    }
+
+    #[tokio::test]
+    async fn replay_sends_each_shape_to_its_queue_and_refuses_anything_else() {
+        let q = MemoryQueues::default();
+        let routes = routes();
+        let ticket =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../events/onboarding-ticket.json")).unwrap();
+        let r = replay(&q, &routes, &ticket).await.unwrap();
+        assert_eq!((r.kind, r.about.as_str(), r.stage), (Replayed::Ticket, "ONB-1042", "create-user"));
+        let bare = serde_json::from_str::<serde_json::Value>(&ticket).unwrap()["detail"].to_string();
+        assert_eq!(replay(&q, &routes, &bare).await.unwrap().stage, "create-user");
+        assert_eq!(q.bodies("q/create-user").len(), 2);
+
+        let ready = shared::memory::accepted(serde_json::from_str::<serde_json::Value>(&bare).unwrap());
+        let user_ready = serde_json::to_string(&UserReady::Onboarding(ready[0].clone())).unwrap();
+        let r = replay(&q, &routes, &user_ready).await.unwrap();
+        assert_eq!((r.kind, r.about.as_str(), r.stage), (Replayed::UserReady, "emily.chen", "issue-credentials"));
+        let creds = CredentialsReady::stored(&UserReady::Onboarding(ready[1].clone()), "arn:x", "n");
+        let r = replay(&q, &routes, &serde_json::to_string(&creds).unwrap()).await.unwrap();
+        assert_eq!((r.kind, r.stage), (Replayed::CredentialsReady, "notify-user"));
+        assert_eq!(q.bodies("q/notify-user").len(), 1);
+        // What goes on the queue is what the stage reads: with its version.
+        for body in q.bodies("q/issue-credentials").iter().chain(&q.bodies("q/notify-user")) {
+            let sent: serde_json::Value = serde_json::from_str(body).unwrap();
+            assert_eq!(sent["version"], shared::handoff::VERSION, "{body}");
+        }
+        assert!(shared::handoff::read::<UserReady>(&q.bodies("q/issue-credentials")[0]).is_ok());
+
+        for (body, says) in [
+            ("{\"hello\": 1}", "neither an onboarding ticket"),
+            ("not json", "not JSON"),
+            ("[1]", "not a JSON object"),
+            ("{\"purpose\": \"offboarding\"}", "not a UserReady"),
+            ("{\"Records\": []}", "an SQS event"),
+        ] {
+            let err = replay(&q, &routes, body).await.unwrap_err().to_string();
+            assert!(err.contains(says), "{body}: {err}");
+        }
+        assert_eq!(q.bodies("q/create-user").len(), 2, "nothing sent for a refused file");
+    }
+}

@@ -1,0 +1,247 @@
+//! The operator CLI against the emulator: tickets run through the local
+//! pipeline, then read back with `status`; dead-letter messages redriven;
+//! a sample ticket replayed; and the built binary's exit statuses.
+#![recursion_limit = "256"]
+
+use ops::cli::{self, Invocation};
+use ops::config::OpsConfig;
+use ops::{Answer, AwsOps};
+use serde_json::{json, Value};
+use shared::config::FromEnv;
+use tests::{unique, Harness};
+
+fn ops_for(h: &Harness) -> AwsOps {
+    let vars = h.pipeline.env.ops_env();
+    let config = OpsConfig::from_lookup(|k| vars.iter().find(|(name, _)| name == k).map(|(_, v)| v.clone()))
+        .expect("the bootstrap's environment is a complete configuration");
+    AwsOps::over_aws(&h.sdk, config)
+}
+
+async fn ask(ops: &AwsOps, args: &str) -> Answer {
+    let invocation: Invocation = cli::parse(args.split_whitespace().map(str::to_owned)).expect("valid usage");
+    ops.answer(&invocation).await
+}
+
+fn user(name: &str, console: bool, programmatic: bool) -> Value {
+    json!({"user_name": name, "email": format!("{name}@example.com"), "access": {"console": console, "programmatic": programmatic}})
+}
+
+/// The bodies waiting in a queue (received, then made visible again).
+async fn bodies(h: &Harness, queue: &str) -> Vec<String> {
+    let sqs = aws_sdk_sqs::Client::new(&h.sdk);
+    let out = sqs
+        .receive_message()
+        .queue_url(queue)
+        .max_number_of_messages(10)
+        .visibility_timeout(0)
+        .send()
+        .await
+        .expect("ReceiveMessage");
+    out.messages().iter().filter_map(|m| m.body().map(str::to_owned)).collect()
+}
+
+#[tokio::test]
+async fn status_names_each_users_stage_and_the_emails_sent() {
+    let h = Harness::new().await;
+    let ops = ops_for(&h);
+    let s = unique("");
+    let id = format!("ONB-OPS-{s}");
+    let (both, console) = (format!("both{s}"), format!("con{s}"));
+    let ticket = json!({"ticket_id": id, "requested_by": "req@example.com",
+        "users": [user(&both, true, true), user(&console, true, false)]});
+    let drained = h.run(&ticket).await;
+    assert_eq!(drained.dead_lettered, 0, "{drained:?}");
+
+    let answer = ask(&ops, &format!("status {id}")).await;
+    assert_eq!(answer.code, ops::ANSWERED, "{answer:?}");
+    let text = &answer.stdout;
+    let key = h.iam.list_access_keys().user_name(&both).send().await.unwrap().access_key_metadata()[0]
+        .access_key_id()
+        .unwrap()
+        .to_owned();
+    for line in [
+        format!("ticket {id} (account: 123456789012)"),
+        format!("  {both}: notified\n      emails: sign-in sent, password sent, access-key#{key} sent\n"),
+        format!("  {console}: notified\n      emails: sign-in sent, password sent\n"),
+        "  requester req@example.com: summary sent\n".to_owned(),
+    ] {
+        assert!(text.contains(&line), "{line:?} not in\n{text}");
+    }
+    // No secret: the password and secret access key are nowhere in it.
+    assert!(!text.contains("password\":") && !text.contains("secret_access_key"));
+
+    let answer = ask(&ops, &format!("--json status {id}")).await;
+    assert_eq!(answer.code, ops::ANSWERED);
+    let v: Value = serde_json::from_str(&answer.stdout).expect("JSON");
+    assert_eq!(v["ticket_id"], id.as_str());
+    assert_eq!(v["failed"], false);
+    let users = v["users"].as_array().unwrap();
+    assert_eq!(users.len(), 2);
+    let of = |name: &str| users.iter().find(|u| u["user_name"] == name).cloned().unwrap();
+    assert_eq!(of(&both)["status"], "notified");
+    let emails = of(&both)["emails"].clone();
+    let kinds: Vec<(&str, &str)> = emails
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap(), e["state"].as_str().unwrap()))
+        .collect();
+    let access_key = format!("access-key#{key}");
+    assert_eq!(kinds, [("sign-in", "sent"), ("password", "sent"), (access_key.as_str(), "sent")]);
+    assert!(of(&console)["emails"][0]["message_id"].is_string());
+    assert_eq!(v["requester"]["summary"]["state"], "sent");
+}
+
+#[tokio::test]
+async fn a_refused_ticket_is_a_failure_with_its_reasons_and_an_unknown_one_is_an_error() {
+    let h = Harness::new().await;
+    let ops = ops_for(&h);
+    let s = unique("");
+    let id = format!("ONB-OPSNO-{s}");
+    let mut admin = user(&format!("adm{s}"), true, false);
+    admin["groups"] = json!(["Admins"]);
+    h.run(&json!({"ticket_id": id, "requested_by": "req@example.com", "users": [admin]})).await;
+
+    let answer = ask(&ops, &format!("status {id}")).await;
+    assert_eq!(answer.code, ops::FAILURE, "{answer:?}");
+    assert!(answer.stdout.contains(&format!("  adm{s}: failed\n      reason: users[0].groups")), "{}", answer.stdout);
+    assert!(answer.stdout.contains("refusal email sent"), "{}", answer.stdout);
+    let v: Value = serde_json::from_str(&ask(&ops, &format!("status {id} --json")).await.stdout).unwrap();
+    assert_eq!((v["failed"].as_bool(), v["users"][0]["status"].as_str()), (Some(true), Some("failed")));
+    assert!(v["users"][0]["reasons"][0].as_str().unwrap().contains("Admins"), "{v}");
+
+    let answer = ask(&ops, "status ONB-NEVER-SEEN").await;
+    assert_eq!(answer.code, ops::FAILURE);
+    assert!(answer.stderr.contains("unknown ticket ONB-NEVER-SEEN"), "{answer:?}");
+}
+
+#[tokio::test]
+async fn redrive_moves_dead_letters_back_to_their_queue_and_reports_the_counts() {
+    let h = Harness::new().await;
+    let ops = ops_for(&h);
+    let env = &h.pipeline.env;
+    let (create_user_dlq, notify_user_dlq) = (&env.dead_letter_queues[0], &env.dead_letter_queues[2]);
+    h.pipeline.redeliver(create_user_dlq, "{\"ticket\": 1}").await.unwrap();
+    for n in 0..3 {
+        h.pipeline.redeliver(notify_user_dlq, &format!("{{\"n\": {n}}}")).await.unwrap();
+    }
+
+    let answer = ask(&ops, "redrive create-user").await;
+    assert_eq!(answer.code, ops::ANSWERED, "{answer:?}");
+    assert_eq!(answer.stdout, format!("create-user: 1 message(s) moved back to {}create-user\n", env.settings.prefix));
+    assert_eq!(bodies(&h, &env.create_user_queue).await, ["{\"ticket\": 1}"]);
+    assert_eq!(h.pipeline.depth(create_user_dlq).await.unwrap(), 0);
+    assert_eq!(h.pipeline.depth(notify_user_dlq).await.unwrap(), 3, "only the stage asked for");
+
+    let answer = ask(&ops, "redrive --json").await;
+    assert_eq!(answer.code, ops::ANSWERED, "{answer:?}");
+    let v: Value = serde_json::from_str(&answer.stdout).unwrap();
+    let counts: Vec<(&str, u64, u64)> = v["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| (q["stage"].as_str().unwrap(), q["moved"].as_u64().unwrap(), q["left"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(counts, [("create-user", 0, 0), ("issue-credentials", 0, 0), ("notify-user", 3, 0)]);
+    let mut moved = bodies(&h, &env.notify_user_queue).await;
+    moved.sort();
+    assert_eq!(moved, ["{\"n\": 0}", "{\"n\": 1}", "{\"n\": 2}"]);
+    assert_eq!(h.pipeline.depth(notify_user_dlq).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn replay_puts_the_sample_ticket_on_the_create_user_queue() {
+    let h = Harness::new().await;
+    let ops = ops_for(&h);
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/onboarding-ticket.json");
+    let answer = ask(&ops, &format!("replay {file}")).await;
+    assert_eq!(answer.code, ops::ANSWERED, "{answer:?}");
+    assert!(answer.stdout.starts_with("ticket ONB-1042 put on create-user"), "{}", answer.stdout);
+    let on_queue = bodies(&h, &h.pipeline.env.create_user_queue).await;
+    assert_eq!(on_queue.len(), 1);
+    let body: Value = serde_json::from_str(&on_queue[0]).unwrap();
+    let sample: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    assert_eq!(body, sample, "the event as EventBridge would deliver it");
+
+    let not_a_ticket = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+    let answer = ask(&ops, &format!("replay {not_a_ticket}")).await;
+    assert_eq!(answer.code, ops::USAGE, "{answer:?}");
+    assert!(answer.stderr.contains("is not replayed: not JSON"), "{}", answer.stderr);
+    assert_eq!(bodies(&h, &h.pipeline.env.create_user_queue).await.len(), 1);
+}
+
+/// The built binary: its exit statuses and what it prints, with the
+/// environment `make emulator` exports.
+#[tokio::test]
+async fn the_binary_exits_0_answered_1_failure_2_bad_usage() {
+    let h = Harness::new().await;
+    let s = unique("");
+    let id = format!("ONB-BIN-{s}");
+    h.run(
+        &json!({"ticket_id": id, "requested_by": "req@example.com", "users": [user(&format!("bin{s}"), false, true)]}),
+    )
+    .await;
+    let run = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ops"));
+        cmd.args(args)
+            .env("AWS_ENDPOINT_URL", &h.endpoint)
+            .env("AWS_REGION", tests::REGION)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .envs(h.pipeline.env.ops_env());
+        let out = cmd.output().expect("run ops");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, _) = run(&["status", &id]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains(&format!("bin{s}: notified")), "{out}");
+    let (code, out, _) = run(&["--json", "status", &id]);
+    assert_eq!(code, Some(0));
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["users"][0]["status"], "notified");
+
+    // rotate-keys' dry run over the user's real key: nothing due yet.
+    let key = h.iam.list_access_keys().user_name(format!("bin{s}")).send().await.unwrap().access_key_metadata()[0]
+        .access_key_id()
+        .unwrap()
+        .to_owned();
+    let (code, out, _) = run(&["rotation-plan", &format!("bin{s}")]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains(&format!("{key} (0 days old): nothing due; next: rotate on ")), "{out}");
+    let (code, out, _) = run(&["--json", "rotation-plan", &format!("bin{s}")]);
+    assert_eq!(code, Some(0));
+    let plan: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((plan["dry_run"].as_bool(), plan["users"].as_u64()), (Some(true), Some(1)));
+    let (code, out, _) = run(&["rotation-plan", &format!("nobody{s}")]);
+    assert_eq!(code, Some(1), "{out}");
+
+    let (code, out, err) = run(&["status", "ONB-UNKNOWN"]);
+    assert_eq!((code, out.as_str()), (Some(1), ""));
+    assert!(err.contains("unknown ticket ONB-UNKNOWN"), "{err}");
+    let (code, out, _) = run(&["--json", "status", "ONB-UNKNOWN"]);
+    assert_eq!(code, Some(1));
+    assert!(serde_json::from_str::<Value>(&out).unwrap()["error"].as_str().unwrap().contains("unknown ticket"));
+
+    let (code, _, err) = run(&["redrive", "create-users"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("unknown stage \"create-users\"") && err.contains("usage: ops"), "{err}");
+    let (code, _, err) = run(&["--account", "222222222222", "status", &id]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("not served"), "{err}");
+    let (code, out, _) = run(&["--help"]);
+    assert_eq!(code, Some(0));
+    assert!(out.starts_with("usage: ops"));
+
+    // Without its configuration: every missing variable named at once.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ops"))
+        .args(["status", &id])
+        .env_clear()
+        .output()
+        .expect("run ops");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("TABLE_NAME is not set") && err.contains("NOTIFY_USER_DLQ_URL is not set"), "{err}");
+}
