@@ -173,20 +173,7 @@ mod tests {
         d.directory.insert(user, Permissions::default());
         let key = d.directory.create_access_key("ci").await.unwrap();
         let id = key.access_key_id.clone();
-        d.ledger
-            .record_issued(&KeyRecord {
-                user_name: "ci".into(),
-                access_key_id: id.clone(),
-                email: "ci@example.com".into(),
-                issued_at: now - 100 * DAY,
-                replaces: None,
-                warned_at: None,
-                deactivated_at: None,
-                deleted_at: None,
-                rotation_deadline: None,
-            })
-            .await
-            .unwrap();
+        d.ledger.record_issued(&KeyRecord::issued("ci", &id, "ci@example.com", now - 100 * DAY, None)).await.unwrap();
         let plan = rotation_plan(&d, None).await.unwrap();
         assert!(!plan.failed());
         assert!(plan.summary.dry_run);

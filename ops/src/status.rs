@@ -221,17 +221,7 @@ mod tests {
             .record(&StatusRecord::new("T-1", "bob", Stage::Failed, Some("no key; IAM said no".into()), 6))
             .await
             .unwrap();
-        let key = KeyRecord {
-            user_name: "ann".into(),
-            access_key_id: "AKIAANN".into(),
-            email: "ann@example.com".into(),
-            issued_at: 1,
-            replaces: None,
-            warned_at: None,
-            deactivated_at: None,
-            deleted_at: None,
-            rotation_deadline: None,
-        };
+        let key = KeyRecord::issued("ann", "AKIAANN", "ann@example.com", 1, None);
         ledger.record_issued(&key).await.unwrap();
         complete(&work, Key::user_email(&t, "ann", "sign-in"), serde_json::json!("m-1")).await;
         complete(&work, Key::user_email(&t, "ann", "access-key#AKIAANN"), serde_json::json!("m-3")).await;

@@ -500,17 +500,7 @@ mod tests {
 
     #[test]
     fn a_rotation_is_ordered_only_by_a_ledger_record_with_its_deadline() {
-        let mut key = KeyRecord {
-            user_name: "ci-deployer".into(),
-            access_key_id: "AKIAOLD".into(),
-            email: "ci@example.com".into(),
-            issued_at: 0,
-            replaces: None,
-            warned_at: None,
-            deactivated_at: None,
-            deleted_at: None,
-            rotation_deadline: None,
-        };
+        let mut key = KeyRecord::issued("ci-deployer", "AKIAOLD", "ci@example.com", 0, None);
         assert_eq!(Rotation::recorded(std::slice::from_ref(&key), "AKIAOLD"), None);
         key.rotation_deadline = Some(99);
         let rotation = Rotation::recorded(std::slice::from_ref(&key), "AKIAOLD").unwrap();

@@ -301,27 +301,13 @@ mod log_settings_tests {
 #[cfg(test)]
 mod span_tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     /// Every line a stage logs for a message carries the message id, and
     /// once known the ticket and user, from the message's one span: the
     /// handler's own lines need not repeat them.
     #[test]
     fn every_line_of_a_message_carries_its_id_ticket_and_user() {
-        let out = Captured::default();
+        let out = crate::memory::LogCapture::default();
         let writer = out.clone();
         let subscriber = tracing_subscriber::fmt()
             .json()
@@ -344,7 +330,7 @@ mod span_tests {
                 Ok(())
             }));
         });
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let text = out.text();
         let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(lines.len(), 2, "{text}");
         for line in &lines {

@@ -680,3 +680,24 @@ impl Queues for MemoryQueues {
         Ok(lock(&self.queues).get(queue_url).map_or(0, Vec::len))
     }
 }
+
+/// A writer that keeps what a tracing subscriber writes, for tests that
+/// read the log lines as Lambda would get them.
+#[derive(Clone, Default)]
+pub struct LogCapture(pub std::sync::Arc<Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&lock(&self.0)).into_owned()
+    }
+}
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        lock(&self.0).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

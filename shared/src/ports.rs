@@ -125,6 +125,23 @@ pub struct KeyRecord {
     pub rotation_deadline: Option<u64>,
 }
 
+impl KeyRecord {
+    /// A key as issued: nothing of its lifecycle has happened yet.
+    pub fn issued(user_name: &str, access_key_id: &str, email: &str, issued_at: u64, replaces: Option<&str>) -> Self {
+        Self {
+            user_name: user_name.to_owned(),
+            access_key_id: access_key_id.to_owned(),
+            email: email.to_owned(),
+            issued_at,
+            replaces: replaces.map(str::to_owned),
+            warned_at: None,
+            deactivated_at: None,
+            deleted_at: None,
+            rotation_deadline: None,
+        }
+    }
+}
+
 pub trait KeyLedger: Send + Sync {
     /// Records a key once its secret is stored; later calls keep the first record.
     fn record_issued(&self, key: &KeyRecord) -> impl Future<Output = Result<()>> + Send;

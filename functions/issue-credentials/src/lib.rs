@@ -262,17 +262,13 @@ where
         };
 
         if let (true, Some(key_id)) = (access.programmatic, &secret.access_key_id) {
-            let record = KeyRecord {
-                user_name: name.to_string(),
-                access_key_id: key_id.clone(),
-                email: ready.user().email.to_string(),
-                issued_at: self.clock.now(),
-                replaces: ready.replaces().map(|r| r.access_key_id.clone()),
-                warned_at: None,
-                deactivated_at: None,
-                deleted_at: None,
-                rotation_deadline: None,
-            };
+            let record = KeyRecord::issued(
+                name,
+                key_id,
+                &ready.user().email,
+                self.clock.now(),
+                ready.replaces().map(|r| r.access_key_id.as_str()),
+            );
             // After the secret: a key in the ledger is a key whose secret was kept.
             self.ledger.record_issued(&record).await?;
         }

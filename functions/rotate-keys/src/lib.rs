@@ -386,17 +386,9 @@ where
             .map(|r| r.email.clone())
             .or_else(|| ledger.first().map(|r| r.email.clone()))
             .filter(|e| !e.is_empty());
-        let mut update = record.cloned().unwrap_or_else(|| KeyRecord {
-            user_name: name.clone(),
-            access_key_id: key.clone(),
-            email: email.clone().unwrap_or_default(),
-            issued_at: now,
-            replaces: None,
-            warned_at: None,
-            deactivated_at: None,
-            deleted_at: None,
-            rotation_deadline: None,
-        });
+        let mut update = record
+            .cloned()
+            .unwrap_or_else(|| KeyRecord::issued(name, key, &email.clone().unwrap_or_default(), now, None));
         match action {
             Action::Rotate { deactivate_after } => {
                 // Only a key the pipeline issued (the ledger holds it, with

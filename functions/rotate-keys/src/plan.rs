@@ -209,17 +209,7 @@ mod tests {
     }
 
     fn record(id: &str, age_days: u64, replaces: Option<&str>) -> KeyRecord {
-        KeyRecord {
-            user_name: "u".into(),
-            access_key_id: id.into(),
-            email: "u@example.com".into(),
-            issued_at: NOW - age_days * DAY,
-            replaces: replaces.map(str::to_owned),
-            warned_at: None,
-            deactivated_at: None,
-            deleted_at: None,
-            rotation_deadline: None,
-        }
+        KeyRecord::issued("u", id, "u@example.com", NOW - age_days * DAY, replaces)
     }
 
     fn actions(keys: &[AccessKeyInfo], ledger: &[KeyRecord]) -> Vec<Option<&'static str>> {

@@ -58,17 +58,13 @@ async fn user<C: Clock>(d: &With<C>, name: &str, age_days: u64, tags: &[(&str, &
     );
     let key = d.directory.create_access_key(name).await.unwrap();
     d.ledger
-        .record_issued(&KeyRecord {
-            user_name: name.into(),
-            access_key_id: key.access_key_id.clone(),
-            email: format!("{name}@example.com"),
-            issued_at: NOW - age_days * DAY,
-            replaces: None,
-            warned_at: None,
-            deactivated_at: None,
-            deleted_at: None,
-            rotation_deadline: None,
-        })
+        .record_issued(&KeyRecord::issued(
+            name,
+            &key.access_key_id,
+            &format!("{name}@example.com"),
+            NOW - age_days * DAY,
+            None,
+        ))
         .await
         .unwrap();
     key.access_key_id
@@ -125,17 +121,7 @@ async fn predecessor_is_warned_deactivated_and_deleted_on_schedule() {
     let d = deps();
     let old = user(&d, "u", 100, &[]).await;
     let new = d.directory.create_access_key("u").await.unwrap().access_key_id;
-    let succ = KeyRecord {
-        user_name: "u".into(),
-        access_key_id: new.clone(),
-        email: "u@example.com".into(),
-        issued_at: NOW,
-        replaces: Some(old.clone()),
-        warned_at: None,
-        deactivated_at: None,
-        deleted_at: None,
-        rotation_deadline: None,
-    };
+    let succ = KeyRecord::issued("u", &new, "u@example.com", NOW, Some(&old));
     d.ledger.record_issued(&succ).await.unwrap();
     let request = RotationRequest::default();
     let run = |days: u64| {
@@ -564,30 +550,14 @@ async fn five_thousand_users_over_cut_off_invocations_are_each_planned_once() {
     assert!(later.plans.is_empty() && later.outcome == Outcome::Done);
 }
 
-/// Log lines as Lambda gets them (JSON, fields at the top level).
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    /// The lines whose top-level `alarm` is `alarm`: what the template's
-    /// metric filter `{ $.alarm = "<alarm>" }` counts.
-    fn alarms(&self, alarm: &str) -> Vec<serde_json::Value> {
-        String::from_utf8_lossy(&self.0.lock().unwrap())
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|v| v["alarm"] == alarm)
-            .collect()
-    }
+/// The lines whose top-level `alarm` is `alarm`: what the template's
+/// metric filter `{ $.alarm = "<alarm>" }` counts.
+fn alarms(log: &LogCapture, alarm: &str) -> Vec<serde_json::Value> {
+    log.text()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["alarm"] == alarm)
+        .collect()
 }
 
 /// The two alarms the template's metric filters count, with the facts an
@@ -595,7 +565,7 @@ impl Captured {
 /// user and why.
 #[tokio::test]
 async fn held_keys_and_failed_users_are_logged_for_their_alarms() {
-    let log = Captured::default();
+    let log = LogCapture::default();
     let writer = log.clone();
     let subscriber = tracing_subscriber::fmt().json().flatten_event(true).with_writer(move || writer.clone()).finish();
     let _guard = tracing::subscriber::set_default(subscriber);
@@ -607,13 +577,13 @@ async fn held_keys_and_failed_users_are_logged_for_their_alarms() {
     // The warning of "refused" (the second email of the run) is refused.
     d.mailer.fail_next_after(1, Error::permanent("SendEmail", "MessageRejected"));
     invoke(&d, &RotationRequest::default()).await.unwrap();
-    let failed = log.alarms("rotation_user_failed");
+    let failed = alarms(&log, "rotation_user_failed");
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert_eq!(failed[0]["user"], "refused");
     assert!(failed[0]["error"].as_str().unwrap().contains("MessageRejected"), "{}", failed[0]);
     set_day(&d, 7);
     invoke(&d, &RotationRequest::default()).await.unwrap();
-    let held = log.alarms("rotated_key_still_used");
+    let held = alarms(&log, "rotated_key_still_used");
     assert_eq!(held.len(), 1, "{held:?}");
     assert_eq!((held[0]["user"].as_str(), held[0]["access_key_id"].as_str()), (Some("held"), Some(old[0].as_str())));
     assert_eq!(held[0]["last_used"], NOW + 3 * DAY);
