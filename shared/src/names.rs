@@ -209,6 +209,28 @@ impl PolicyArn {
     }
 }
 
+name_type!(
+    /// An AWS account id: twelve digits.
+    AccountId
+);
+
+impl AccountId {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let ok = s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit());
+        checked(s, ok, || format!("{s:?} is not an AWS account id (twelve digits)")).map(Self)
+    }
+}
+
+/// Whose records: the pipeline's own account (where it runs), or a member
+/// account it serves. Records of the own account keep the keys they have
+/// always had, so serving member accounts migrates nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Account {
+    #[default]
+    Own,
+    Member(AccountId),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

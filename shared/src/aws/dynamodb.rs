@@ -39,6 +39,19 @@ fn get_n(item: &HashMap<String, AttributeValue>, k: &str) -> Option<u64> {
     item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
 }
 
+/// `item` (a key, or a whole item) in `scope`: its `pk` under the scope's
+/// prefix, which names the account.
+fn scoped(scope: &str, mut item: HashMap<String, AttributeValue>) -> HashMap<String, AttributeValue> {
+    if scope.is_empty() {
+        return item;
+    }
+    if let Some(AttributeValue::S(pk)) = item.get("pk") {
+        let pk = format!("{scope}{pk}");
+        item.insert("pk".into(), s(pk));
+    }
+    item
+}
+
 /// The table every record lives in, and the one client for it: the three
 /// stores below share its connection pool rather than each building a
 /// client (and its runtime plugins) at cold start.
@@ -46,23 +59,37 @@ fn get_n(item: &HashMap<String, AttributeValue>, k: &str) -> Option<u64> {
 pub struct StateTable {
     client: Client,
     table: String,
+    scope: String,
 }
 
 impl StateTable {
+    /// The records of the pipeline's own account.
     pub fn new(config: &super::SdkConfig, table: impl Into<String>) -> Self {
-        Self { client: Client::new(config), table: table.into() }
+        Self { client: Client::new(config), table: table.into(), scope: String::new() }
+    }
+
+    /// The records of `account`: the pipeline's own keep their keys as they
+    /// are; another account's are the same keys under `ACCOUNT#<id>#`.
+    /// Serving member accounts therefore adds records beside the existing
+    /// ones and migrates none.
+    pub fn for_account(&self, account: &crate::names::Account) -> Self {
+        let scope = match account {
+            crate::names::Account::Own => String::new(),
+            crate::names::Account::Member(id) => format!("ACCOUNT#{id}#"),
+        };
+        Self { scope, ..self.clone() }
     }
 
     pub fn idempotency(&self) -> DynamoIdempotency {
-        DynamoIdempotency { client: self.client.clone(), table: self.table.clone() }
+        DynamoIdempotency { client: self.client.clone(), table: self.table.clone(), scope: self.scope.clone() }
     }
 
     pub fn status(&self) -> DynamoStatus {
-        DynamoStatus { client: self.client.clone(), table: self.table.clone() }
+        DynamoStatus { client: self.client.clone(), table: self.table.clone(), scope: self.scope.clone() }
     }
 
     pub fn ledger(&self) -> DynamoLedger {
-        DynamoLedger { client: self.client.clone(), table: self.table.clone() }
+        DynamoLedger { client: self.client.clone(), table: self.table.clone(), scope: self.scope.clone() }
     }
 }
 
@@ -70,17 +97,19 @@ impl StateTable {
 pub struct DynamoIdempotency {
     client: Client,
     table: String,
+    /// `""` for the pipeline's own account; `ACCOUNT#<id>#` for another's.
+    scope: String,
 }
 
 impl DynamoIdempotency {
-    fn key(key: &str) -> HashMap<String, AttributeValue> {
-        HashMap::from([("pk".into(), s(format!("IDEMPOTENCY#{key}"))), ("sk".into(), s("-"))])
+    fn key(&self, key: &str) -> HashMap<String, AttributeValue> {
+        scoped(&self.scope, HashMap::from([("pk".into(), s(format!("IDEMPOTENCY#{key}"))), ("sk".into(), s("-"))]))
     }
 }
 
 impl IdempotencyStore for DynamoIdempotency {
     async fn claim(&self, key: &str, hash: &str, now: u64, lease_until: u64, expires_at: u64) -> Result<Claim> {
-        let mut item = Self::key(key);
+        let mut item = self.key(key);
         item.insert("status".into(), s(IN_PROGRESS));
         item.insert("payload_hash".into(), s(hash));
         item.insert("lease_until".into(), n(lease_until));
@@ -104,7 +133,7 @@ impl IdempotencyStore for DynamoIdempotency {
             Err(e) if code(&e) == Some("ConditionalCheckFailedException") => {}
             Err(e) => return Err(classify("PutItem", e)),
         }
-        let held = get_item(&self.client, &self.table, Self::key(key)).await?;
+        let held = get_item(&self.client, &self.table, self.key(key)).await?;
         // Released between our two calls: someone is working on it or just
         // failed; either way a retry sorts it out.
         let Some(item) = held.as_ref() else {
@@ -124,7 +153,7 @@ impl IdempotencyStore for DynamoIdempotency {
     }
 
     async fn complete(&self, key: &str, hash: &str, result: &serde_json::Value, expires_at: u64) -> Result<()> {
-        let mut item = Self::key(key);
+        let mut item = self.key(key);
         item.insert("status".into(), s(COMPLETED));
         item.insert("payload_hash".into(), s(hash));
         item.insert("result".into(), s(result.to_string()));
@@ -137,7 +166,7 @@ impl IdempotencyStore for DynamoIdempotency {
             .client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(key)))
+            .set_key(Some(self.key(key)))
             .condition_expression("#s = :in_progress")
             .expression_attribute_names("#s", "status")
             .expression_attribute_values(":in_progress", s(IN_PROGRESS))
@@ -155,6 +184,8 @@ impl IdempotencyStore for DynamoIdempotency {
 pub struct DynamoStatus {
     client: Client,
     table: String,
+    /// `""` for the pipeline's own account; `ACCOUNT#<id>#` for another's.
+    scope: String,
 }
 
 /// How long an untrusted message's record is kept (its TTL).
@@ -198,11 +229,14 @@ async fn partition(client: &Client, table: &str, pk: String) -> Result<Vec<HashM
         .map_err(|e| classify("Query", e))
 }
 
-fn handoff_key(ticket_id: &str, user_name: &str) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        ("pk".to_owned(), s(format!("TICKET#{ticket_id}"))),
-        ("sk".to_owned(), s(format!("HANDOFF#{user_name}"))),
-    ])
+fn handoff_key(scope: &str, ticket_id: &str, user_name: &str) -> HashMap<String, AttributeValue> {
+    scoped(
+        scope,
+        HashMap::from([
+            ("pk".to_owned(), s(format!("TICKET#{ticket_id}"))),
+            ("sk".to_owned(), s(format!("HANDOFF#{user_name}"))),
+        ]),
+    )
 }
 
 fn put_request(item: HashMap<String, AttributeValue>) -> Result<WriteRequest> {
@@ -216,7 +250,7 @@ fn put_request(item: HashMap<String, AttributeValue>) -> Result<WriteRequest> {
 /// Only forward: a late replay of an early stage must not hide later progress.
 const FORWARD_ONLY: &str = "attribute_not_exists(pk) OR stage_rank <= :rank";
 
-fn status_item(r: &StatusRecord) -> HashMap<String, AttributeValue> {
+fn status_item(scope: &str, r: &StatusRecord) -> HashMap<String, AttributeValue> {
     let mut item = HashMap::from([
         ("pk".to_owned(), s(format!("TICKET#{}", r.ticket_id))),
         ("sk".to_owned(), s(format!("USER#{}", r.user_name))),
@@ -229,7 +263,7 @@ fn status_item(r: &StatusRecord) -> HashMap<String, AttributeValue> {
     if let Some(reason) = &r.reason {
         item.insert("reason".into(), s(reason));
     }
-    item
+    scoped(scope, item)
 }
 
 impl StatusStore for DynamoStatus {
@@ -238,7 +272,7 @@ impl StatusStore for DynamoStatus {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(status_item(r)))
+            .set_item(Some(status_item(&self.scope, r)))
             .condition_expression(FORWARD_ONLY)
             .expression_attribute_values(":rank", n(r.stage as u64))
             .send()
@@ -259,10 +293,10 @@ impl StatusStore for DynamoStatus {
     async fn create_all(&self, records: &[StatusRecord], handoffs: &[Onboarding]) -> Result<()> {
         let mut writes = Vec::with_capacity(records.len() + handoffs.len());
         for r in records {
-            writes.push(put_request(status_item(r))?);
+            writes.push(put_request(status_item(&self.scope, r))?);
         }
         for h in handoffs {
-            let mut item = handoff_key(&h.ticket_id, &h.user.user_name);
+            let mut item = handoff_key(&self.scope, &h.ticket_id, &h.user.user_name);
             let body = serde_json::to_string(h).map_err(|e| Error::permanent("BatchWriteItem", e.to_string()))?;
             item.insert("handoff".into(), s(body));
             writes.push(put_request(item)?);
@@ -299,7 +333,7 @@ impl StatusStore for DynamoStatus {
         self.client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(handoff_key(ticket_id, user_name)))
+            .set_key(Some(handoff_key(&self.scope, ticket_id, user_name)))
             .send()
             .await
             .map(drop)
@@ -307,7 +341,7 @@ impl StatusStore for DynamoStatus {
     }
 
     async fn handoff(&self, ticket_id: &str, user_name: &str) -> Result<Option<Onboarding>> {
-        let found = get_item(&self.client, &self.table, handoff_key(ticket_id, user_name)).await?;
+        let found = get_item(&self.client, &self.table, handoff_key(&self.scope, ticket_id, user_name)).await?;
         let Some(body) = found.as_ref().and_then(|item| get_s(item, "handoff")) else {
             return Ok(None);
         };
@@ -325,7 +359,7 @@ impl StatusStore for DynamoStatus {
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk AND begins_with(sk, :user)")
-                .expression_attribute_values(":pk", s(format!("TICKET#{ticket_id}")))
+                .expression_attribute_values(":pk", s(format!("{}TICKET#{ticket_id}", self.scope)))
                 .expression_attribute_values(":user", s("USER#"))
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
@@ -355,7 +389,7 @@ impl StatusStore for DynamoStatus {
 impl UntrustedLog for DynamoStatus {
     async fn record_untrusted(&self, m: &UntrustedMessage) -> Result<()> {
         let item = HashMap::from([
-            ("pk".to_owned(), s(format!("UNTRUSTED#{}", m.stage))),
+            ("pk".to_owned(), s(format!("{}UNTRUSTED#{}", self.scope, m.stage))),
             ("sk".to_owned(), s(&m.message_id)),
             ("stage".to_owned(), s(&m.stage)),
             ("message_id".to_owned(), s(&m.message_id)),
@@ -368,7 +402,7 @@ impl UntrustedLog for DynamoStatus {
     }
 
     async fn untrusted(&self, stage: &str) -> Result<Vec<UntrustedMessage>> {
-        let items = partition(&self.client, &self.table, format!("UNTRUSTED#{stage}")).await?;
+        let items = partition(&self.client, &self.table, format!("{}UNTRUSTED#{stage}", self.scope)).await?;
         Ok(items
             .iter()
             .map(|item| UntrustedMessage {
@@ -387,21 +421,26 @@ impl UntrustedLog for DynamoStatus {
 pub struct DynamoLedger {
     client: Client,
     table: String,
+    /// `""` for the pipeline's own account; `ACCOUNT#<id>#` for another's.
+    scope: String,
 }
 
 impl DynamoLedger {
-    fn key(user: &str, key_id: &str) -> HashMap<String, AttributeValue> {
-        HashMap::from([("pk".into(), s(format!("KEYS#{user}"))), ("sk".into(), s(format!("KEY#{key_id}")))])
+    fn key(&self, user: &str, key_id: &str) -> HashMap<String, AttributeValue> {
+        scoped(
+            &self.scope,
+            HashMap::from([("pk".into(), s(format!("KEYS#{user}"))), ("sk".into(), s(format!("KEY#{key_id}")))]),
+        )
     }
 
-    fn secrets_key(user: &str) -> HashMap<String, AttributeValue> {
-        HashMap::from([("pk".into(), s(format!("SECRETS#{user}"))), ("sk".into(), s("-"))])
+    fn secrets_key(&self, user: &str) -> HashMap<String, AttributeValue> {
+        scoped(&self.scope, HashMap::from([("pk".into(), s(format!("SECRETS#{user}"))), ("sk".into(), s("-"))]))
     }
 }
 
 impl KeyLedger for DynamoLedger {
     async fn record_issued(&self, k: &KeyRecord) -> Result<()> {
-        let mut item = Self::key(&k.user_name, &k.access_key_id);
+        let mut item = self.key(&k.user_name, &k.access_key_id);
         item.insert("user_name".into(), s(&k.user_name));
         item.insert("access_key_id".into(), s(&k.access_key_id));
         item.insert("email".into(), s(&k.email));
@@ -425,7 +464,7 @@ impl KeyLedger for DynamoLedger {
     }
 
     async fn keys_of(&self, user_name: &str) -> Result<Vec<KeyRecord>> {
-        let pages = partition(&self.client, &self.table, format!("KEYS#{user_name}")).await?;
+        let pages = partition(&self.client, &self.table, format!("{}KEYS#{user_name}", self.scope)).await?;
         Ok(pages
             .iter()
             .map(|item| KeyRecord {
@@ -463,7 +502,7 @@ impl KeyLedger for DynamoLedger {
         self.client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(&k.user_name, &k.access_key_id)))
+            .set_key(Some(self.key(&k.user_name, &k.access_key_id)))
             .update_expression(format!("SET {}", sets.join(", ")))
             .set_expression_attribute_values(Some(values))
             .send()
@@ -476,7 +515,7 @@ impl KeyLedger for DynamoLedger {
         self.client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::secrets_key(user_name)))
+            .set_key(Some(self.secrets_key(user_name)))
             .update_expression("ADD versions :v")
             .expression_attribute_values(":v", AttributeValue::Ss(vec![version_id.to_owned()]))
             .send()
@@ -486,20 +525,20 @@ impl KeyLedger for DynamoLedger {
     }
 
     async fn secret_versions(&self, user_name: &str) -> Result<Vec<String>> {
-        let found = get_item(&self.client, &self.table, Self::secrets_key(user_name)).await?;
+        let found = get_item(&self.client, &self.table, self.secrets_key(user_name)).await?;
         Ok(found.as_ref().and_then(|i| i.get("versions")).and_then(|v| v.as_ss().ok()).cloned().unwrap_or_default())
     }
 }
 
 impl DynamoLedger {
-    fn cursor_key(run: &str) -> HashMap<String, AttributeValue> {
-        HashMap::from([("pk".into(), s(format!("ROTATION#{run}"))), ("sk".into(), s("-"))])
+    fn cursor_key(&self, run: &str) -> HashMap<String, AttributeValue> {
+        scoped(&self.scope, HashMap::from([("pk".into(), s(format!("ROTATION#{run}"))), ("sk".into(), s("-"))]))
     }
 }
 
 impl RotationRuns for DynamoLedger {
     async fn cursor(&self, run: &str) -> Result<Option<RotationCursor>> {
-        let found = get_item(&self.client, &self.table, Self::cursor_key(run)).await?;
+        let found = get_item(&self.client, &self.table, self.cursor_key(run)).await?;
         let Some(body) = found.as_ref().and_then(|item| get_s(item, "cursor")) else {
             return Ok(None);
         };
@@ -509,7 +548,7 @@ impl RotationRuns for DynamoLedger {
     }
 
     async fn save_cursor(&self, cursor: &RotationCursor, expires_at: u64) -> Result<()> {
-        let mut item = Self::cursor_key(&cursor.run);
+        let mut item = self.cursor_key(&cursor.run);
         let body = serde_json::to_string(cursor).map_err(|e| Error::permanent("PutItem", e.to_string()))?;
         item.insert("cursor".into(), s(body));
         item.insert("expires_at".into(), n(expires_at));
@@ -522,7 +561,7 @@ impl RotationRuns for DynamoLedger {
 impl crate::ports::WorkRecords for DynamoIdempotency {
     async fn work_state(&self, key: &str) -> Result<Option<crate::ports::WorkState>> {
         use crate::ports::WorkState;
-        let Some(item) = get_item(&self.client, &self.table, Self::key(key)).await? else {
+        let Some(item) = get_item(&self.client, &self.table, self.key(key)).await? else {
             return Ok(None);
         };
         Ok(Some(match get_s(&item, "status") {
