@@ -489,17 +489,19 @@ async fn a_key_a_user_relies_on_alone_is_never_deactivated() {
     assert!(!calls.iter().any(|c| c.starts_with("UpdateAccessKey") || c.starts_with("DeleteAccessKey")), "{calls:?}");
 }
 
-/// A dry run reads the day's cursor (it reports what the real run would
-/// still do) but never writes one.
+/// A dry run neither writes the day's cursor nor follows it: a person who
+/// asks for the plan after the day's run still sees every managed user.
 #[tokio::test]
-async fn a_dry_run_writes_no_cursor() {
+async fn a_dry_run_writes_no_cursor_and_plans_everyone() {
     let d = deps();
     user(&d, "old", 120, &[]).await;
     invoke(&d, &RotationRequest { dry_run: true, ..Default::default() }).await.unwrap();
     assert!(d.ledger.cursor_saves.lock().unwrap().is_empty());
     invoke(&d, &RotationRequest::default()).await.unwrap();
+    let saves = d.ledger.cursor_saves.lock().unwrap().len();
     let dry = invoke(&d, &RotationRequest { dry_run: true, ..Default::default() }).await.unwrap();
-    assert!(dry.plans.is_empty(), "today's run is complete");
+    assert_eq!(dry.plans.len(), 1, "the plan after today's run showed nobody");
+    assert_eq!(d.ledger.cursor_saves.lock().unwrap().len(), saves);
 }
 
 /// A clock that moves a second each time it is read: the run's work
