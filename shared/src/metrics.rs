@@ -1,7 +1,8 @@
 //! What happened, counted for CloudWatch: one line per count in the
 //! embedded metric format (EMF) on stdout, which CloudWatch Logs turns into
 //! metrics of the namespace `METRICS_NAMESPACE` (the template passes the
-//! deployment's prefix), by function. The dashboard and alarms in
+//! deployment's prefix), by function. Off Lambda a count is a debug log line:
+//! stdout belongs to the program there. The dashboard and alarms in
 //! template.yaml read them.
 //!
 //! Counted where the thing happens, after it happened: a user created once
@@ -35,8 +36,15 @@ pub fn count(metric: &'static str, n: u64) {
         return;
     }
     let captured = CAPTURE.try_with(|c| c.borrow_mut().push((metric, n))).is_ok();
-    if !captured {
-        println!("{}", emf_line(metric, n, now_millis(), &namespace(), &function()));
+    if captured {
+        return;
+    }
+    // In Lambda stdout is the log CloudWatch reads; anywhere else it is the
+    // program's output (`run-local --prepare` prints an environment file
+    // there), so off Lambda a count is only a debug line.
+    match std::env::var("AWS_LAMBDA_FUNCTION_NAME") {
+        Ok(function) => println!("{}", emf_line(metric, n, now_millis(), &namespace(), &function)),
+        Err(_) => tracing::debug!(metric, n, "count"),
     }
 }
 
@@ -57,10 +65,6 @@ pub fn total(counts: &[(&'static str, u64)], metric: &str) -> u64 {
 
 fn namespace() -> String {
     std::env::var("METRICS_NAMESPACE").unwrap_or_else(|_| "iam-provisioner".into())
-}
-
-fn function() -> String {
-    std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".into())
 }
 
 fn now_millis() -> u64 {
