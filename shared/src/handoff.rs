@@ -215,13 +215,17 @@ impl<T: Message> Received<T> {
     }
 }
 
+/// A message as it goes on a queue: with this release's version.
+#[derive(Debug, Serialize)]
+pub struct Versioned<'a, T> {
+    version: u64,
+    #[serde(flatten)]
+    message: &'a T,
+}
+
 /// The body to put on a queue: the message with this release's version.
-pub fn write<T: Message>(message: &T) -> Value {
-    let mut body = serde_json::to_value(message).unwrap_or(Value::Null);
-    if let Some(map) = body.as_object_mut() {
-        map.insert("version".into(), VERSION.into());
-    }
-    body
+pub fn write<T: Message>(message: &T) -> Versioned<'_, T> {
+    Versioned { version: VERSION, message }
 }
 
 /// Reads a body off a queue. A body that is no message of this kind is
@@ -450,7 +454,7 @@ mod tests {
     #[test]
     fn this_version_and_the_previous_one_are_read_and_compared_in_their_own_shape() {
         let current: UserReady = serde_json::from_value(onboarding()).unwrap();
-        let body = write(&current);
+        let body = serde_json::to_value(write(&current)).unwrap();
         assert_eq!(body["version"], VERSION);
         let received = read::<UserReady>(&body.to_string()).unwrap();
         assert_eq!((received.previous.is_none(), received.matches(&current)), (true, true));

@@ -82,10 +82,10 @@ async fn a_newer_releases_messages_are_done_when_compatible_and_parked_when_not(
     let env = h.pipeline.env.clone();
     let handoffs = h.pipeline.take_handoffs().await.unwrap();
     let [first, second] = [&handoffs[0], &handoffs[1]];
-    let mut compatible = shared::handoff::write(first);
+    let mut compatible = serde_json::to_value(shared::handoff::write(first)).unwrap();
     compatible["mfa_required"] = serde_json::json!(true);
     h.pipeline.redeliver(&env.issue_credentials_queue, &compatible.to_string()).await.unwrap();
-    let mut breaking = shared::handoff::write(second);
+    let mut breaking = serde_json::to_value(shared::handoff::write(second)).unwrap();
     breaking["version"] = serde_json::json!(shared::handoff::VERSION + 1);
     h.pipeline.redeliver(&env.issue_credentials_queue, &breaking.to_string()).await.unwrap();
     h.pipeline.stages = 3;

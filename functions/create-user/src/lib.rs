@@ -229,7 +229,7 @@ where
         // keep a retry from handing them on again. A run cut off between the
         // two hands them on twice; issue-credentials' record per ticket and
         // user absorbs that.
-        let bodies: Vec<serde_json::Value> = ready.iter().map(shared::handoff::write).collect();
+        let bodies: Vec<_> = ready.iter().map(shared::handoff::write).collect();
         self.publisher.publish_all(&bodies).await?;
         // Each with its forward-only check: issue-credentials may already
         // have moved a user on.

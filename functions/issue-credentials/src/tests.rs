@@ -227,7 +227,7 @@ fn sqs_event(bodies: &[UserReady]) -> SqsEvent {
     for (i, body) in bodies.iter().enumerate() {
         let mut record = aws_lambda_events::event::sqs::SqsMessage::default();
         record.message_id = Some(format!("m{i}"));
-        record.body = Some(shared::handoff::write(body).to_string());
+        record.body = Some(serde_json::to_string(&shared::handoff::write(body)).unwrap());
         event.records.push(record);
     }
     event
