@@ -215,20 +215,9 @@ pub fn validate(ticket: &Ticket, allow: &AllowList) -> Result<Accepted, Vec<Refu
     let mut refusals = Vec::new();
     let ticket_id =
         TicketId::parse(&ticket.ticket_id).map_err(|rule| refusals.push(Refusal::ticket("ticket_id", rule)));
-    let requested_by = match Email::parse(&ticket.requested_by) {
-        Ok(e) if e.in_domains(&allow.email_domains) => Some(e),
-        Ok(_) => {
-            refusals.push(Refusal::ticket(
-                "requested_by",
-                format!("is not in a domain this deployment writes to ({})", list(&allow.email_domains)),
-            ));
-            None
-        }
-        Err(rule) => {
-            refusals.push(Refusal::ticket("requested_by", rule));
-            None
-        }
-    };
+    let requested_by = address(&ticket.requested_by, allow, "is not in a domain this deployment writes to")
+        .map_err(|rule| refusals.push(Refusal::ticket("requested_by", rule)))
+        .ok();
     if ticket.users.is_empty() || ticket.users.len() > MAX_USERS {
         refusals.push(Refusal::ticket(
             "users",
@@ -275,24 +264,8 @@ fn validate_user(
     let mut refuse = |field: &str, rule: String| refusals.push(Refusal::user(name, at(field), rule));
 
     let user_name = UserName::parse(name).map_err(|rule| refuse("user_name", rule)).ok();
-    let email = match Email::parse(&u.email) {
-        Ok(e) if e.in_domains(&allow.email_domains) => Some(e),
-        Ok(_) => {
-            refuse(
-                "email",
-                format!(
-                    "{:?} is not in a domain this deployment sends credentials to ({})",
-                    u.email,
-                    list(&allow.email_domains)
-                ),
-            );
-            None
-        }
-        Err(rule) => {
-            refuse("email", rule);
-            None
-        }
-    };
+    let not_ours = format!("{:?} is not in a domain this deployment sends credentials to", u.email);
+    let email = address(&u.email, allow, &not_ours).map_err(|rule| refuse("email", rule)).ok();
     if !u.access.console && !u.access.programmatic {
         refuse("access", "at least one of console or programmatic must be true".into());
     }
@@ -444,6 +417,17 @@ fn validate_user(
         boundary,
         tags,
     })
+}
+
+/// An address the deployment may write to, or the rule it breaks (`outside`
+/// when its domain is not one of the allowed ones).
+fn address(raw: &str, allow: &AllowList, outside: &str) -> Result<Email, String> {
+    let email = Email::parse(raw)?;
+    if email.in_domains(&allow.email_domains) {
+        Ok(email)
+    } else {
+        Err(format!("{outside} ({})", list(&allow.email_domains)))
+    }
 }
 
 fn list<T: AsRef<str>>(set: &BTreeSet<T>) -> String {
