@@ -7,7 +7,8 @@
 //! user's inbox by the onboarding path); warnings, holds, deactivations and
 //! deletions are single calls made here. Every action is idempotent and the
 //! ledger keeps the times, so a second run the same day does nothing more.
-//! Dry-run plans the same way and acts on nothing (it writes no cursor).
+//! Dry-run plans the same way for every managed user and acts on nothing (it
+//! neither follows nor writes the day's cursor).
 //!
 //! Orderings this module keeps:
 //! - **Refuse before anything.** A request with an unknown field (`dryRun`
