@@ -8,6 +8,7 @@ pub mod error;
 pub mod handoff;
 pub mod idempotency;
 pub mod lambda;
+pub mod lifecycle;
 #[cfg(any(test, feature = "fakes"))]
 pub mod memory;
 pub mod metrics;

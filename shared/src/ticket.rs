@@ -215,9 +215,10 @@ pub fn validate(ticket: &Ticket, allow: &AllowList) -> Result<Accepted, Vec<Refu
     let mut refusals = Vec::new();
     let ticket_id =
         TicketId::parse(&ticket.ticket_id).map_err(|rule| refusals.push(Refusal::ticket("ticket_id", rule)));
-    let requested_by = address(&ticket.requested_by, allow, "is not in a domain this deployment writes to")
-        .map_err(|rule| refusals.push(Refusal::ticket("requested_by", rule)))
-        .ok();
+    let requested_by =
+        address(&ticket.requested_by, &allow.email_domains, "is not in a domain this deployment writes to")
+            .map_err(|rule| refusals.push(Refusal::ticket("requested_by", rule)))
+            .ok();
     if ticket.users.is_empty() || ticket.users.len() > MAX_USERS {
         refusals.push(Refusal::ticket(
             "users",
@@ -265,7 +266,7 @@ fn validate_user(
 
     let user_name = UserName::parse(name).map_err(|rule| refuse("user_name", rule)).ok();
     let not_ours = format!("{:?} is not in a domain this deployment sends credentials to", u.email);
-    let email = address(&u.email, allow, &not_ours).map_err(|rule| refuse("email", rule)).ok();
+    let email = address(&u.email, &allow.email_domains, &not_ours).map_err(|rule| refuse("email", rule)).ok();
     if !u.access.console && !u.access.programmatic {
         refuse("access", "at least one of console or programmatic must be true".into());
     }
@@ -421,12 +422,12 @@ fn validate_user(
 
 /// An address the deployment may write to, or the rule it breaks (`outside`
 /// when its domain is not one of the allowed ones).
-fn address(raw: &str, allow: &AllowList, outside: &str) -> Result<Email, String> {
+pub(crate) fn address(raw: &str, domains: &BTreeSet<String>, outside: &str) -> Result<Email, String> {
     let email = Email::parse(raw)?;
-    if email.in_domains(&allow.email_domains) {
+    if email.in_domains(domains) {
         Ok(email)
     } else {
-        Err(format!("{outside} ({})", list(&allow.email_domains)))
+        Err(format!("{outside} ({})", list(domains)))
     }
 }
 

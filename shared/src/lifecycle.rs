@@ -1,0 +1,291 @@
+//! The rest of the lifecycle (CONTRACT.md section 6), the parts that need no
+//! AWS call: the offboarding ticket as it arrives, its rules, and the pure
+//! plan of what IAM must be told, in the order IAM requires, to disable or
+//! delete one user. The stage that acts on it, and the operator CLI's
+//! `plan FILE`, are both this plan: the dry run is the real code.
+//!
+//! Ordering invariant of a deletion: DeleteUser comes last, after everything
+//! IAM refuses it for (`DeleteConflict`) is gone: login profile, access
+//! keys, signing certificates, SSH public keys, service-specific
+//! credentials, MFA devices (deactivated, then a virtual one deleted), group
+//! memberships, attached and inline policies. A disable removes what lets the
+//! user in or grants anything, and tags the user last, so a user tagged
+//! `offboarded` is one whose disabling finished.
+
+use crate::error::Refusal;
+use crate::names::{Email, TicketId, UserName};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub const OFFBOARDING_DETAIL_TYPE: &str = "Offboarding Ticket Approved";
+pub const OFFBOARDED_TAG: &str = "iam-provisioner:offboarded";
+pub const OFFBOARDED_ON_TAG: &str = "iam-provisioner:offboarded-on";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OffboardingTicket {
+    pub ticket_id: String,
+    pub requested_by: String,
+    pub users: Vec<OffboardRequest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OffboardRequest {
+    pub user_name: String,
+    #[serde(default)]
+    pub action: Option<OffboardAction>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OffboardAction {
+    Disable,
+    Delete,
+}
+
+/// An offboarding ticket that passed every rule that needs no AWS call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptedOffboarding {
+    pub ticket_id: TicketId,
+    pub requested_by: Email,
+    pub users: Vec<(UserName, OffboardAction)>,
+}
+
+/// The rules of section 6 that need no AWS call, every refusal at once.
+pub fn validate_offboarding(
+    ticket: &OffboardingTicket,
+    email_domains: &std::collections::BTreeSet<String>,
+) -> Result<AcceptedOffboarding, Vec<Refusal>> {
+    let mut refusals = Vec::new();
+    let ticket_id = TicketId::parse(&ticket.ticket_id).map_err(|r| refusals.push(Refusal::ticket("ticket_id", r))).ok();
+    let requested_by =
+        crate::ticket::address(&ticket.requested_by, email_domains, "is not in a domain this deployment writes to")
+            .map_err(|rule| refusals.push(Refusal::ticket("requested_by", rule)))
+            .ok();
+    if ticket.users.is_empty() || ticket.users.len() > crate::ticket::MAX_USERS {
+        refusals.push(Refusal::ticket(
+            "users",
+            format!("must list 1 to {} users (this ticket lists {})", crate::ticket::MAX_USERS, ticket.users.len()),
+        ));
+    }
+    let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+    let mut users = Vec::new();
+    for (i, u) in ticket.users.iter().enumerate() {
+        let field = format!("users[{i}].user_name");
+        match UserName::parse(&u.user_name) {
+            Err(rule) => refusals.push(Refusal::user(&u.user_name, field, rule)),
+            Ok(name) => {
+                if let Some(first) = seen.insert(name.folded(), &u.user_name) {
+                    refusals.push(Refusal::user(
+                        &u.user_name,
+                        field,
+                        format!(
+                            "{name:?} appears twice in the ticket (as {first:?}); IAM user names are case-insensitive"
+                        ),
+                    ));
+                } else {
+                    users.push((name, u.action.unwrap_or(OffboardAction::Disable)));
+                }
+            }
+        }
+    }
+    match (ticket_id, requested_by) {
+        (Some(ticket_id), Some(requested_by)) if refusals.is_empty() => {
+            Ok(AcceptedOffboarding { ticket_id, requested_by, users })
+        }
+        _ => Err(refusals),
+    }
+}
+
+/// What IAM holds for one user that offboarding must remove (or, for a
+/// disable, switch off).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserHoldings {
+    pub login_profile: bool,
+    /// Access key ids, with whether each is active.
+    pub access_keys: Vec<(String, bool)>,
+    pub signing_certificates: Vec<String>,
+    pub ssh_public_keys: Vec<String>,
+    pub service_specific_credentials: Vec<String>,
+    /// MFA device serial numbers, with whether each is a virtual device
+    /// (deleted after it is deactivated; a hardware one is only deactivated).
+    pub mfa_devices: Vec<(String, bool)>,
+    pub groups: Vec<String>,
+    pub managed_policies: Vec<String>,
+    pub inline_policies: Vec<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// One IAM call of an offboarding, named as IAM names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "call", content = "target")]
+pub enum Step {
+    DeleteLoginProfile,
+    DeactivateAccessKey(String),
+    DeleteAccessKey(String),
+    DeleteSigningCertificate(String),
+    DeleteSshPublicKey(String),
+    DeleteServiceSpecificCredential(String),
+    DeactivateMfaDevice(String),
+    DeleteVirtualMfaDevice(String),
+    RemoveUserFromGroup(String),
+    DetachUserPolicy(String),
+    DeleteUserPolicy(String),
+    /// The offboarded tags: the ticket id and the date (YYYY-MM-DD, UTC).
+    TagOffboarded {
+        ticket_id: String,
+        on: String,
+    },
+    DeleteUser,
+}
+
+/// The calls that take `holdings` to what `action` leaves, in the order IAM
+/// requires (see the module header). Nothing already gone is planned, so
+/// planning again after a partial run plans only the rest.
+pub fn plan(holdings: &UserHoldings, action: OffboardAction, ticket_id: &str, today: &str) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if holdings.login_profile {
+        steps.push(Step::DeleteLoginProfile);
+    }
+    match action {
+        OffboardAction::Disable => {
+            for (key, active) in &holdings.access_keys {
+                if *active {
+                    steps.push(Step::DeactivateAccessKey(key.clone()));
+                }
+            }
+        }
+        OffboardAction::Delete => {
+            steps.extend(holdings.access_keys.iter().map(|(k, _)| Step::DeleteAccessKey(k.clone())));
+            steps.extend(holdings.signing_certificates.iter().cloned().map(Step::DeleteSigningCertificate));
+            steps.extend(holdings.ssh_public_keys.iter().cloned().map(Step::DeleteSshPublicKey));
+            steps.extend(
+                holdings.service_specific_credentials.iter().cloned().map(Step::DeleteServiceSpecificCredential),
+            );
+            for (serial, is_virtual) in &holdings.mfa_devices {
+                steps.push(Step::DeactivateMfaDevice(serial.clone()));
+                if *is_virtual {
+                    steps.push(Step::DeleteVirtualMfaDevice(serial.clone()));
+                }
+            }
+        }
+    }
+    steps.extend(holdings.groups.iter().cloned().map(Step::RemoveUserFromGroup));
+    steps.extend(holdings.managed_policies.iter().cloned().map(Step::DetachUserPolicy));
+    match action {
+        OffboardAction::Disable => {
+            // Already disabled by another ticket: its tags stay as they are.
+            if !holdings.tags.contains_key(OFFBOARDED_TAG) {
+                steps.push(Step::TagOffboarded { ticket_id: ticket_id.to_owned(), on: today.to_owned() });
+            }
+        }
+        OffboardAction::Delete => {
+            steps.extend(holdings.inline_policies.iter().cloned().map(Step::DeleteUserPolicy));
+            steps.push(Step::DeleteUser);
+        }
+    }
+    steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn full() -> UserHoldings {
+        UserHoldings {
+            login_profile: true,
+            access_keys: vec![("AKIA1".into(), true), ("AKIA2".into(), false)],
+            signing_certificates: vec!["CERT1".into()],
+            ssh_public_keys: vec!["APKA1".into()],
+            service_specific_credentials: vec!["ACCA1".into()],
+            mfa_devices: vec![("arn:aws:iam::1:mfa/emily".into(), true), ("GAHT12345678".into(), false)],
+            groups: vec!["Developers".into()],
+            managed_policies: vec!["arn:aws:iam::aws:policy/ReadOnlyAccess".into()],
+            inline_policies: vec!["legacy".into()],
+            tags: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_deletion_removes_everything_iam_requires_before_delete_user_last() {
+        let steps = plan(&full(), OffboardAction::Delete, "OFF-1", "2026-11-25");
+        assert_eq!(steps.last(), Some(&Step::DeleteUser));
+        assert_eq!(steps.iter().filter(|s| **s == Step::DeleteUser).count(), 1);
+        for needed in [
+            Step::DeleteLoginProfile,
+            Step::DeleteAccessKey("AKIA1".into()),
+            Step::DeleteAccessKey("AKIA2".into()),
+            Step::DeleteSigningCertificate("CERT1".into()),
+            Step::DeleteSshPublicKey("APKA1".into()),
+            Step::DeleteServiceSpecificCredential("ACCA1".into()),
+            Step::DeactivateMfaDevice("arn:aws:iam::1:mfa/emily".into()),
+            Step::DeleteVirtualMfaDevice("arn:aws:iam::1:mfa/emily".into()),
+            Step::DeactivateMfaDevice("GAHT12345678".into()),
+            Step::RemoveUserFromGroup("Developers".into()),
+            Step::DetachUserPolicy("arn:aws:iam::aws:policy/ReadOnlyAccess".into()),
+            Step::DeleteUserPolicy("legacy".into()),
+        ] {
+            assert!(steps.contains(&needed), "{needed:?} missing from {steps:?}");
+        }
+        assert!(!steps.contains(&Step::DeleteVirtualMfaDevice("GAHT12345678".into())), "a hardware device deleted");
+        let at = |s: &Step| steps.iter().position(|x| x == s).unwrap();
+        let mfa = "arn:aws:iam::1:mfa/emily".to_owned();
+        assert!(at(&Step::DeactivateMfaDevice(mfa.clone())) < at(&Step::DeleteVirtualMfaDevice(mfa)));
+        // Nothing left, nothing but the user to delete: a rerun after a
+        // partial run plans only the rest.
+        assert_eq!(plan(&UserHoldings::default(), OffboardAction::Delete, "OFF-1", "x"), [Step::DeleteUser]);
+    }
+
+    #[test]
+    fn a_disable_switches_off_what_lets_the_user_in_and_tags_last() {
+        let steps = plan(&full(), OffboardAction::Disable, "OFF-1", "2026-11-25");
+        assert_eq!(
+            steps,
+            [
+                Step::DeleteLoginProfile,
+                Step::DeactivateAccessKey("AKIA1".into()),
+                Step::RemoveUserFromGroup("Developers".into()),
+                Step::DetachUserPolicy("arn:aws:iam::aws:policy/ReadOnlyAccess".into()),
+                Step::TagOffboarded { ticket_id: "OFF-1".into(), on: "2026-11-25".into() },
+            ]
+        );
+        let mut disabled = UserHoldings::default();
+        disabled.tags.insert(OFFBOARDED_TAG.into(), "OFF-0".into());
+        assert!(plan(&disabled, OffboardAction::Disable, "OFF-1", "x").is_empty(), "another ticket's tags changed");
+    }
+
+    #[test]
+    fn an_offboarding_ticket_is_checked_whole_and_disable_is_the_default() {
+        let domains = ["example.com".to_owned()].into();
+        let ticket: OffboardingTicket = serde_json::from_value(json!({
+            "ticket_id": "OFF-311", "requested_by": "it-ops@example.com",
+            "users": [{"user_name": "emily.chen", "action": "disable"}, {"user_name": "svc-report", "action": "delete"},
+                      {"user_name": "raj"}]
+        }))
+        .unwrap();
+        let accepted = validate_offboarding(&ticket, &domains).unwrap();
+        let actions: Vec<_> = accepted.users.iter().map(|(n, a)| (n.as_str(), *a)).collect();
+        assert_eq!(
+            actions,
+            [
+                ("emily.chen", OffboardAction::Disable),
+                ("svc-report", OffboardAction::Delete),
+                ("raj", OffboardAction::Disable)
+            ]
+        );
+        let bad: OffboardingTicket = serde_json::from_value(json!({
+            "ticket_id": "OFF 1", "requested_by": "boss@evil.test",
+            "users": [{"user_name": "a b"}, {"user_name": "Raj"}, {"user_name": "raj"}]
+        }))
+        .unwrap();
+        let refusals = validate_offboarding(&bad, &domains).unwrap_err();
+        let fields: Vec<&str> = refusals.iter().map(|r| r.field.as_str()).collect();
+        assert_eq!(fields, ["ticket_id", "requested_by", "users[0].user_name", "users[2].user_name"]);
+        assert!(serde_json::from_value::<OffboardingTicket>(json!({
+            "ticket_id": "OFF-1", "requested_by": "a@example.com", "users": [{"user_name": "x", "action": "purge"}]
+        }))
+        .is_err());
+    }
+}
