@@ -188,6 +188,27 @@ pub fn plan(holdings: &UserHoldings, action: OffboardAction, ticket_id: &str, to
     steps
 }
 
+/// Disables or deletes one user: reads what it holds, plans, and makes each
+/// call in the plan's order. Returns the calls made. A user that no longer
+/// exists is done (a deletion that finished earlier). Stops at the first
+/// failure; the retry reads again and plans only what is left.
+pub async fn offboard<O: crate::ports::Offboarding>(
+    iam: &O,
+    user_name: &UserName,
+    action: OffboardAction,
+    ticket_id: &str,
+    today: &str,
+) -> crate::Result<Vec<Step>> {
+    let Some(holdings) = iam.holdings(user_name).await? else {
+        return Ok(Vec::new());
+    };
+    let steps = plan(&holdings, action, ticket_id, today);
+    for step in &steps {
+        iam.apply(user_name, step).await?;
+    }
+    Ok(steps)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,5 +308,89 @@ mod tests {
             "ticket_id": "OFF-1", "requested_by": "a@example.com", "users": [{"user_name": "x", "action": "purge"}]
         }))
         .is_err());
+    }
+}
+
+#[cfg(test)]
+mod executor_tests {
+    use super::*;
+    use crate::memory::MemoryOffboarding;
+
+    fn emily() -> UserName {
+        UserName::parse("emily").unwrap()
+    }
+
+    /// A user with an MFA device, two keys, an inline policy and groups.
+    fn loaded(iam: &MemoryOffboarding) {
+        iam.insert(
+            "emily",
+            UserHoldings {
+                login_profile: true,
+                access_keys: vec![("AKIA1".into(), true), ("AKIA2".into(), true)],
+                mfa_devices: vec![("arn:aws:iam::1:mfa/emily".into(), true)],
+                groups: vec!["Developers".into(), "ReadOnly".into()],
+                managed_policies: vec!["arn:aws:iam::aws:policy/ReadOnlyAccess".into()],
+                inline_policies: vec!["legacy".into()],
+                ..Default::default()
+            },
+        );
+    }
+
+    #[tokio::test]
+    async fn a_loaded_user_is_deleted_cleanly_and_a_replay_does_nothing() {
+        let iam = MemoryOffboarding::default();
+        loaded(&iam);
+        let done = offboard(&iam, &emily(), OffboardAction::Delete, "OFF-1", "2026-11-25").await.unwrap();
+        assert_eq!(done.last(), Some(&Step::DeleteUser));
+        assert!(iam.holdings_of("emily").is_none(), "the user is still there");
+        assert!(offboard(&iam, &emily(), OffboardAction::Delete, "OFF-1", "2026-11-25").await.unwrap().is_empty());
+    }
+
+    /// IAM refuses DeleteUser while anything remains (DeleteConflict): the
+    /// fake does too, so skipping a removal would fail here.
+    #[tokio::test]
+    async fn delete_user_is_refused_while_anything_remains() {
+        let iam = MemoryOffboarding::default();
+        loaded(&iam);
+        let err = crate::ports::Offboarding::apply(&iam, "emily", &Step::DeleteUser).await.unwrap_err();
+        assert!(err.to_string().contains("DeleteConflict"), "{err}");
+    }
+
+    /// Cut off at each of its calls, then run again: always ends with the
+    /// user deleted, and no call made twice that had succeeded.
+    #[tokio::test]
+    async fn cut_off_at_any_call_the_rerun_finishes_the_deletion() {
+        let total = {
+            let iam = MemoryOffboarding::default();
+            loaded(&iam);
+            offboard(&iam, &emily(), OffboardAction::Delete, "OFF-1", "d").await.unwrap().len()
+        };
+        for n in 0..total {
+            let iam = MemoryOffboarding::default();
+            loaded(&iam);
+            iam.fail_at(n);
+            assert!(offboard(&iam, &emily(), OffboardAction::Delete, "OFF-1", "d").await.is_err(), "call {n}");
+            offboard(&iam, &emily(), OffboardAction::Delete, "OFF-1", "d").await.unwrap();
+            assert!(iam.holdings_of("emily").is_none(), "cut at call {n}: not deleted");
+            let calls = iam.calls();
+            let mut unique = calls.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!(unique.len(), calls.len(), "cut at call {n}: a call made twice: {calls:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_disable_leaves_the_user_tagged_and_a_second_one_changes_nothing() {
+        let iam = MemoryOffboarding::default();
+        loaded(&iam);
+        offboard(&iam, &emily(), OffboardAction::Disable, "OFF-1", "2026-11-25").await.unwrap();
+        let left = iam.holdings_of("emily").unwrap();
+        assert!(!left.login_profile && left.groups.is_empty() && left.managed_policies.is_empty());
+        assert!(left.access_keys.iter().all(|(_, active)| !active), "{left:?}");
+        assert_eq!(left.tags[OFFBOARDED_TAG], "OFF-1");
+        assert_eq!(left.tags[OFFBOARDED_ON_TAG], "2026-11-25");
+        assert!(offboard(&iam, &emily(), OffboardAction::Disable, "OFF-2", "2026-11-26").await.unwrap().is_empty());
+        assert_eq!(iam.holdings_of("emily").unwrap().tags[OFFBOARDED_TAG], "OFF-1", "another ticket's tags changed");
     }
 }

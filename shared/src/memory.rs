@@ -701,3 +701,94 @@ impl std::io::Write for LogCapture {
         Ok(())
     }
 }
+
+/// IAM as offboarding sees it: what each user holds, with IAM's refusal of
+/// DeleteUser while anything remains (DeleteConflict), and a call to fail.
+#[derive(Debug, Default)]
+pub struct MemoryOffboarding {
+    users: Mutex<BTreeMap<String, crate::lifecycle::UserHoldings>>,
+    calls: Mutex<Vec<String>>,
+    fail_at: Mutex<Option<usize>>,
+}
+
+impl MemoryOffboarding {
+    pub fn insert(&self, user_name: &str, holdings: crate::lifecycle::UserHoldings) {
+        lock(&self.users).insert(user_name.to_owned(), holdings);
+    }
+
+    pub fn holdings_of(&self, user_name: &str) -> Option<crate::lifecycle::UserHoldings> {
+        lock(&self.users).get(user_name).cloned()
+    }
+
+    /// The calls that succeeded, in order.
+    pub fn calls(&self) -> Vec<String> {
+        lock(&self.calls).clone()
+    }
+
+    /// The `n`-th call from now (0: the next) fails, as a cut-off would.
+    pub fn fail_at(&self, n: usize) {
+        *lock(&self.fail_at) = Some(n);
+    }
+}
+
+impl Offboarding for MemoryOffboarding {
+    async fn holdings(&self, user_name: &str) -> Result<Option<crate::lifecycle::UserHoldings>> {
+        Ok(self.holdings_of(user_name))
+    }
+
+    async fn apply(&self, user_name: &str, step: &crate::lifecycle::Step) -> Result<()> {
+        use crate::lifecycle::{Step, OFFBOARDED_ON_TAG, OFFBOARDED_TAG};
+        {
+            let mut fail_at = lock(&self.fail_at);
+            match *fail_at {
+                Some(0) => {
+                    *fail_at = None;
+                    return Err(Error::retryable("IAM", "connection reset (injected)"));
+                }
+                Some(n) => *fail_at = Some(n - 1),
+                None => {}
+            }
+        }
+        let mut users = lock(&self.users);
+        let Some(h) = users.get_mut(user_name) else {
+            return Ok(());
+        };
+        match step {
+            Step::DeleteLoginProfile => h.login_profile = false,
+            Step::DeactivateAccessKey(k) => {
+                h.access_keys.iter_mut().filter(|(id, _)| id == k).for_each(|k| k.1 = false)
+            }
+            Step::DeleteAccessKey(k) => h.access_keys.retain(|(id, _)| id != k),
+            Step::DeleteSigningCertificate(c) => h.signing_certificates.retain(|x| x != c),
+            Step::DeleteSshPublicKey(k) => h.ssh_public_keys.retain(|x| x != k),
+            Step::DeleteServiceSpecificCredential(c) => h.service_specific_credentials.retain(|x| x != c),
+            // Deactivated: no longer the user's device.
+            Step::DeactivateMfaDevice(d) => h.mfa_devices.retain(|(serial, _)| serial != d),
+            Step::DeleteVirtualMfaDevice(_) => {}
+            Step::RemoveUserFromGroup(g) => h.groups.retain(|x| x != g),
+            Step::DetachUserPolicy(p) => h.managed_policies.retain(|x| x != p),
+            Step::DeleteUserPolicy(p) => h.inline_policies.retain(|x| x != p),
+            Step::TagOffboarded { ticket_id, on } => {
+                h.tags.insert(OFFBOARDED_TAG.into(), ticket_id.clone());
+                h.tags.insert(OFFBOARDED_ON_TAG.into(), on.clone());
+            }
+            Step::DeleteUser => {
+                let remains = h.login_profile
+                    || !h.access_keys.is_empty()
+                    || !h.signing_certificates.is_empty()
+                    || !h.ssh_public_keys.is_empty()
+                    || !h.service_specific_credentials.is_empty()
+                    || !h.mfa_devices.is_empty()
+                    || !h.groups.is_empty()
+                    || !h.managed_policies.is_empty()
+                    || !h.inline_policies.is_empty();
+                if remains {
+                    return Err(Error::permanent("DeleteUser", "DeleteConflict: the user still holds entities"));
+                }
+                users.remove(user_name);
+            }
+        }
+        lock(&self.calls).push(format!("{step:?}"));
+        Ok(())
+    }
+}

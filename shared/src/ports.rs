@@ -104,6 +104,16 @@ pub trait KeyRetirement: Send + Sync {
     fn access_key_last_used(&self, access_key_id: &str) -> impl Future<Output = Result<Option<u64>>> + Send;
 }
 
+/// What offboarding needs of IAM (CONTRACT.md section 6): everything a user
+/// holds, and one call of `lifecycle::plan` at a time.
+pub trait Offboarding: Send + Sync {
+    /// What offboarding must remove from the user; `None` if there is no such user.
+    fn holdings(&self, user_name: &str) -> impl Future<Output = Result<Option<crate::lifecycle::UserHoldings>>> + Send;
+    /// One step of the plan. A target already gone counts as done, so a
+    /// rerun after a partial run is safe.
+    fn apply(&self, user_name: &str, step: &crate::lifecycle::Step) -> impl Future<Output = Result<()>> + Send;
+}
+
 /// What the pipeline knows of a key it issued: kept in DynamoDB because
 /// IAM keeps no history (when a key was deactivated, what it replaced).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
