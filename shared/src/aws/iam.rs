@@ -250,3 +250,138 @@ impl KeyRetirement for IamDirectory {
         Ok(out.access_key_last_used().and_then(|u| u.last_used_date()).map(|d| d.secs().max(0) as u64))
     }
 }
+
+/// NoSuchEntity is "already gone" for a removal: a rerun after a partial
+/// offboarding meets it for what the first run removed.
+fn gone_is_done<T, E>(operation: &'static str, result: std::result::Result<T, SdkError<E>>) -> Result<()>
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if code(&e) == Some("NoSuchEntity") => Ok(()),
+        Err(e) => Err(classify(operation, e)),
+    }
+}
+
+type SdkError<E> =
+    aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>;
+
+impl crate::ports::Offboarding for IamDirectory {
+    async fn holdings(&self, user_name: &str) -> Result<Option<crate::lifecycle::UserHoldings>> {
+        let Some(user) = crate::ports::Users::get_user(self, user_name).await? else {
+            return Ok(None);
+        };
+        let c = &self.client;
+        let login_profile = match c.get_login_profile().user_name(user_name).send().await {
+            Ok(_) => true,
+            Err(e) if code(&e) == Some("NoSuchEntity") => false,
+            Err(e) => return Err(classify("GetLoginProfile", e)),
+        };
+        let keys = c.list_access_keys().user_name(user_name).into_paginator().items().send().try_collect().await;
+        let access_keys = keys
+            .map_err(|e| classify("ListAccessKeys", e))?
+            .into_iter()
+            .filter_map(|k| Some((k.access_key_id.clone()?, k.status() == Some(&StatusType::Active))))
+            .collect();
+        let certs = c.list_signing_certificates().user_name(user_name).into_paginator().items().send();
+        let signing_certificates = certs
+            .try_collect()
+            .await
+            .map_err(|e| classify("ListSigningCertificates", e))?
+            .into_iter()
+            .map(|x| x.certificate_id)
+            .collect();
+        let ssh = c.list_ssh_public_keys().user_name(user_name).into_paginator().items().send();
+        let ssh_public_keys = ssh
+            .try_collect()
+            .await
+            .map_err(|e| classify("ListSSHPublicKeys", e))?
+            .into_iter()
+            .map(|x| x.ssh_public_key_id)
+            .collect();
+        let service = c.list_service_specific_credentials().user_name(user_name).send().await;
+        let service_specific_credentials = service
+            .map_err(|e| classify("ListServiceSpecificCredentials", e))?
+            .service_specific_credentials()
+            .iter()
+            .map(|x| x.service_specific_credential_id().to_owned())
+            .collect();
+        let mfa = c.list_mfa_devices().user_name(user_name).into_paginator().items().send();
+        let mfa_devices = mfa
+            .try_collect()
+            .await
+            .map_err(|e| classify("ListMFADevices", e))?
+            .into_iter()
+            // A virtual device's serial number is its ARN.
+            .map(|d| (d.serial_number.clone(), d.serial_number.starts_with("arn:")))
+            .collect();
+        let perms = crate::ports::Users::permissions(self, user_name).await?;
+        Ok(Some(crate::lifecycle::UserHoldings {
+            login_profile,
+            access_keys,
+            signing_certificates,
+            ssh_public_keys,
+            service_specific_credentials,
+            mfa_devices,
+            groups: perms.groups,
+            managed_policies: perms.managed_policies,
+            inline_policies: perms.inline_policies,
+            tags: user.tags,
+        }))
+    }
+
+    async fn apply(&self, user_name: &str, step: &crate::lifecycle::Step) -> Result<()> {
+        use crate::lifecycle::{Step, OFFBOARDED_ON_TAG, OFFBOARDED_TAG};
+        let c = &self.client;
+        let u = user_name;
+        match step {
+            Step::DeleteLoginProfile => {
+                gone_is_done("DeleteLoginProfile", c.delete_login_profile().user_name(u).send().await)
+            }
+            Step::DeactivateAccessKey(k) => gone_is_done(
+                "UpdateAccessKey",
+                c.update_access_key().user_name(u).access_key_id(k).status(StatusType::Inactive).send().await,
+            ),
+            Step::DeleteAccessKey(k) => {
+                gone_is_done("DeleteAccessKey", c.delete_access_key().user_name(u).access_key_id(k).send().await)
+            }
+            Step::DeleteSigningCertificate(id) => gone_is_done(
+                "DeleteSigningCertificate",
+                c.delete_signing_certificate().user_name(u).certificate_id(id).send().await,
+            ),
+            Step::DeleteSshPublicKey(id) => gone_is_done(
+                "DeleteSSHPublicKey",
+                c.delete_ssh_public_key().user_name(u).ssh_public_key_id(id).send().await,
+            ),
+            Step::DeleteServiceSpecificCredential(id) => gone_is_done(
+                "DeleteServiceSpecificCredential",
+                c.delete_service_specific_credential().user_name(u).service_specific_credential_id(id).send().await,
+            ),
+            Step::DeactivateMfaDevice(serial) => gone_is_done(
+                "DeactivateMFADevice",
+                c.deactivate_mfa_device().user_name(u).serial_number(serial).send().await,
+            ),
+            Step::DeleteVirtualMfaDevice(serial) => {
+                gone_is_done("DeleteVirtualMFADevice", c.delete_virtual_mfa_device().serial_number(serial).send().await)
+            }
+            Step::RemoveUserFromGroup(g) => {
+                gone_is_done("RemoveUserFromGroup", c.remove_user_from_group().user_name(u).group_name(g).send().await)
+            }
+            Step::DetachUserPolicy(arn) => {
+                gone_is_done("DetachUserPolicy", c.detach_user_policy().user_name(u).policy_arn(arn).send().await)
+            }
+            Step::DeleteUserPolicy(name) => {
+                gone_is_done("DeleteUserPolicy", c.delete_user_policy().user_name(u).policy_name(name).send().await)
+            }
+            Step::TagOffboarded { ticket_id, on } => {
+                let tag = |k: &str, v: &str| {
+                    Tag::builder().key(k).value(v).build().map_err(|e| Error::permanent("TagUser", e.to_string()))
+                };
+                let tags = vec![tag(OFFBOARDED_TAG, ticket_id)?, tag(OFFBOARDED_ON_TAG, on)?];
+                gone_is_done("TagUser", c.tag_user().user_name(u).set_tags(Some(tags)).send().await)
+            }
+            Step::DeleteUser => gone_is_done("DeleteUser", c.delete_user().user_name(u).send().await),
+        }
+    }
+}
