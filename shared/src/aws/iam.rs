@@ -14,13 +14,7 @@ use aws_sdk_iam::Client;
 /// NoSuchEntity as `Error::Missing`, for the caller to tell a user not yet
 /// visible (IAM is eventually consistent) from a missing group or policy;
 /// anything else classified as usual.
-fn missing_or_classified<E>(
-    operation: &'static str,
-    err: aws_smithy_runtime_api::client::result::SdkError<
-        E,
-        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
-    >,
-) -> Error
+fn missing_or_classified<E>(operation: &'static str, err: SdkError<E>) -> Error
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
