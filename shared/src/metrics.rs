@@ -42,10 +42,23 @@ pub fn count(metric: &'static str, n: u64) {
     // In Lambda stdout is the log CloudWatch reads; anywhere else it is the
     // program's output (`run-local --prepare` prints an environment file
     // there), so off Lambda a count is only a debug line.
-    match std::env::var("AWS_LAMBDA_FUNCTION_NAME") {
-        Ok(function) => println!("{}", emf_line(metric, n, now_millis(), &namespace(), &function)),
-        Err(_) => tracing::debug!(metric, n, "count"),
+    match lambda() {
+        Some((function, namespace)) => println!("{}", emf_line(metric, n, now_millis(), namespace, function)),
+        None => tracing::debug!(metric, n, "count"),
     }
+}
+
+/// The function's name and the metrics namespace when running in Lambda:
+/// read from the environment once per process, not on every count.
+fn lambda() -> Option<&'static (String, String)> {
+    static LAMBDA: std::sync::OnceLock<Option<(String, String)>> = std::sync::OnceLock::new();
+    LAMBDA
+        .get_or_init(|| {
+            let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok()?;
+            let namespace = std::env::var("METRICS_NAMESPACE").unwrap_or_else(|_| "iam-provisioner".into());
+            Some((function, namespace))
+        })
+        .as_ref()
 }
 
 /// Runs `work` with the counts it makes kept instead of printed (tests).
@@ -61,10 +74,6 @@ pub async fn capture<F: std::future::Future>(work: F) -> (F::Output, Vec<(&'stat
 /// The sum of `metric` in captured counts.
 pub fn total(counts: &[(&'static str, u64)], metric: &str) -> u64 {
     counts.iter().filter(|(m, _)| *m == metric).map(|(_, n)| n).sum()
-}
-
-fn namespace() -> String {
-    std::env::var("METRICS_NAMESPACE").unwrap_or_else(|_| "iam-provisioner".into())
 }
 
 fn now_millis() -> u64 {
