@@ -9,6 +9,7 @@ pub mod handoff;
 pub mod idempotency;
 pub mod lambda;
 pub mod lifecycle;
+pub mod managed;
 #[cfg(any(test, feature = "fakes"))]
 pub mod memory;
 pub mod metrics;

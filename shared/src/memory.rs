@@ -291,6 +291,10 @@ pub struct MemorySecrets {
     pub secrets: Mutex<BTreeMap<String, Vec<(String, Sensitive)>>>,
     pub tags: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
     pub kms_keys: Mutex<BTreeMap<String, String>>,
+    /// name -> when it is deleted for good (a secret scheduled for deletion).
+    pub pending_deletion: Mutex<BTreeMap<String, u64>>,
+    /// What the fake takes for now when it schedules a deletion.
+    pub now: std::sync::atomic::AtomicU64,
     faults: Faults,
 }
 
@@ -372,6 +376,16 @@ impl SecretStore for MemorySecrets {
         lock(&self.secrets).entry(name.to_owned()).or_default().push((version_id.to_owned(), value.clone()));
         Ok(())
     }
+
+    async fn schedule_deletion(&self, id: &str, recovery_days: u32) -> Result<Option<u64>> {
+        self.fault("DeleteSecret")?;
+        let name = id.rsplit_once(":secret:").map_or(id, |(_, n)| n);
+        if !lock(&self.secrets).contains_key(name) {
+            return Ok(None);
+        }
+        let until = self.now.load(std::sync::atomic::Ordering::SeqCst) + u64::from(recovery_days) * 86_400;
+        Ok(Some(*lock(&self.pending_deletion).entry(name.to_owned()).or_insert(until)))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -432,6 +446,7 @@ impl IdempotencyStore for MemoryIdempotency {
 #[derive(Debug, Default)]
 pub struct MemoryStatus {
     records: Mutex<BTreeMap<(String, String), StatusRecord>>,
+    departures: Mutex<BTreeMap<String, Departure>>,
     handoffs: Mutex<BTreeMap<(String, String), Onboarding>>,
     untrusted: Mutex<Vec<UntrustedMessage>>,
 }
@@ -441,6 +456,17 @@ impl MemoryStatus {
     pub fn insert_handoff(&self, handoff: &Onboarding) {
         let key = (handoff.ticket_id.to_string(), handoff.user.user_name.to_string());
         lock(&self.handoffs).insert(key, handoff.clone());
+    }
+}
+
+impl Departures for MemoryStatus {
+    async fn record_departure(&self, d: &Departure) -> Result<()> {
+        lock(&self.departures).insert(d.user_name.to_ascii_lowercase(), d.clone());
+        Ok(())
+    }
+
+    async fn departure(&self, user_name: &str, now: u64) -> Result<Option<Departure>> {
+        Ok(lock(&self.departures).get(&user_name.to_ascii_lowercase()).filter(|d| d.until > now).cloned())
     }
 }
 
@@ -788,7 +814,37 @@ impl Offboarding for MemoryOffboarding {
                 users.remove(user_name);
             }
         }
-        lock(&self.calls).push(format!("{step:?}"));
+        lock(&self.calls).push(format!("{user_name}: {step:?}"));
         Ok(())
+    }
+}
+
+/// The offboarding fake read as a directory, so a stage's ownership check and
+/// its offboarding see the same users (and a deleted one is gone for both).
+impl Users for MemoryOffboarding {
+    async fn list_user_names(&self) -> Result<Vec<String>> {
+        Ok(lock(&self.users).keys().cloned().collect())
+    }
+
+    async fn get_user(&self, user_name: &str) -> Result<Option<IamUser>> {
+        Ok(lock(&self.users).get(user_name).map(|h| IamUser {
+            user_name: user_name.to_owned(),
+            path: "/".into(),
+            arn: format!("arn:aws:iam::123456789012:user/{user_name}"),
+            boundary: None,
+            tags: h.tags.clone(),
+        }))
+    }
+
+    async fn permissions(&self, user_name: &str) -> Result<Permissions> {
+        Ok(lock(&self.users)
+            .get(user_name)
+            .map(|h| Permissions {
+                groups: h.groups.clone(),
+                managed_policies: h.managed_policies.clone(),
+                inline_policies: h.inline_policies.clone(),
+                boundary: None,
+            })
+            .unwrap_or_default())
     }
 }

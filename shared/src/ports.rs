@@ -231,6 +231,11 @@ pub trait SecretStore: Send + Sync {
     fn kms_key_id(&self, id: &str) -> impl Future<Output = Result<Option<String>>> + Send;
     /// A new version `version_id`, which becomes AWSCURRENT (the old one AWSPREVIOUS).
     fn put(&self, arn: &str, value: &Sensitive, version_id: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Schedules the secret's deletion after `recovery_days` (Secrets
+    /// Manager's recovery window: restorable until then). Returns when it
+    /// is deleted for good (seconds since the epoch); a secret already
+    /// scheduled keeps its date; `None` if there is no such secret.
+    fn schedule_deletion(&self, id: &str, recovery_days: u32) -> impl Future<Output = Result<Option<u64>>> + Send;
 }
 
 /// The state of one idempotency record, as in Powertools for AWS Lambda.
@@ -277,6 +282,12 @@ pub enum Stage {
     UserCreated = 2,
     CredentialsIssued = 3,
     Notified = 4,
+    /// Offboarding (CONTRACT.md section 6): switched off, still in IAM.
+    Disabled = 5,
+    /// Offboarding: gone from IAM, its secret scheduled for deletion.
+    Deleted = 6,
+    /// An access change applied.
+    AccessChanged = 7,
     Failed = 9,
 }
 
@@ -287,14 +298,26 @@ impl Stage {
             Stage::UserCreated => "user_created",
             Stage::CredentialsIssued => "credentials_issued",
             Stage::Notified => "notified",
+            Stage::Disabled => "disabled",
+            Stage::Deleted => "deleted",
+            Stage::AccessChanged => "access_changed",
             Stage::Failed => "failed",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Stage::Accepted, Stage::UserCreated, Stage::CredentialsIssued, Stage::Notified, Stage::Failed]
-            .into_iter()
-            .find(|st| st.as_str() == s)
+        [
+            Stage::Accepted,
+            Stage::UserCreated,
+            Stage::CredentialsIssued,
+            Stage::Notified,
+            Stage::Disabled,
+            Stage::Deleted,
+            Stage::AccessChanged,
+            Stage::Failed,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
     }
 }
 
@@ -331,6 +354,26 @@ pub trait StatusStore: Send + Sync {
     fn revoke_handoff(&self, ticket_id: &str, user_name: &str) -> impl Future<Output = Result<()>> + Send;
     /// The hand-off create-user recorded for this (ticket, user), if any.
     fn handoff(&self, ticket_id: &str, user_name: &str) -> impl Future<Output = Result<Option<Onboarding>>> + Send;
+}
+
+/// A user the pipeline deleted, whose name stays refused for onboarding
+/// while the deleted user's secret can still be recovered (CONTRACT.md
+/// section 6): creating it again would collide with the secret's name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Departure {
+    pub user_name: String,
+    /// The offboarding ticket that deleted the user.
+    pub ticket_id: String,
+    /// When the secret is deleted for good (seconds since the epoch).
+    pub until: u64,
+}
+
+/// The departures (offboard-user writes them, create-user reads them).
+pub trait Departures: Send + Sync {
+    /// Kept until `until`; a later departure of the same name replaces it.
+    fn record_departure(&self, departure: &Departure) -> impl Future<Output = Result<()>> + Send;
+    /// The departure of a name (case-insensitively) still in its window at `now`.
+    fn departure(&self, user_name: &str, now: u64) -> impl Future<Output = Result<Option<Departure>>> + Send;
 }
 
 /// A message a stage would not act on: it matched none of the pipeline's
