@@ -75,4 +75,27 @@ impl SecretStore for SecretsManagerStore {
             .map(drop)
             .map_err(|e| classify("PutSecretValue", e))
     }
+
+    async fn schedule_deletion(&self, id: &str, recovery_days: u32) -> Result<Option<u64>> {
+        let window = u64::from(recovery_days) * 86_400;
+        match self.client.delete_secret().secret_id(id).recovery_window_in_days(i64::from(recovery_days)).send().await {
+            Ok(out) => Ok(Some(out.deletion_date().map_or(0, |d| d.secs().max(0) as u64))),
+            Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(None),
+            // Already scheduled (a rerun): its date stands.
+            Err(e) if code(&e) == Some("InvalidRequestException") => {
+                let out = self
+                    .client
+                    .describe_secret()
+                    .secret_id(id)
+                    .send()
+                    .await
+                    .map_err(|e| classify("DescribeSecret", e))?;
+                match out.deleted_date() {
+                    Some(deleted) => Ok(Some(deleted.secs().max(0) as u64 + window)),
+                    None => Err(classify("DeleteSecret", e)),
+                }
+            }
+            Err(e) => Err(classify("DeleteSecret", e)),
+        }
+    }
 }
