@@ -419,8 +419,6 @@ pub struct OffboardUserConfig {
     /// EXPIRY_WARNING_DAYS: how long before an `expires_on` date the user and
     /// the requester are warned (default 7).
     pub expiry_warning_secs: u64,
-    /// The daily run looks only at users under this IAM path.
-    pub user_path_prefix: String,
     pub idempotency_ttl_secs: u64,
     pub concurrency: usize,
 }
@@ -441,7 +439,6 @@ impl FromEnv for OffboardUserConfig {
             secret_recovery_days: recovery.clamp(7, 30) as u32,
             retention_secs: env.number("RETENTION_DAYS", 30) * DAY,
             expiry_warning_secs: env.number("EXPIRY_WARNING_DAYS", 7) * DAY,
-            user_path_prefix: env.optional("USER_PATH_PREFIX", "/"),
             idempotency_ttl_secs: env.number("IDEMPOTENCY_TTL_DAYS", 365) * DAY,
             concurrency: env.concurrency(),
         };

@@ -90,6 +90,12 @@ impl Key {
         Self(format!("{stage}#{record_id}#summary"))
     }
 
+    /// The daily run's email about one user's lifecycle (`expiry-warning`,
+    /// `expired`, `deleted`), to one recipient (`user`, `requester`), for one date.
+    pub fn lifecycle_notice(user_name: &str, kind: &str, date: &str, recipient: &str) -> Self {
+        Self(format!("offboard-user#daily#{user_name}#{kind}#{date}#{recipient}"))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -7,6 +7,7 @@
 //! write of a ticket.
 
 use crate::error::{Refusal, Result};
+use crate::handoff::Onboarding;
 use crate::names::UserName;
 use crate::ports::{IamUser, StatusStore, Users};
 use crate::ticket::{MANAGED_TAG, TICKET_TAG};
@@ -14,8 +15,9 @@ use crate::ticket::{MANAGED_TAG, TICKET_TAG};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ownership {
     /// The pipeline created it: its user as IAM has it (the name as IAM
-    /// spells it) and the onboarding ticket that created it.
-    Ours { user: IamUser, onboarded_by: String },
+    /// spells it, its tags) and what create-user recorded for it (the
+    /// onboarding ticket, the requester, the user's address).
+    Ours { user: IamUser, handoff: Box<Onboarding> },
     /// No such user in IAM.
     Gone,
     /// Someone else's, or nobody's the pipeline knows: never touched.
@@ -104,7 +106,7 @@ pub async fn ownership<U: Users, S: StatusStore>(users: &U, status: &S, name: &U
         )));
     };
     match status.handoff(&ticket, &user.user_name).await? {
-        Some(h) if h.user.user_name.as_str() == user.user_name => Ok(Ownership::Ours { user, onboarded_by: ticket }),
+        Some(h) if h.user.user_name.as_str() == user.user_name => Ok(Ownership::Ours { user, handoff: Box::new(h) }),
         _ => Ok(Ownership::NotOurs(format!(
             "user {:?} is tagged as created by ticket {ticket}, but the pipeline's records hold no such user for that \
              ticket; it is left untouched",

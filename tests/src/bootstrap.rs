@@ -175,7 +175,7 @@ impl Environment {
                 ("SECRETS_KMS_KEY_ID", s.secrets_kms_key_id.clone().unwrap_or_default()),
             ]),
             "notify-user" => vars.push(("SECRETS_KMS_KEY_ID", s.secrets_kms_key_id.clone().unwrap_or_default())),
-            "offboard-user" => vars.push(("USER_PATH_PREFIX", s.user_path_prefix.clone())),
+            "offboard-user" => {}
             "rotate-keys" => vars.extend([
                 ("NEXT_QUEUE_URL", self.issue_credentials_queue.clone()),
                 ("USER_PATH_PREFIX", s.user_path_prefix.clone()),
@@ -240,7 +240,6 @@ impl Environment {
             "ALLOWED_EMAIL_DOMAINS" => Some(domains.clone()),
             "SECRET_PREFIX" => Some(s.secret_prefix.clone()),
             "CUSTOM_PASSWORD_PREFIX" => Some(s.custom_password_prefix.clone()),
-            "USER_PATH_PREFIX" => Some(s.user_path_prefix.clone()),
             "BATCH_CONCURRENCY" => Some(s.concurrency.to_string()),
             other => std::env::var(other).ok(),
         };

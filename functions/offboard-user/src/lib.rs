@@ -100,6 +100,12 @@ where
     /// The SQS batch of its trigger, or (by hand) one ticket, bare or in its
     /// EventBridge envelope.
     pub async fn handle_event(&self, payload: serde_json::Value, lease_until: u64) -> Result<serde_json::Value> {
+        if payload.get("run").is_some() {
+            let _: daily::DailyRequest = serde_json::from_value(payload).map_err(|e| {
+                Error::permanent("invoke", format!("not a daily run request ({{\"run\": \"daily\"}}): {e}"))
+            })?;
+            return to_json(&self.run_daily(lease_until).await?);
+        }
         if payload.get("Records").is_some() {
             let event: SqsEvent = serde_json::from_value(payload)
                 .map_err(|e| Error::permanent("invoke", format!("not an SQS event: {e}")))?;
@@ -438,6 +444,8 @@ type Email_ = shared::ports::Email;
 fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value> {
     serde_json::to_value(value).map_err(|e| Error::permanent("response", e.to_string()))
 }
+
+pub mod daily;
 
 #[cfg(test)]
 mod tests;

@@ -4,12 +4,13 @@ use shared::lifecycle::{UserHoldings, OFFBOARDED_TAG};
 use shared::memory::*;
 use shared::ticket::{MANAGED_TAG, TICKET_TAG};
 
-type Fakes = Deps<MemoryOffboarding, MemorySecrets, MemoryIdempotency, MemoryStatus, MemoryMailer, FixedClock>;
+pub(crate) type Fakes =
+    Deps<MemoryOffboarding, MemorySecrets, MemoryIdempotency, MemoryStatus, MemoryMailer, FixedClock>;
 
 const LEASE: u64 = 2_000_000_000;
 const NOW: u64 = 1_764_028_800; // 2025-11-25
 
-fn deps() -> Fakes {
+pub(crate) fn deps() -> Fakes {
     let secrets = MemorySecrets::default();
     secrets.now.store(NOW, std::sync::atomic::Ordering::SeqCst);
     Deps {
@@ -27,7 +28,6 @@ fn deps() -> Fakes {
             secret_recovery_days: 30,
             retention_secs: 30 * 86_400,
             expiry_warning_secs: 7 * 86_400,
-            user_path_prefix: "/".into(),
             idempotency_ttl_secs: 86_400,
             concurrency: 4,
         },
@@ -207,4 +207,95 @@ async fn bad_tickets_are_refused_with_every_reason_and_change_nothing() {
     assert!(report.refused[0].reasons[0].contains("envelope"), "{report:?}");
     assert!(d.iam.calls().is_empty());
     assert_eq!(d.mailer.outbox().len(), 2, "each requester told");
+}
+
+/// An expiry walked through with the injected clock: warned 7 days before
+/// (the user and the requester, once each however often the run goes),
+/// disabled on the day, deleted after the retention period; a disabled user
+/// given access back meanwhile is left alone.
+#[tokio::test]
+async fn an_expiry_is_warned_then_disabled_then_deleted() {
+    use crate::daily::EXPIRES_ON_TAG;
+    let d = deps();
+    onboarded(&d, "temp.contractor");
+    onboarded(&d, "restored.one");
+    let expires_on = shared::text::date(NOW + 10 * 86_400);
+    for name in ["temp.contractor", "restored.one"] {
+        let mut h = d.iam.holdings_of(name).unwrap();
+        h.tags.insert(EXPIRES_ON_TAG.into(), expires_on.clone());
+        d.iam.insert(name, h);
+    }
+    let day = |n: u64| {
+        d.clock.0.store(NOW + n * 86_400, std::sync::atomic::Ordering::SeqCst);
+        d.secrets.now.store(NOW + n * 86_400, std::sync::atomic::Ordering::SeqCst);
+    };
+    let run = || d.run_daily(u64::MAX);
+
+    day(2);
+    assert_eq!(run().await.unwrap().warned.len(), 0, "warned 8 days before");
+    day(3);
+    let s = run().await.unwrap();
+    assert_eq!(s.warned, ["restored.one", "temp.contractor"]);
+    assert!(s.complete);
+    run().await.unwrap();
+    day(4);
+    run().await.unwrap();
+    let warnings: Vec<_> =
+        d.mailer.outbox().into_iter().filter(|e| e.subject.contains("ends on")).map(|e| e.to).collect();
+    assert_eq!(warnings.len(), 4, "one warning per user and requester: {warnings:?}");
+    assert!(warnings.contains(&"temp.contractor@example.com".to_owned()));
+    assert!(warnings.contains(&"it-ops@example.com".to_owned()));
+    assert!(d.iam.calls().is_empty(), "a warning changed IAM");
+
+    day(10);
+    let s = run().await.unwrap();
+    assert_eq!(s.disabled, ["restored.one", "temp.contractor"]);
+    let h = d.iam.holdings_of("temp.contractor").unwrap();
+    assert!(!h.login_profile && h.groups.is_empty() && h.access_keys.iter().all(|(_, a)| !a));
+    assert_eq!(h.tags[OFFBOARDED_TAG], format!("EXPIRY-{expires_on}"));
+    let status = d.status.for_ticket(&format!("EXPIRY-{expires_on}")).await.unwrap();
+    assert!(status.iter().all(|r| r.stage == Stage::Disabled) && status.len() == 2, "{status:?}");
+    let calls = d.iam.calls().len();
+    run().await.unwrap();
+    assert_eq!(d.iam.calls().len(), calls, "a second run the same day changed something");
+
+    // An administrator gives one of them a group back.
+    let mut back = d.iam.holdings_of("restored.one").unwrap();
+    back.groups.push("Developers".into());
+    d.iam.insert("restored.one", back);
+
+    day(39);
+    assert!(run().await.unwrap().deleted.is_empty(), "deleted before the retention period");
+    day(40);
+    let s = run().await.unwrap();
+    assert_eq!(s.deleted, ["temp.contractor"]);
+    assert_eq!(s.restored, ["restored.one"]);
+    assert!(d.iam.holdings_of("temp.contractor").is_none());
+    assert!(d.iam.holdings_of("restored.one").unwrap().groups == ["Developers"], "a restored user was touched");
+    assert!(d.status.departure("temp.contractor", NOW + 40 * 86_400).await.unwrap().is_some());
+    let deleted: Vec<_> = d.mailer.outbox().into_iter().filter(|e| e.subject.contains("deleted")).collect();
+    assert_eq!(deleted.len(), 1, "the requester is told once, the user (gone) not: {deleted:?}");
+    assert_eq!(deleted[0].to, "it-ops@example.com");
+}
+
+/// Users the pipeline did not create are never touched by the daily run,
+/// whatever their tags say.
+#[tokio::test]
+async fn the_daily_run_leaves_users_it_does_not_own_alone() {
+    use crate::daily::EXPIRES_ON_TAG;
+    let d = deps();
+    let past = shared::text::date(NOW - 86_400);
+    d.iam.insert("forged", loaded(&[(MANAGED_TAG, "true"), (TICKET_TAG, "ONB-1"), (EXPIRES_ON_TAG, &past)]));
+    d.iam.insert("admin", loaded(&[(EXPIRES_ON_TAG, &past)]));
+    let s = d.run_daily(u64::MAX).await.unwrap();
+    assert_eq!(s.looked_at, 2);
+    assert!(s.disabled.is_empty() && d.iam.calls().is_empty() && d.mailer.outbox().is_empty(), "{s:?}");
+}
+
+#[tokio::test]
+async fn a_daily_run_request_is_strict() {
+    let d = deps();
+    assert!(d.handle_event(json!({"run": "daily"}), LEASE).await.is_ok());
+    assert!(d.handle_event(json!({"run": "daily", "dryRun": true}), LEASE).await.is_err());
+    assert!(d.handle_event(json!({"run": "weekly"}), LEASE).await.is_err());
 }
