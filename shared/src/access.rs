@@ -18,9 +18,9 @@
 //! compares them, case-insensitively; policy ARNs exactly.
 
 use crate::config::AllowList;
-use crate::error::{Refusal, Result};
+use crate::error::{Error, Refusal, Result};
 use crate::names::{Email, PolicyArn, TicketId, UserName};
-use crate::ports::Permissions;
+use crate::ports::{AccessChanges, Permissions};
 use crate::ticket::{MAX_GROUPS, MAX_MANAGED_POLICIES, MAX_USERS};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -261,6 +261,21 @@ pub fn plan(current: &Permissions, change: &AccessChange) -> Vec<AccessStep> {
     steps
 }
 
+/// Changes one user's access: reads what it holds, plans, and makes each
+/// call in the plan's order. Returns the calls made. Stops at the first
+/// failure; the retry reads again and plans only what is left. A user that
+/// does not exist is refused (`Error::Permanent`): there is nothing to change.
+pub async fn change<A: AccessChanges>(iam: &A, user_name: &UserName, change: &AccessChange) -> Result<Vec<AccessStep>> {
+    let Some(current) = iam.access_of(user_name).await? else {
+        return Err(Error::permanent("ListGroupsForUser", format!("there is no IAM user {user_name:?}")));
+    };
+    let steps = plan(&current, change);
+    for step in &steps {
+        iam.apply_access(user_name, step).await?;
+    }
+    Ok(steps)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -492,5 +507,90 @@ mod tests {
         let v = serde_json::to_value(&step).unwrap();
         assert_eq!(v, json!({"call": "DetachUserPolicy", "target": POWER_USER}));
         assert_eq!(serde_json::from_value::<AccessStep>(v).unwrap(), step);
+    }
+}
+
+#[cfg(test)]
+mod executor_tests {
+    use super::*;
+    use crate::memory::MemoryAccess;
+
+    const READ_ONLY: &str = "arn:aws:iam::aws:policy/ReadOnlyAccess";
+    const POWER_USER: &str = "arn:aws:iam::aws:policy/PowerUserAccess";
+
+    fn emily() -> UserName {
+        UserName::parse("emily").unwrap()
+    }
+
+    fn arn(s: &str) -> PolicyArn {
+        PolicyArn::parse(s).unwrap()
+    }
+
+    fn loaded() -> MemoryAccess {
+        let iam = MemoryAccess::default();
+        iam.insert(
+            "emily",
+            Permissions {
+                groups: vec!["Power_Users".into(), "Developers".into()],
+                managed_policies: vec![POWER_USER.into()],
+                ..Default::default()
+            },
+        );
+        iam
+    }
+
+    fn asked() -> AccessChange {
+        AccessChange {
+            add_groups: vec!["ReadOnly".into()],
+            remove_groups: vec!["Power_Users".into(), "Developers".into()],
+            attach_policies: vec![arn(READ_ONLY)],
+            detach_policies: vec![arn(POWER_USER)],
+        }
+    }
+
+    fn ends_as_asked(iam: &MemoryAccess, context: &str) {
+        let left = iam.access_held("emily").unwrap();
+        assert_eq!(left.groups, ["ReadOnly"], "{context}");
+        assert_eq!(left.managed_policies, [READ_ONLY], "{context}");
+    }
+
+    #[tokio::test]
+    async fn a_change_is_made_in_order_and_a_replay_does_nothing() {
+        let iam = loaded();
+        let done = change(&iam, &emily(), &asked()).await.unwrap();
+        assert_eq!(
+            iam.calls(),
+            done.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>(),
+            "the calls made are the ones returned"
+        );
+        assert_eq!(done.len(), 5);
+        ends_as_asked(&iam, "first run");
+        assert!(change(&iam, &emily(), &asked()).await.unwrap().is_empty());
+        assert_eq!(iam.calls().len(), 5, "a replay made a call");
+    }
+
+    #[tokio::test]
+    async fn a_user_that_does_not_exist_is_refused() {
+        let err = change(&MemoryAccess::default(), &emily(), &asked()).await.unwrap_err();
+        assert!(err.is_refusal() && err.to_string().contains("no IAM user"), "{err}");
+    }
+
+    /// Cut off at each of its calls, then run again: always ends as asked,
+    /// and no call that had succeeded is made twice.
+    #[tokio::test]
+    async fn cut_off_at_any_call_the_rerun_finishes_the_change() {
+        let total = change(&loaded(), &emily(), &asked()).await.unwrap().len();
+        for n in 0..total {
+            let iam = loaded();
+            iam.fail_at(n);
+            assert!(change(&iam, &emily(), &asked()).await.is_err(), "call {n}");
+            assert_eq!(iam.calls().len(), n, "cut at call {n}");
+            change(&iam, &emily(), &asked()).await.unwrap();
+            ends_as_asked(&iam, &format!("cut at call {n}"));
+            let calls = iam.calls();
+            let unique: BTreeSet<&String> = calls.iter().collect();
+            assert_eq!(unique.len(), calls.len(), "cut at call {n}: a call made twice: {calls:?}");
+            assert_eq!(calls.len(), total, "cut at call {n}: {calls:?}");
+        }
     }
 }
