@@ -38,7 +38,7 @@ impl TicketKind {
         match self {
             TicketKind::Onboarding => crate::ticket::TICKET_DETAIL_TYPE,
             TicketKind::Offboarding => crate::lifecycle::OFFBOARDING_DETAIL_TYPE,
-            TicketKind::AccessChange => ACCESS_CHANGE_DETAIL_TYPE,
+            TicketKind::AccessChange => crate::access::ACCESS_CHANGE_DETAIL_TYPE,
         }
     }
 
@@ -57,8 +57,6 @@ impl TicketKind {
             .find(|k| k.detail_type() == detail_type)
     }
 }
-
-pub const ACCESS_CHANGE_DETAIL_TYPE: &str = "Access Change Approved";
 
 /// A ticket of `kind` from a message body: an EventBridge envelope of that
 /// kind (as the bus rule delivers it) or a bare ticket (an operator's

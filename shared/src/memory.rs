@@ -848,3 +848,74 @@ impl Users for MemoryOffboarding {
             .unwrap_or_default())
     }
 }
+
+/// IAM as an access change sees it: each user's groups and managed
+/// policies, group names compared case-insensitively as IAM does, and a
+/// call to fail.
+#[derive(Debug, Default)]
+pub struct MemoryAccess {
+    users: Mutex<BTreeMap<String, Permissions>>,
+    calls: Mutex<Vec<String>>,
+    fail_at: Mutex<Option<usize>>,
+}
+
+impl MemoryAccess {
+    pub fn insert(&self, user_name: &str, access: Permissions) {
+        lock(&self.users).insert(user_name.to_owned(), access);
+    }
+
+    pub fn access_held(&self, user_name: &str) -> Option<Permissions> {
+        lock(&self.users).get(user_name).cloned()
+    }
+
+    /// The calls that succeeded, in order.
+    pub fn calls(&self) -> Vec<String> {
+        lock(&self.calls).clone()
+    }
+
+    /// The `n`-th call from now (0: the next) fails, as a cut-off would.
+    pub fn fail_at(&self, n: usize) {
+        *lock(&self.fail_at) = Some(n);
+    }
+}
+
+impl AccessChanges for MemoryAccess {
+    async fn access_of(&self, user_name: &str) -> Result<Option<Permissions>> {
+        Ok(self.access_held(user_name))
+    }
+
+    async fn apply_access(&self, user_name: &str, step: &crate::access::AccessStep) -> Result<()> {
+        use crate::access::AccessStep;
+        {
+            let mut fail_at = lock(&self.fail_at);
+            match *fail_at {
+                Some(0) => {
+                    *fail_at = None;
+                    return Err(Error::retryable("IAM", "connection reset (injected)"));
+                }
+                Some(n) => *fail_at = Some(n - 1),
+                None => {}
+            }
+        }
+        let mut users = lock(&self.users);
+        let p = users
+            .get_mut(user_name)
+            .ok_or_else(|| Error::permanent("IAM", format!("NoSuchEntity: user {user_name} does not exist")))?;
+        match step {
+            AccessStep::RemoveUserFromGroup(g) => p.groups.retain(|x| !x.eq_ignore_ascii_case(g)),
+            AccessStep::DetachUserPolicy(a) => p.managed_policies.retain(|x| x != a.as_str()),
+            AccessStep::AddUserToGroup(g) => {
+                if !p.groups.iter().any(|x| x.eq_ignore_ascii_case(g)) {
+                    p.groups.push(g.clone());
+                }
+            }
+            AccessStep::AttachUserPolicy(a) => {
+                if !p.managed_policies.iter().any(|x| x == a.as_str()) {
+                    p.managed_policies.push(a.to_string());
+                }
+            }
+        }
+        lock(&self.calls).push(format!("{step:?}"));
+        Ok(())
+    }
+}

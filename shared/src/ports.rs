@@ -478,3 +478,21 @@ pub trait Queues: Send + Sync {
     /// Messages in the queue, waiting or in flight (SQS's approximate counts).
     fn depth(&self, queue_url: &str) -> impl Future<Output = Result<usize>> + Send;
 }
+
+/// What an access change needs of IAM (CONTRACT.md section 6): the user's
+/// groups and managed policies, and one call of `access::plan` at a time.
+pub trait AccessChanges: Send + Sync {
+    /// The user's groups (as IAM spells them) and attached managed policy
+    /// ARNs; `None` if there is no such user. Only those two are read: an
+    /// access change neither reads nor touches inline policies or the
+    /// boundary, so those fields are left empty.
+    fn access_of(&self, user_name: &str) -> impl Future<Output = Result<Option<Permissions>>> + Send;
+    /// One step of the plan. A removal of what the user no longer holds, and
+    /// an addition of what it already holds, count as done, so a rerun after
+    /// a partial run is safe.
+    fn apply_access(
+        &self,
+        user_name: &str,
+        step: &crate::access::AccessStep,
+    ) -> impl Future<Output = Result<()>> + Send;
+}
