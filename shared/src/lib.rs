@@ -4,6 +4,7 @@
 
 pub mod aws;
 pub mod config;
+pub mod date;
 pub mod error;
 pub mod handoff;
 pub mod idempotency;
