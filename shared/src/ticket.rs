@@ -17,8 +17,14 @@ pub const MAX_MANAGED_POLICIES: usize = 10;
 pub const MAX_TAGS: usize = 50;
 pub const MANAGED_TAG: &str = "iam-provisioner:managed";
 pub const TICKET_TAG: &str = "iam-provisioner:ticket";
-/// Tags the pipeline adds to every user, counted against IAM's 50.
-pub const OWN_TAGS: usize = 2;
+/// The tags the pipeline may put on a user over its life, counted against
+/// IAM's 50 when the ticket's are: `MANAGED_TAG` and `TICKET_TAG` at
+/// creation, `iam-provisioner:expires-on` with them for a user with an
+/// expiry, and `lifecycle::OFFBOARDED_TAG` and `OFFBOARDED_ON_TAG` when it
+/// is disabled. Room for all of them is kept from the start: a disable must
+/// not fail on a user whose ticket used up the room (CONTRACT.md: at most 45
+/// from the ticket).
+pub const OWN_TAGS: usize = 5;
 
 // Unknown fields are refused: a misspelt `permissions_boundry` silently
 // falling back to a default is exactly the wrong thing to do to an account.
@@ -370,7 +376,7 @@ fn validate_user(
         refuse(
             "tags",
             format!(
-                "{} tags given; at most {} fit beside the pipeline's own {OWN_TAGS} (IAM allows {MAX_TAGS})",
+                "{} tags given; at most {} fit beside the {OWN_TAGS} the pipeline keeps room for (IAM allows {MAX_TAGS})",
                 u.tags.len(),
                 MAX_TAGS - OWN_TAGS
             ),
@@ -436,5 +442,38 @@ fn list<T: AsRef<str>>(set: &BTreeSet<T>) -> String {
         "nothing is allowed".into()
     } else {
         set.iter().map(AsRef::as_ref).collect::<Vec<_>>().join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::test_allow_list;
+    use serde_json::json;
+
+    fn ticket_with(user: serde_json::Value) -> Ticket {
+        parse_value(json!({"ticket_id": "ONB-1", "requested_by": "it-ops@example.com", "users": [user]})).unwrap()
+    }
+
+    fn user_with_tags(n: usize) -> serde_json::Value {
+        let tags: serde_json::Map<_, _> = (0..n).map(|i| (format!("k{i}"), json!("v"))).collect();
+        json!({"user_name": "emily", "email": "emily@example.com", "access": {"console": true}, "tags": tags})
+    }
+
+    #[test]
+    fn the_ticket_may_use_what_the_pipelines_own_tags_leave_of_iams_fifty() {
+        let own = [
+            MANAGED_TAG,
+            TICKET_TAG,
+            "iam-provisioner:expires-on",
+            crate::lifecycle::OFFBOARDED_TAG,
+            crate::lifecycle::OFFBOARDED_ON_TAG,
+        ];
+        assert_eq!(own.len(), OWN_TAGS, "every tag the pipeline may put on a user is counted");
+        assert_eq!(MAX_TAGS - OWN_TAGS, 45, "CONTRACT.md section 2");
+        let accepted = validate(&ticket_with(user_with_tags(45)), &test_allow_list()).unwrap();
+        assert_eq!(accepted.users[0].tags.len(), 45 + 2);
+        let refusals = validate(&ticket_with(user_with_tags(46)), &test_allow_list()).unwrap_err();
+        assert!(refusals.iter().any(|r| r.to_string().contains("46 tags given; at most 45")), "{refusals:?}");
     }
 }
