@@ -49,6 +49,12 @@ async fn an_accepted_expiry_is_the_created_users_tag_and_in_their_welcome_emails
         ]
     );
     assert!(tags_of(&h, &staff).await.iter().all(|(k, _)| k != EXPIRES_ON_TAG), "no expiry asked for");
+    // The user's secret is tagged like the user (CONTRACT.md 3), the day too.
+    let sm = aws_sdk_secretsmanager::Client::new(&h.sdk);
+    let secret = format!("{}{temp}", h.pipeline.env.settings.secret_prefix);
+    let described = sm.describe_secret().secret_id(&secret).send().await.unwrap();
+    let day = described.tags().iter().find(|t| t.key() == Some(EXPIRES_ON_TAG)).and_then(|t| t.value());
+    assert_eq!(day, Some(ends.to_string().as_str()), "{:?}", described.tags());
     assert!(h.statuses(&id).await.iter().all(|r| r.stage == Stage::Notified), "{:?}", h.statuses(&id).await);
 
     // SES: the sign-in and access-key emails say when; the password one does not.
