@@ -114,3 +114,76 @@ async fn a_day_that_is_not_one_or_not_after_today_changes_nothing_and_the_reques
         assert!(mail[0].body.contains(&shared::text::html_escape(&expect)), "{expect:?} not in:\n{}", mail[0].body);
     }
 }
+
+/// An expiry walked through with the injected clock, on the emulator: the
+/// daily run warns the user and the requester 7 days before (once, however
+/// often it runs), disables the user on the day as an offboarding would, and
+/// deletes it after the retention period, secret scheduled for deletion; a
+/// user given access back after its disable is left alone and reported.
+#[tokio::test]
+async fn an_expiry_is_warned_disabled_and_deleted_by_the_daily_run() {
+    let proxy = tests::proxy::FaultProxy::start(&tests::moto::shared().endpoint).await.unwrap();
+    proxy.fill_moto_gaps();
+    let h = Harness::at(&proxy.endpoint, |_| {}).await;
+    let s = unique("");
+    let id = format!("ONB-{s}");
+    let (temp, back) = (format!("temp{s}"), format!("back{s}"));
+    let ends = Date::today(&h.pipeline.clock).add_days(10);
+    let mut users = vec![user(&temp, true, true), user(&back, false, true)];
+    for u in &mut users {
+        u["expires_on"] = json!(ends.to_string());
+        u["groups"] = json!(["Developers"]);
+    }
+    let drained = h.run(&ticket(&id, users)).await;
+    assert_eq!(drained.dead_lettered, 0, "{drained:?}");
+    let pipeline = &h.pipeline;
+    let daily = |days: i64| {
+        pipeline.clock.set_offset_days(days);
+        async move { pipeline.offboard_user.run_daily(pipeline.clock.now() + 900).await.expect("daily run") }
+    };
+    let mine = |names: &[String]| names.iter().filter(|n| n.ends_with(&s)).cloned().collect::<Vec<_>>();
+
+    assert!(mine(&daily(2).await.warned).is_empty(), "warned 8 days before");
+    assert_eq!(mine(&daily(3).await.warned), [back.clone(), temp.clone()]);
+    daily(3).await;
+    daily(4).await;
+    let warnings: Vec<(String, String)> = h
+        .pipeline
+        .emails_sent()
+        .into_iter()
+        .filter(|(_, subject)| subject.contains(&format!("as {temp} ends on")))
+        .collect();
+    assert_eq!(warnings.len(), 2, "the user and the requester, once each: {warnings:?}");
+    assert!(h.iam.get_login_profile().user_name(&temp).send().await.is_ok(), "a warning changed IAM");
+
+    let run = daily(10).await;
+    assert_eq!(mine(&run.disabled), [back.clone(), temp.clone()]);
+    assert!(h.iam.get_login_profile().user_name(&temp).send().await.is_err(), "console password left");
+    assert!(h.groups_of(&temp).await.is_empty());
+    let tags = tags_of(&h, &temp).await;
+    assert!(tags.contains(&("iam-provisioner:offboarded".to_owned(), format!("EXPIRY-{ends}"))), "{tags:?}");
+    let statuses = h.statuses(&format!("EXPIRY-{ends}")).await;
+    assert!(statuses.iter().filter(|r| r.user_name.ends_with(&s)).all(|r| r.stage == Stage::Disabled), "{statuses:?}");
+
+    // An administrator gives one of them its group back.
+    h.iam.add_user_to_group().user_name(&back).group_name("Developers").send().await.unwrap();
+    assert!(mine(&daily(39).await.deleted).is_empty(), "deleted before the retention period");
+    let run = daily(40).await;
+    assert_eq!(mine(&run.deleted), [temp.clone()]);
+    assert_eq!(mine(&run.restored), [back.clone()]);
+    assert!(h.iam.get_user().user_name(&temp).send().await.is_err(), "the expired user is still there");
+    assert_eq!(h.groups_of(&back).await, ["Developers"], "a restored user was touched");
+    let sm = aws_sdk_secretsmanager::Client::new(&h.sdk);
+    let secret = format!("{}{temp}", h.pipeline.env.settings.secret_prefix);
+    let described = sm.describe_secret().secret_id(&secret).send().await.expect("kept while recoverable");
+    assert!(described.deleted_date().is_some(), "the secret is not scheduled for deletion");
+    let requester = format!("req-{}@example.com", id.to_lowercase());
+    let told: Vec<String> = h
+        .pipeline
+        .emails_sent()
+        .into_iter()
+        .filter(|(to, subject)| to == &requester && subject.contains(&temp))
+        .map(|(_, subject)| subject)
+        .collect();
+    assert_eq!(told.len(), 3, "warned, ended, deleted: {told:?}");
+}
