@@ -169,8 +169,8 @@ async fn an_expiry_is_warned_disabled_and_deleted_by_the_daily_run() {
     h.iam.add_user_to_group().user_name(&back).group_name("Developers").send().await.unwrap();
     assert!(mine(&daily(39).await.deleted).is_empty(), "deleted before the retention period");
     let run = daily(40).await;
-    assert_eq!(mine(&run.deleted), [temp.clone()]);
-    assert_eq!(mine(&run.restored), [back.clone()]);
+    assert_eq!(mine(&run.deleted), [temp.as_str()]);
+    assert_eq!(mine(&run.restored), [back.as_str()]);
     assert!(h.iam.get_user().user_name(&temp).send().await.is_err(), "the expired user is still there");
     assert_eq!(h.groups_of(&back).await, ["Developers"], "a restored user was touched");
     let sm = aws_sdk_secretsmanager::Client::new(&h.sdk);
