@@ -17,7 +17,7 @@
 //! other is an administrator's business. Group names are compared as IAM
 //! compares them, case-insensitively; policy ARNs exactly.
 
-use crate::config::AllowList;
+use crate::config::AccessAllowList;
 use crate::error::{Error, Refusal, Result};
 use crate::names::{Email, PolicyArn, TicketId, UserName};
 use crate::ports::{AccessChanges, Permissions};
@@ -81,7 +81,10 @@ pub enum AccessStep {
 }
 
 /// The rules of section 6 that need no AWS call, every refusal at once.
-pub fn validate_access_change(ticket: &AccessChangeTicket, allow: &AllowList) -> Result<AcceptedChange, Vec<Refusal>> {
+pub fn validate_access_change(
+    ticket: &AccessChangeTicket,
+    allow: &AccessAllowList,
+) -> Result<AcceptedChange, Vec<Refusal>> {
     let mut refusals = Vec::new();
     let ticket_id = TicketId::parse(&ticket.ticket_id).map_err(|r| refusals.push(Refusal::ticket("ticket_id", r))).ok();
     let requested_by = crate::ticket::address(
@@ -148,7 +151,7 @@ impl UserRefusals<'_> {
     }
 }
 
-fn validate_change(u: &AccessChangeRequest, allow: &AllowList, r: &mut UserRefusals<'_>) -> AccessChange {
+fn validate_change(u: &AccessChangeRequest, allow: &AccessAllowList, r: &mut UserRefusals<'_>) -> AccessChange {
     if u.add_groups.is_empty()
         && u.remove_groups.is_empty()
         && u.attach_policies.is_empty()
@@ -193,7 +196,7 @@ fn validate_change(u: &AccessChangeRequest, allow: &AllowList, r: &mut UserRefus
 
 /// One list of groups: each named once (as IAM compares names), each on the
 /// allow-list, at most IAM's quota of groups per user.
-fn groups(listed: &[String], field: &str, allow: &AllowList, r: &mut UserRefusals<'_>) -> Vec<String> {
+fn groups(listed: &[String], field: &str, allow: &AccessAllowList, r: &mut UserRefusals<'_>) -> Vec<String> {
     let mut seen = BTreeSet::new();
     let mut accepted = Vec::new();
     for g in listed {
@@ -213,7 +216,7 @@ fn groups(listed: &[String], field: &str, allow: &AllowList, r: &mut UserRefusal
 
 /// One list of managed policies: each ARN once, each on the allow-list, at
 /// most IAM's quota of managed policies per user.
-fn policies(listed: &[String], field: &str, allow: &AllowList, r: &mut UserRefusals<'_>) -> Vec<PolicyArn> {
+fn policies(listed: &[String], field: &str, allow: &AccessAllowList, r: &mut UserRefusals<'_>) -> Vec<PolicyArn> {
     let mut seen = BTreeSet::new();
     let mut accepted = Vec::new();
     for p in listed {
@@ -288,15 +291,11 @@ mod tests {
         PolicyArn::parse(s).unwrap()
     }
 
-    fn allow() -> AllowList {
-        let boundary = arn("arn:aws:iam::123456789012:policy/user-boundary");
-        AllowList {
+    fn allow() -> AccessAllowList {
+        AccessAllowList {
             groups: ["Developers", "Power_Users", "ReadOnly"].map(String::from).into(),
             managed_policies: [arn(READ_ONLY), arn(POWER_USER)].into(),
-            boundaries: [boundary.clone()].into(),
-            default_boundary: boundary,
             email_domains: ["example.com".to_owned()].into(),
-            custom_password_prefix: "iam-provisioner/custom/".into(),
         }
     }
 

@@ -130,6 +130,38 @@ pub struct AllowList {
     pub custom_password_prefix: String,
 }
 
+impl AllowList {
+    /// The part of it an access change is held to.
+    pub fn access(&self) -> AccessAllowList {
+        AccessAllowList {
+            groups: self.groups.clone(),
+            managed_policies: self.managed_policies.clone(),
+            email_domains: self.email_domains.clone(),
+        }
+    }
+}
+
+/// What an access change is held to (CONTRACT.md section 6, "held to the
+/// same allow-lists as onboarding"): the groups and managed policies a
+/// ticket may add or remove, and the domains of its requester. No
+/// boundary: an access change never names or changes one.
+#[derive(Debug, Clone)]
+pub struct AccessAllowList {
+    pub groups: BTreeSet<String>,
+    pub managed_policies: BTreeSet<PolicyArn>,
+    pub email_domains: BTreeSet<String>,
+}
+
+/// `ALLOWED_GROUPS` (names, or group ARNs as the template passes them: the
+/// roles are scoped to the ARNs, a ticket names groups by name),
+/// `ALLOWED_MANAGED_POLICIES` (ARNs) and `ALLOWED_EMAIL_DOMAINS`: read the
+/// same way by create-user and change-access.
+fn access_allow_list<F: Fn(&str) -> Option<String>>(env: &mut EnvReader<F>) -> AccessAllowList {
+    let groups = env.list("ALLOWED_GROUPS").into_iter().map(|g| group_name(&g).to_owned()).collect();
+    let managed_policies = env.list("ALLOWED_MANAGED_POLICIES").iter().filter_map(|a| env.policy_arn(a)).collect();
+    AccessAllowList { groups, managed_policies, email_domains: email_domains(env) }
+}
+
 /// `ALLOWED_EMAIL_DOMAINS`, lower-cased, each a plain domain.
 fn email_domains<F: Fn(&str) -> Option<String>>(env: &mut EnvReader<F>) -> BTreeSet<String> {
     let domains: BTreeSet<String> = env.list("ALLOWED_EMAIL_DOMAINS").into_iter().map(|d| d.to_lowercase()).collect();
@@ -172,14 +204,10 @@ impl FromEnv for CreateUserConfig {
         let table_name = env.required("TABLE_NAME");
         let next_queue_url = env.required("NEXT_QUEUE_URL");
         let sender = env.required("SENDER_EMAIL");
-        // Names, or group ARNs as the template passes them (the role is
-        // scoped to the ARNs); a ticket names groups by name.
-        let groups = env.list("ALLOWED_GROUPS").into_iter().map(|g| group_name(&g).to_owned()).collect();
-        let managed_policies = env.list("ALLOWED_MANAGED_POLICIES").iter().filter_map(|a| env.policy_arn(a)).collect();
+        let AccessAllowList { groups, managed_policies, email_domains } = access_allow_list(&mut env);
         // The fence is the only boundary: no other can be named or copied.
         let default_boundary = env.required("DEFAULT_BOUNDARY");
         let default_boundary = (!default_boundary.is_empty()).then(|| env.policy_arn(&default_boundary)).flatten();
-        let email_domains = email_domains(&mut env);
         let (_, custom_password_prefix) = secret_prefixes(&mut env);
         let idempotency_ttl_secs = env.number("IDEMPOTENCY_TTL_DAYS", 365) * DAY;
         let concurrency = env.concurrency();
@@ -464,5 +492,97 @@ mod offboard_config_tests {
         {
             assert!(err.contains(needed), "{needed} missing from {err}");
         }
+    }
+}
+
+/// change-access: access change tickets (CONTRACT.md section 6).
+#[derive(Debug, Clone)]
+pub struct ChangeAccessConfig {
+    pub table_name: String,
+    pub sender: String,
+    /// What a ticket may add or remove, and who may ask: create-user's lists.
+    pub allow: AccessAllowList,
+    pub idempotency_ttl_secs: u64,
+    /// Users of a ticket (and records of a batch) handled at once.
+    pub concurrency: usize,
+}
+
+impl FromEnv for ChangeAccessConfig {
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let mut env = EnvReader::new(lookup);
+        let config = Self {
+            table_name: env.required("TABLE_NAME"),
+            sender: env.required("SENDER_EMAIL"),
+            allow: access_allow_list(&mut env),
+            idempotency_ttl_secs: env.number("IDEMPOTENCY_TTL_DAYS", 365) * DAY,
+            concurrency: env.concurrency(),
+        };
+        env.finish(config)
+    }
+}
+
+#[cfg(test)]
+mod change_access_config_tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_of_change_access_is_named_at_once() {
+        let err = ChangeAccessConfig::from_lookup(|_| None).unwrap_err().to_string();
+        for needed in
+            ["TABLE_NAME", "SENDER_EMAIL", "ALLOWED_GROUPS", "ALLOWED_MANAGED_POLICIES", "ALLOWED_EMAIL_DOMAINS"]
+        {
+            assert!(err.contains(needed), "{needed} missing from {err}");
+        }
+        let err = ChangeAccessConfig::from_lookup(|k| {
+            Some(match k {
+                "ALLOWED_MANAGED_POLICIES" => "ReadOnlyAccess".into(),
+                "ALLOWED_EMAIL_DOMAINS" => "not a domain".into(),
+                "IDEMPOTENCY_TTL_DAYS" => "soon".into(),
+                "BATCH_CONCURRENCY" => "50".into(),
+                _ => "x".into(),
+            })
+        })
+        .unwrap_err()
+        .to_string();
+        for needed in [
+            "\"ReadOnlyAccess\" is not a managed policy ARN",
+            "ALLOWED_EMAIL_DOMAINS: \"not a domain\"",
+            "IDEMPOTENCY_TTL_DAYS=\"soon\"",
+            "BATCH_CONCURRENCY=50",
+        ] {
+            assert!(err.contains(needed), "{needed} missing from {err}");
+        }
+    }
+
+    /// The lists create-user reads, read the same way: groups by name or
+    /// ARN, and no boundary variable needed.
+    #[test]
+    fn the_allow_lists_are_read_as_create_user_reads_them() {
+        let lookup = |k: &str| match k {
+            "TABLE_NAME" | "SENDER_EMAIL" => Some("x".into()),
+            "ALLOWED_GROUPS" => Some("arn:aws:iam::123456789012:group/teams/Developers, ReadOnly".into()),
+            "ALLOWED_MANAGED_POLICIES" => Some("arn:aws:iam::aws:policy/ReadOnlyAccess".into()),
+            "ALLOWED_EMAIL_DOMAINS" => Some("Example.com".into()),
+            "DEFAULT_BOUNDARY" => Some("arn:aws:iam::123456789012:policy/iam-provisioner-user-boundary".into()),
+            _ => None,
+        };
+        let c = ChangeAccessConfig::from_lookup(lookup).expect("valid config");
+        assert_eq!(c.allow.groups.iter().collect::<Vec<_>>(), ["Developers", "ReadOnly"]);
+        assert_eq!(
+            c.allow.managed_policies.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+            ["arn:aws:iam::aws:policy/ReadOnlyAccess"]
+        );
+        assert_eq!(c.allow.email_domains.iter().collect::<Vec<_>>(), ["example.com"]);
+        assert_eq!((c.idempotency_ttl_secs, c.concurrency), (365 * DAY, DEFAULT_CONCURRENCY));
+        let create = CreateUserConfig::from_lookup(|k| match k {
+            "NEXT_QUEUE_URL" => Some("x".into()),
+            other => lookup(other),
+        })
+        .expect("valid config");
+        assert_eq!(create.allow.groups, c.allow.groups);
+        assert_eq!(create.allow.managed_policies, c.allow.managed_policies);
+        assert_eq!(create.allow.email_domains, c.allow.email_domains);
+        let from_create = create.allow.access();
+        assert_eq!((from_create.groups, from_create.managed_policies), (c.allow.groups, c.allow.managed_policies));
     }
 }

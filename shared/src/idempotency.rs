@@ -84,6 +84,10 @@ impl Key {
     pub fn offboarding(record_id: &str) -> Self {
         Self(format!("offboard-user#{record_id}"))
     }
+    /// change-access' run of one access change ticket (its record id).
+    pub fn access_change(record_id: &str) -> Self {
+        Self(format!("change-access#{record_id}"))
+    }
     /// The requester's one email about an offboarding or access-change
     /// ticket (what was done, or why nothing was).
     pub fn lifecycle_summary(stage: &str, record_id: &str) -> Self {

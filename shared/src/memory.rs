@@ -857,6 +857,8 @@ impl Users for MemoryOffboarding {
 #[derive(Debug, Default)]
 pub struct MemoryAccess {
     users: Mutex<BTreeMap<String, Permissions>>,
+    /// user -> tags, as `Users::get_user` reads them (`set_tags`).
+    tags: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
     calls: Mutex<Vec<String>>,
     fail_at: Mutex<Option<usize>>,
 }
@@ -919,5 +921,39 @@ impl AccessChanges for MemoryAccess {
         }
         lock(&self.calls).push(format!("{step:?}"));
         Ok(())
+    }
+}
+
+impl MemoryAccess {
+    /// The user's tags (the managed tag and the ticket's, say), as create-user
+    /// would have set them.
+    pub fn set_tags(&self, user_name: &str, tags: &[(&str, &str)]) {
+        let tags = tags.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        lock(&self.tags).insert(user_name.to_owned(), tags);
+    }
+}
+
+/// The access-change fake read as a directory, so a stage's ownership check
+/// and its access change see the same users.
+impl Users for MemoryAccess {
+    async fn list_user_names(&self) -> Result<Vec<String>> {
+        Ok(lock(&self.users).keys().cloned().collect())
+    }
+
+    async fn get_user(&self, user_name: &str) -> Result<Option<IamUser>> {
+        if !lock(&self.users).contains_key(user_name) {
+            return Ok(None);
+        }
+        Ok(Some(IamUser {
+            user_name: user_name.to_owned(),
+            path: "/".into(),
+            arn: format!("arn:aws:iam::123456789012:user/{user_name}"),
+            boundary: None,
+            tags: lock(&self.tags).get(user_name).cloned().unwrap_or_default(),
+        }))
+    }
+
+    async fn permissions(&self, user_name: &str) -> Result<Permissions> {
+        Ok(self.access_held(user_name).unwrap_or_default())
     }
 }

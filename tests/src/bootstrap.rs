@@ -4,8 +4,9 @@
 
 use aws_config::SdkConfig;
 use shared::config::{
-    AllowList, CreateUserConfig, EnvReader, FromEnv, IssueCredentialsConfig, NotifyUserConfig, OffboardUserConfig,
-    RotateKeysConfig, CHANGE_PASSWORD_POLICY, DAY, DEFAULT_CUSTOM_PASSWORD_PREFIX, DEFAULT_SECRET_PREFIX,
+    AllowList, ChangeAccessConfig, CreateUserConfig, EnvReader, FromEnv, IssueCredentialsConfig, NotifyUserConfig,
+    OffboardUserConfig, RotateKeysConfig, CHANGE_PASSWORD_POLICY, DAY, DEFAULT_CUSTOM_PASSWORD_PREFIX,
+    DEFAULT_SECRET_PREFIX,
 };
 use shared::managed::TicketKind;
 use shared::names::PolicyArn;
@@ -176,6 +177,10 @@ impl Environment {
             ]),
             "notify-user" => vars.push(("SECRETS_KMS_KEY_ID", s.secrets_kms_key_id.clone().unwrap_or_default())),
             "offboard-user" => {}
+            "change-access" => vars.extend([
+                ("ALLOWED_GROUPS", join(&s.allow.groups)),
+                ("ALLOWED_MANAGED_POLICIES", join(&s.allow.managed_policies)),
+            ]),
             "rotate-keys" => vars.extend([
                 ("NEXT_QUEUE_URL", self.issue_credentials_queue.clone()),
                 ("USER_PATH_PREFIX", s.user_path_prefix.clone()),
@@ -244,6 +249,17 @@ impl Environment {
             other => std::env::var(other).ok(),
         };
         OffboardUserConfig::from_lookup(lookup).expect("offboard-user settings")
+    }
+
+    /// change-access' settings: create-user's allow-lists, read through the
+    /// variables the function reads (`function_env("change-access")`).
+    pub fn change_access_config(&self) -> ChangeAccessConfig {
+        let vars = self.function_env("change-access").expect("change-access is a function");
+        let lookup = |k: &str| match vars.iter().find(|(name, _)| name == k) {
+            Some((_, v)) => Some(v.clone()),
+            None => std::env::var(k).ok(),
+        };
+        ChangeAccessConfig::from_lookup(lookup).expect("change-access settings")
     }
 
     pub fn notify_user_config(&self) -> NotifyUserConfig {

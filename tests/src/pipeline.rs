@@ -95,6 +95,7 @@ fn as_stage(sdk: &SdkConfig, stage: &str) -> SdkConfig {
 }
 pub type OffboardUser =
     offboard_user::Deps<IamDirectory, SecretsManagerStore, DynamoIdempotency, DynamoStatus, NotedMailer, TestClock>;
+pub type ChangeAccess = change_access::Deps<IamDirectory, DynamoIdempotency, DynamoStatus, NotedMailer, TestClock>;
 pub type RotateKeys =
     rotate_keys::Deps<IamDirectory, DynamoIdempotency, SqsPublisher, NotedMailer, DynamoLedger, TestClock>;
 
@@ -105,6 +106,7 @@ pub struct LocalPipeline {
     pub notify_user: NotifyUser,
     pub rotate_keys: RotateKeys,
     pub offboard_user: OffboardUser,
+    pub change_access: ChangeAccess,
     pub clock: TestClock,
     /// How many stages `drain` runs, in order (1: create-user only, leaving
     /// its hand-offs on the queue; 3: all).
@@ -216,6 +218,16 @@ impl LocalPipeline {
             clock: clock.clone(),
             config: env.offboard_user_config(),
         };
+        let sdk = &sdk_of("change-access");
+        let table = StateTable::new(sdk, &env.table);
+        let change_access = change_access::Deps {
+            iam: IamDirectory::new(sdk),
+            idempotency: table.idempotency(),
+            status: table.status(),
+            mailer: mailer(sdk),
+            clock: clock.clone(),
+            config: env.change_access_config(),
+        };
         Self {
             env,
             create_user,
@@ -223,6 +235,7 @@ impl LocalPipeline {
             notify_user,
             rotate_keys,
             offboard_user,
+            change_access,
             clock,
             stages: 3,
             delivered: Mutex::default(),
@@ -244,6 +257,7 @@ impl LocalPipeline {
             &self.notify_user.mailer,
             &self.rotate_keys.mailer,
             &self.offboard_user.mailer,
+            &self.change_access.mailer,
         ] {
             all.extend(m.sent.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned());
         }
@@ -295,6 +309,8 @@ impl LocalPipeline {
             // The other ticket kinds' stages, each fed by its own rule.
             let queue = &self.env.offboard_user_queue;
             self.drain_queue(queue, &mut drained, |e| self.offboard_user.handle_sqs(e, lease())).await?;
+            let queue = &self.env.change_access_queue;
+            self.drain_queue(queue, &mut drained, |e| self.change_access.handle_sqs(e, lease())).await?;
             if (drained.handled, drained.retried) == before {
                 break;
             }

@@ -44,7 +44,7 @@ async fn a_group_and_a_policy_are_swapped_removals_first_and_a_rerun_does_nothin
                     "attach_policies": [POLICY_READ_ONLY], "detach_policies": [POLICY_POWER_USER] }]
     }))
     .unwrap();
-    let accepted = validate_access_change(&ticket, &h.pipeline.env.settings.allow).unwrap();
+    let accepted = validate_access_change(&ticket, &h.pipeline.env.settings.allow.access()).unwrap();
     let (user, asked) = &accepted.users[0];
 
     let directory = shared::aws::IamDirectory::new(&tests::sdk_config(&h.endpoint).await);

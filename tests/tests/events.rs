@@ -226,3 +226,36 @@ async fn offboarding_ticket_and_daily_run_samples_are_what_offboard_user_takes()
     assert_eq!(daily.looked_at, 2, "{daily:?}");
     assert!(daily.complete);
 }
+
+/// The contract's access change example, for the sample ticket's emily.chen
+/// as create-user left her (Power_Users, ReadOnlyAccess, its tags and records).
+#[tokio::test]
+async fn change_access_event_moves_emily_to_read_only() {
+    let d = change_access::Deps {
+        iam: MemoryAccess::default(),
+        idempotency: MemoryIdempotency::default(),
+        status: records_of_the_sample_ticket().await,
+        mailer: MemoryMailer::default(),
+        clock: FixedClock::at(1_800_000_000),
+        config: shared::config::ChangeAccessConfig {
+            table_name: "t".into(),
+            sender: "iam-provisioner@example.com".into(),
+            allow: test_allow_list().access(),
+            idempotency_ttl_secs: 86_400,
+            concurrency: shared::config::DEFAULT_CONCURRENCY,
+        },
+    };
+    let read_only = "arn:aws:iam::aws:policy/ReadOnlyAccess";
+    let held = Permissions {
+        groups: vec!["Power_Users".into()],
+        managed_policies: vec![read_only.into()],
+        ..Default::default()
+    };
+    d.iam.insert("emily.chen", held);
+    d.iam.set_tags("emily.chen", &[("iam-provisioner:managed", "true"), ("iam-provisioner:ticket", "ONB-1042")]);
+    let report = d.handle_event(read("change-access.json"), LEASE).await.unwrap();
+    assert_eq!(report["done"].as_array().map(Vec::len), Some(1), "{report}");
+    let now = d.iam.access_held("emily.chen").unwrap();
+    assert_eq!((now.groups, now.managed_policies), (vec!["ReadOnly".to_owned()], vec![read_only.to_owned()]));
+    assert_eq!(d.mailer.outbox().len(), 1);
+}

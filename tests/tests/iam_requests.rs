@@ -7,7 +7,8 @@
 //! password and a copy of permissions; a refused ticket; a rotation from
 //! successor to deletion; an offboarding that disables one user and deletes
 //! another holding every kind of credential, device and policy IAM makes one
-//! remove first. Writes `target/iam-sim/requests.json`; the
+//! remove first, and a refused one; an access change. Writes
+//! `target/iam-sim/requests.json`; the
 //! simulator then proves each request is allowed for the role that made it.
 #![recursion_limit = "256"]
 
@@ -143,6 +144,19 @@ async fn every_request_of_a_ticket_and_a_rotation_is_logged_by_stage() {
     pipeline.deliver(&offboarding("OFF-SIM-2", json!([{"user_name": "template.dev"}]))).await.expect("deliver");
     pipeline.drain().await.expect("drain");
 
+    // An access change: priya.n (in Developers, copied from template.dev;
+    // PowerUserAccess from an administrator) moved to ReadOnly with
+    // ReadOnlyAccess instead, every call of the plan made once.
+    let power_user = "arn:aws:iam::aws:policy/PowerUserAccess";
+    iam.attach_user_policy().user_name("priya.n").policy_arn(power_user).send().await.expect("attach");
+    let change = json!({"source": "onboarding.tickets", "detail-type": "Access Change Approved",
+        "detail": {"ticket_id": "CHG-SIM-1", "requested_by": "it-ops@example.com", "users": [
+            {"user_name": "priya.n", "add_groups": ["ReadOnly"], "remove_groups": ["Developers"],
+             "attach_policies": ["arn:aws:iam::aws:policy/ReadOnlyAccess"], "detach_policies": [power_user]}]}});
+    pipeline.deliver(&change).await.expect("deliver");
+    let drained = pipeline.drain().await.expect("drain");
+    assert_eq!((drained.retried, drained.dead_lettered), (0, 0), "access change: {drained:?}");
+
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
     for r in proxy.requests() {
@@ -191,6 +205,11 @@ async fn every_request_of_a_ticket_and_a_rotation_is_logged_by_stage() {
         "offboard-user secretsmanager:DeleteSecret",
         "offboard-user dynamodb:BatchWriteItem",
         "offboard-user ses:SendEmail",
+        "change-access iam:AddUserToGroup",
+        "change-access iam:RemoveUserFromGroup",
+        "change-access iam:AttachUserPolicy",
+        "change-access iam:DetachUserPolicy",
+        "change-access ses:SendEmail",
     ] {
         assert!(seen.contains(call), "the run never made {call}: {seen:#?}");
     }
