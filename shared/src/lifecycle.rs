@@ -347,13 +347,17 @@ mod executor_tests {
     }
 
     /// IAM refuses DeleteUser while anything remains (DeleteConflict): the
-    /// fake does too, so skipping a removal would fail here.
+    /// fake does too, so skipping a removal would fail here. Passing, not a
+    /// refusal: the rerun reads the holdings again and plans the rest.
     #[tokio::test]
     async fn delete_user_is_refused_while_anything_remains() {
         let iam = MemoryOffboarding::default();
         loaded(&iam);
         let err = crate::ports::Offboarding::apply(&iam, "emily", &Step::DeleteUser).await.unwrap_err();
         assert!(err.to_string().contains("DeleteConflict"), "{err}");
+        assert!(err.is_retryable() && !err.is_refusal(), "{err:?}");
+        assert!(offboard(&iam, &emily(), OffboardAction::Delete, "OFF-1", "d").await.is_ok());
+        assert!(iam.holdings_of("emily").is_none());
     }
 
     /// Cut off at each of its calls, then run again: always ends with the

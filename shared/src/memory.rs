@@ -783,7 +783,7 @@ impl Offboarding for MemoryOffboarding {
                     || !h.managed_policies.is_empty()
                     || !h.inline_policies.is_empty();
                 if remains {
-                    return Err(Error::permanent("DeleteUser", "DeleteConflict: the user still holds entities"));
+                    return Err(Error::retryable("DeleteUser", "DeleteConflict: the user still holds entities"));
                 }
                 users.remove(user_name);
             }

@@ -9,7 +9,9 @@
 //!   externally visible step looks like from outside;
 //! - `answer`: a canned success for the calls of one operation whose body
 //!   holds a given text, for facts the emulator cannot be made to tell
-//!   (moto stamps a key's last use with the wall clock).
+//!   (moto stamps a key's last use with the wall clock); `answer_with` a
+//!   canned answer of any status, for the next few such calls only (an
+//!   error the emulator never gives, as the service spells it).
 //!
 //! Each request is forwarded on a fresh upstream connection and answered
 //! with `Connection: close`, so framing never has to be understood beyond
@@ -100,8 +102,19 @@ struct State {
     requests: Vec<ProxiedRequest>,
     /// (action, fault) of every fault served.
     injected: Vec<(String, Fault)>,
-    /// (action, text the body holds, XML answered) of the canned answers.
-    answers: Vec<(String, String, String)>,
+    answers: Vec<Canned>,
+}
+
+/// A canned answer to the calls of `action` whose body holds `contains`.
+#[derive(Debug)]
+struct Canned {
+    action: String,
+    contains: String,
+    /// The status line's code and reason, `200 OK` for `answer`.
+    status: String,
+    xml: String,
+    /// How many more calls get it; `None`: every call.
+    remaining: Option<u32>,
 }
 
 #[derive(Clone)]
@@ -181,14 +194,50 @@ impl FaultProxy {
     /// `contains` are answered `200 OK` with `xml`, never reaching the
     /// emulator. A later answer for the same call replaces an earlier one.
     pub fn answer(&self, action: &str, contains: &str, xml: String) {
-        let mut state = self.state();
-        state.answers.retain(|(a, c, _)| !(a == action && c == contains));
-        state.answers.push((action.to_owned(), contains.to_owned(), xml));
+        self.push_answer(Canned {
+            action: action.to_owned(),
+            contains: contains.to_owned(),
+            status: "200 OK".to_owned(),
+            xml,
+            remaining: None,
+        });
     }
 
-    fn canned(&self, action: &str, body: &str) -> Option<String> {
-        let state = self.state();
-        state.answers.iter().find(|(a, c, _)| a == action && body.contains(c.as_str())).map(|(_, _, xml)| xml.clone())
+    /// The next `times` calls of `action` whose body holds `contains` are
+    /// answered with `status` (`409 Conflict`, say) and `xml`, never reaching
+    /// the emulator; the calls after them go through.
+    pub fn answer_with(&self, action: &str, contains: &str, status: &str, xml: String, times: u32) {
+        if times == 0 {
+            return;
+        }
+        self.push_answer(Canned {
+            action: action.to_owned(),
+            contains: contains.to_owned(),
+            status: status.to_owned(),
+            xml,
+            remaining: Some(times),
+        });
+    }
+
+    fn push_answer(&self, canned: Canned) {
+        let mut state = self.state();
+        state.answers.retain(|c| !(c.action == canned.action && c.contains == canned.contains));
+        state.answers.push(canned);
+    }
+
+    /// (status, XML) of the first canned answer for this call, if any.
+    fn canned(&self, action: &str, body: &str) -> Option<(String, String)> {
+        let mut state = self.state();
+        let i = state.answers.iter().position(|c| c.action == action && body.contains(c.contains.as_str()))?;
+        let canned = &mut state.answers[i];
+        let answer = (canned.status.clone(), canned.xml.clone());
+        if let Some(n) = canned.remaining.as_mut() {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                state.answers.remove(i);
+            }
+        }
+        Some(answer)
     }
 
     pub fn injected_count(&self) -> usize {
@@ -304,9 +353,10 @@ impl FaultProxy {
             }
             None => {}
         }
-        if let Some(xml) = self.canned(&action, &String::from_utf8_lossy(&body)) {
+        let text = String::from_utf8_lossy(&body);
+        if let Some((status, xml)) = self.canned(&action, &text) {
             let answer = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
+                "HTTP/1.1 {status}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
                 xml.len()
             );
             conn.write_all(answer.as_bytes()).await?;

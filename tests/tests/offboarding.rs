@@ -3,7 +3,9 @@
 //! keys, a virtual MFA device, an inline policy, a managed policy and two
 //! groups, every removal made before DeleteUser; a second run finds nothing
 //! to do. moto does not implement ListServiceSpecificCredentials: the fault
-//! proxy answers it (none) as IAM would.
+//! proxy answers it (none) as IAM would. moto refuses DeleteUser only while
+//! a policy is attached; IAM refuses it (409 DeleteConflict) while anything
+//! remains, which the proxy answers as IAM spells it.
 #![recursion_limit = "256"]
 
 use shared::lifecycle::{offboard, OffboardAction, Step};
@@ -13,40 +15,79 @@ use tests::{unique, Harness};
 
 const NO_SERVICE_CREDENTIALS: &str = "<ListServiceSpecificCredentialsResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><ListServiceSpecificCredentialsResult><ServiceSpecificCredentials/></ListServiceSpecificCredentialsResult><ResponseMetadata><RequestId>proxy</RequestId></ResponseMetadata></ListServiceSpecificCredentialsResponse>";
 
-#[tokio::test]
-async fn a_loaded_user_is_deleted_cleanly_with_every_removal_before_delete_user() {
-    let proxy = FaultProxy::start(&tests::moto::shared().endpoint).await.unwrap();
-    let h = Harness::at(&proxy.endpoint, |_| {}).await;
-    let name = unique("off");
-    proxy.answer("ListServiceSpecificCredentials", &name, NO_SERVICE_CREDENTIALS.to_owned());
-    let iam = &h.iam;
-    iam.create_user().user_name(&name).send().await.unwrap();
-    iam.create_login_profile().user_name(&name).password("Xy7!long-enough-password").send().await.unwrap();
+/// IAM's answer to DeleteUser while the user still holds something (Query
+/// API error shape: `ErrorResponse/Error/{Type,Code,Message}`, HTTP 409).
+const DELETE_CONFLICT: &str = "<ErrorResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><Error><Type>Sender</Type><Code>DeleteConflict</Code><Message>Cannot delete entity, must delete MFA device first.</Message></Error><RequestId>9f1c2a4e-5b7d-4e21-8a3f-0c6d1e2b3a45</RequestId></ErrorResponse>";
+
+/// A user holding a login profile, two access keys, two groups, a managed
+/// and an inline policy and an enabled virtual MFA device (its serial
+/// returned), made directly on the emulator.
+async fn loaded_user(iam: &aws_sdk_iam::Client, name: &str) -> String {
+    iam.create_user().user_name(name).send().await.unwrap();
+    iam.create_login_profile().user_name(name).password("Xy7!long-enough-password").send().await.unwrap();
     for _ in 0..2 {
-        iam.create_access_key().user_name(&name).send().await.unwrap();
+        iam.create_access_key().user_name(name).send().await.unwrap();
     }
     for group in ["Developers", "ReadOnly"] {
-        iam.add_user_to_group().user_name(&name).group_name(group).send().await.unwrap();
+        iam.add_user_to_group().user_name(name).group_name(group).send().await.unwrap();
     }
-    iam.attach_user_policy()
-        .user_name(&name)
-        .policy_arn("arn:aws:iam::aws:policy/ReadOnlyAccess")
-        .send()
-        .await
-        .unwrap();
+    iam.attach_user_policy().user_name(name).policy_arn("arn:aws:iam::aws:policy/ReadOnlyAccess").send().await.unwrap();
     let doc =
         r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListAllMyBuckets","Resource":"*"}]}"#;
-    iam.put_user_policy().user_name(&name).policy_name("legacy").policy_document(doc).send().await.unwrap();
-    let mfa = iam.create_virtual_mfa_device().virtual_mfa_device_name(&name).send().await.unwrap();
+    iam.put_user_policy().user_name(name).policy_name("legacy").policy_document(doc).send().await.unwrap();
+    let mfa = iam.create_virtual_mfa_device().virtual_mfa_device_name(name).send().await.unwrap();
     let serial = mfa.virtual_mfa_device().unwrap().serial_number().to_owned();
     iam.enable_mfa_device()
-        .user_name(&name)
+        .user_name(name)
         .serial_number(&serial)
         .authentication_code1("123456")
         .authentication_code2("654321")
         .send()
         .await
         .unwrap();
+    serial
+}
+
+/// The proxy in front of the shared emulator, answering what moto lacks.
+async fn proxy_for(name: &str) -> FaultProxy {
+    let proxy = FaultProxy::start(&tests::moto::shared().endpoint).await.unwrap();
+    proxy.answer("ListServiceSpecificCredentials", name, NO_SERVICE_CREDENTIALS.to_owned());
+    proxy
+}
+
+/// From moto's request recorder: every removal `loaded_user` needs reached
+/// the emulator, each before the DeleteUser that did.
+fn assert_every_removal_before_delete_user(endpoint: &str, name: &str, serial: &str) {
+    let calls: Vec<String> = tests::recorded_calls(endpoint)
+        .into_iter()
+        .filter(|c| c.get("UserName") == Some(name) || c.get("SerialNumber") == Some(serial))
+        .filter_map(|c| c.get("Action").map(str::to_owned))
+        .collect();
+    let delete_user =
+        calls.iter().position(|a| a == "DeleteUser").unwrap_or_else(|| panic!("no DeleteUser: {calls:?}"));
+    for (action, times) in [
+        ("DeleteLoginProfile", 1),
+        ("DeleteAccessKey", 2),
+        ("DeactivateMFADevice", 1),
+        ("DeleteVirtualMFADevice", 1),
+        ("RemoveUserFromGroup", 2),
+        ("DetachUserPolicy", 1),
+        ("DeleteUserPolicy", 1),
+    ] {
+        let before = calls[..delete_user].iter().filter(|a| *a == action).count();
+        assert_eq!(before, times, "{action} before DeleteUser, in {calls:?}");
+        assert!(!calls[delete_user..].contains(&action.to_owned()), "{action} after DeleteUser, in {calls:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_loaded_user_is_deleted_cleanly_with_every_removal_before_delete_user() {
+    let name = unique("off");
+    let proxy = proxy_for(&name).await;
+    let h = Harness::at(&proxy.endpoint, |_| {}).await;
+    let iam = &h.iam;
+    let serial = loaded_user(iam, &name).await;
+    tests::start_recording(&h.endpoint);
 
     let directory = shared::aws::IamDirectory::new(&tests::sdk_config(&proxy.endpoint).await);
     let user = UserName::parse(&name).unwrap();
@@ -67,5 +108,34 @@ async fn a_loaded_user_is_deleted_cleanly_with_every_removal_before_delete_user(
     assert_eq!(done.iter().filter(|s| matches!(s, Step::DeleteAccessKey(_))).count(), 2);
     let devices = iam.list_virtual_mfa_devices().send().await.unwrap();
     assert!(devices.virtual_mfa_devices().iter().all(|d| d.serial_number() != serial), "the MFA device was left");
+    assert_every_removal_before_delete_user(&h.endpoint, &name, &serial);
     assert!(offboard(&directory, &user, OffboardAction::Delete, "OFF-1", "2026-11-25").await.unwrap().is_empty());
+}
+
+/// IAM refuses DeleteUser with 409 DeleteConflict while anything remains
+/// (here: as if an MFA device had been enabled after the holdings were
+/// read). That is passing, not a refusal of the ticket nor the deployment's
+/// fault: the user stays, and the rerun reads again and finishes.
+#[tokio::test]
+async fn delete_conflict_on_delete_user_is_passing_and_the_rerun_finishes_the_deletion() {
+    let name = unique("conflict");
+    let proxy = proxy_for(&name).await;
+    let h = Harness::at(&proxy.endpoint, |_| {}).await;
+    let serial = loaded_user(&h.iam, &name).await;
+    tests::start_recording(&h.endpoint);
+    proxy.answer_with("DeleteUser", &format!("UserName={name}"), "409 Conflict", DELETE_CONFLICT.to_owned(), 1);
+
+    let directory = shared::aws::IamDirectory::new(&tests::sdk_config(&proxy.endpoint).await);
+    let user = UserName::parse(&name).unwrap();
+    let err = offboard(&directory, &user, OffboardAction::Delete, "OFF-2", "2026-11-25").await.unwrap_err();
+    assert!(err.to_string().contains("DeleteConflict"), "{err}");
+    assert!(err.is_retryable(), "not retried: {err:?}");
+    assert!(!err.is_refusal(), "refused as if the ticket were wrong: {err:?}");
+    assert!(!matches!(err, shared::Error::Deployment { .. }), "blamed on the deployment: {err:?}");
+    assert!(h.iam.get_user().user_name(&name).send().await.is_ok(), "the user is gone after a refused DeleteUser");
+
+    let done = offboard(&directory, &user, OffboardAction::Delete, "OFF-2", "2026-11-25").await.unwrap();
+    assert_eq!(done, [Step::DeleteUser], "the rerun planned more than what was left");
+    assert!(h.iam.get_user().user_name(&name).send().await.is_err(), "the rerun did not delete the user");
+    assert_every_removal_before_delete_user(&h.endpoint, &name, &serial);
 }

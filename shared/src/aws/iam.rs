@@ -246,7 +246,12 @@ impl KeyRetirement for IamDirectory {
 }
 
 /// NoSuchEntity is "already gone" for a removal: a rerun after a partial
-/// offboarding meets it for what the first run removed.
+/// offboarding meets it for what the first run removed. DeleteConflict (409:
+/// DeleteUser while the user still holds something, DeleteVirtualMFADevice
+/// while the device is assigned) is passing, not a refusal: something was
+/// added since the holdings were read, and the rerun reads them again and
+/// plans the rest. `classify` alone would call it permanent (a 4xx not in
+/// its list), which would settle the offboarding with the user still there.
 fn gone_is_done<T, E>(operation: &'static str, result: std::result::Result<T, SdkError<E>>) -> Result<()>
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -254,6 +259,9 @@ where
     match result {
         Ok(_) => Ok(()),
         Err(e) if code(&e) == Some("NoSuchEntity") => Ok(()),
+        Err(e) if code(&e) == Some("DeleteConflict") => {
+            Err(Error::retryable(operation, aws_smithy_types::error::display::DisplayErrorContext(&e).to_string()))
+        }
         Err(e) => Err(classify(operation, e)),
     }
 }
