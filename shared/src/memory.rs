@@ -704,20 +704,78 @@ impl std::io::Write for LogCapture {
 
 /// IAM as offboarding sees it: what each user holds, with IAM's refusal of
 /// DeleteUser while anything remains (DeleteConflict), and a call to fail.
+/// A virtual MFA device deactivated is assigned to nobody but still exists,
+/// with its tags, until DeleteVirtualMFADevice (refused while assigned); it
+/// does not hold up DeleteUser, as in IAM.
 #[derive(Debug, Default)]
 pub struct MemoryOffboarding {
+    /// As inserted, less what was removed; `marked_mfa_devices` unused here
+    /// (computed from `mfa_tags`).
     users: Mutex<BTreeMap<String, crate::lifecycle::UserHoldings>>,
+    /// Serial number -> tags, of every virtual device ever tagged.
+    mfa_tags: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+    /// Virtual devices that exist and are assigned to nobody.
+    unassigned: Mutex<std::collections::BTreeSet<String>>,
+    ids: std::sync::atomic::AtomicU32,
     calls: Mutex<Vec<String>>,
     fail_at: Mutex<Option<usize>>,
 }
 
 impl MemoryOffboarding {
-    pub fn insert(&self, user_name: &str, holdings: crate::lifecycle::UserHoldings) {
+    /// A user holding `holdings`. An empty `user_id` gets a fresh one (never
+    /// the id of a user inserted before, as in IAM); each of its
+    /// `marked_mfa_devices` is tagged with the id and, if not among its
+    /// `mfa_devices`, exists assigned to nobody (a run cut off after
+    /// deactivating it).
+    pub fn insert(&self, user_name: &str, mut holdings: crate::lifecycle::UserHoldings) {
+        if holdings.user_id.is_empty() {
+            let n = self.ids.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            holdings.user_id = format!("AIDAMEMORY{n:010}");
+        }
+        for serial in std::mem::take(&mut holdings.marked_mfa_devices) {
+            lock(&self.mfa_tags)
+                .entry(serial.clone())
+                .or_default()
+                .insert(crate::lifecycle::MFA_OWNER_TAG.into(), holdings.user_id.clone());
+            if !holdings.mfa_devices.iter().any(|(s, _)| *s == serial) {
+                lock(&self.unassigned).insert(serial);
+            }
+        }
         lock(&self.users).insert(user_name.to_owned(), holdings);
     }
 
+    /// A virtual device assigned to nobody, with these tags (another user's,
+    /// or nobody's).
+    pub fn insert_unassigned_device(&self, serial: &str, tags: BTreeMap<String, String>) {
+        lock(&self.mfa_tags).insert(serial.to_owned(), tags);
+        lock(&self.unassigned).insert(serial.to_owned());
+    }
+
+    /// Virtual devices that exist and are assigned to nobody.
+    pub fn unassigned_devices(&self) -> Vec<String> {
+        lock(&self.unassigned).iter().cloned().collect()
+    }
+
+    pub fn device_tags(&self, serial: &str) -> BTreeMap<String, String> {
+        lock(&self.mfa_tags).get(serial).cloned().unwrap_or_default()
+    }
+
+    /// What `Offboarding::holdings` answers: the marks of the user's assigned
+    /// virtual devices only.
     pub fn holdings_of(&self, user_name: &str) -> Option<crate::lifecycle::UserHoldings> {
-        lock(&self.users).get(user_name).cloned()
+        let mut h = lock(&self.users).get(user_name).cloned()?;
+        h.marked_mfa_devices = h
+            .mfa_devices
+            .iter()
+            .filter(|(serial, is_virtual)| *is_virtual && self.marked_for(serial, &h.user_id))
+            .map(|(serial, _)| serial.clone())
+            .collect();
+        Some(h)
+    }
+
+    fn marked_for(&self, serial: &str, user_id: &str) -> bool {
+        lock(&self.mfa_tags).get(serial).and_then(|t| t.get(crate::lifecycle::MFA_OWNER_TAG)).map(String::as_str)
+            == Some(user_id)
     }
 
     /// The calls that succeeded, in order.
@@ -736,8 +794,13 @@ impl Offboarding for MemoryOffboarding {
         Ok(self.holdings_of(user_name))
     }
 
+    async fn unassigned_mfa_devices_marked_for(&self, user_id: &str) -> Result<Vec<String>> {
+        let unassigned = self.unassigned_devices();
+        Ok(unassigned.into_iter().filter(|serial| self.marked_for(serial, user_id)).collect())
+    }
+
     async fn apply(&self, user_name: &str, step: &crate::lifecycle::Step) -> Result<()> {
-        use crate::lifecycle::{Step, OFFBOARDED_ON_TAG, OFFBOARDED_TAG};
+        use crate::lifecycle::{Step, MFA_OWNER_TAG, OFFBOARDED_ON_TAG, OFFBOARDED_TAG};
         {
             let mut fail_at = lock(&self.fail_at);
             match *fail_at {
@@ -750,6 +813,11 @@ impl Offboarding for MemoryOffboarding {
             }
         }
         let mut users = lock(&self.users);
+        if let Step::DeleteVirtualMfaDevice(d) = step {
+            if users.values().any(|h| h.mfa_devices.iter().any(|(serial, _)| serial == d)) {
+                return Err(Error::retryable("DeleteVirtualMFADevice", "DeleteConflict: the device is assigned"));
+            }
+        }
         let Some(h) = users.get_mut(user_name) else {
             return Ok(());
         };
@@ -762,9 +830,22 @@ impl Offboarding for MemoryOffboarding {
             Step::DeleteSigningCertificate(c) => h.signing_certificates.retain(|x| x != c),
             Step::DeleteSshPublicKey(k) => h.ssh_public_keys.retain(|x| x != k),
             Step::DeleteServiceSpecificCredential(c) => h.service_specific_credentials.retain(|x| x != c),
-            // Deactivated: no longer the user's device.
-            Step::DeactivateMfaDevice(d) => h.mfa_devices.retain(|(serial, _)| serial != d),
-            Step::DeleteVirtualMfaDevice(_) => {}
+            Step::TagMfaDevice { serial, user_id } => {
+                lock(&self.mfa_tags).entry(serial.clone()).or_default().insert(MFA_OWNER_TAG.into(), user_id.clone());
+            }
+            // Deactivated: no longer the user's device; a virtual one still
+            // exists, assigned to nobody.
+            Step::DeactivateMfaDevice(d) => {
+                let was = h.mfa_devices.iter().find(|(serial, _)| serial == d).cloned();
+                h.mfa_devices.retain(|(serial, _)| serial != d);
+                if let Some((serial, true)) = was {
+                    lock(&self.unassigned).insert(serial);
+                }
+            }
+            Step::DeleteVirtualMfaDevice(d) => {
+                lock(&self.unassigned).remove(d);
+                lock(&self.mfa_tags).remove(d);
+            }
             Step::RemoveUserFromGroup(g) => h.groups.retain(|x| x != g),
             Step::DetachUserPolicy(p) => h.managed_policies.retain(|x| x != p),
             Step::DeleteUserPolicy(p) => h.inline_policies.retain(|x| x != p),

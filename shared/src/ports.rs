@@ -107,8 +107,15 @@ pub trait KeyRetirement: Send + Sync {
 /// What offboarding needs of IAM (CONTRACT.md section 6): everything a user
 /// holds, and one call of `lifecycle::plan` at a time.
 pub trait Offboarding: Send + Sync {
-    /// What offboarding must remove from the user; `None` if there is no such user.
+    /// What offboarding must remove from the user; `None` if there is no such
+    /// user. `marked_mfa_devices` holds the marked ones of its assigned
+    /// devices only (see `unassigned_mfa_devices_marked_for`).
     fn holdings(&self, user_name: &str) -> impl Future<Output = Result<Option<crate::lifecycle::UserHoldings>>> + Send;
+    /// The virtual MFA devices assigned to nobody that carry
+    /// `lifecycle::MFA_OWNER_TAG` = `user_id`: deactivated by an offboarding
+    /// of that user that was cut off before it deleted them. A device
+    /// without that exact mark is never listed, whatever its name.
+    fn unassigned_mfa_devices_marked_for(&self, user_id: &str) -> impl Future<Output = Result<Vec<String>>> + Send;
     /// One step of the plan. A target already gone counts as done, so a
     /// rerun after a partial run is safe.
     fn apply(&self, user_name: &str, step: &crate::lifecycle::Step) -> impl Future<Output = Result<()>> + Send;

@@ -11,12 +11,15 @@
 //!   holds a given text, for facts the emulator cannot be made to tell
 //!   (moto stamps a key's last use with the wall clock); `answer_with` a
 //!   canned answer of any status, for the next few such calls only (an
-//!   error the emulator never gives, as the service spells it).
+//!   error the emulator never gives, as the service spells it);
+//! - `emulate_mfa_device_tags`: the tags of virtual MFA devices, kept by the
+//!   proxy (moto 5.2 implements neither TagMFADevice nor ListMFADeviceTags).
 //!
 //! Each request is forwarded on a fresh upstream connection and answered
 //! with `Connection: close`, so framing never has to be understood beyond
 //! the request's Content-Length.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
@@ -103,6 +106,8 @@ struct State {
     /// (action, fault) of every fault served.
     injected: Vec<(String, Fault)>,
     answers: Vec<Canned>,
+    /// Serial number -> tags, when `emulate_mfa_device_tags` is on.
+    mfa_tags: Option<BTreeMap<String, BTreeMap<String, String>>>,
 }
 
 /// A canned answer to the calls of `action` whose body holds `contains`.
@@ -240,6 +245,59 @@ impl FaultProxy {
         Some(answer)
     }
 
+    /// From now on the proxy keeps the tags of virtual MFA devices itself
+    /// and answers TagMFADevice, UntagMFADevice and ListMFADeviceTags as IAM
+    /// would (a device never tagged lists none), since moto implements none
+    /// of them. Whether the device exists is not checked.
+    pub fn emulate_mfa_device_tags(&self) {
+        self.state().mfa_tags.get_or_insert_with(Default::default);
+    }
+
+    /// The tags the emulation holds for a device.
+    pub fn mfa_device_tags(&self, serial: &str) -> BTreeMap<String, String> {
+        self.state().mfa_tags.as_ref().and_then(|t| t.get(serial).cloned()).unwrap_or_default()
+    }
+
+    /// IAM's answer to an MFA device tag call, if the emulation is on.
+    fn mfa_tag_call(&self, action: &str, body: &str) -> Option<String> {
+        let mut state = self.state();
+        let tags = state.mfa_tags.as_mut()?;
+        let params = crate::form_decode(body);
+        let param = |k: &str| params.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+        let serial = param("SerialNumber")?;
+        let result = match action {
+            "TagMFADevice" => {
+                let device = tags.entry(serial).or_default();
+                for n in 1.. {
+                    let Some(key) = param(&format!("Tags.member.{n}.Key")) else { break };
+                    device.insert(key, param(&format!("Tags.member.{n}.Value")).unwrap_or_default());
+                }
+                String::new()
+            }
+            "UntagMFADevice" => {
+                let device = tags.entry(serial).or_default();
+                for n in 1.. {
+                    let Some(key) = param(&format!("TagKeys.member.{n}")) else { break };
+                    device.remove(&key);
+                }
+                String::new()
+            }
+            "ListMFADeviceTags" => {
+                let members: String = tags
+                    .get(&serial)
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| format!("<member><Key>{}</Key><Value>{}</Value></member>", xml_text(k), xml_text(v)))
+                    .collect();
+                format!("<ListMFADeviceTagsResult><IsTruncated>false</IsTruncated><Tags>{members}</Tags></ListMFADeviceTagsResult>")
+            }
+            _ => return None,
+        };
+        Some(format!(
+            "<{action}Response xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\">{result}<ResponseMetadata><RequestId>proxy-mfa-tags</RequestId></ResponseMetadata></{action}Response>"
+        ))
+    }
+
     pub fn injected_count(&self) -> usize {
         self.state().injected.len()
     }
@@ -354,7 +412,8 @@ impl FaultProxy {
             None => {}
         }
         let text = String::from_utf8_lossy(&body);
-        if let Some((status, xml)) = self.canned(&action, &text) {
+        let emulated = || Some(("200 OK".to_owned(), self.mfa_tag_call(&action, &text)?));
+        if let Some((status, xml)) = self.canned(&action, &text).or_else(emulated) {
             let answer = format!(
                 "HTTP/1.1 {status}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
                 xml.len()
@@ -390,6 +449,10 @@ impl FaultProxy {
         conn.write_all(rbody).await?;
         conn.shutdown().await
     }
+}
+
+fn xml_text(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 /// The error as the service's protocol spells it: XML for the query

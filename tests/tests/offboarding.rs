@@ -5,12 +5,15 @@
 //! to do. moto does not implement ListServiceSpecificCredentials: the fault
 //! proxy answers it (none) as IAM would. moto refuses DeleteUser only while
 //! a policy is attached; IAM refuses it (409 DeleteConflict) while anything
-//! remains, which the proxy answers as IAM spells it.
+//! remains, which the proxy answers as IAM spells it. moto implements
+//! neither TagMFADevice nor ListMFADeviceTags: the proxy keeps the tags of
+//! virtual MFA devices (`emulate_mfa_device_tags`).
 #![recursion_limit = "256"]
 
-use shared::lifecycle::{offboard, OffboardAction, Step};
+use aws_sdk_iam::types::AssignmentStatusType;
+use shared::lifecycle::{offboard, OffboardAction, Step, MFA_OWNER_TAG};
 use shared::names::UserName;
-use tests::proxy::FaultProxy;
+use tests::proxy::{Fault, FaultProxy};
 use tests::{unique, Harness};
 
 const NO_SERVICE_CREDENTIALS: &str = "<ListServiceSpecificCredentialsResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><ListServiceSpecificCredentialsResult><ServiceSpecificCredentials/></ListServiceSpecificCredentialsResult><ResponseMetadata><RequestId>proxy</RequestId></ResponseMetadata></ListServiceSpecificCredentialsResponse>";
@@ -52,7 +55,13 @@ async fn loaded_user(iam: &aws_sdk_iam::Client, name: &str) -> String {
 async fn proxy_for(name: &str) -> FaultProxy {
     let proxy = FaultProxy::start(&tests::moto::shared().endpoint).await.unwrap();
     proxy.answer("ListServiceSpecificCredentials", name, NO_SERVICE_CREDENTIALS.to_owned());
+    proxy.emulate_mfa_device_tags();
     proxy
+}
+
+async fn unassigned_devices(iam: &aws_sdk_iam::Client) -> Vec<String> {
+    let out = iam.list_virtual_mfa_devices().assignment_status(AssignmentStatusType::Unassigned).send().await.unwrap();
+    out.virtual_mfa_devices().iter().map(|d| d.serial_number().to_owned()).collect()
 }
 
 /// From moto's request recorder: every removal `loaded_user` needs reached
@@ -138,4 +147,55 @@ async fn delete_conflict_on_delete_user_is_passing_and_the_rerun_finishes_the_de
     assert_eq!(done, [Step::DeleteUser], "the rerun planned more than what was left");
     assert!(h.iam.get_user().user_name(&name).send().await.is_err(), "the rerun did not delete the user");
     assert_every_removal_before_delete_user(&h.endpoint, &name, &serial);
+}
+
+/// A run cut off between DeactivateMFADevice and DeleteVirtualMFADevice
+/// leaves the device assigned to nobody: ListMFADevices no longer shows it,
+/// and DeleteUser succeeds without it. The mark it got before it was
+/// deactivated (the user's IAM id) is how the rerun finds and deletes it;
+/// unassigned devices without that exact mark (another user's id, this
+/// user's name, none) stay as they are.
+#[tokio::test]
+async fn a_virtual_mfa_device_deactivated_by_a_cut_off_run_is_deleted_by_the_rerun() {
+    let name = unique("mfa");
+    let proxy = proxy_for(&name).await;
+    let h = Harness::at(&proxy.endpoint, |_| {}).await;
+    let serial = loaded_user(&h.iam, &name).await;
+    let user_id = h.iam.get_user().user_name(&name).send().await.unwrap().user().unwrap().user_id().to_owned();
+    let via_proxy = aws_sdk_iam::Client::new(&tests::sdk_config(&proxy.endpoint).await);
+    let mut others = Vec::new();
+    for (suffix, mark) in [("other", Some("AIDAOTHERUSER1234567")), ("byname", Some(name.as_str())), ("unmarked", None)]
+    {
+        let device = h.iam.create_virtual_mfa_device().virtual_mfa_device_name(format!("{name}{suffix}")).send();
+        let device = device.await.unwrap().virtual_mfa_device().unwrap().serial_number().to_owned();
+        if let Some(value) = mark {
+            let tag = aws_sdk_iam::types::Tag::builder().key(MFA_OWNER_TAG).value(value).build().unwrap();
+            via_proxy.tag_mfa_device().serial_number(&device).tags(tag).send().await.unwrap();
+        }
+        others.push(device);
+    }
+    proxy.fail("DeleteVirtualMFADevice", 1, Fault::Reset);
+
+    let directory = shared::aws::IamDirectory::new(&tests::sdk_config(&proxy.endpoint).await);
+    let user = UserName::parse(&name).unwrap();
+    let err = offboard(&directory, &user, OffboardAction::Delete, "OFF-3", "2026-11-25").await.unwrap_err();
+    assert!(err.is_retryable(), "{err:?}");
+    // The leak's shape: no longer the user's, still there, marked as theirs.
+    let listed = h.iam.list_mfa_devices().user_name(&name).send().await.unwrap();
+    assert!(listed.mfa_devices().is_empty(), "still assigned: {listed:?}");
+    assert!(unassigned_devices(&h.iam).await.contains(&serial), "not left unassigned");
+    assert_eq!(proxy.mfa_device_tags(&serial).get(MFA_OWNER_TAG), Some(&user_id));
+
+    let rerun = offboard(&directory, &user, OffboardAction::Delete, "OFF-3", "2026-11-25").await.unwrap();
+    assert_eq!(rerun.first(), Some(&Step::DeleteVirtualMfaDevice(serial.clone())), "{rerun:?}");
+    assert_eq!(rerun.last(), Some(&Step::DeleteUser));
+    assert!(h.iam.get_user().user_name(&name).send().await.is_err(), "the user is still there");
+    let left = unassigned_devices(&h.iam).await;
+    assert!(!left.contains(&serial), "the device leaked");
+    for other in &others {
+        assert!(left.contains(other), "{other} deleted without being proven the user's");
+    }
+    for other in others {
+        h.iam.delete_virtual_mfa_device().serial_number(other).send().await.unwrap();
+    }
 }
