@@ -291,10 +291,41 @@ pub struct MemorySecrets {
     pub secrets: Mutex<BTreeMap<String, Vec<(String, Sensitive)>>>,
     pub tags: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
     pub kms_keys: Mutex<BTreeMap<String, String>>,
+    /// name -> when it will be deleted (seconds since the epoch), for the
+    /// secrets scheduled for deletion: until then, as in Secrets Manager,
+    /// they cannot be read, written or created again.
+    pub deletions: Mutex<BTreeMap<String, u64>>,
+    /// The clock `schedule_deletion` reads (the system's if unset).
+    now: Mutex<Option<u64>>,
     faults: Faults,
 }
 
+/// Secrets Manager's answer to any use of a secret scheduled for deletion.
+fn scheduled_for_deletion(operation: &'static str) -> Error {
+    Error::permanent(
+        operation,
+        "InvalidRequestException: You can't perform this operation on the secret because it was marked for deletion.",
+    )
+}
+
 impl MemorySecrets {
+    pub fn set_now(&self, secs: u64) {
+        *lock(&self.now) = Some(secs);
+    }
+
+    /// The name an id (a name or an ARN) stands for.
+    fn name_of(secrets: &BTreeMap<String, Vec<(String, Sensitive)>>, id: &str) -> String {
+        // An ARN ends in the name, a dash and six random characters.
+        match id.rsplit_once(":secret:") {
+            None => id,
+            Some((_, tail)) => secrets
+                .keys()
+                .find(|n| tail == n.as_str() || (tail.starts_with(n.as_str()) && tail.len() == n.len() + 7))
+                .map_or(tail, String::as_str),
+        }
+        .to_owned()
+    }
+
     pub fn fail_next(&self, operation: &'static str, error: Error) {
         self.faults.push(operation, error);
     }
@@ -324,17 +355,13 @@ impl SecretStore for MemorySecrets {
     async fn read(&self, id: &str) -> Result<Option<StoredSecret>> {
         self.fault("GetSecretValue")?;
         let secrets = lock(&self.secrets);
-        // An ARN ends in the name, a dash and six random characters.
-        let name = match id.rsplit_once(":secret:") {
-            None => id,
-            Some((_, tail)) => secrets
-                .keys()
-                .find(|n| tail == n.as_str() || (tail.starts_with(n.as_str()) && tail.len() == n.len() + 7))
-                .map_or(tail, String::as_str),
-        };
-        Ok(secrets.get(name).and_then(|v| v.last().cloned()).map(|(version_id, value)| StoredSecret {
-            arn: Self::arn(name),
-            name: name.to_owned(),
+        let name = Self::name_of(&secrets, id);
+        if lock(&self.deletions).contains_key(&name) {
+            return Err(scheduled_for_deletion("GetSecretValue"));
+        }
+        Ok(secrets.get(&name).and_then(|v| v.last().cloned()).map(|(version_id, value)| StoredSecret {
+            arn: Self::arn(&name),
+            name: name.clone(),
             version_id,
             value,
         }))
@@ -350,6 +377,13 @@ impl SecretStore for MemorySecrets {
     ) -> Result<String> {
         self.fault("CreateSecret")?;
         let mut secrets = lock(&self.secrets);
+        if lock(&self.deletions).contains_key(name) {
+            return Err(Error::permanent(
+                "CreateSecret",
+                "InvalidRequestException: You can't create this secret because a secret with this name is already \
+                 scheduled for deletion.",
+            ));
+        }
         if secrets.contains_key(name) {
             return Err(Error::permanent("CreateSecret", "ResourceExistsException"));
         }
@@ -369,8 +403,57 @@ impl SecretStore for MemorySecrets {
     async fn put(&self, arn: &str, value: &Sensitive, version_id: &str) -> Result<()> {
         self.fault("PutSecretValue")?;
         let name = arn.rsplit_once(":secret:").map_or(arn, |(_, n)| n);
+        if lock(&self.deletions).contains_key(name) {
+            return Err(scheduled_for_deletion("PutSecretValue"));
+        }
         lock(&self.secrets).entry(name.to_owned()).or_default().push((version_id.to_owned(), value.clone()));
         Ok(())
+    }
+
+    async fn schedule_deletion(&self, id: &str, recovery_days: u32) -> Result<Option<u64>> {
+        crate::ports::check_recovery_days(recovery_days)?;
+        self.fault("DeleteSecret")?;
+        let secrets = lock(&self.secrets);
+        let name = Self::name_of(&secrets, id);
+        if !secrets.contains_key(&name) {
+            return Ok(None);
+        }
+        let now = lock(&self.now).unwrap_or_else(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+        });
+        let date = *lock(&self.deletions).entry(name).or_insert(now + u64::from(recovery_days) * 86_400);
+        Ok(Some(date))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_secret_is_scheduled_for_deletion_once_and_held_until_then() {
+        let secrets = MemorySecrets::default();
+        secrets.set_now(1_000_000);
+        let arn = secrets.create("iam-provisioner/emily", &Sensitive::new("{}"), &BTreeMap::new(), "v1", None).await;
+        let arn = arn.unwrap();
+        let day = 86_400;
+        assert_eq!(secrets.schedule_deletion(&arn, 7).await.unwrap(), Some(1_000_000 + 7 * day));
+        // Again (a redelivery), later and with another window: the same
+        // date, nothing changed.
+        secrets.set_now(2_000_000);
+        assert_eq!(secrets.schedule_deletion("iam-provisioner/emily", 30).await.unwrap(), Some(1_000_000 + 7 * day));
+        assert_eq!(secrets.schedule_deletion("iam-provisioner/nobody", 30).await.unwrap(), None);
+        // Until then the name is held, and the secret unreadable.
+        let again = secrets.create("iam-provisioner/emily", &Sensitive::new("{}"), &BTreeMap::new(), "v2", None).await;
+        let again = again.unwrap_err();
+        assert!(again.is_refusal() && again.to_string().contains("already scheduled for deletion"), "{again}");
+        assert!(secrets.read("iam-provisioner/emily").await.is_err());
+        assert!(secrets.put(&arn, &Sensitive::new("{}"), "v3").await.is_err());
+        // A window Secrets Manager refuses is the deployment's fault.
+        for days in [0, 6, 31] {
+            let err = secrets.schedule_deletion(&arn, days).await.unwrap_err();
+            assert!(matches!(err, Error::Deployment { .. }), "{days}: {err:?}");
+        }
     }
 }
 

@@ -238,6 +238,31 @@ pub trait SecretStore: Send + Sync {
     fn kms_key_id(&self, id: &str) -> impl Future<Output = Result<Option<String>>> + Send;
     /// A new version `version_id`, which becomes AWSCURRENT (the old one AWSPREVIOUS).
     fn put(&self, arn: &str, value: &Sensitive, version_id: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Schedules the secret's deletion after `recovery_days` (CONTRACT.md
+    /// section 6: a deleted user's secret; `SECRET_RECOVERY_DAYS`, else the
+    /// deployment is wrong) and returns the date it will be deleted, in
+    /// seconds since the epoch; `None` if there is no such secret. A secret
+    /// already scheduled is done: its date is returned, nothing is changed.
+    /// Until that date the secret cannot be read, written or created again.
+    fn schedule_deletion(&self, id: &str, recovery_days: u32) -> impl Future<Output = Result<Option<u64>>> + Send;
+}
+
+/// The recovery windows Secrets Manager accepts (DeleteSecret's
+/// RecoveryWindowInDays), in days.
+pub const SECRET_RECOVERY_DAYS: std::ops::RangeInclusive<u32> = 7..=30;
+
+/// A recovery window outside `SECRET_RECOVERY_DAYS` is the deployment's
+/// parameter, not anything a ticket said.
+pub fn check_recovery_days(recovery_days: u32) -> Result<()> {
+    if SECRET_RECOVERY_DAYS.contains(&recovery_days) {
+        Ok(())
+    } else {
+        Err(crate::Error::deployment(
+            "DeleteSecret",
+            format!("a recovery window of {recovery_days} days"),
+            "set the secrets' recovery window parameter to 7 to 30 days (Secrets Manager accepts no other)",
+        ))
+    }
 }
 
 /// The state of one idempotency record, as in Powertools for AWS Lambda.

@@ -7,7 +7,8 @@
 //! a policy is attached; IAM refuses it (409 DeleteConflict) while anything
 //! remains, which the proxy answers as IAM spells it. moto implements
 //! neither TagMFADevice nor ListMFADeviceTags: the proxy keeps the tags of
-//! virtual MFA devices (`emulate_mfa_device_tags`).
+//! virtual MFA devices (`emulate_mfa_device_tags`). A deleted user's secret
+//! is scheduled for deletion once, through the `SecretStore` port.
 #![recursion_limit = "256"]
 
 use aws_sdk_iam::types::AssignmentStatusType;
@@ -198,4 +199,47 @@ async fn a_virtual_mfa_device_deactivated_by_a_cut_off_run_is_deleted_by_the_rer
     for other in others {
         h.iam.delete_virtual_mfa_device().serial_number(other).send().await.unwrap();
     }
+}
+
+/// A deleted user's secret is scheduled for deletion (CONTRACT.md section 6)
+/// once: a second call (a redelivery) answers the same date and makes no
+/// DeleteSecret. Meanwhile the name is held: CreateSecret of it is refused.
+/// What refuses it differs: Secrets Manager answers InvalidRequestException
+/// ("You can't create this secret because a secret with this name is
+/// already scheduled for deletion."); moto 5.2 answers
+/// ResourceExistsException, and even answers success (the old secret's ARN)
+/// when the request repeats the old secret's version token and value.
+#[tokio::test]
+async fn a_secret_is_scheduled_for_deletion_once_and_its_name_is_held_meanwhile() {
+    use shared::ports::SecretStore;
+    use shared::secret::Sensitive;
+    let proxy = FaultProxy::start(&tests::moto::shared().endpoint).await.unwrap();
+    let store = shared::aws::SecretsManagerStore::new(&tests::sdk_config(&proxy.endpoint).await);
+    let name = format!("iam-provisioner/{}", unique("gone"));
+    let value = Sensitive::new(r#"{"user_name":"x"}"#);
+    let token = shared::secret::new_version_id().unwrap();
+    let arn = store.create(&name, &value, &Default::default(), &token, None).await.unwrap();
+    proxy.record_requests();
+
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let date = store.schedule_deletion(&name, 7).await.unwrap().expect("no such secret");
+    assert!(date.abs_diff(now + 7 * 86_400) < 60, "deletion at {date}, expected about {}", now + 7 * 86_400);
+    // Again, by ARN and with the default window: the first date stands.
+    assert_eq!(store.schedule_deletion(&arn, 30).await.unwrap(), Some(date));
+    let deletes = proxy.requests().iter().filter(|r| r.action == "DeleteSecret").count();
+    assert_eq!(deletes, 1, "{:?}", proxy.log());
+    assert_eq!(store.schedule_deletion(&format!("{name}-never-was"), 30).await.unwrap(), None);
+
+    // Pending deletion: unreadable, and the name is held.
+    assert!(store.read(&name).await.is_err(), "read while scheduled for deletion");
+    let (no_tags, other_token) = (Default::default(), shared::secret::new_version_id().unwrap());
+    let again = store.create(&name, &value, &no_tags, &other_token, None).await.unwrap_err();
+    assert!(again.is_refusal(), "{again:?}");
+    assert!(again.to_string().contains("ResourceExistsException"), "moto's answer changed: {again}");
+    let replay = store.create(&name, &value, &Default::default(), &token, None).await;
+    assert_eq!(replay.ok().as_deref(), Some(arn.as_str()), "moto's answer to a replayed CreateSecret changed");
+    // A window Secrets Manager refuses is the deployment's fault, found
+    // before any call.
+    let err = store.schedule_deletion(&arn, 31).await.unwrap_err();
+    assert!(matches!(err, shared::Error::Deployment { .. }), "{err:?}");
 }

@@ -17,6 +17,19 @@ impl SecretsManagerStore {
     }
 }
 
+impl SecretsManagerStore {
+    /// DescribeSecret: `None` if there is no such secret, else the date its
+    /// deletion is scheduled for, if it is (DeletedDate: "the date the secret
+    /// is scheduled for deletion").
+    async fn deletion_date(&self, id: &str) -> Result<Option<Option<u64>>> {
+        match self.client.describe_secret().secret_id(id).send().await {
+            Ok(out) => Ok(Some(out.deleted_date().map(|d| d.secs().max(0) as u64))),
+            Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(None),
+            Err(e) => Err(classify("DescribeSecret", e)),
+        }
+    }
+}
+
 impl SecretStore for SecretsManagerStore {
     async fn read(&self, id: &str) -> Result<Option<StoredSecret>> {
         match self.client.get_secret_value().secret_id(id).send().await {
@@ -62,6 +75,32 @@ impl SecretStore for SecretsManagerStore {
         let out =
             self.client.describe_secret().secret_id(id).send().await.map_err(|e| classify("DescribeSecret", e))?;
         Ok(out.kms_key_id().map(str::to_owned))
+    }
+
+    async fn schedule_deletion(&self, id: &str, recovery_days: u32) -> Result<Option<u64>> {
+        crate::ports::check_recovery_days(recovery_days)?;
+        // Already scheduled (DeleteSecret would refuse: InvalidRequestException).
+        match self.deletion_date(id).await? {
+            None => return Ok(None),
+            Some(Some(date)) => return Ok(Some(date)),
+            Some(None) => {}
+        }
+        let deleted =
+            self.client.delete_secret().secret_id(id).recovery_window_in_days(i64::from(recovery_days)).send().await;
+        match deleted {
+            Ok(out) => match out.deletion_date() {
+                Some(date) => Ok(Some(date.secs().max(0) as u64)),
+                None => Err(crate::Error::retryable("DeleteSecret", "no DeletionDate in the answer")),
+            },
+            Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(None),
+            // Scheduled meanwhile (another delivery of the same work): done.
+            Err(e) if code(&e) == Some("InvalidRequestException") => match self.deletion_date(id).await? {
+                Some(Some(date)) => Ok(Some(date)),
+                None => Ok(None),
+                Some(None) => Err(classify("DeleteSecret", e)),
+            },
+            Err(e) => Err(classify("DeleteSecret", e)),
+        }
     }
 
     async fn put(&self, arn: &str, value: &Sensitive, version_id: &str) -> Result<()> {
