@@ -401,3 +401,68 @@ impl FromEnv for RotateKeysConfig {
         env.finish(config)
     }
 }
+
+/// offboard-user: offboarding tickets (CONTRACT.md section 6), and the daily
+/// run that expires users and deletes disabled ones after their retention.
+#[derive(Debug, Clone)]
+pub struct OffboardUserConfig {
+    pub table_name: String,
+    pub sender: String,
+    pub email_domains: BTreeSet<String>,
+    /// The deleted user's secret is `<prefix><user name>`.
+    pub secret_prefix: String,
+    /// SECRET_RECOVERY_DAYS (7 to 30, as Secrets Manager allows; default 30).
+    pub secret_recovery_days: u32,
+    /// RETENTION_DAYS: how long a disabled user is kept before the daily run
+    /// deletes it (default 30).
+    pub retention_secs: u64,
+    /// EXPIRY_WARNING_DAYS: how long before an `expires_on` date the user and
+    /// the requester are warned (default 7).
+    pub expiry_warning_secs: u64,
+    pub idempotency_ttl_secs: u64,
+    pub concurrency: usize,
+}
+
+impl FromEnv for OffboardUserConfig {
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let mut env = EnvReader::new(lookup);
+        let (secret_prefix, _) = secret_prefixes(&mut env);
+        let recovery = env.number("SECRET_RECOVERY_DAYS", 30);
+        if !(7..=30).contains(&recovery) {
+            env.problem(format!("SECRET_RECOVERY_DAYS={recovery} is not between 7 and 30 (Secrets Manager's limits)"));
+        }
+        let config = Self {
+            table_name: env.required("TABLE_NAME"),
+            sender: env.required("SENDER_EMAIL"),
+            email_domains: email_domains(&mut env),
+            secret_prefix,
+            secret_recovery_days: recovery.clamp(7, 30) as u32,
+            retention_secs: env.number("RETENTION_DAYS", 30) * DAY,
+            expiry_warning_secs: env.number("EXPIRY_WARNING_DAYS", 7) * DAY,
+            idempotency_ttl_secs: env.number("IDEMPOTENCY_TTL_DAYS", 365) * DAY,
+            concurrency: env.concurrency(),
+        };
+        env.finish(config)
+    }
+}
+
+#[cfg(test)]
+mod offboard_config_tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_of_offboard_user_is_named_at_once() {
+        let err = OffboardUserConfig::from_lookup(|k| match k {
+            "SECRET_RECOVERY_DAYS" => Some("90".into()),
+            "RETENTION_DAYS" => Some("a month".into()),
+            _ => None,
+        })
+        .unwrap_err()
+        .to_string();
+        for needed in
+            ["TABLE_NAME", "SENDER_EMAIL", "ALLOWED_EMAIL_DOMAINS", "SECRET_RECOVERY_DAYS=90", "RETENTION_DAYS"]
+        {
+            assert!(err.contains(needed), "{needed} missing from {err}");
+        }
+    }
+}

@@ -80,6 +80,22 @@ impl Key {
         Self(format!("rotate-keys#hold-{kind}#{user_name}#{access_key_id}"))
     }
 
+    /// offboard-user's run of one offboarding ticket (its record id).
+    pub fn offboarding(record_id: &str) -> Self {
+        Self(format!("offboard-user#{record_id}"))
+    }
+    /// The requester's one email about an offboarding or access-change
+    /// ticket (what was done, or why nothing was).
+    pub fn lifecycle_summary(stage: &str, record_id: &str) -> Self {
+        Self(format!("{stage}#{record_id}#summary"))
+    }
+
+    /// The daily run's email about one user's lifecycle (`expiry-warning`,
+    /// `expired`, `deleted`), to one recipient (`user`, `requester`), for one date.
+    pub fn lifecycle_notice(user_name: &str, kind: &str, date: &str, recipient: &str) -> Self {
+        Self(format!("offboard-user#daily#{user_name}#{kind}#{date}#{recipient}"))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

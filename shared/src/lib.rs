@@ -2,6 +2,7 @@
 //! taxonomy, configuration, the ports every stage talks to AWS through (with
 //! their AWS and in-memory implementations), idempotency and Lambda glue.
 
+pub mod access;
 pub mod aws;
 pub mod config;
 pub mod error;
@@ -9,6 +10,7 @@ pub mod handoff;
 pub mod idempotency;
 pub mod lambda;
 pub mod lifecycle;
+pub mod managed;
 #[cfg(any(test, feature = "fakes"))]
 pub mod memory;
 pub mod metrics;

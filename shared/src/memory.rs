@@ -291,12 +291,12 @@ pub struct MemorySecrets {
     pub secrets: Mutex<BTreeMap<String, Vec<(String, Sensitive)>>>,
     pub tags: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
     pub kms_keys: Mutex<BTreeMap<String, String>>,
-    /// name -> when it will be deleted (seconds since the epoch), for the
-    /// secrets scheduled for deletion: until then, as in Secrets Manager,
-    /// they cannot be read, written or created again.
-    pub deletions: Mutex<BTreeMap<String, u64>>,
-    /// The clock `schedule_deletion` reads (the system's if unset).
-    now: Mutex<Option<u64>>,
+    /// name -> when it is deleted for good (a secret scheduled for deletion):
+    /// until then, as in Secrets Manager, it cannot be read, written or
+    /// created again.
+    pub pending_deletion: Mutex<BTreeMap<String, u64>>,
+    /// What the fake takes for now when it schedules a deletion.
+    pub now: std::sync::atomic::AtomicU64,
     faults: Faults,
 }
 
@@ -309,10 +309,6 @@ fn scheduled_for_deletion(operation: &'static str) -> Error {
 }
 
 impl MemorySecrets {
-    pub fn set_now(&self, secs: u64) {
-        *lock(&self.now) = Some(secs);
-    }
-
     /// The name an id (a name or an ARN) stands for.
     fn name_of(secrets: &BTreeMap<String, Vec<(String, Sensitive)>>, id: &str) -> String {
         // An ARN ends in the name, a dash and six random characters.
@@ -356,7 +352,7 @@ impl SecretStore for MemorySecrets {
         self.fault("GetSecretValue")?;
         let secrets = lock(&self.secrets);
         let name = Self::name_of(&secrets, id);
-        if lock(&self.deletions).contains_key(&name) {
+        if lock(&self.pending_deletion).contains_key(&name) {
             return Err(scheduled_for_deletion("GetSecretValue"));
         }
         Ok(secrets.get(&name).and_then(|v| v.last().cloned()).map(|(version_id, value)| StoredSecret {
@@ -377,7 +373,7 @@ impl SecretStore for MemorySecrets {
     ) -> Result<String> {
         self.fault("CreateSecret")?;
         let mut secrets = lock(&self.secrets);
-        if lock(&self.deletions).contains_key(name) {
+        if lock(&self.pending_deletion).contains_key(name) {
             return Err(Error::permanent(
                 "CreateSecret",
                 "InvalidRequestException: You can't create this secret because a secret with this name is already \
@@ -403,7 +399,7 @@ impl SecretStore for MemorySecrets {
     async fn put(&self, arn: &str, value: &Sensitive, version_id: &str) -> Result<()> {
         self.fault("PutSecretValue")?;
         let name = arn.rsplit_once(":secret:").map_or(arn, |(_, n)| n);
-        if lock(&self.deletions).contains_key(name) {
+        if lock(&self.pending_deletion).contains_key(name) {
             return Err(scheduled_for_deletion("PutSecretValue"));
         }
         lock(&self.secrets).entry(name.to_owned()).or_default().push((version_id.to_owned(), value.clone()));
@@ -418,10 +414,8 @@ impl SecretStore for MemorySecrets {
         if !secrets.contains_key(&name) {
             return Ok(None);
         }
-        let now = lock(&self.now).unwrap_or_else(|| {
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-        });
-        let date = *lock(&self.deletions).entry(name).or_insert(now + u64::from(recovery_days) * 86_400);
+        let now = self.now.load(std::sync::atomic::Ordering::SeqCst);
+        let date = *lock(&self.pending_deletion).entry(name).or_insert(now + u64::from(recovery_days) * 86_400);
         Ok(Some(date))
     }
 }
@@ -433,14 +427,14 @@ mod tests {
     #[tokio::test]
     async fn a_secret_is_scheduled_for_deletion_once_and_held_until_then() {
         let secrets = MemorySecrets::default();
-        secrets.set_now(1_000_000);
+        secrets.now.store(1_000_000, std::sync::atomic::Ordering::SeqCst);
         let arn = secrets.create("iam-provisioner/emily", &Sensitive::new("{}"), &BTreeMap::new(), "v1", None).await;
         let arn = arn.unwrap();
         let day = 86_400;
         assert_eq!(secrets.schedule_deletion(&arn, 7).await.unwrap(), Some(1_000_000 + 7 * day));
         // Again (a redelivery), later and with another window: the same
         // date, nothing changed.
-        secrets.set_now(2_000_000);
+        secrets.now.store(2_000_000, std::sync::atomic::Ordering::SeqCst);
         assert_eq!(secrets.schedule_deletion("iam-provisioner/emily", 30).await.unwrap(), Some(1_000_000 + 7 * day));
         assert_eq!(secrets.schedule_deletion("iam-provisioner/nobody", 30).await.unwrap(), None);
         // Until then the name is held, and the secret unreadable.
@@ -515,6 +509,7 @@ impl IdempotencyStore for MemoryIdempotency {
 #[derive(Debug, Default)]
 pub struct MemoryStatus {
     records: Mutex<BTreeMap<(String, String), StatusRecord>>,
+    departures: Mutex<BTreeMap<String, Departure>>,
     handoffs: Mutex<BTreeMap<(String, String), Onboarding>>,
     untrusted: Mutex<Vec<UntrustedMessage>>,
 }
@@ -524,6 +519,17 @@ impl MemoryStatus {
     pub fn insert_handoff(&self, handoff: &Onboarding) {
         let key = (handoff.ticket_id.to_string(), handoff.user.user_name.to_string());
         lock(&self.handoffs).insert(key, handoff.clone());
+    }
+}
+
+impl Departures for MemoryStatus {
+    async fn record_departure(&self, d: &Departure) -> Result<()> {
+        lock(&self.departures).insert(d.user_name.to_ascii_lowercase(), d.clone());
+        Ok(())
+    }
+
+    async fn departure(&self, user_name: &str, now: u64) -> Result<Option<Departure>> {
+        Ok(lock(&self.departures).get(&user_name.to_ascii_lowercase()).filter(|d| d.until > now).cloned())
     }
 }
 
@@ -896,14 +902,14 @@ impl Offboarding for MemoryOffboarding {
             }
         }
         let mut users = lock(&self.users);
-        if let Step::DeleteVirtualMfaDevice(d) = step {
-            if users.values().any(|h| h.mfa_devices.iter().any(|(serial, _)| serial == d)) {
-                return Err(Error::retryable("DeleteVirtualMFADevice", "DeleteConflict: the device is assigned"));
-            }
-        }
         let Some(h) = users.get_mut(user_name) else {
             return Ok(());
         };
+        if let Step::DeleteVirtualMfaDevice(d) = step {
+            if h.mfa_devices.iter().any(|(serial, _)| serial == d) {
+                return Err(Error::retryable("DeleteVirtualMFADevice", "DeleteConflict: the device is assigned"));
+            }
+        }
         match step {
             Step::DeleteLoginProfile => h.login_profile = false,
             Step::DeactivateAccessKey(k) => {
@@ -950,6 +956,107 @@ impl Offboarding for MemoryOffboarding {
                     return Err(Error::retryable("DeleteUser", "DeleteConflict: the user still holds entities"));
                 }
                 users.remove(user_name);
+            }
+        }
+        lock(&self.calls).push(format!("{user_name}: {step:?}"));
+        Ok(())
+    }
+}
+
+/// The offboarding fake read as a directory, so a stage's ownership check and
+/// its offboarding see the same users (and a deleted one is gone for both).
+impl Users for MemoryOffboarding {
+    async fn list_user_names(&self) -> Result<Vec<String>> {
+        Ok(lock(&self.users).keys().cloned().collect())
+    }
+
+    async fn get_user(&self, user_name: &str) -> Result<Option<IamUser>> {
+        Ok(lock(&self.users).get(user_name).map(|h| IamUser {
+            user_name: user_name.to_owned(),
+            path: "/".into(),
+            arn: format!("arn:aws:iam::123456789012:user/{user_name}"),
+            boundary: None,
+            tags: h.tags.clone(),
+        }))
+    }
+
+    async fn permissions(&self, user_name: &str) -> Result<Permissions> {
+        Ok(lock(&self.users)
+            .get(user_name)
+            .map(|h| Permissions {
+                groups: h.groups.clone(),
+                managed_policies: h.managed_policies.clone(),
+                inline_policies: h.inline_policies.clone(),
+                boundary: None,
+            })
+            .unwrap_or_default())
+    }
+}
+
+/// IAM as an access change sees it: each user's groups and managed
+/// policies, group names compared case-insensitively as IAM does, and a
+/// call to fail.
+#[derive(Debug, Default)]
+pub struct MemoryAccess {
+    users: Mutex<BTreeMap<String, Permissions>>,
+    calls: Mutex<Vec<String>>,
+    fail_at: Mutex<Option<usize>>,
+}
+
+impl MemoryAccess {
+    pub fn insert(&self, user_name: &str, access: Permissions) {
+        lock(&self.users).insert(user_name.to_owned(), access);
+    }
+
+    pub fn access_held(&self, user_name: &str) -> Option<Permissions> {
+        lock(&self.users).get(user_name).cloned()
+    }
+
+    /// The calls that succeeded, in order.
+    pub fn calls(&self) -> Vec<String> {
+        lock(&self.calls).clone()
+    }
+
+    /// The `n`-th call from now (0: the next) fails, as a cut-off would.
+    pub fn fail_at(&self, n: usize) {
+        *lock(&self.fail_at) = Some(n);
+    }
+}
+
+impl AccessChanges for MemoryAccess {
+    async fn access_of(&self, user_name: &str) -> Result<Option<Permissions>> {
+        Ok(self.access_held(user_name))
+    }
+
+    async fn apply_access(&self, user_name: &str, step: &crate::access::AccessStep) -> Result<()> {
+        use crate::access::AccessStep;
+        {
+            let mut fail_at = lock(&self.fail_at);
+            match *fail_at {
+                Some(0) => {
+                    *fail_at = None;
+                    return Err(Error::retryable("IAM", "connection reset (injected)"));
+                }
+                Some(n) => *fail_at = Some(n - 1),
+                None => {}
+            }
+        }
+        let mut users = lock(&self.users);
+        let p = users
+            .get_mut(user_name)
+            .ok_or_else(|| Error::permanent("IAM", format!("NoSuchEntity: user {user_name} does not exist")))?;
+        match step {
+            AccessStep::RemoveUserFromGroup(g) => p.groups.retain(|x| !x.eq_ignore_ascii_case(g)),
+            AccessStep::DetachUserPolicy(a) => p.managed_policies.retain(|x| x != a.as_str()),
+            AccessStep::AddUserToGroup(g) => {
+                if !p.groups.iter().any(|x| x.eq_ignore_ascii_case(g)) {
+                    p.groups.push(g.clone());
+                }
+            }
+            AccessStep::AttachUserPolicy(a) => {
+                if !p.managed_policies.iter().any(|x| x == a.as_str()) {
+                    p.managed_policies.push(a.to_string());
+                }
             }
         }
         lock(&self.calls).push(format!("{step:?}"));

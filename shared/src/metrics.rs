@@ -21,6 +21,9 @@ pub mod name {
     pub const KEYS_ROTATED: &str = "KeysRotated";
     pub const KEYS_DEACTIVATED: &str = "KeysDeactivated";
     pub const KEYS_DELETED: &str = "KeysDeleted";
+    pub const USERS_DISABLED: &str = "UsersDisabled";
+    pub const USERS_DELETED: &str = "UsersDeleted";
+    pub const ACCESS_CHANGED: &str = "AccessChanged";
     pub const EMAILS_SENT: &str = "EmailsSent";
     pub const DEPLOYMENT_FAULTS: &str = "DeploymentFaults";
     pub const UNTRUSTED_MESSAGES: &str = "UntrustedMessages";

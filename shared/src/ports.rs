@@ -238,12 +238,12 @@ pub trait SecretStore: Send + Sync {
     fn kms_key_id(&self, id: &str) -> impl Future<Output = Result<Option<String>>> + Send;
     /// A new version `version_id`, which becomes AWSCURRENT (the old one AWSPREVIOUS).
     fn put(&self, arn: &str, value: &Sensitive, version_id: &str) -> impl Future<Output = Result<()>> + Send;
-    /// Schedules the secret's deletion after `recovery_days` (CONTRACT.md
-    /// section 6: a deleted user's secret; `SECRET_RECOVERY_DAYS`, else the
-    /// deployment is wrong) and returns the date it will be deleted, in
-    /// seconds since the epoch; `None` if there is no such secret. A secret
-    /// already scheduled is done: its date is returned, nothing is changed.
-    /// Until that date the secret cannot be read, written or created again.
+    /// Schedules the secret's deletion after `recovery_days` (Secrets
+    /// Manager's recovery window: restorable until then; `SECRET_RECOVERY_DAYS`,
+    /// else the deployment is wrong). Returns when it is deleted for good
+    /// (seconds since the epoch); a secret already scheduled keeps its date
+    /// and nothing is changed; `None` if there is no such secret. Until that
+    /// date the secret cannot be read, written or created again.
     fn schedule_deletion(&self, id: &str, recovery_days: u32) -> impl Future<Output = Result<Option<u64>>> + Send;
 }
 
@@ -309,6 +309,12 @@ pub enum Stage {
     UserCreated = 2,
     CredentialsIssued = 3,
     Notified = 4,
+    /// Offboarding (CONTRACT.md section 6): switched off, still in IAM.
+    Disabled = 5,
+    /// Offboarding: gone from IAM, its secret scheduled for deletion.
+    Deleted = 6,
+    /// An access change applied.
+    AccessChanged = 7,
     Failed = 9,
 }
 
@@ -319,14 +325,26 @@ impl Stage {
             Stage::UserCreated => "user_created",
             Stage::CredentialsIssued => "credentials_issued",
             Stage::Notified => "notified",
+            Stage::Disabled => "disabled",
+            Stage::Deleted => "deleted",
+            Stage::AccessChanged => "access_changed",
             Stage::Failed => "failed",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Stage::Accepted, Stage::UserCreated, Stage::CredentialsIssued, Stage::Notified, Stage::Failed]
-            .into_iter()
-            .find(|st| st.as_str() == s)
+        [
+            Stage::Accepted,
+            Stage::UserCreated,
+            Stage::CredentialsIssued,
+            Stage::Notified,
+            Stage::Disabled,
+            Stage::Deleted,
+            Stage::AccessChanged,
+            Stage::Failed,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
     }
 }
 
@@ -363,6 +381,26 @@ pub trait StatusStore: Send + Sync {
     fn revoke_handoff(&self, ticket_id: &str, user_name: &str) -> impl Future<Output = Result<()>> + Send;
     /// The hand-off create-user recorded for this (ticket, user), if any.
     fn handoff(&self, ticket_id: &str, user_name: &str) -> impl Future<Output = Result<Option<Onboarding>>> + Send;
+}
+
+/// A user the pipeline deleted, whose name stays refused for onboarding
+/// while the deleted user's secret can still be recovered (CONTRACT.md
+/// section 6): creating it again would collide with the secret's name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Departure {
+    pub user_name: String,
+    /// The offboarding ticket that deleted the user.
+    pub ticket_id: String,
+    /// When the secret is deleted for good (seconds since the epoch).
+    pub until: u64,
+}
+
+/// The departures (offboard-user writes them, create-user reads them).
+pub trait Departures: Send + Sync {
+    /// Kept until `until`; a later departure of the same name replaces it.
+    fn record_departure(&self, departure: &Departure) -> impl Future<Output = Result<()>> + Send;
+    /// The departure of a name (case-insensitively) still in its window at `now`.
+    fn departure(&self, user_name: &str, now: u64) -> impl Future<Output = Result<Option<Departure>>> + Send;
 }
 
 /// A message a stage would not act on: it matched none of the pipeline's
@@ -466,4 +504,22 @@ pub trait Queues: Send + Sync {
     fn delete(&self, queue_url: &str, receipt_handle: &str) -> impl Future<Output = Result<()>> + Send;
     /// Messages in the queue, waiting or in flight (SQS's approximate counts).
     fn depth(&self, queue_url: &str) -> impl Future<Output = Result<usize>> + Send;
+}
+
+/// What an access change needs of IAM (CONTRACT.md section 6): the user's
+/// groups and managed policies, and one call of `access::plan` at a time.
+pub trait AccessChanges: Send + Sync {
+    /// The user's groups (as IAM spells them) and attached managed policy
+    /// ARNs; `None` if there is no such user. Only those two are read: an
+    /// access change neither reads nor touches inline policies or the
+    /// boundary, so those fields are left empty.
+    fn access_of(&self, user_name: &str) -> impl Future<Output = Result<Option<Permissions>>> + Send;
+    /// One step of the plan. A removal of what the user no longer holds, and
+    /// an addition of what it already holds, count as done, so a rerun after
+    /// a partial run is safe.
+    fn apply_access(
+        &self,
+        user_name: &str,
+        step: &crate::access::AccessStep,
+    ) -> impl Future<Output = Result<()>> + Send;
 }

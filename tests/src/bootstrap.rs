@@ -4,9 +4,10 @@
 
 use aws_config::SdkConfig;
 use shared::config::{
-    AllowList, CreateUserConfig, EnvReader, FromEnv, IssueCredentialsConfig, NotifyUserConfig, RotateKeysConfig,
-    CHANGE_PASSWORD_POLICY, DAY, DEFAULT_CUSTOM_PASSWORD_PREFIX, DEFAULT_SECRET_PREFIX,
+    AllowList, CreateUserConfig, EnvReader, FromEnv, IssueCredentialsConfig, NotifyUserConfig, OffboardUserConfig,
+    RotateKeysConfig, CHANGE_PASSWORD_POLICY, DAY, DEFAULT_CUSTOM_PASSWORD_PREFIX, DEFAULT_SECRET_PREFIX,
 };
+use shared::managed::TicketKind;
 use shared::names::PolicyArn;
 use std::collections::BTreeSet;
 
@@ -109,8 +110,17 @@ pub struct Environment {
     pub create_user_queue: String,
     pub issue_credentials_queue: String,
     pub notify_user_queue: String,
+    /// Offboarding tickets (their own rule on the bus).
+    pub offboard_user_queue: String,
+    /// Access-change tickets (their own rule on the bus).
+    pub change_access_queue: String,
+    /// In the order of `STAGE_QUEUES`.
     pub dead_letter_queues: Vec<String>,
 }
+
+/// The SQS-fed stages, in the order of `Environment::dead_letter_queues`.
+pub const STAGE_QUEUES: [&str; 5] =
+    ["create-user", "issue-credentials", "notify-user", "offboard-user", "change-access"];
 
 impl Environment {
     pub fn create_user_config(&self) -> CreateUserConfig {
@@ -165,6 +175,7 @@ impl Environment {
                 ("SECRETS_KMS_KEY_ID", s.secrets_kms_key_id.clone().unwrap_or_default()),
             ]),
             "notify-user" => vars.push(("SECRETS_KMS_KEY_ID", s.secrets_kms_key_id.clone().unwrap_or_default())),
+            "offboard-user" => {}
             "rotate-keys" => vars.extend([
                 ("NEXT_QUEUE_URL", self.issue_credentials_queue.clone()),
                 ("USER_PATH_PREFIX", s.user_path_prefix.clone()),
@@ -178,8 +189,10 @@ impl Environment {
     /// the table, every queue and dead-letter queue, the account, and
     /// rotate-keys' path (what `make emulator` prints to export).
     pub fn ops_env(&self) -> Vec<(String, String)> {
-        let [create_user_dlq, issue_credentials_dlq, notify_user_dlq] = self.dead_letter_queues.as_slice() else {
-            panic!("a deployment has three dead-letter queues");
+        let [create_user_dlq, issue_credentials_dlq, notify_user_dlq, offboard_user_dlq, change_access_dlq] =
+            self.dead_letter_queues.as_slice()
+        else {
+            panic!("a deployment has a dead-letter queue per stage queue");
         };
         [
             ("TABLE_NAME", self.table.clone()),
@@ -189,6 +202,10 @@ impl Environment {
             ("CREATE_USER_DLQ_URL", create_user_dlq.clone()),
             ("ISSUE_CREDENTIALS_DLQ_URL", issue_credentials_dlq.clone()),
             ("NOTIFY_USER_DLQ_URL", notify_user_dlq.clone()),
+            ("OFFBOARD_USER_QUEUE_URL", self.offboard_user_queue.clone()),
+            ("CHANGE_ACCESS_QUEUE_URL", self.change_access_queue.clone()),
+            ("OFFBOARD_USER_DLQ_URL", offboard_user_dlq.clone()),
+            ("CHANGE_ACCESS_DLQ_URL", change_access_dlq.clone()),
             ("ACCOUNT_ID", ACCOUNT.to_owned()),
             ("USER_PATH_PREFIX", self.settings.user_path_prefix.clone()),
         ]
@@ -210,6 +227,23 @@ impl Environment {
             other => std::env::var(other).ok(),
         };
         RotateKeysConfig::from_lookup(lookup).expect("rotation settings")
+    }
+
+    /// offboard-user's settings: the defaults (RETENTION_DAYS,
+    /// SECRET_RECOVERY_DAYS, EXPIRY_WARNING_DAYS), each overridable by its variable.
+    pub fn offboard_user_config(&self) -> OffboardUserConfig {
+        let s = &self.settings;
+        let domains = s.allow.email_domains.iter().cloned().collect::<Vec<_>>().join(",");
+        let lookup = |k: &str| match k {
+            "TABLE_NAME" => Some(self.table.clone()),
+            "SENDER_EMAIL" => Some(s.sender.clone()),
+            "ALLOWED_EMAIL_DOMAINS" => Some(domains.clone()),
+            "SECRET_PREFIX" => Some(s.secret_prefix.clone()),
+            "CUSTOM_PASSWORD_PREFIX" => Some(s.custom_password_prefix.clone()),
+            "BATCH_CONCURRENCY" => Some(s.concurrency.to_string()),
+            other => std::env::var(other).ok(),
+        };
+        OffboardUserConfig::from_lookup(lookup).expect("offboard-user settings")
     }
 
     pub fn notify_user_config(&self) -> NotifyUserConfig {
@@ -236,8 +270,17 @@ pub async fn ensure(sdk: &SdkConfig, settings: Settings) -> Result<Environment, 
     let (create_user_queue, create_user_dlq) = ensure_queue(&sqs, &format!("{p}create-user")).await?;
     let (issue_credentials_queue, issue_credentials_dlq) = ensure_queue(&sqs, &format!("{p}issue-credentials")).await?;
     let (notify_user_queue, notify_user_dlq) = ensure_queue(&sqs, &format!("{p}notify-user")).await?;
+    let (offboard_user_queue, offboard_user_dlq) = ensure_queue(&sqs, &format!("{p}offboard-user")).await?;
+    let (change_access_queue, change_access_dlq) = ensure_queue(&sqs, &format!("{p}change-access")).await?;
     let bus = format!("{p}tickets");
-    ensure_bus(sdk, &sqs, &bus, &format!("{p}tickets"), &create_user_queue).await?;
+    // One rule per ticket kind, as in template.yaml: the detail-type
+    // decides which stage's queue a ticket reaches.
+    let rules = [
+        (format!("{p}tickets"), TicketKind::Onboarding, &create_user_queue),
+        (format!("{p}offboarding"), TicketKind::Offboarding, &offboard_user_queue),
+        (format!("{p}access-changes"), TicketKind::AccessChange, &change_access_queue),
+    ];
+    ensure_bus(sdk, &sqs, &bus, &rules).await?;
     aws_sdk_ses::Client::new(sdk).verify_email_identity().email_address(&settings.sender).send().await?;
     ensure_groups(sdk, &settings.groups).await?;
     ensure_fence(sdk, &format!("{p}user-boundary")).await?;
@@ -248,7 +291,15 @@ pub async fn ensure(sdk: &SdkConfig, settings: Settings) -> Result<Environment, 
         create_user_queue,
         issue_credentials_queue,
         notify_user_queue,
-        dead_letter_queues: vec![create_user_dlq, issue_credentials_dlq, notify_user_dlq],
+        offboard_user_queue,
+        change_access_queue,
+        dead_letter_queues: vec![
+            create_user_dlq,
+            issue_credentials_dlq,
+            notify_user_dlq,
+            offboard_user_dlq,
+            change_access_dlq,
+        ],
     })
 }
 
@@ -316,8 +367,7 @@ async fn ensure_bus(
     sdk: &SdkConfig,
     sqs: &aws_sdk_sqs::Client,
     bus: &str,
-    rule: &str,
-    queue: &str,
+    rules: &[(String, TicketKind, &String)],
 ) -> Result<(), BoxError> {
     let eb = aws_sdk_eventbridge::Client::new(sdk);
     match eb.create_event_bus().name(bus).send().await {
@@ -325,14 +375,21 @@ async fn ensure_bus(
         Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_already_exists_exception()) => {}
         Err(e) => return Err(e.into()),
     }
-    let pattern = serde_json::json!({
-        "source": [shared::ticket::TICKET_SOURCE],
-        "detail-type": [shared::ticket::TICKET_DETAIL_TYPE],
-    });
-    eb.put_rule().name(rule).event_bus_name(bus).event_pattern(pattern.to_string()).send().await?;
-    let target =
-        aws_sdk_eventbridge::types::Target::builder().id("create-user").arn(queue_arn(sqs, queue).await?).build()?;
-    eb.put_targets().rule(rule).event_bus_name(bus).targets(target).send().await?;
+    for (rule, kind, queue) in rules {
+        let pattern = serde_json::json!({
+            "source": [shared::ticket::TICKET_SOURCE],
+            "detail-type": [kind.detail_type()],
+        });
+        eb.put_rule().name(rule).event_bus_name(bus).event_pattern(pattern.to_string()).send().await?;
+        let stage = match kind {
+            TicketKind::Onboarding => "create-user",
+            TicketKind::Offboarding => "offboard-user",
+            TicketKind::AccessChange => "change-access",
+        };
+        let target =
+            aws_sdk_eventbridge::types::Target::builder().id(stage).arn(queue_arn(sqs, queue).await?).build()?;
+        eb.put_targets().rule(rule).event_bus_name(bus).targets(target).send().await?;
+    }
     Ok(())
 }
 

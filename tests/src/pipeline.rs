@@ -78,11 +78,13 @@ pub type NotifyUser = notify_user::Deps<
 /// The access key id each stage signs its requests with locally, so a
 /// request log (the fault proxy's) tells which role made each call, as
 /// CloudTrail would. moto accepts any key.
-pub const STAGE_KEYS: [(&str, &str); 4] = [
+pub const STAGE_KEYS: [(&str, &str); 6] = [
     ("create-user", "AKIACREATEUSERSTAGE0"),
     ("issue-credentials", "AKIAISSUECREDSSTAGE0"),
     ("notify-user", "AKIANOTIFYUSERSTAGE0"),
     ("rotate-keys", "AKIAROTATEKEYSSTAGE0"),
+    ("offboard-user", "AKIAOFFBOARDUSERSTG0"),
+    ("change-access", "AKIACHANGEACCESSSTG0"),
 ];
 
 /// `sdk` signing as `stage`.
@@ -91,6 +93,8 @@ fn as_stage(sdk: &SdkConfig, stage: &str) -> SdkConfig {
     let credentials = aws_sdk_iam::config::Credentials::new(key, "local-secret", None, None, "stage");
     sdk.to_builder().credentials_provider(aws_sdk_iam::config::SharedCredentialsProvider::new(credentials)).build()
 }
+pub type OffboardUser =
+    offboard_user::Deps<IamDirectory, SecretsManagerStore, DynamoIdempotency, DynamoStatus, NotedMailer, TestClock>;
 pub type RotateKeys =
     rotate_keys::Deps<IamDirectory, DynamoIdempotency, SqsPublisher, NotedMailer, DynamoLedger, TestClock>;
 
@@ -100,6 +104,7 @@ pub struct LocalPipeline {
     pub issue_credentials: IssueCredentials,
     pub notify_user: NotifyUser,
     pub rotate_keys: RotateKeys,
+    pub offboard_user: OffboardUser,
     pub clock: TestClock,
     /// How many stages `drain` runs, in order (1: create-user only, leaving
     /// its hand-offs on the queue; 3: all).
@@ -200,12 +205,24 @@ impl LocalPipeline {
             clock: clock.clone(),
             config,
         };
+        let sdk = &sdk_of("offboard-user");
+        let table = StateTable::new(sdk, &env.table);
+        let offboard_user = offboard_user::Deps {
+            iam: IamDirectory::new(sdk),
+            secrets: SecretsManagerStore::new(sdk),
+            idempotency: table.idempotency(),
+            status: table.status(),
+            mailer: mailer(sdk),
+            clock: clock.clone(),
+            config: env.offboard_user_config(),
+        };
         Self {
             env,
             create_user,
             issue_credentials,
             notify_user,
             rotate_keys,
+            offboard_user,
             clock,
             stages: 3,
             delivered: Mutex::default(),
@@ -226,6 +243,7 @@ impl LocalPipeline {
             &self.issue_credentials.mailer,
             &self.notify_user.mailer,
             &self.rotate_keys.mailer,
+            &self.offboard_user.mailer,
         ] {
             all.extend(m.sent.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned());
         }
@@ -274,6 +292,9 @@ impl LocalPipeline {
                 let queue = &self.env.notify_user_queue;
                 self.drain_queue(queue, &mut drained, |e| self.notify_user.handle_sqs(e, lease())).await?;
             }
+            // The other ticket kinds' stages, each fed by its own rule.
+            let queue = &self.env.offboard_user_queue;
+            self.drain_queue(queue, &mut drained, |e| self.offboard_user.handle_sqs(e, lease())).await?;
             if (drained.handled, drained.retried) == before {
                 break;
             }
@@ -317,7 +338,13 @@ impl LocalPipeline {
     /// (a test's redrive: unlike SQS's, it deletes before it sends). Returns
     /// how many moved.
     pub async fn redrive(&self) -> Result<usize, BoxError> {
-        let sources = [&self.env.create_user_queue, &self.env.issue_credentials_queue, &self.env.notify_user_queue];
+        let sources = [
+            &self.env.create_user_queue,
+            &self.env.issue_credentials_queue,
+            &self.env.notify_user_queue,
+            &self.env.offboard_user_queue,
+            &self.env.change_access_queue,
+        ];
         let mut moved = 0;
         for (source, dlq) in sources.into_iter().zip(&self.env.dead_letter_queues) {
             for body in self.take_bodies(dlq).await? {

@@ -139,7 +139,21 @@ fn next(rng: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// IAM's answer to ListServiceSpecificCredentials for a user holding none:
+/// moto does not implement the call (it answers HTTP 500 with HTML).
+pub const NO_SERVICE_CREDENTIALS: &str = "<ListServiceSpecificCredentialsResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><ListServiceSpecificCredentialsResult><ServiceSpecificCredentials/></ListServiceSpecificCredentialsResult><ResponseMetadata><RequestId>proxy</RequestId></ResponseMetadata></ListServiceSpecificCredentialsResponse>";
+
 impl FaultProxy {
+    /// Answers, for every user, the IAM calls the pipeline makes that moto
+    /// lacks, as IAM would: ListServiceSpecificCredentials for a user holding
+    /// none, and the tags of virtual MFA devices (`emulate_mfa_device_tags`).
+    /// For local runs: production code has no emulator branch, so the gap is
+    /// filled in front of moto.
+    pub fn fill_moto_gaps(&self) {
+        self.answer("ListServiceSpecificCredentials", "", NO_SERVICE_CREDENTIALS.to_owned());
+        self.emulate_mfa_device_tags();
+    }
+
     pub async fn start(upstream: &str) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let endpoint = format!("http://{}", listener.local_addr()?);

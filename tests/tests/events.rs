@@ -185,3 +185,44 @@ async fn rotate_keys_events_are_rotation_requests() {
         assert_eq!(summary.users, 1, "{event}");
     }
 }
+
+/// The offboarding sample, against what the onboarding sample leaves: both
+/// users are the pipeline's, one disabled and one deleted. The daily run's
+/// sample is what its schedule sends.
+#[tokio::test]
+async fn offboarding_ticket_and_daily_run_samples_are_what_offboard_user_takes() {
+    use shared::lifecycle::UserHoldings;
+    let status = records_of_the_sample_ticket().await;
+    let iam = MemoryOffboarding::default();
+    for name in ["emily.chen", "ci-deployer", "raj.patel"] {
+        let tags = BTreeMap::from([
+            ("iam-provisioner:managed".to_owned(), "true".to_owned()),
+            ("iam-provisioner:ticket".to_owned(), "ONB-1042".to_owned()),
+        ]);
+        iam.insert(name, UserHoldings { login_profile: true, tags, ..Default::default() });
+    }
+    let d = offboard_user::Deps {
+        iam,
+        secrets: MemorySecrets::default(),
+        idempotency: MemoryIdempotency::default(),
+        status,
+        mailer: MemoryMailer::default(),
+        clock: FixedClock::at(1_800_000_000),
+        config: shared::config::OffboardUserConfig::from_lookup(|k| match k {
+            "TABLE_NAME" | "SENDER_EMAIL" => Some("iam-provisioner@example.com".into()),
+            "ALLOWED_EMAIL_DOMAINS" => Some("example.com".into()),
+            _ => None,
+        })
+        .unwrap(),
+    };
+    let report: offboard_user::OffboardReport =
+        serde_json::from_value(d.handle_event(read("offboarding-ticket.json"), LEASE).await.unwrap()).unwrap();
+    assert!(report.refused.is_empty(), "{report:?}");
+    assert_eq!(report.done.len(), 2);
+    assert!(d.iam.holdings_of("ci-deployer").is_none());
+    assert!(!d.iam.holdings_of("emily.chen").unwrap().login_profile);
+    let daily: offboard_user::daily::DailySummary =
+        serde_json::from_value(d.handle_event(read("offboard-user-daily.json"), LEASE).await.unwrap()).unwrap();
+    assert_eq!(daily.looked_at, 2, "{daily:?}");
+    assert!(daily.complete);
+}

@@ -16,6 +16,8 @@ use tests::pipeline::{LocalPipeline, STAGE_KEYS};
 use tests::proxy::FaultProxy;
 
 const PREFIX: &str = "iam-provisioner-";
+/// moto lacks ListServiceSpecificCredentials: the proxy answers it as IAM would.
+const NO_SERVICE_CREDENTIALS: &str = "<ListServiceSpecificCredentialsResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><ListServiceSpecificCredentialsResult><ServiceSpecificCredentials/></ListServiceSpecificCredentialsResult><ResponseMetadata><RequestId>proxy</RequestId></ResponseMetadata></ListServiceSpecificCredentialsResponse>";
 
 #[tokio::test]
 async fn every_request_of_a_ticket_and_a_rotation_is_logged_by_stage() {
@@ -23,6 +25,7 @@ async fn every_request_of_a_ticket_and_a_rotation_is_logged_by_stage() {
     let direct = tests::sdk_config(&moto.endpoint).await;
     let env = ensure(&direct, Settings::local_defaults(PREFIX)).await.expect("bootstrap");
     let proxy = FaultProxy::start(&moto.endpoint).await.expect("proxy");
+    proxy.emulate_mfa_device_tags();
     proxy.record_requests();
     let pipeline = LocalPipeline::new(&tests::sdk_config(&proxy.endpoint).await, env);
 
@@ -77,6 +80,27 @@ async fn every_request_of_a_ticket_and_a_rotation_is_logged_by_stage() {
         assert_eq!((drained.retried, drained.dead_lettered), (0, 0), "day {day}: {drained:?}");
     }
 
+    // Offboarding: one user disabled, one (with its secret) deleted; then a
+    // ticket refused for naming a user the pipeline did not create.
+    for name in ["emily.chen", "ci-deployer"] {
+        proxy.answer("ListServiceSpecificCredentials", name, NO_SERVICE_CREDENTIALS.to_owned());
+    }
+    let offboarding = |id: &str, users: Value| {
+        json!({"source": "onboarding.tickets", "detail-type": "Offboarding Ticket Approved",
+               "detail": {"ticket_id": id, "requested_by": "it-ops@example.com", "users": users}})
+    };
+    pipeline
+        .deliver(&offboarding(
+            "OFF-SIM-1",
+            json!([{"user_name": "emily.chen", "action": "disable"}, {"user_name": "ci-deployer", "action": "delete"}]),
+        ))
+        .await
+        .expect("deliver");
+    let drained = pipeline.drain().await.expect("drain");
+    assert_eq!((drained.retried, drained.dead_lettered), (0, 0), "offboarding: {drained:?}");
+    pipeline.deliver(&offboarding("OFF-SIM-2", json!([{"user_name": "template.dev"}]))).await.expect("deliver");
+    pipeline.drain().await.expect("drain");
+
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
     for r in proxy.requests() {
@@ -109,6 +133,16 @@ async fn every_request_of_a_ticket_and_a_rotation_is_logged_by_stage() {
         "rotate-keys iam:UpdateAccessKey",
         "rotate-keys iam:DeleteAccessKey",
         "rotate-keys sqs:SendMessage",
+        "offboard-user iam:DeleteLoginProfile",
+        "offboard-user iam:UpdateAccessKey",
+        "offboard-user iam:DeleteAccessKey",
+        "offboard-user iam:RemoveUserFromGroup",
+        "offboard-user iam:DetachUserPolicy",
+        "offboard-user iam:TagUser",
+        "offboard-user iam:DeleteUser",
+        "offboard-user secretsmanager:DeleteSecret",
+        "offboard-user dynamodb:BatchWriteItem",
+        "offboard-user ses:SendEmail",
     ] {
         assert!(seen.contains(call), "the run never made {call}: {seen:#?}");
     }

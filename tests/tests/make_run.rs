@@ -61,3 +61,49 @@ fn make_run_refuses_a_file_that_is_not_json() {
     let out = cmd.arg("Cargo.toml").current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `make run EVENT=...` with an offboarding ticket: the envelope decides
+/// the stage. On a fresh emulator the sample onboarding ticket runs first,
+/// so the users the ticket names exist.
+#[test]
+fn make_run_takes_an_offboarding_ticket_by_its_envelope() {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_run-local"));
+    cmd.arg("events/offboarding-ticket.json")
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .env("IAM_PROVISIONER_PREFIX", "iam-provisioner-")
+        .env_remove("AWS_ENDPOINT_URL");
+    let out = cmd.output().expect("run-local runs");
+    let output = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{output}");
+    assert!(output.contains("preparing: onboarding events/onboarding-ticket.json first"), "{output}");
+    assert!(output.contains("offboarding ticket OFF-311:"), "{output}");
+    assert!(output.contains("  emily.chen — disabled"), "{output}");
+    assert!(output.contains("  ci-deployer — deleted"), "{output}");
+    assert!(output.contains("iam-provisioner:offboarded=OFF-311"), "{output}");
+    assert!(
+        output.contains(
+            r#"requester it-ops@example.com: emailed "Offboarding ticket OFF-311: 2 user(s) offboarded, 0 refused""#
+        ),
+        "{output}"
+    );
+}
+
+#[test]
+fn make_run_refuses_an_envelope_of_another_kind() {
+    let dir = std::env::temp_dir().join(tests::unique("mr-kind"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("other.json");
+    std::fs::write(&path, r#"{"source": "onboarding.tickets", "detail-type": "Something Else", "detail": {}}"#)
+        .unwrap();
+    let endpoint = &tests::moto::shared().endpoint;
+    let out = Command::new(env!("CARGO_BIN_EXE_run-local"))
+        .arg(&path)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("IAM_PROVISIONER_PREFIX", "mr-kind-")
+        .output()
+        .unwrap();
+    let output = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{output}");
+    assert!(output.contains("is not a ticket kind the pipeline takes"), "{output}");
+}

@@ -82,7 +82,7 @@ impl<D, I, S, P, M, C> Deps<D, I, S, P, M, C>
 where
     D: Users + Provisioning,
     I: IdempotencyStore,
-    S: StatusStore,
+    S: StatusStore + Departures,
     P: EventPublisher,
     M: Mailer,
     C: Clock,
@@ -272,6 +272,20 @@ where
         for (i, plan) in plans.into_iter().enumerate() {
             let name = plan.user_name.clone();
             let before = refusals.len();
+            // Deleted by an offboarding whose secret can still be restored:
+            // a new user of the name would collide with it.
+            if let Some(gone) = self.status.departure(&name, self.clock.now()).await? {
+                refusals.push(Refusal::user(
+                    &name,
+                    format!("users[{i}].user_name"),
+                    format!(
+                    "user {name:?} was deleted by ticket {} and its secret can be recovered until {}; the name cannot \
+                     be onboarded again before then",
+                    gone.ticket_id,
+                    shared::text::date(gone.until)
+                ),
+                ));
+            }
             if let Some(taken) = existing.get(&name.folded()) {
                 if taken != name.as_str() {
                     refusals.push(Refusal::user(&name, format!("users[{i}].user_name"), format!(

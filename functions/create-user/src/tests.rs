@@ -164,6 +164,25 @@ async fn user_managed_by_another_ticket_is_refused() {
     assert!(reasons[0].contains("created by ticket ONB-0"), "{reasons:?}");
 }
 
+/// A user deleted by an offboarding holds its name while its secret can
+/// be recovered: onboarding it again would collide with that secret.
+#[tokio::test]
+async fn a_name_deleted_by_offboarding_is_refused_until_its_secret_is_gone() {
+    let d = deps();
+    let now = d.clock.now();
+    let gone = Departure { user_name: "Raj.Patel".into(), ticket_id: "OFF-9".into(), until: now + 86_400 };
+    d.status.record_departure(&gone).await.unwrap();
+    let report = run(&d, &ticket()).await.unwrap();
+    assert!(report.created.is_empty());
+    assert!(d.directory.calls.lock().unwrap().is_empty(), "nothing may be written");
+    let reasons = &report.refused.iter().find(|r| r.user_name == "raj.patel").unwrap().reasons;
+    assert!(reasons[0].contains("deleted by ticket OFF-9") && reasons[0].contains("recovered until"), "{reasons:?}");
+    // Once the secret is gone for good, the name is free.
+    let d2 = deps();
+    d2.status.record_departure(&Departure { until: now, ..gone }).await.unwrap();
+    assert_eq!(run(&d2, &ticket()).await.unwrap().created.len(), 2);
+}
+
 #[tokio::test]
 async fn name_differing_only_in_case_from_an_existing_user_is_refused() {
     let d = deps();

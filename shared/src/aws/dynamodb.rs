@@ -7,6 +7,8 @@
 //! - key ledger: `pk = KEYS#<user name>`, `sk = KEY#<access key id>`;
 //! - secret versions: `pk = SECRETS#<user name>`, `sk = -`, a string set;
 //! - untrusted messages: `pk = UNTRUSTED#<stage>`, `sk = <message id>`;
+//! - departures: `pk = DEPARTED#<user name, lower case>`, `sk = -`, a user
+//!   the pipeline deleted, while its secret can still be recovered;
 //! - rotation run cursors: `pk = ROTATION#<UTC date>`, `sk = -`, the cursor
 //!   as JSON (`cursor`).
 //!
@@ -16,8 +18,8 @@ use super::{classify, code};
 use crate::error::{Error, Result};
 use crate::handoff::Onboarding;
 use crate::ports::{
-    Claim, IdempotencyStore, KeyLedger, KeyRecord, RotationCursor, RotationRuns, Stage, StatusRecord, StatusStore,
-    UntrustedLog, UntrustedMessage,
+    Claim, Departure, Departures, IdempotencyStore, KeyLedger, KeyRecord, RotationCursor, RotationRuns, Stage,
+    StatusRecord, StatusStore, UntrustedLog, UntrustedMessage,
 };
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
@@ -237,6 +239,46 @@ fn handoff_key(scope: &str, ticket_id: &str, user_name: &str) -> HashMap<String,
             ("sk".to_owned(), s(format!("HANDOFF#{user_name}"))),
         ]),
     )
+}
+
+fn departure_key(scope: &str, user_name: &str) -> HashMap<String, AttributeValue> {
+    scoped(
+        scope,
+        HashMap::from([
+            ("pk".to_owned(), s(format!("DEPARTED#{}", user_name.to_ascii_lowercase()))),
+            ("sk".to_owned(), s("-")),
+        ]),
+    )
+}
+
+impl Departures for DynamoStatus {
+    async fn record_departure(&self, d: &Departure) -> Result<()> {
+        let mut item = departure_key(&self.scope, &d.user_name);
+        item.insert("user_name".into(), s(&d.user_name));
+        item.insert("ticket_id".into(), s(&d.ticket_id));
+        item.insert("until".into(), n(d.until));
+        item.insert("expires_at".into(), n(d.until));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| classify("PutItem", e))
+    }
+
+    async fn departure(&self, user_name: &str, now: u64) -> Result<Option<Departure>> {
+        let found = get_item(&self.client, &self.table, departure_key(&self.scope, user_name)).await?;
+        // TTL deletes lazily: an expired item may still be read.
+        Ok(found
+            .map(|item| Departure {
+                user_name: get_s(&item, "user_name").unwrap_or(user_name).to_owned(),
+                ticket_id: get_s(&item, "ticket_id").unwrap_or_default().to_owned(),
+                until: get_n(&item, "until").unwrap_or(0),
+            })
+            .filter(|d| d.until > now))
+    }
 }
 
 fn put_request(item: HashMap<String, AttributeValue>) -> Result<WriteRequest> {

@@ -457,3 +457,46 @@ impl crate::ports::Offboarding for IamDirectory {
         }
     }
 }
+
+impl crate::ports::AccessChanges for IamDirectory {
+    async fn access_of(&self, user_name: &str) -> Result<Option<Permissions>> {
+        // ListGroupsForUser answers NoSuchEntity for a user that does not
+        // exist: no GetUser needed to tell.
+        let groups = self.client.list_groups_for_user().user_name(user_name).into_paginator().items().send();
+        let groups = match groups.try_collect().await {
+            Ok(groups) => groups,
+            Err(e) if code(&e) == Some("NoSuchEntity") => return Ok(None),
+            Err(e) => return Err(classify("ListGroupsForUser", e)),
+        };
+        let attached = self.client.list_attached_user_policies().user_name(user_name).into_paginator().items().send();
+        let attached = match attached.try_collect().await {
+            Ok(attached) => attached,
+            // Deleted between the two reads.
+            Err(e) if code(&e) == Some("NoSuchEntity") => return Ok(None),
+            Err(e) => return Err(classify("ListAttachedUserPolicies", e)),
+        };
+        Ok(Some(Permissions {
+            groups: groups.into_iter().map(|g| g.group_name).collect(),
+            managed_policies: attached.into_iter().filter_map(|p| p.policy_arn).collect(),
+            ..Default::default()
+        }))
+    }
+
+    async fn apply_access(&self, user_name: &str, step: &crate::access::AccessStep) -> Result<()> {
+        use crate::access::AccessStep;
+        let (c, u) = (&self.client, user_name);
+        match step {
+            // NoSuchEntity: no longer a member, no longer attached (a rerun).
+            AccessStep::RemoveUserFromGroup(g) => {
+                gone_is_done("RemoveUserFromGroup", c.remove_user_from_group().user_name(u).group_name(g).send().await)
+            }
+            AccessStep::DetachUserPolicy(arn) => gone_is_done(
+                "DetachUserPolicy",
+                c.detach_user_policy().user_name(u).policy_arn(arn.as_str()).send().await,
+            ),
+            // IAM answers both for what is already so without an error.
+            AccessStep::AddUserToGroup(g) => Provisioning::add_user_to_group(self, u, g).await,
+            AccessStep::AttachUserPolicy(arn) => Provisioning::attach_user_policy(self, u, arn).await,
+        }
+    }
+}
