@@ -52,19 +52,90 @@ ALLOWED_ACTIONS = {
         "iam:DeleteAccessKey",
         "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:UpdateItem",
         "sqs:SendMessage", "ses:SendEmail"},
+    "OffboardUserRole": PLATFORM | CONSUME | {
+        "iam:GetUser", "iam:GetLoginProfile", "iam:ListAccessKeys", "iam:ListSigningCertificates",
+        "iam:ListSSHPublicKeys", "iam:ListServiceSpecificCredentials", "iam:ListMFADevices", "iam:ListGroupsForUser",
+        "iam:ListAttachedUserPolicies", "iam:ListUserPolicies",
+        "iam:DeleteLoginProfile", "iam:UpdateAccessKey", "iam:DeleteAccessKey", "iam:DeleteSigningCertificate",
+        "iam:DeleteSSHPublicKey", "iam:DeleteServiceSpecificCredential", "iam:DeactivateMFADevice",
+        "iam:DetachUserPolicy", "iam:DeleteUserPolicy", "iam:DeleteUser", "iam:TagUser", "iam:RemoveUserFromGroup",
+        "iam:DeleteVirtualMFADevice",
+        "secretsmanager:DeleteSecret", "secretsmanager:DescribeSecret",
+        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:BatchWriteItem",
+        "ses:SendEmail"},
     "RotationScheduleRole": {"lambda:InvokeFunction"},
 }
-STAGE_ROLES = ["CreateUserRole", "IssueCredentialsRole", "NotifyUserRole", "RotateKeysRole"]
+STAGE_ROLES = ["CreateUserRole", "IssueCredentialsRole", "NotifyUserRole", "RotateKeysRole", "OffboardUserRole"]
 ALWAYS_DENIED = {"iam:TagUser", "iam:UntagUser", "iam:PutUserPolicy", "iam:PutUserPermissionsBoundary",
                  "iam:DeleteUserPermissionsBoundary", "iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion",
                  "iam:PassRole"}
-# IAM authorises CreateUser's Tags as iam:TagUser on the new user (tag-on-create), so the
-# create-user role holds TagUser, but only for requests that tag managed=true with a ticket.
-TAG_ON_CREATE_ROLE = "CreateUserRole"
+# What a role must deny beyond ALWAYS_DENIED: offboard-user only takes away, so every way of
+# giving a user a credential, a group or a policy is denied outright.
+ALSO_DENIED = {
+    "OffboardUserRole": {"iam:CreateUser", "iam:CreateAccessKey", "iam:CreateLoginProfile", "iam:UpdateLoginProfile",
+                         "iam:AddUserToGroup", "iam:AttachUserPolicy"},
+}
 TICKET = "iam-provisioner:ticket"
+OFFBOARDED_TAGS = {"iam-provisioner:offboarded", "iam-provisioner:offboarded-on"}
+USERS = "arn:${AWS::Partition}:iam::${AWS::AccountId}:user/*"
+GROUPS = "arn:${AWS::Partition}:iam::${AWS::AccountId}:group/*"
+MFA_DEVICES = "arn:${AWS::Partition}:iam::${AWS::AccountId}:mfa/*"
+USER_SECRETS = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretPrefix}*"
+MIN_RECOVERY_DAYS = 7  # Secrets Manager's minimum recovery window
+
+
+def tag_on_create(st):
+    """IAM authorises CreateUser's Tags as iam:TagUser on the new user (tag-on-create), so the
+    create-user role holds TagUser, but only for requests that tag managed=true with a ticket."""
+    found = []
+    if cond(st, "StringEquals").get(f"aws:RequestTag/{MANAGED}") != "true":
+        found.append(f"iam:TagUser without aws:RequestTag/{MANAGED} = true")
+    if cond(st, "Null").get(f"aws:RequestTag/{TICKET}") != "false":
+        found.append(f"iam:TagUser without a ticket tag required (Null aws:RequestTag/{TICKET})")
+    return found
+
+
+def offboarded_tags(st):
+    """offboard-user marks a user it disabled: the two offboarded tags, on the pipeline's own
+    users, nothing else (not the managed tag, not a ticket tag, no other key)."""
+    found = []
+    keys = cond(st, "ForAllValues:StringEquals").get("aws:TagKeys")
+    if keys is None:
+        found.append("iam:TagUser of any tag key (no ForAllValues:StringEquals aws:TagKeys)")
+    elif not as_list(keys) or set(as_list(keys)) - OFFBOARDED_TAGS:
+        found.append(f"iam:TagUser of tag keys beyond {sorted(OFFBOARDED_TAGS)}: {as_list(keys)}")
+    if cond(st, "StringEquals").get(f"iam:ResourceTag/{MANAGED}") != "true":
+        found.append(f"iam:TagUser on users the pipeline did not create (no iam:ResourceTag/{MANAGED} = true)")
+    return found
+
+
+# The roles that may hold iam:TagUser, each only in a statement its rule accepts, and what
+# breaks if TagUser is denied to it. Every other stage role denies TagUser outright.
+TAG_USER_RULES = {
+    "CreateUserRole": (tag_on_create, "every CreateUser with tags is refused"),
+    "OffboardUserRole": (offboarded_tags, "no disabled user is marked offboarded, so none is ever deleted"),
+}
 CREDENTIAL_WRITES = {"iam:CreateAccessKey", "iam:DeleteAccessKey", "iam:UpdateAccessKey", "iam:CreateLoginProfile"}
+# Every IAM write whose resource is the user: only on users tagged managed (IAM checks the tag
+# of the user the request names).
+MANAGED_USER_WRITES = CREDENTIAL_WRITES | {
+    "iam:DeleteUser", "iam:DeleteLoginProfile", "iam:DeleteSigningCertificate", "iam:DeleteSSHPublicKey",
+    "iam:DeleteServiceSpecificCredential", "iam:DeactivateMFADevice", "iam:DetachUserPolicy", "iam:DeleteUserPolicy"}
+# IAM authorises these on another resource than the user, with no condition that reaches the
+# user: each only on its own kind of resource, alone in its statement. That offboard-user removes
+# memberships and deletes devices only of users it owns is the code's doing (residuals, SECURITY.md).
+NOT_ON_THE_USER = {"iam:RemoveUserFromGroup": (GROUPS, "groups"), "iam:DeleteVirtualMFADevice": (MFA_DEVICES, "MFA devices")}
 FUNCTIONS = {"CreateUserFunction": "create-user", "IssueCredentialsFunction": "issue-credentials",
-             "NotifyUserFunction": "notify-user", "RotateKeysFunction": "rotate-keys"}
+             "NotifyUserFunction": "notify-user", "RotateKeysFunction": "rotate-keys",
+             "OffboardUserFunction": "offboard-user"}
+# The stages that check hand-off messages against the pipeline's records and log
+# alarm = "untrusted_message" for one that matches none (SECURITY.md, "Stages that trust no
+# message"): each must have that alarm.
+CHECKS_HANDOFFS = {"create-user", "issue-credentials", "notify-user", "rotate-keys"}
+# The stages that do not, and why; no untrusted-message alarm is required of them (it would watch
+# a log line they never write). A new stage must be in one of the two.
+NO_HANDOFFS = {"offboard-user": "reads tickets only, checked against IAM and the pipeline's records (a ticket that "
+                                "does not match them is refused, not untrusted); it writes no untrusted_message line"}
 COMMON_ENV = {"TABLE_NAME", "SENDER_EMAIL", "BATCH_CONCURRENCY", "ALLOWED_EMAIL_DOMAINS", "SECRET_PREFIX",
               "METRICS_NAMESPACE"}
 ENV = {
@@ -75,6 +146,7 @@ ENV = {
     "NotifyUserFunction": {"SECRETS_KMS_KEY_ID"},
     "RotateKeysFunction": {"NEXT_QUEUE_URL", "ROTATION_AGE_DAYS", "GRACE_DAYS", "DELETE_AFTER_DAYS", "WARNING_DAYS",
                            "ROTATION_HOLD_DAYS"},
+    "OffboardUserFunction": {"CUSTOM_PASSWORD_PREFIX", "RETENTION_DAYS", "SECRET_RECOVERY_DAYS", "EXPIRY_WARNING_DAYS"},
 }
 # Every pipeline resource kind the fence must deny (a fragment of the ARN).
 FENCED = ["lambda:", ":function:${Prefix}-*", ":sqs:", ":event-bus/${Prefix}-*", ":rule/${Prefix}-*",
@@ -169,11 +241,13 @@ def role_problems(template):
         if not text(role["Properties"].get("RoleName", "")).startswith("${Prefix}-"):
             found.append(f"{name}: not named ${{Prefix}}-...")
         denied = set()
+        granted = set()
         for st in role_statements(template, name):
             actions = as_list(st.get("Action", []))
             if st["Effect"] == "Deny":
                 denied |= set(actions)
                 continue
+            granted |= set(actions)
             if "NotAction" in st or "NotResource" in st:
                 found.append(f"{name}: Allow with NotAction/NotResource")
             for action in actions:
@@ -200,21 +274,39 @@ def role_problems(template):
                 if eq.get(f"iam:ResourceTag/{MANAGED}") != "true":
                     found.append(f"{name}: iam:AttachUserPolicy on users the pipeline did not create")
             if "iam:TagUser" in actions:
-                if name != TAG_ON_CREATE_ROLE:
-                    found.append(f"{name}: iam:TagUser allowed (only CreateUser's tag-on-create needs it)")
+                if name not in TAG_USER_RULES:
+                    found.append(f"{name}: iam:TagUser allowed (only {' and '.join(TAG_USER_RULES)} may tag users, "
+                                 "each as its rule says)")
+                else:
+                    found += [f"{name}: {p}" for p in TAG_USER_RULES[name][0](st)]
                 if set(actions) != {"iam:TagUser"}:
                     found.append(f"{name}: iam:TagUser shares a statement with {sorted(set(actions) - {'iam:TagUser'})}")
-                if cond(st, "StringEquals").get(f"aws:RequestTag/{MANAGED}") != "true":
-                    found.append(f"{name}: iam:TagUser without aws:RequestTag/{MANAGED} = true")
-                if cond(st, "Null").get(f"aws:RequestTag/{TICKET}") != "false":
-                    found.append(f"{name}: iam:TagUser without a ticket tag required (Null aws:RequestTag/{TICKET})")
-                if text(st["Resource"]) != "arn:${AWS::Partition}:iam::${AWS::AccountId}:user/*":
+                if text(st["Resource"]) != USERS:
                     found.append(f"{name}: iam:TagUser beyond users")
             if "iam:AddUserToGroup" in actions and st["Resource"] != {"Ref": "AllowedGroupArns"}:
                 found.append(f"{name}: iam:AddUserToGroup beyond the allow-listed groups")
-            for action in sorted(set(actions) & CREDENTIAL_WRITES):
+            for action in sorted(set(actions) & MANAGED_USER_WRITES):
                 if cond(st, "StringEquals").get(f"iam:ResourceTag/{MANAGED}") != "true":
                     found.append(f"{name}: {action} not limited to the pipeline's users")
+            for action, (arn, kind) in NOT_ON_THE_USER.items():
+                if action not in actions:
+                    continue
+                if set(actions) != {action}:
+                    found.append(f"{name}: {action} shares a statement with {sorted(set(actions) - {action})}")
+                if {text(r) for r in resources} != {arn}:
+                    found.append(f"{name}: {action} beyond {kind} ({text(st['Resource'])})")
+            if "secretsmanager:DeleteSecret" in actions:
+                if {text(r) for r in resources} != {USER_SECRETS}:
+                    found.append(f"{name}: secretsmanager:DeleteSecret beyond the users' secrets ({text(st['Resource'])})")
+                window = cond(st, "NumericGreaterThanEquals").get("secretsmanager:RecoveryWindowInDays")
+                if window is None or int(window) < MIN_RECOVERY_DAYS:
+                    found.append(f"{name}: secretsmanager:DeleteSecret without a recovery window of at least "
+                                 f"{MIN_RECOVERY_DAYS} days (NumericGreaterThanEquals secretsmanager:RecoveryWindowInDays)")
+                # Bool or BoolIfExists: a request naming a window carries no ForceDeleteWithoutRecovery
+                # (the API takes one or the other), and the window is required above.
+                if "false" not in (cond(st, "Bool").get("secretsmanager:ForceDeleteWithoutRecovery"),
+                                   cond(st, "BoolIfExists").get("secretsmanager:ForceDeleteWithoutRecovery")):
+                    found.append(f"{name}: secretsmanager:DeleteSecret without secretsmanager:ForceDeleteWithoutRecovery = false")
             if "ses:SendEmail" in actions:
                 if "ses:FromAddress" not in cond(st, "StringEquals"):
                     found.append(f"{name}: ses:SendEmail from any address")
@@ -229,12 +321,19 @@ def role_problems(template):
                 if any("${CustomPasswordSecretPrefix}" in text(r) for r in resources) and \
                         set(actions) != {"secretsmanager:GetSecretValue"}:
                     found.append(f"{name}: more than reading custom passwords")
+        for action in sorted(ALLOWED_ACTIONS[name] - granted):
+            found.append(f"{name}: ALLOWED_ACTIONS names {action}, which the role is not granted (keep the list exact)")
         if name in STAGE_ROLES:
-            must_deny = ALWAYS_DENIED - {"iam:TagUser"} if name == TAG_ON_CREATE_ROLE else ALWAYS_DENIED
-            for action in sorted(must_deny - denied):
+            must_deny = ALWAYS_DENIED - {"iam:TagUser"} if name in TAG_USER_RULES else ALWAYS_DENIED
+            for action in sorted((must_deny | ALSO_DENIED.get(name, set())) - denied):
                 found.append(f"{name}: no explicit Deny of {action}")
-        if name == TAG_ON_CREATE_ROLE and "iam:TagUser" in denied:
-            found.append(f"{name}: iam:TagUser denied, so every CreateUser with tags is refused")
+        if name in TAG_USER_RULES and "iam:TagUser" in denied:
+            found.append(f"{name}: iam:TagUser denied, so {TAG_USER_RULES[name][1]}")
+        if "secretsmanager:DeleteSecret" in granted and not any(
+                st["Effect"] == "Deny" and "secretsmanager:DeleteSecret" in as_list(st.get("Action", []))
+                and cond(st, "Bool").get("secretsmanager:ForceDeleteWithoutRecovery") == "true"
+                for st in role_statements(template, name)):
+            found.append(f"{name}: no explicit Deny of secretsmanager:DeleteSecret with ForceDeleteWithoutRecovery = true")
     return found
 
 
@@ -391,10 +490,13 @@ def operations_problems(template):
             found.append(f"{group}: not named /aws/lambda/${{Prefix}}-{short}")
         if "RetentionInDays" not in lg:
             found.append(f"{group}: kept forever (no retention)")
+        if short not in CHECKS_HANDOFFS and short not in NO_HANDOFFS:
+            found.append(f"{fn}: neither a stage that checks hand-off messages nor one listed as not checking any")
         metric = [f["Properties"]["MetricTransformations"][0]["MetricName"] for f in filters
                   if f["Properties"]["LogGroupName"] == {"Ref": group}
                   and f["Properties"]["FilterPattern"] == '{ $.alarm = "untrusted_message" }']
-        if not metric or not any(a["Properties"].get("MetricName") == metric[0] for a in alarms):
+        if short in CHECKS_HANDOFFS and (not metric or not any(a["Properties"].get("MetricName") == metric[0]
+                                                               for a in alarms)):
             found.append(f"{group}: no alarm on untrusted messages")
         if short != "rotate-keys":
             metric = [f["Properties"]["MetricTransformations"][0]["MetricName"] for f in filters
@@ -470,7 +572,7 @@ def function_problems(template):
                 found.append(f"{where}: maxReceiveCount out of 1..10")
             if queue.get("VisibilityTimeout", 30) < 6 * timeout:
                 found.append(f"{where}: visibility timeout under 6x the function timeout")
-    for fn in ("CreateUserFunction", "IssueCredentialsFunction", "NotifyUserFunction"):
+    for fn in ("CreateUserFunction", "IssueCredentialsFunction", "NotifyUserFunction", "OffboardUserFunction"):
         if not any(e["Type"] == "SQS" for e in res[fn]["Properties"].get("Events", {}).values()):
             found.append(f"{fn}: no SQS event source")
     schedules = of_type(template, "AWS::Scheduler::Schedule").values()
@@ -486,6 +588,14 @@ def statement(template, role, sid):
 class TemplateSecurity(unittest.TestCase):
     def test_the_template_keeps_every_security_fact(self):
         self.assertEqual(problems(load()), [])
+
+    def test_each_stage_is_classified_for_the_untrusted_message_alarm(self):
+        """The alarm is asked of the four stages that check hand-off messages, not of offboard-user,
+        which reads tickets; no stage is both, none is neither."""
+        self.assertEqual(CHECKS_HANDOFFS & set(NO_HANDOFFS), set())
+        self.assertEqual(CHECKS_HANDOFFS | set(NO_HANDOFFS), set(FUNCTIONS.values()))
+        self.assertEqual(CHECKS_HANDOFFS, {"create-user", "issue-credentials", "notify-user", "rotate-keys"})
+        self.assertIn("offboard-user", NO_HANDOFFS)
 
     def test_each_weakening_is_caught(self):
         """Each mutation undoes one fact; problems() must name it."""
@@ -566,6 +676,76 @@ class TemplateSecurity(unittest.TestCase):
                 "AssumeRolePolicyDocument"]["Statement"][0]["Condition"].pop("ArnEquals"),
             "RotateKeysLogGroup: no alarm on rotated_key_still_used": lambda t: res(t).pop("RotateKeysStillUsedAlarm"),
             "RotateKeysLogGroup: no alarm on rotation_user_failed": lambda t: res(t).pop("RotateKeysUserFailedFilter"),
+            # offboard-user
+            "OffboardUserRole: iam:DeleteUser not limited to the pipeline's users": lambda t: statement(
+                t, "OffboardUserRole", "OffboardManagedUsers").pop("Condition"),
+            "OffboardUserRole: iam:DeactivateMFADevice not limited to the pipeline's users": lambda t: statement(
+                t, "OffboardUserRole", "OffboardManagedUsers")["Condition"]["StringEquals"].__setitem__(
+                f"iam:ResourceTag/{MANAGED}", "false"),
+            "OffboardUserRole: iam:TagUser of tag keys beyond": lambda t: statement(
+                t, "OffboardUserRole", "TagOffboardedManagedUsers")["Condition"]["ForAllValues:StringEquals"][
+                "aws:TagKeys"].append(MANAGED),
+            "OffboardUserRole: iam:TagUser of any tag key": lambda t: statement(
+                t, "OffboardUserRole", "TagOffboardedManagedUsers")["Condition"].pop("ForAllValues:StringEquals"),
+            "OffboardUserRole: iam:TagUser on users the pipeline did not create": lambda t: statement(
+                t, "OffboardUserRole", "TagOffboardedManagedUsers")["Condition"].pop("StringEquals"),
+            "OffboardUserRole: iam:TagUser shares a statement": lambda t: statement(
+                t, "OffboardUserRole", "OffboardManagedUsers")["Action"].append("iam:TagUser"),
+            "OffboardUserRole: iam:TagUser beyond users": lambda t: statement(
+                t, "OffboardUserRole", "TagOffboardedManagedUsers").__setitem__("Resource", "*"),
+            "OffboardUserRole: iam:TagUser denied, so no disabled user is marked offboarded": lambda t: statement(
+                t, "OffboardUserRole", "NeverEscalate")["Action"].append("iam:TagUser"),
+            "OffboardUserRole: secretsmanager:DeleteSecret without a recovery window": lambda t: statement(
+                t, "OffboardUserRole", "ScheduleUserSecretDeletion")["Condition"].pop("NumericGreaterThanEquals"),
+            "OffboardUserRole: secretsmanager:DeleteSecret without a recovery window of at least 7": lambda t: statement(
+                t, "OffboardUserRole", "ScheduleUserSecretDeletion")["Condition"]["NumericGreaterThanEquals"].__setitem__(
+                "secretsmanager:RecoveryWindowInDays", 0),
+            "OffboardUserRole: secretsmanager:DeleteSecret without secretsmanager:ForceDeleteWithoutRecovery = false":
+                lambda t: statement(t, "OffboardUserRole", "ScheduleUserSecretDeletion")["Condition"].pop("BoolIfExists"),
+            "OffboardUserRole: no explicit Deny of secretsmanager:DeleteSecret with ForceDeleteWithoutRecovery": lambda t:
+                next(p for p in res(t)["OffboardUserRole"]["Properties"]["Policies"])["PolicyDocument"][
+                    "Statement"].remove(statement(t, "OffboardUserRole", "NeverDeleteSecretsAtOnce")),
+            "OffboardUserRole: secretsmanager:DeleteSecret beyond the users' secrets": lambda t: statement(
+                t, "OffboardUserRole", "ScheduleUserSecretDeletion").__setitem__("Resource", {"Fn::Sub": (
+                    "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
+                    "${CustomPasswordSecretPrefix}*")}),
+            "OffboardUserRole: iam:AddUserToGroup is not a call its code makes": lambda t: statement(
+                t, "OffboardUserRole", "OffboardManagedUsers")["Action"].append("iam:AddUserToGroup"),
+            "OffboardUserRole: iam:CreateAccessKey is not a call its code makes": lambda t: statement(
+                t, "OffboardUserRole", "OffboardManagedUsers")["Action"].append("iam:CreateAccessKey"),
+            "OffboardUserRole: no explicit Deny of iam:AddUserToGroup": lambda t: statement(
+                t, "OffboardUserRole", "NeverEscalate")["Action"].remove("iam:AddUserToGroup"),
+            "OffboardUserRole: no explicit Deny of iam:AttachUserPolicy": lambda t: statement(
+                t, "OffboardUserRole", "NeverEscalate")["Action"].remove("iam:AttachUserPolicy"),
+            "OffboardUserRole: no explicit Deny of iam:UntagUser": lambda t: statement(
+                t, "OffboardUserRole", "NeverEscalate")["Action"].remove("iam:UntagUser"),
+            "OffboardUserRole: iam:RemoveUserFromGroup beyond groups": lambda t: statement(
+                t, "OffboardUserRole", "RemoveMembershipsOfManagedUsers").__setitem__(
+                "Resource", [{"Fn::Sub": GROUPS}, {"Fn::Sub": USERS}]),
+            "OffboardUserRole: iam:DeleteVirtualMFADevice beyond MFA devices": lambda t: statement(
+                t, "OffboardUserRole", "DeleteVirtualMfaDevicesOfManagedUsers").__setitem__(
+                "Resource", {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:*"}),
+            "OffboardUserRole: iam:DeleteVirtualMFADevice shares a statement": lambda t: statement(
+                t, "OffboardUserRole", "DeleteVirtualMfaDevicesOfManagedUsers").__setitem__(
+                "Action", ["iam:DeleteVirtualMFADevice", "iam:DeactivateMFADevice"]),
+            "OffboardUserRole: ALLOWED_ACTIONS names iam:DeleteSSHPublicKey, which the role is not granted": lambda t:
+                statement(t, "OffboardUserRole", "OffboardManagedUsers")["Action"].remove("iam:DeleteSSHPublicKey"),
+            "OffboardUserFunction: environment": lambda t: res(t)["OffboardUserFunction"]["Properties"]["Environment"][
+                "Variables"].__setitem__("NEXT_QUEUE_URL", "x"),
+            "OffboardUserLogGroup: no alarm on faults of the deployment": lambda t: res(t).pop(
+                "OffboardUserDeploymentFaultAlarm"),
+            "OffboardUserDeadLetterQueue: no alarm on its depth": lambda t: res(t).pop("OffboardUserDeadLetterAlarm"),
+            "OffboardUserQueue: sqs:SendMessage is not denied": lambda t: res(t)["OffboardUserQueuePolicy"][
+                "Properties"]["PolicyDocument"]["Statement"].pop(1),
+            "OffboardUserDeadLetterQueue: sqs:ReceiveMessage is not denied": lambda t: res(t)[
+                "OffboardUserDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"].pop(2),
+            "OffboardUserFunction: the operators' role may not invoke it": lambda t: res(t).pop(
+                "OffboardUserOperatorInvoke"),
+            "OffboardUserFunction.Tickets: queue without a dead-letter queue": lambda t: res(t)["OffboardUserQueue"][
+                "Properties"].pop("RedrivePolicy"),
+            # The untrusted-message alarm is still required of the stages that check hand-offs.
+            "CreateUserLogGroup: no alarm on untrusted messages": lambda t: res(t).pop("CreateUserUntrustedFilter"),
+            "RotateKeysLogGroup: no alarm on untrusted messages": lambda t: res(t).pop("RotateKeysUntrustedAlarm"),
         }
         for expected, change in cases.items():
             with self.subTest(expected):

@@ -30,6 +30,7 @@
 //! `CredentialsReady::stored`) and act only when the two are equal. Building
 //! a message by hand anywhere else would be a second definition of it.
 
+use crate::date::Date;
 use crate::error::Error;
 use crate::names::{Email, TicketId, UserName};
 use crate::ports::KeyRecord;
@@ -59,6 +60,12 @@ pub struct Onboarding {
     /// Every user of the ticket: whichever stage settles the last one sends
     /// the requester's summary, without another lookup.
     pub ticket_users: Vec<UserName>,
+    /// The day the user's access ends, for the welcome email (the user's
+    /// `EXPIRES_ON_TAG` is what the expiry run goes by). Absent from the
+    /// JSON when there is none, so a message, a record and the hashes of
+    /// idempotency records stay what the previous release wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_on: Option<Date>,
 }
 
 impl Onboarding {
@@ -72,6 +79,7 @@ impl Onboarding {
             console_password: plan.console_password.clone(),
             require_password_reset: plan.require_password_reset,
             ticket_users: ticket_users.to_vec(),
+            expires_on: plan.expires_on,
         }
     }
 }
@@ -390,6 +398,8 @@ mod previous {
                 console_password: self.console_password,
                 require_password_reset: self.require_password_reset,
                 ticket_users: self.ticket_users.iter().map(|u| UserName::parse(u)).collect::<Result<_, _>>()?,
+                // The previous release had no expiry.
+                expires_on: None,
             }))
         }
     }
@@ -440,6 +450,29 @@ mod tests {
         let mut bad_name = onboarding();
         bad_name["user"]["user_name"] = json!("emily chen");
         assert!(serde_json::from_value::<UserReady>(bad_name).is_err(), "names are parsed where they come in");
+    }
+
+    #[test]
+    fn an_expiry_travels_when_there_is_one_and_is_not_written_when_there_is_none() {
+        let plain: UserReady = serde_json::from_value(onboarding()).unwrap();
+        assert_eq!(plain.onboarding().unwrap().expires_on, None, "a message written before the field");
+        let wire = serde_json::to_value(write(&plain)).unwrap();
+        assert!(wire.get("expires_on").is_none(), "{wire}");
+
+        let mut expiring = onboarding();
+        expiring["expires_on"] = json!("2028-02-29");
+        let ready: UserReady = serde_json::from_value(expiring.clone()).unwrap();
+        assert_eq!(ready.onboarding().unwrap().expires_on, Some(Date::parse("2028-02-29").unwrap()));
+        let received = read::<UserReady>(&serde_json::to_string(&write(&ready)).unwrap()).unwrap();
+        assert!(received.matches(&ready));
+        // The day is part of what must equal the record, and is parsed.
+        assert!(!received.matches(&plain));
+        expiring["version"] = json!(VERSION);
+        let mut forged = expiring.clone();
+        forged["expires_on"] = json!("2099-01-01");
+        assert!(!read::<UserReady>(&forged.to_string()).unwrap().matches(&ready));
+        expiring["expires_on"] = json!("2027-02-29");
+        assert!(matches!(read::<UserReady>(&expiring.to_string()), Err(Error::Untrusted(_))));
     }
 
     /// The previous release's flat message, as its create-user sent it.

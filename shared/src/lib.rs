@@ -5,6 +5,7 @@
 pub mod access;
 pub mod aws;
 pub mod config;
+pub mod date;
 pub mod error;
 pub mod handoff;
 pub mod idempotency;

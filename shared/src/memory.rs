@@ -681,10 +681,12 @@ pub fn test_allow_list() -> crate::config::AllowList {
 /// The hand-offs create-user sends for `ticket` (bare, as JSON), built the
 /// way it builds them (parsed, validated, `Onboarding::accepted`): the
 /// stages' tests start from the real message, so a new ticket field reaches
-/// them without an edit. Panics on a ticket the rules refuse.
+/// them without an edit. Panics on a ticket the rules refuse. Accepted on
+/// 1970-01-01 (`Date::EPOCH`), so any `expires_on` a fixture gives is to come.
 pub fn accepted(ticket: serde_json::Value) -> Vec<Onboarding> {
     let ticket = crate::ticket::parse_value(ticket).expect("a ticket");
-    let accepted = crate::ticket::validate(&ticket, &test_allow_list()).expect("a ticket the rules accept");
+    let accepted = crate::ticket::validate(&ticket, &test_allow_list(), crate::date::Date::EPOCH)
+        .expect("a ticket the rules accept");
     let users: Vec<_> = accepted.users.iter().map(|p| p.user_name.clone()).collect();
     accepted
         .users

@@ -37,17 +37,7 @@ pub fn redact_serde_message(msg: &str) -> String {
 
 /// A day as people write it, `2026-11-24`, from seconds since the epoch (UTC).
 pub fn date(epoch_secs: u64) -> String {
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = (epoch_secs / 86_400) as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
+    crate::date::Date::from_epoch(epoch_secs).to_string()
 }
 
 #[cfg(test)]

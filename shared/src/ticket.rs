@@ -4,6 +4,7 @@
 //! `create-user`, which owns the directory port.
 
 use crate::config::AllowList;
+use crate::date::Date;
 use crate::error::Refusal;
 use crate::names::{Email, PolicyArn, TicketId, UserName};
 use serde::{Deserialize, Serialize};
@@ -17,8 +18,16 @@ pub const MAX_MANAGED_POLICIES: usize = 10;
 pub const MAX_TAGS: usize = 50;
 pub const MANAGED_TAG: &str = "iam-provisioner:managed";
 pub const TICKET_TAG: &str = "iam-provisioner:ticket";
-/// Tags the pipeline adds to every user, counted against IAM's 50.
-pub const OWN_TAGS: usize = 2;
+/// The day a user's access ends (`YYYY-MM-DD`, UTC), from the ticket's
+/// `expires_on`: the daily expiry run disables the user on that day.
+pub const EXPIRES_ON_TAG: &str = "iam-provisioner:expires-on";
+/// The tags the pipeline may put on a user over its life, counted against
+/// IAM's 50 when the ticket's are: `MANAGED_TAG` and `TICKET_TAG` at
+/// creation, `EXPIRES_ON_TAG` with them for a user with an expiry, and `lifecycle::OFFBOARDED_TAG` and `OFFBOARDED_ON_TAG` when it
+/// is disabled. Room for all of them is kept from the start: a disable must
+/// not fail on a user whose ticket used up the room (CONTRACT.md: at most 45
+/// from the ticket).
+pub const OWN_TAGS: usize = 5;
 
 // Unknown fields are refused: a misspelt `permissions_boundry` silently
 // falling back to a default is exactly the wrong thing to do to an account.
@@ -52,6 +61,13 @@ pub struct UserRequest {
     pub path: Option<String>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// `YYYY-MM-DD` (UTC), a day after the ticket is accepted. Text here, a
+    /// `Date` once validated, so an unreadable one is refused with every
+    /// other rule the ticket breaks. Left out of the ticket's JSON when
+    /// absent: a ticket's hash (its idempotency record) stays what the
+    /// previous release computed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_on: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,8 +174,12 @@ pub struct UserPlan {
     pub permissions: PermissionSource,
     /// `None` until resolved: a copy takes the source user's boundary.
     pub boundary: Option<PolicyArn>,
-    /// The ticket's tags plus the pipeline's own.
+    /// The ticket's tags plus the pipeline's own (`EXPIRES_ON_TAG` among
+    /// them for a user with `expires_on`).
     pub tags: BTreeMap<String, String>,
+    /// The day the user's access ends, after the day the ticket was accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_on: Option<Date>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -209,9 +229,11 @@ fn valid_tag_chars(s: &str) -> bool {
     s.chars().all(|c| c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c))
 }
 
-/// Applies every rule of CONTRACT.md that needs no AWS call. Returns the
-/// plans, or every refusal at once so the requester fixes the ticket in one go.
-pub fn validate(ticket: &Ticket, allow: &AllowList) -> Result<Accepted, Vec<Refusal>> {
+/// Applies every rule of CONTRACT.md that needs no AWS call, on `today`
+/// (UTC: the clock's, which the caller has and this function does not).
+/// Returns the plans, or every refusal at once so the requester fixes the
+/// ticket in one go.
+pub fn validate(ticket: &Ticket, allow: &AllowList, today: Date) -> Result<Accepted, Vec<Refusal>> {
     let mut refusals = Vec::new();
     let ticket_id =
         TicketId::parse(&ticket.ticket_id).map_err(|rule| refusals.push(Refusal::ticket("ticket_id", rule)));
@@ -242,7 +264,7 @@ pub fn validate(ticket: &Ticket, allow: &AllowList) -> Result<Accepted, Vec<Refu
         .users
         .iter()
         .enumerate()
-        .filter_map(|(i, u)| validate_user(i, u, &ticket.ticket_id, allow, &mut refusals))
+        .filter_map(|(i, u)| validate_user(i, u, &ticket.ticket_id, allow, today, &mut refusals))
         .collect();
     match (ticket_id, requested_by) {
         (Ok(ticket_id), Some(requested_by)) if refusals.is_empty() => {
@@ -257,6 +279,7 @@ fn validate_user(
     u: &UserRequest,
     ticket_id: &str,
     allow: &AllowList,
+    today: Date,
     refusals: &mut Vec<Refusal>,
 ) -> Option<UserPlan> {
     let before = refusals.len();
@@ -370,7 +393,7 @@ fn validate_user(
         refuse(
             "tags",
             format!(
-                "{} tags given; at most {} fit beside the pipeline's own {OWN_TAGS} (IAM allows {MAX_TAGS})",
+                "{} tags given; at most {} fit beside the {OWN_TAGS} the pipeline keeps room for (IAM allows {MAX_TAGS})",
                 u.tags.len(),
                 MAX_TAGS - OWN_TAGS
             ),
@@ -397,6 +420,25 @@ fn validate_user(
         }
     }
 
+    let expires_on = match u.expires_on.as_deref().map(Date::parse) {
+        None => None,
+        Some(Err(rule)) => {
+            refuse("expires_on", rule);
+            None
+        }
+        Some(Ok(day)) if day <= today => {
+            refuse(
+                "expires_on",
+                format!(
+                    "{day} is not after today ({today}, UTC): the user would be disabled the day it is created; \
+                     give a later day, or leave expires_on out for access that does not end"
+                ),
+            );
+            None
+        }
+        Some(Ok(day)) => Some(day),
+    };
+
     let (Some(user_name), Some(email), Some(permissions)) = (user_name, email, permissions) else {
         return None;
     };
@@ -406,6 +448,9 @@ fn validate_user(
     let mut tags = u.tags.clone();
     tags.insert(MANAGED_TAG.into(), "true".into());
     tags.insert(TICKET_TAG.into(), ticket_id.into());
+    if let Some(day) = expires_on {
+        tags.insert(EXPIRES_ON_TAG.into(), day.to_string());
+    }
     Some(UserPlan {
         user_name,
         email,
@@ -417,6 +462,7 @@ fn validate_user(
         permissions,
         boundary,
         tags,
+        expires_on,
     })
 }
 
@@ -436,5 +482,96 @@ fn list<T: AsRef<str>>(set: &BTreeSet<T>) -> String {
         "nothing is allowed".into()
     } else {
         set.iter().map(AsRef::as_ref).collect::<Vec<_>>().join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::test_allow_list;
+    use serde_json::json;
+
+    fn ticket_with(user: serde_json::Value) -> Ticket {
+        parse_value(json!({"ticket_id": "ONB-1", "requested_by": "it-ops@example.com", "users": [user]})).unwrap()
+    }
+
+    /// The day these tests run on.
+    fn today() -> Date {
+        Date::parse("2026-11-30").unwrap()
+    }
+
+    fn user_with_tags(n: usize) -> serde_json::Value {
+        let tags: serde_json::Map<_, _> = (0..n).map(|i| (format!("k{i}"), json!("v"))).collect();
+        json!({"user_name": "emily", "email": "emily@example.com", "access": {"console": true}, "tags": tags})
+    }
+
+    #[test]
+    fn the_ticket_may_use_what_the_pipelines_own_tags_leave_of_iams_fifty() {
+        let own = [
+            MANAGED_TAG,
+            TICKET_TAG,
+            EXPIRES_ON_TAG,
+            crate::lifecycle::OFFBOARDED_TAG,
+            crate::lifecycle::OFFBOARDED_ON_TAG,
+        ];
+        assert_eq!(own.len(), OWN_TAGS, "every tag the pipeline may put on a user is counted");
+        assert_eq!(MAX_TAGS - OWN_TAGS, 45, "CONTRACT.md section 2");
+        let accepted = validate(&ticket_with(user_with_tags(45)), &test_allow_list(), today()).unwrap();
+        assert_eq!(accepted.users[0].tags.len(), 45 + 2);
+        let refusals = validate(&ticket_with(user_with_tags(46)), &test_allow_list(), today()).unwrap_err();
+        assert!(refusals.iter().any(|r| r.to_string().contains("46 tags given; at most 45")), "{refusals:?}");
+    }
+
+    fn expiring(expires_on: &str) -> Result<Accepted, Vec<Refusal>> {
+        let mut user = user_with_tags(1);
+        user["expires_on"] = json!(expires_on);
+        validate(&ticket_with(user), &test_allow_list(), today())
+    }
+
+    #[test]
+    fn an_expiry_is_a_calendar_day_after_today_and_becomes_the_users_tag() {
+        let accepted = expiring("2026-12-01").unwrap();
+        let plan = &accepted.users[0];
+        assert_eq!(plan.expires_on, Some(Date::parse("2026-12-01").unwrap()));
+        assert_eq!(plan.tags[EXPIRES_ON_TAG], "2026-12-01");
+        assert_eq!(plan.tags.len(), 1 + 3, "the ticket's tag, managed, ticket and expires-on");
+        assert_eq!(expiring("2028-02-29").unwrap().users[0].tags[EXPIRES_ON_TAG], "2028-02-29");
+
+        for (day, rule) in [
+            ("2027-02-29", "month 02 of 2027 has 28 days"),
+            ("2026-13-01", "no month 13"),
+            ("2026-1-5", "YYYY-MM-DD"),
+            ("2026-11-30", "is not after today (2026-11-30, UTC)"),
+            ("2026-11-29", "is not after today"),
+            ("1969-07-20", "before 1970"),
+        ] {
+            let refusals = expiring(day).unwrap_err();
+            assert_eq!(refusals.len(), 1, "{day}: {refusals:?}");
+            assert_eq!(refusals[0].field, "users[0].expires_on", "{day}");
+            assert!(refusals[0].rule.contains(rule), "{day}: {}", refusals[0].rule);
+        }
+    }
+
+    #[test]
+    fn a_user_without_an_expiry_is_planned_and_hashed_as_before() {
+        let plain = user_with_tags(1);
+        let accepted = validate(&ticket_with(plain.clone()), &test_allow_list(), today()).unwrap();
+        assert_eq!(accepted.users[0].expires_on, None);
+        assert!(!accepted.users[0].tags.contains_key(EXPIRES_ON_TAG));
+        // The ticket's JSON (what its idempotency record is a hash of) has no
+        // `expires_on` key, as the previous release's had none.
+        let wire = serde_json::to_value(ticket_with(plain)).unwrap();
+        assert!(wire["users"][0].get("expires_on").is_none(), "{wire}");
+    }
+
+    #[test]
+    fn a_bad_expiry_is_refused_with_every_other_rule_at_once() {
+        let mut user = user_with_tags(1);
+        user["expires_on"] = json!("2026-02-30");
+        user["tags"] = json!({"iam-provisioner:expires-on": "2099-01-01"});
+        user["path"] = json!("no-slashes");
+        let refusals = validate(&ticket_with(user), &test_allow_list(), today()).unwrap_err();
+        let fields: Vec<&str> = refusals.iter().map(|r| r.field.as_str()).collect();
+        assert_eq!(fields, ["users[0].path", "users[0].tags.iam-provisioner:expires-on", "users[0].expires_on"]);
     }
 }

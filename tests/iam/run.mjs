@@ -66,10 +66,11 @@ function managedDoc(model, arn) {
 // ------------------------------------------------------------------ names (SHARED-SPEC)
 const N = {
   table: `${PREFIX}-state`,
-  queues: ['create-user', 'issue-credentials', 'notify-user'].flatMap((q) => [`${PREFIX}-${q}`, `${PREFIX}-${q}-dlq`]),
+  queues: ['create-user', 'issue-credentials', 'notify-user', 'offboard-user'].flatMap((q) => [`${PREFIX}-${q}`, `${PREFIX}-${q}-dlq`]),
   bus: `${PREFIX}-tickets`,
   rule: `${PREFIX}-tickets`,
-  functions: ['create-user', 'issue-credentials', 'notify-user', 'rotate-keys'].map((f) => `${PREFIX}-${f}`),
+  offboardingRule: `${PREFIX}-offboarding`,
+  functions: ['create-user', 'issue-credentials', 'notify-user', 'rotate-keys', 'offboard-user'].map((f) => `${PREFIX}-${f}`),
   schedule: `${PREFIX}-rotation`,
 }
 const A = {
@@ -313,6 +314,7 @@ const STAGE_ROLE = {
   'issue-credentials': 'IssueCredentialsRole',
   'notify-user': 'NotifyUserRole',
   'rotate-keys': 'RotateKeysRole',
+  'offboard-user': 'OffboardUserRole',
 }
 
 function queryList(params, prefix) {
@@ -404,7 +406,8 @@ const IAM_USER_OPS = new Set([
   'CreateAccessKey', 'DeleteAccessKey', 'UpdateAccessKey', 'AttachUserPolicy', 'DetachUserPolicy', 'TagUser',
   'UntagUser', 'PutUserPolicy', 'DeleteUserPolicy', 'DeleteUser', 'PutUserPermissionsBoundary',
   'DeleteUserPermissionsBoundary', 'RemoveUserFromGroup', 'ListMFADevices', 'ListSigningCertificates',
-  'ListSSHPublicKeys', 'ListServiceSpecificCredentials', 'DeactivateMFADevice',
+  'ListSSHPublicKeys', 'ListServiceSpecificCredentials', 'DeactivateMFADevice', 'DeleteSigningCertificate',
+  'DeleteSSHPublicKey', 'DeleteServiceSpecificCredential',
 ])
 const IAM_STAR_OPS = new Set(['ListUsers', 'GetAccountPasswordPolicy', 'ListAccountAliases', 'ListGroups', 'ListPolicies', 'GetAccountSummary'])
 const SQS_ACTION = {
@@ -436,8 +439,13 @@ function checksFor(model, state, req) {
         boundary: params.PermissionsBoundary,
       }
     } else if (op === 'AddUserToGroup' || op === 'RemoveUserFromGroup') {
+      // IAM authorises both on the group (its ARN, with its path), not on the user.
       const allowed = String(P.AllowedGroupArns || '').split(',').find((g) => g.endsWith(`/${params.GroupName}`))
       checks.push({ action: `iam:${op}`, resource: allowed || A.group(params.GroupName) })
+    } else if (op === 'DeleteVirtualMFADevice') {
+      // authorised on the device (a virtual device's serial number is its ARN), not on the user
+      if (!/^arn:aws[a-z-]*:iam::\d{12}:mfa\//.test(params.SerialNumber || '')) throw new Error(`DeleteVirtualMFADevice of ${params.SerialNumber}: not a virtual MFA device's ARN`)
+      checks.push({ action: 'iam:DeleteVirtualMFADevice', resource: params.SerialNumber })
     } else if (op === 'GetAccessKeyLastUsed' && !params.UserName) {
       const u = targetUser(state, model, `owner-of-${params.AccessKeyId}`)
       notes.push('key owner unknown to the log: taken as a pipeline user')
@@ -455,6 +463,11 @@ function checksFor(model, state, req) {
       if (op === 'TagUser') Object.assign(ctx, tagContext(queryList(params, 'Tags.member')))
       if (u.assumed && !/^(Get|List)/.test(op)) notes.push(`${u.name} assumed pipeline-created`)
       checks.push({ action: `iam:${op}`, resource: A.user(u.name), context: ctx })
+      // what later requests see of the user
+      if (op === 'TagUser' && state.users[u.name]) {
+        for (const t of queryList(params, 'Tags.member')) state.users[u.name].tags[t.Key] = t.Value
+      }
+      if (op === 'DeleteUser') delete state.users[u.name]
     } else {
       throw new Error(`iam ${op}: no mapping to an IAM action`)
     }
@@ -499,7 +512,13 @@ function checksFor(model, state, req) {
       const arn = secretArn(params.SecretId)
       checks.push({ action: 'secretsmanager:GetSecretValue', resource: arn, context: { 'secretsmanager:SecretId': params.SecretId } })
       checks.push(kmsViaSecretsManager('kms:Decrypt', secretKey(model, arn), arn))
-    } else if (['DescribeSecret', 'TagResource', 'DeleteSecret', 'PutResourcePolicy', 'ListSecretVersionIds'].includes(op)) {
+    } else if (op === 'DeleteSecret') {
+      // The request's own parameters are the context: a key the request lacks is absent, not defaulted.
+      const ctx = { 'secretsmanager:SecretId': params.SecretId }
+      if (params.RecoveryWindowInDays !== undefined) ctx['secretsmanager:RecoveryWindowInDays'] = String(params.RecoveryWindowInDays)
+      if (params.ForceDeleteWithoutRecovery !== undefined) ctx['secretsmanager:ForceDeleteWithoutRecovery'] = String(params.ForceDeleteWithoutRecovery)
+      checks.push({ action: 'secretsmanager:DeleteSecret', resource: secretArn(params.SecretId), context: ctx })
+    } else if (['DescribeSecret', 'TagResource', 'PutResourcePolicy', 'ListSecretVersionIds'].includes(op)) {
       checks.push({ action: `secretsmanager:${op}`, resource: secretArn(params.SecretId), context: { 'secretsmanager:SecretId': params.SecretId } })
     } else throw new Error(`secretsmanager ${op}: no mapping`)
   } else if (service === 'kms') {
@@ -678,7 +697,7 @@ function attackCatalogue(model) {
   const fence = fenceArn(model)
   const emilyCtx = { 'iam:ResourceTag/iam-provisioner:managed': 'true', 'aws:ResourceTag/iam-provisioner:managed': 'true' }
   const add = (id, who, check, expect = 'Denied') => cases.push({ id, who, check, expect })
-  const stageRoles = ['CreateUserRole', 'IssueCredentialsRole', 'NotifyUserRole', 'RotateKeysRole', 'RotationScheduleRole'].filter((r) => model.roles[r])
+  const stageRoles = ['CreateUserRole', 'IssueCredentialsRole', 'NotifyUserRole', 'RotateKeysRole', 'OffboardUserRole', 'RotationScheduleRole'].filter((r) => model.roles[r])
   for (const role of stageRoles) {
     const who = (m) => rolePrincipal(m, role, 'attack')
     const u = A.user(ADMIN.name)
@@ -746,6 +765,7 @@ function attackCatalogue(model) {
   add('CreateUserRole: sqs:SendMessage to the notify-user queue', (m) => rolePrincipal(m, 'CreateUserRole'), { action: 'sqs:SendMessage', resource: A.queue(`${PREFIX}-notify-user`) })
   add('NotifyUserRole: secretsmanager:GetSecretValue of a custom password', (m) => rolePrincipal(m, 'NotifyUserRole'), { action: 'secretsmanager:GetSecretValue', resource: A.secret(`${P.CustomPasswordSecretPrefix}x`) })
   add('CreateUserRole: secretsmanager:GetSecretValue of a user secret', (m) => rolePrincipal(m, 'CreateUserRole'), { action: 'secretsmanager:GetSecretValue', resource: A.secret(`${P.SecretPrefix}${EMILY}`) })
+  offboardCatalogue(model, add, emilyCtx)
   // The scheduler role invokes rotate-keys and nothing else.
   for (const f of N.functions.filter((f) => !f.endsWith('rotate-keys'))) {
     add(`RotationScheduleRole: lambda:InvokeFunction ${f}`, (m) => rolePrincipal(m, 'RotationScheduleRole'), { action: 'lambda:InvokeFunction', resource: A.fn(f) })
@@ -895,6 +915,129 @@ function attackCatalogue(model) {
   // The key: an operator role without kms grants, another account.
   add('cross-account role with kms:* on *: kms:Decrypt the pipeline key', () => externalRole('outsider', [allow('kms:*')], '999999999999'), { action: 'kms:Decrypt', resource: keyArn(model), context: { 'kms:CallerAccount': '999999999999' } })
   return cases
+}
+
+// offboard-user takes away: only from users tagged managed, only the two offboarded tags, secrets
+// only with a recovery window; it gives nothing. Each Denied case on an unmanaged user has an
+// Allowed twin on a managed one, so the denial is the managed tag's doing.
+function offboardCatalogue(model, add, emilyCtx) {
+  if (!model.roles.OffboardUserRole) return
+  const role = 'OffboardUserRole'
+  const who = (m) => rolePrincipal(m, role, 'attack')
+  const admin = A.user(ADMIN.name)
+  const emily = A.user(EMILY)
+  const fence = fenceArn(model)
+  const unmanaged = { 'iam:ResourceTag/iam-provisioner:managed': 'false', 'aws:ResourceTag/iam-provisioner:managed': 'false' }
+  const removals = [
+    ['iam:DeleteUser', {}],
+    ['iam:DeleteLoginProfile', {}],
+    ['iam:UpdateAccessKey', {}],
+    ['iam:DeleteAccessKey', {}],
+    ['iam:DeleteSigningCertificate', {}],
+    ['iam:DeleteSSHPublicKey', {}],
+    ['iam:DeleteServiceSpecificCredential', {}],
+    ['iam:DeactivateMFADevice', {}],
+    ['iam:DetachUserPolicy', { 'iam:PolicyARN': arnOf('AdministratorAccess') }],
+    ['iam:DeleteUserPolicy', {}],
+  ]
+  for (const [action, extra] of removals) {
+    add(`${role}: ${action} of unmanaged ${ADMIN.name}`, who, { action, resource: admin, context: extra })
+    add(`${role}: ${action} of ${ADMIN.name} tagged managed=false`, who, { action, resource: admin, context: { ...extra, ...unmanaged } })
+    add(`${role}: ${action} of managed ${EMILY}`, who, { action, resource: emily, context: { ...extra, 'iam:PermissionsBoundary': fence, ...emilyCtx } }, 'Allowed')
+  }
+  const offboarded = [{ Key: 'iam-provisioner:offboarded', Value: 'OFF-EVIL-1' }, { Key: 'iam-provisioner:offboarded-on', Value: '2026-01-15' }]
+  const tagUser = (tags, target, ctx) => ({ action: 'iam:TagUser', resource: target, context: { ...ctx, ...tagContext(tags) } })
+  add(`${role}: iam:TagUser the two offboarded tags on managed ${EMILY}`, who, tagUser(offboarded, emily, emilyCtx), 'Allowed')
+  add(`${role}: iam:TagUser the two offboarded tags on unmanaged ${ADMIN.name}`, who, tagUser(offboarded, admin, {}))
+  add(`${role}: iam:TagUser iam-provisioner:offboarded on ${ADMIN.name} tagged managed=false`, who, tagUser(offboarded.slice(0, 1), admin, unmanaged))
+  add(`${role}: iam:TagUser iam-provisioner:managed=true on managed ${EMILY}`, who, tagUser([{ Key: 'iam-provisioner:managed', Value: 'true' }], emily, emilyCtx))
+  add(`${role}: iam:TagUser iam-provisioner:managed=true on unmanaged ${ADMIN.name}`, who, tagUser([{ Key: 'iam-provisioner:managed', Value: 'true' }], admin, {}))
+  add(`${role}: iam:TagUser owner=x on managed ${EMILY}`, who, tagUser([{ Key: 'owner', Value: 'x' }], emily, emilyCtx))
+  add(`${role}: iam:TagUser the offboarded tags and owner=x on managed ${EMILY}`, who, tagUser([...offboarded, { Key: 'owner', Value: 'x' }], emily, emilyCtx))
+  add(`${role}: iam:TagUser iam-provisioner:ticket on managed ${EMILY}`, who, tagUser([{ Key: 'iam-provisioner:ticket', Value: 'ONB-EVIL-1' }], emily, emilyCtx))
+  add(`${role}: iam:TagUser iam-provisioner:expires-on on managed ${EMILY}`, who, tagUser([{ Key: 'iam-provisioner:expires-on', Value: '2099-01-01' }], emily, emilyCtx))
+  add(`${role}: iam:UntagUser iam-provisioner:offboarded of managed ${EMILY}`, who, { action: 'iam:UntagUser', resource: emily, context: { 'aws:TagKeys': ['iam-provisioner:offboarded'], ...emilyCtx } })
+  // It gives nothing, to anyone.
+  const managedTag = tagContext([{ Key: 'iam-provisioner:managed', Value: 'true' }])
+  add(`${role}: iam:CreateUser fenced and tagged managed`, who, { action: 'iam:CreateUser', resource: A.user('mallory'), context: { 'iam:PermissionsBoundary': fence, ...managedTag } })
+  add(`${role}: iam:CreateAccessKey on managed ${EMILY}`, who, { action: 'iam:CreateAccessKey', resource: emily, context: emilyCtx })
+  add(`${role}: iam:CreateLoginProfile on managed ${EMILY}`, who, { action: 'iam:CreateLoginProfile', resource: emily, context: emilyCtx })
+  add(`${role}: iam:UpdateLoginProfile on managed ${EMILY}`, who, { action: 'iam:UpdateLoginProfile', resource: emily, context: emilyCtx })
+  for (const g of String(P.AllowedGroupArns || '').split(',').filter(Boolean)) {
+    add(`${role}: iam:AddUserToGroup allow-listed ${g.split('/').pop()}`, who, { action: 'iam:AddUserToGroup', resource: g })
+  }
+  add(`${role}: iam:AttachUserPolicy allow-listed ReadOnlyAccess to fenced managed ${EMILY}`, who, { action: 'iam:AttachUserPolicy', resource: emily, context: { 'iam:PolicyARN': arnOf('ReadOnlyAccess'), 'iam:PermissionsBoundary': fence, ...emilyCtx } })
+  add(`${role}: iam:PutUserPolicy on fenced managed ${EMILY}`, who, { action: 'iam:PutUserPolicy', resource: emily, context: { 'iam:PermissionsBoundary': fence, ...emilyCtx } })
+  add(`${role}: iam:PutUserPermissionsBoundary (the fence itself) on managed ${EMILY}`, who, { action: 'iam:PutUserPermissionsBoundary', resource: emily, context: { 'iam:PermissionsBoundary': fence, ...emilyCtx } })
+  add(`${role}: iam:PassRole of OffboardUserRole`, who, { action: 'iam:PassRole', resource: roleByLogical(model, role).arn, context: { 'iam:PassedToService': 'lambda.amazonaws.com' } })
+  add(`${role}: iam:CreateVirtualMFADevice`, who, { action: 'iam:CreateVirtualMFADevice', resource: `arn:${PART}:iam::${ACCT}:mfa/${EMILY}` })
+  add(`${role}: iam:EnableMFADevice on managed ${EMILY}`, who, { action: 'iam:EnableMFADevice', resource: emily, context: emilyCtx })
+  add(`${role}: iam:DeleteGroup Admins`, who, { action: 'iam:DeleteGroup', resource: A.group('Admins') })
+  add(`${role}: iam:DeletePolicy of the fence`, who, { action: 'iam:DeletePolicy', resource: fence })
+  // IAM authorises these on the group and on the device, with no condition reaching the user: the
+  // code removes memberships and deletes the (just deactivated) device only of users it owns.
+  add(`${role}: RESIDUAL (see SECURITY.md): iam:RemoveUserFromGroup ${ADMIN.name} from Admins (authorised on the group)`, who, { action: 'iam:RemoveUserFromGroup', resource: A.group('Admins') }, 'Allowed')
+  add(`${role}: RESIDUAL (see SECURITY.md): iam:DeleteVirtualMFADevice mfa/${ADMIN.name} (authorised on the device; IAM refuses it while assigned, and DeactivateMFADevice is managed-only)`, who, { action: 'iam:DeleteVirtualMFADevice', resource: `arn:${PART}:iam::${ACCT}:mfa/${ADMIN.name}` }, 'Allowed')
+  add(`${role}: iam:DeactivateMFADevice of unmanaged ${ADMIN.name}'s device`, who, { action: 'iam:DeactivateMFADevice', resource: admin })
+  // Secrets: scheduled deletion of the users' secrets with a window; nothing else.
+  const mine = A.secret(`${P.SecretPrefix}${EMILY}`)
+  const del = (secret, ctx) => ({ action: 'secretsmanager:DeleteSecret', resource: secret, context: { 'secretsmanager:SecretId': secretName(secret).replace(/-AbCdEf$/, ''), ...ctx } })
+  add(`${role}: secretsmanager:DeleteSecret of ${EMILY}'s secret with a 7-day window`, who, del(mine, { 'secretsmanager:RecoveryWindowInDays': '7' }), 'Allowed')
+  add(`${role}: secretsmanager:DeleteSecret of ${EMILY}'s secret with a 30-day window and ForceDeleteWithoutRecovery=false`, who, del(mine, { 'secretsmanager:RecoveryWindowInDays': '30', 'secretsmanager:ForceDeleteWithoutRecovery': 'false' }), 'Allowed')
+  add(`${role}: secretsmanager:DeleteSecret of ${EMILY}'s secret with ForceDeleteWithoutRecovery=true`, who, del(mine, { 'secretsmanager:ForceDeleteWithoutRecovery': 'true' }))
+  add(`${role}: secretsmanager:DeleteSecret of ${EMILY}'s secret with ForceDeleteWithoutRecovery=true and a 30-day window`, who, del(mine, { 'secretsmanager:RecoveryWindowInDays': '30', 'secretsmanager:ForceDeleteWithoutRecovery': 'true' }))
+  add(`${role}: secretsmanager:DeleteSecret of ${EMILY}'s secret with a 1-day window`, who, del(mine, { 'secretsmanager:RecoveryWindowInDays': '1' }))
+  add(`${role}: secretsmanager:DeleteSecret outside the prefixes, with a 30-day window`, who, del(A.secret('prod/db-password'), { 'secretsmanager:RecoveryWindowInDays': '30' }))
+  add(`${role}: secretsmanager:DeleteSecret of a custom password, with a 30-day window`, who, del(A.secret(`${P.CustomPasswordSecretPrefix}${EMILY}`), { 'secretsmanager:RecoveryWindowInDays': '30' }))
+  add(`${role}: secretsmanager:GetSecretValue of ${EMILY}'s secret`, who, { action: 'secretsmanager:GetSecretValue', resource: mine, context: { 'secretsmanager:SecretId': mine } })
+  add(`${role}: secretsmanager:PutSecretValue of ${EMILY}'s secret`, who, { action: 'secretsmanager:PutSecretValue', resource: mine, context: { 'secretsmanager:SecretId': mine } })
+  add(`${role}: secretsmanager:RestoreSecret of ${EMILY}'s secret`, who, { action: 'secretsmanager:RestoreSecret', resource: mine, context: { 'secretsmanager:SecretId': mine } })
+  add(`${role}: secretsmanager:CreateSecret under the users' prefix`, who, { action: 'secretsmanager:CreateSecret', resource: A.secret(`${P.SecretPrefix}mallory`), context: { 'secretsmanager:Name': `${P.SecretPrefix}mallory` } })
+  add(`${role}: kms:Decrypt via Secrets Manager for ${EMILY}'s secret`, who, kmsViaSecretsManager('kms:Decrypt', keyArn(model), mine))
+  // Queues and functions: it consumes its own queue and sends to none.
+  for (const q of N.queues) add(`${role}: sqs:SendMessage ${q}`, who, { action: 'sqs:SendMessage', resource: A.queue(q) })
+  for (const q of N.queues.filter((q) => q !== `${PREFIX}-offboard-user`)) add(`${role}: sqs:ReceiveMessage ${q}`, who, { action: 'sqs:ReceiveMessage', resource: A.queue(q) })
+  add(`${role}: sqs:PurgeQueue ${PREFIX}-offboard-user`, who, { action: 'sqs:PurgeQueue', resource: A.queue(`${PREFIX}-offboard-user`) })
+  for (const f of N.functions) add(`${role}: lambda:InvokeFunction ${f}`, who, { action: 'lambda:InvokeFunction', resource: A.fn(f) })
+  add(`${role}: events:PutEvents on ${N.bus}`, who, { action: 'events:PutEvents', resource: A.bus(N.bus), context: { 'events:source': 'onboarding.tickets', 'events:detail-type': 'Offboarding Ticket Approved' } })
+  add(`${role}: dynamodb:Scan ${N.table}`, who, { action: 'dynamodb:Scan', resource: A.table(N.table) })
+  add(`${role}: ses:SendEmail as the sender to an outside domain`, who, { action: 'ses:SendEmail', resource: A.identity(SENDER), context: { 'ses:FromAddress': SENDER, 'ses:Recipients': ['attacker@evil.example'] } })
+
+  // Each ticket kind reaches only its own stage: neither rule delivers to the other's queue.
+  const viaRule = (name) => () => servicePrincipal('events.amazonaws.com', { 'aws:SourceArn': A.rule(N.bus, name), 'aws:SourceAccount': ACCT })
+  add(`events.amazonaws.com for rule ${N.offboardingRule}: sqs:SendMessage ${PREFIX}-create-user`, viaRule(N.offboardingRule), { action: 'sqs:SendMessage', resource: A.queue(`${PREFIX}-create-user`) })
+  add(`events.amazonaws.com for rule ${N.rule}: sqs:SendMessage ${PREFIX}-offboard-user`, viaRule(N.rule), { action: 'sqs:SendMessage', resource: A.queue(`${PREFIX}-offboard-user`) })
+  add(`events.amazonaws.com for a foreign rule: sqs:SendMessage ${PREFIX}-offboard-user`, () => servicePrincipal('events.amazonaws.com', { 'aws:SourceArn': A.rule('default', 'foreign'), 'aws:SourceAccount': ACCT }), { action: 'sqs:SendMessage', resource: A.queue(`${PREFIX}-offboard-user`) })
+  add(`events.amazonaws.com for a foreign rule: sqs:SendMessage ${PREFIX}-offboard-user-dlq`, () => servicePrincipal('events.amazonaws.com', { 'aws:SourceArn': A.rule('default', 'foreign'), 'aws:SourceAccount': ACCT }), { action: 'sqs:SendMessage', resource: A.queue(`${PREFIX}-offboard-user-dlq`) })
+  add(`events.amazonaws.com for rule ${N.offboardingRule}: sqs:SendMessage ${PREFIX}-offboard-user-dlq (its dead letters)`, viaRule(N.offboardingRule), { action: 'sqs:SendMessage', resource: A.queue(`${PREFIX}-offboard-user-dlq`) }, 'Allowed')
+  add(`another stage's role (CreateUserRole): sqs:ReceiveMessage ${PREFIX}-offboard-user`, (m) => rolePrincipal(m, 'CreateUserRole'), { action: 'sqs:ReceiveMessage', resource: A.queue(`${PREFIX}-offboard-user`) })
+  add(`cross-account role with sqs:SendMessage on *: sqs:SendMessage ${PREFIX}-offboard-user`, () => externalRole('outsider', [allow('sqs:SendMessage')], '999999999999'), { action: 'sqs:SendMessage', resource: A.queue(`${PREFIX}-offboard-user`) })
+  add(`cross-account role with lambda:InvokeFunction on *: invoke ${PREFIX}-offboard-user`, () => externalRole('outsider', [allow('lambda:InvokeFunction')], '999999999999'), { action: 'lambda:InvokeFunction', resource: A.fn(`${PREFIX}-offboard-user`) })
+
+  // The onboarded user under the fence, against what offboarding adds: its queue and DLQ, its
+  // function, its rule, its role, its tags (beyond the per-queue and per-function cases above).
+  const powerUser = (m) => onboardedUser(m, EMILY, [arnOf('PowerUserAccess'), arnOf('IAMUserChangePassword')])
+  const adminUnderFence = (m) => onboardedUser(m, EMILY, [arnOf('AdministratorAccess')])
+  for (const [tag, u] of [['PowerUser', powerUser], ['Admin-under-fence', adminUnderFence]]) {
+    const U = `${EMILY} (${tag})`
+    for (const q of [`${PREFIX}-offboard-user`, `${PREFIX}-offboard-user-dlq`]) {
+      for (const action of ['sqs:DeleteMessage', 'sqs:PurgeQueue', 'sqs:SetQueueAttributes', 'sqs:ChangeMessageVisibility']) {
+        add(`${U}: ${action} ${q}`, u, { action, resource: A.queue(q) })
+      }
+    }
+    add(`${U}: sqs:StartMessageMoveTask from ${PREFIX}-offboard-user-dlq`, u, { action: 'sqs:StartMessageMoveTask', resource: A.queue(`${PREFIX}-offboard-user-dlq`) })
+    add(`${U}: events:PutEvents Offboarding Ticket Approved on ${N.bus}`, u, { action: 'events:PutEvents', resource: A.bus(N.bus), context: { 'events:source': 'onboarding.tickets', 'events:detail-type': 'Offboarding Ticket Approved' } })
+    add(`${U}: events:PutTargets on rule ${N.offboardingRule}`, u, { action: 'events:PutTargets', resource: A.rule(N.bus, N.offboardingRule) })
+    add(`${U}: events:DisableRule ${N.offboardingRule}`, u, { action: 'events:DisableRule', resource: A.rule(N.bus, N.offboardingRule) })
+    add(`${U}: lambda:AddPermission on ${PREFIX}-offboard-user`, u, { action: 'lambda:AddPermission', resource: A.fn(`${PREFIX}-offboard-user`) })
+    add(`${U}: lambda:UpdateEventSourceMapping of ${PREFIX}-offboard-user`, u, { action: 'lambda:UpdateEventSourceMapping', resource: `arn:${PART}:lambda:${REGION}:${ACCT}:event-source-mapping:offboard`, context: { 'lambda:FunctionArn': A.fn(`${PREFIX}-offboard-user`) } })
+    add(`${U}: sts:AssumeRole of OffboardUserRole`, u, { action: 'sts:AssumeRole', resource: roleByLogical(model, role).arn })
+    add(`${U}: iam:PassRole of OffboardUserRole`, u, { action: 'iam:PassRole', resource: roleByLogical(model, role).arn, context: { 'iam:PassedToService': 'lambda.amazonaws.com' } })
+    add(`${U}: iam:TagUser iam-provisioner:offboarded on ${BOB}`, u, tagUser(offboarded.slice(0, 1), A.user(BOB), emilyCtx))
+    add(`${U}: iam:UntagUser iam-provisioner:offboarded of itself`, u, { action: 'iam:UntagUser', resource: emily, context: { 'aws:TagKeys': ['iam-provisioner:offboarded'], ...emilyCtx } })
+    add(`${U}: secretsmanager:RestoreSecret of ${BOB}'s secret`, u, { action: 'secretsmanager:RestoreSecret', resource: A.secret(`${P.SecretPrefix}${BOB}`), context: { 'secretsmanager:SecretId': A.secret(`${P.SecretPrefix}${BOB}`) } })
+    add(`${U}: cloudwatch:DisableAlarmActions ${PREFIX}-offboard-user-dlq`, u, { action: 'cloudwatch:DisableAlarmActions', resource: `arn:${PART}:cloudwatch:${REGION}:${ACCT}:alarm:${PREFIX}-offboard-user-dlq` })
+  }
 }
 
 async function runCase(model, c) {
@@ -1067,6 +1210,85 @@ const WIDENINGS = [
         p.document.Statement = statementsOf(p.document).filter((s) => !(s.Effect === 'Deny' && actionsOf(s).includes('ses:sendemail')))
       }
       return changed
+    },
+  },
+  {
+    name: "drop the managed-tag condition from OffboardUserRole's removals",
+    target: (id) => id === `OffboardUserRole: iam:DeleteUser of unmanaged ${ADMIN.name}`,
+    apply(m) {
+      let changed = false
+      for (const p of m.roles.OffboardUserRole.inline) {
+        for (const s of statementsOf(p.document)) {
+          if (s.Effect === 'Allow' && actionsOf(s).includes('iam:deleteuser') && s.Condition) {
+            delete s.Condition
+            changed = true
+          }
+        }
+      }
+      return changed
+    },
+  },
+  {
+    name: "let OffboardUserRole's TagUser set any tag key (the aws:TagKeys condition dropped)",
+    target: (id) => id === `OffboardUserRole: iam:TagUser iam-provisioner:managed=true on managed ${EMILY}`,
+    apply(m) {
+      let changed = false
+      for (const p of m.roles.OffboardUserRole.inline) {
+        for (const s of statementsOf(p.document)) {
+          if (s.Effect !== 'Allow' || !actionsOf(s).includes('iam:taguser') || !s.Condition) continue
+          for (const op of Object.keys(s.Condition)) {
+            for (const k of Object.keys(s.Condition[op])) {
+              if (k.toLowerCase() === 'aws:tagkeys') {
+                delete s.Condition[op][k]
+                changed = true
+              }
+            }
+            if (!Object.keys(s.Condition[op]).length) delete s.Condition[op]
+          }
+        }
+      }
+      return changed
+    },
+  },
+  {
+    name: "drop the recovery-window conditions of OffboardUserRole's DeleteSecret, and its force-delete Deny",
+    target: (id) => id === `OffboardUserRole: secretsmanager:DeleteSecret of ${EMILY}'s secret with ForceDeleteWithoutRecovery=true`,
+    apply(m) {
+      let changed = false
+      for (const p of m.roles.OffboardUserRole.inline) {
+        for (const s of statementsOf(p.document)) {
+          if (s.Effect === 'Allow' && actionsOf(s).includes('secretsmanager:deletesecret') && s.Condition) {
+            delete s.Condition
+            changed = true
+          }
+        }
+        p.document.Statement = statementsOf(p.document).filter((s) => !(s.Effect === 'Deny' && actionsOf(s).includes('secretsmanager:deletesecret')))
+      }
+      return changed
+    },
+  },
+  {
+    name: 'grant OffboardUserRole AddUserToGroup on every group, dropping its Deny',
+    target: (id) => id === 'OffboardUserRole: iam:AddUserToGroup allow-listed Power_Users',
+    apply(m) {
+      for (const p of m.roles.OffboardUserRole.inline) {
+        for (const s of statementsOf(p.document)) {
+          if (s.Effect === 'Deny') s.Action = [].concat(s.Action || []).filter((a) => a.toLowerCase() !== 'iam:addusertogroup')
+        }
+      }
+      statementsOf(m.roles.OffboardUserRole.inline[0].document).push({ Sid: 'Widened', Effect: 'Allow', Action: 'iam:AddUserToGroup', Resource: `arn:${PART}:iam::${ACCT}:group/*` })
+      return true
+    },
+  },
+  {
+    name: "drop the Deny statements of the offboard-user queue's policy",
+    target: (id) => id === `same-account role with sqs:* on * (not a producer): sqs:SendMessage ${PREFIX}-offboard-user`,
+    apply(m) {
+      const doc = m.queue_policies[`${PREFIX}-offboard-user`]
+      if (!doc) return false
+      const st = statementsOf(doc)
+      doc.Statement = st.filter((s) => s.Effect !== 'Deny')
+      return doc.Statement.length !== st.length
     },
   },
 ]

@@ -5,7 +5,9 @@
 //! request, and a run that reaches every call the code makes: a ticket with
 //! console and programmatic users, groups, managed policies, a custom
 //! password and a copy of permissions; a refused ticket; a rotation from
-//! successor to deletion. Writes `target/iam-sim/requests.json`; the
+//! successor to deletion; an offboarding that disables one user and deletes
+//! another holding every kind of credential, device and policy IAM makes one
+//! remove first. Writes `target/iam-sim/requests.json`; the
 //! simulator then proves each request is allowed for the role that made it.
 #![recursion_limit = "256"]
 
@@ -18,6 +20,11 @@ use tests::proxy::FaultProxy;
 const PREFIX: &str = "iam-provisioner-";
 /// moto lacks ListServiceSpecificCredentials: the proxy answers it as IAM would.
 const NO_SERVICE_CREDENTIALS: &str = "<ListServiceSpecificCredentialsResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><ListServiceSpecificCredentialsResult><ServiceSpecificCredentials/></ListServiceSpecificCredentialsResult><ResponseMetadata><RequestId>proxy</RequestId></ResponseMetadata></ListServiceSpecificCredentialsResponse>";
+/// ci-deployer's service-specific credential, and its deletion (moto has neither).
+const ONE_SERVICE_CREDENTIAL: &str = "<ListServiceSpecificCredentialsResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><ListServiceSpecificCredentialsResult><ServiceSpecificCredentials><member><UserName>ci-deployer</UserName><Status>Active</Status><ServiceUserName>ci-deployer-at-123456789012</ServiceUserName><CreateDate>2026-01-15T12:00:00Z</CreateDate><ServiceSpecificCredentialId>ACCAEXAMPLESIM000001</ServiceSpecificCredentialId><ServiceName>codecommit.amazonaws.com</ServiceName></member></ServiceSpecificCredentials></ListServiceSpecificCredentialsResult><ResponseMetadata><RequestId>proxy</RequestId></ResponseMetadata></ListServiceSpecificCredentialsResponse>";
+const SERVICE_CREDENTIAL_DELETED: &str = "<DeleteServiceSpecificCredentialResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><ResponseMetadata><RequestId>proxy</RequestId></ResponseMetadata></DeleteServiceSpecificCredentialResponse>";
+/// A self-signed certificate (moto parses what it is given).
+const SIGNING_CERTIFICATE: &str = "-----BEGIN CERTIFICATE-----\nMIIBgTCCASegAwIBAgIUfmZUXL57zoG02ApJgW3+kCrkvlEwCgYIKoZIzj0EAwIw\nFjEUMBIGA1UEAwwLY2ktZGVwbG95ZXIwHhcNMjYxMTI1MTgxMTM3WhcNMzYxMTIy\nMTgxMTM3WjAWMRQwEgYDVQQDDAtjaS1kZXBsb3llcjBZMBMGByqGSM49AgEGCCqG\nSM49AwEHA0IABOT6v0kn/8sV0yPcn2WBynxbG7o20OF+5mnHswApXM3sgwCeQd03\n5a0mw0QiSHTzLdJJPT+5JBcAP3mN7lULnNGjUzBRMB0GA1UdDgQWBBTSmcGsEJMd\njsmHf3bpPnKVoYmoHTAfBgNVHSMEGDAWgBTSmcGsEJMdjsmHf3bpPnKVoYmoHTAP\nBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0gAMEUCID5RsFX0w7NzvgW8YW29\nnZHIjBguxqy/d3e6npDfWq9FAiEAuSsMWwHu/Ke3dG/I05raIlXx7vpPucOw2Suo\nTXbhD70=\n-----END CERTIFICATE-----";
 
 #[tokio::test]
 async fn every_request_of_a_ticket_and_a_rotation_is_logged_by_stage() {
@@ -85,6 +92,42 @@ async fn every_request_of_a_ticket_and_a_rotation_is_logged_by_stage() {
     for name in ["emily.chen", "ci-deployer"] {
         proxy.answer("ListServiceSpecificCredentials", name, NO_SERVICE_CREDENTIALS.to_owned());
     }
+    // What a person may add to a user after onboarding, so that the deletion makes every
+    // removal IAM requires before DeleteUser: an MFA device (deactivated, then deleted), an
+    // inline policy, a signing certificate, an SSH key and a service-specific credential.
+    let mfa = iam.create_virtual_mfa_device().virtual_mfa_device_name("ci-deployer").send().await.expect("MFA device");
+    let serial = mfa.virtual_mfa_device().expect("device").serial_number().to_owned();
+    iam.enable_mfa_device()
+        .user_name("ci-deployer")
+        .serial_number(&serial)
+        .authentication_code1("123456")
+        .authentication_code2("654321")
+        .send()
+        .await
+        .expect("enable MFA");
+    let doc =
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListAllMyBuckets","Resource":"*"}]}"#;
+    iam.put_user_policy()
+        .user_name("ci-deployer")
+        .policy_name("legacy")
+        .policy_document(doc)
+        .send()
+        .await
+        .expect("inline");
+    iam.upload_signing_certificate()
+        .user_name("ci-deployer")
+        .certificate_body(SIGNING_CERTIFICATE)
+        .send()
+        .await
+        .expect("signing certificate");
+    iam.upload_ssh_public_key()
+        .user_name("ci-deployer")
+        .ssh_public_key_body("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKsimulatedkeyforiamrequestsonly ci-deployer")
+        .send()
+        .await
+        .expect("SSH key");
+    proxy.answer("ListServiceSpecificCredentials", "ci-deployer", ONE_SERVICE_CREDENTIAL.to_owned());
+    proxy.answer("DeleteServiceSpecificCredential", "ci-deployer", SERVICE_CREDENTIAL_DELETED.to_owned());
     let offboarding = |id: &str, users: Value| {
         json!({"source": "onboarding.tickets", "detail-type": "Offboarding Ticket Approved",
                "detail": {"ticket_id": id, "requested_by": "it-ops@example.com", "users": users}})
@@ -139,6 +182,12 @@ async fn every_request_of_a_ticket_and_a_rotation_is_logged_by_stage() {
         "offboard-user iam:RemoveUserFromGroup",
         "offboard-user iam:DetachUserPolicy",
         "offboard-user iam:TagUser",
+        "offboard-user iam:DeleteSigningCertificate",
+        "offboard-user iam:DeleteSSHPublicKey",
+        "offboard-user iam:DeleteServiceSpecificCredential",
+        "offboard-user iam:DeactivateMFADevice",
+        "offboard-user iam:DeleteVirtualMFADevice",
+        "offboard-user iam:DeleteUserPolicy",
         "offboard-user iam:DeleteUser",
         "offboard-user secretsmanager:DeleteSecret",
         "offboard-user dynamodb:BatchWriteItem",

@@ -14,6 +14,7 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use serde::{Deserialize, Serialize};
 use shared::config::CreateUserConfig;
+use shared::date::Date;
 use shared::error::{Error, Refusal, Result};
 use shared::handoff::{Onboarding, UserReady};
 use shared::idempotency::{self, payload_hash, Key, Window};
@@ -146,7 +147,20 @@ where
     }
 
     async fn run_ticket(&self, ticket: &Ticket, key: &TicketId, window: Window) -> Result<TicketReport> {
-        let accepted = match ticket::validate(ticket, &self.config.allow) {
+        // A run that takes over from one that died finds what it finished:
+        // a user recorded past `accepted` was created and handed on (or
+        // refused) already, and is not handed on again.
+        let earlier: BTreeMap<String, StatusRecord> =
+            self.status.for_ticket(key).await?.into_iter().map(|r| (r.user_name.clone(), r)).collect();
+        // An expiry must be after the day the ticket is accepted. A run that
+        // takes over from one that accepted it (a user recorded and not
+        // refused) does not judge that again: the ticket is the same (its
+        // hash is the idempotency record's) and passed then; refusing it
+        // now, past midnight or in a redrive days later, would report users
+        // refused that exist and may already hold credentials.
+        let taken_over = earlier.values().any(|r| r.stage != Stage::Failed);
+        let today = if taken_over { Date::EPOCH } else { Date::today(&self.clock) };
+        let accepted = match ticket::validate(ticket, &self.config.allow, today) {
             Ok(accepted) => accepted,
             Err(refusals) => return self.refuse_ticket(ticket, key, key, refusals, window, true).await,
         };
@@ -157,11 +171,6 @@ where
 
         let users: Vec<UserName> = resolved.iter().map(|r| r.plan.user_name.clone()).collect();
         let mut report = TicketReport { ticket_id: key.to_string(), ..Default::default() };
-        // A run that takes over from one that died finds what it finished:
-        // a user recorded past `accepted` was created and handed on (or
-        // refused) already, and is not handed on again.
-        let earlier: BTreeMap<String, StatusRecord> =
-            self.status.for_ticket(key).await?.into_iter().map(|r| (r.user_name.clone(), r)).collect();
         let now = self.clock.now();
         // What each user is handed on with is fixed here, before any write,
         // and recorded with its first status: issue-credentials and

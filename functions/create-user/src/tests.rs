@@ -1,6 +1,7 @@
 use super::*;
 use serde_json::json;
 use shared::memory::*;
+use shared::ticket::EXPIRES_ON_TAG;
 
 type Fakes = Deps<MemoryDirectory, MemoryIdempotency, MemoryStatus, MemoryPublisher, MemoryMailer, FixedClock>;
 
@@ -9,6 +10,9 @@ const POWER_USER: &str = "arn:aws:iam::aws:policy/PowerUserAccess";
 const FENCE: &str = "arn:aws:iam::123456789012:policy/iam-provisioner-user-boundary";
 const ADMIN: &str = "arn:aws:iam::aws:policy/AdministratorAccess";
 const LEASE: u64 = 2_000_000_000;
+/// `deps()`'s clock: 2023-11-14T22:13:20Z.
+const NOW: u64 = 1_700_000_000;
+const DAY: u64 = 86_400;
 
 fn deps() -> Fakes {
     Deps {
@@ -17,7 +21,7 @@ fn deps() -> Fakes {
         status: MemoryStatus::default(),
         publisher: MemoryPublisher::default(),
         mailer: MemoryMailer::default(),
-        clock: FixedClock::at(1_700_000_000),
+        clock: FixedClock::at(NOW),
         config: CreateUserConfig {
             table_name: "t".into(),
             next_queue_url: "q".into(),
@@ -331,6 +335,12 @@ async fn each_validation_rule_refuses_the_ticket_naming_the_field() {
         ),
         ("users[1].permissions_boundry", Box::new(|t| t["users"][1]["permissions_boundry"] = json!(POWER_USER))),
         ("users[1].access.console", Box::new(|t| t["users"][1]["access"]["console"] = json!("yes"))),
+        ("users[1].expires_on", Box::new(|t| t["users"][1]["expires_on"] = json!("2027-02-29"))),
+        ("users[1].expires_on", Box::new(|t| t["users"][1]["expires_on"] = json!("2026-13-01"))),
+        ("users[1].expires_on", Box::new(|t| t["users"][1]["expires_on"] = json!("2026-1-5"))),
+        // Today and before, on the clock of `deps()` (2023-11-14).
+        ("users[1].expires_on", Box::new(|t| t["users"][1]["expires_on"] = json!("2023-11-14"))),
+        ("users[1].expires_on", Box::new(|t| t["users"][1]["expires_on"] = json!("2023-11-13"))),
     ];
     for (field, breaks) in cases {
         let d = deps();
@@ -482,4 +492,69 @@ async fn what_happened_is_counted_once() {
     let (_, refused) = capture(run(&d, &bad)).await;
     assert_eq!((total(&refused, name::TICKETS_REFUSED), total(&refused, name::EMAILS_SENT)), (1, 1));
     assert_eq!(total(&refused, name::USERS_CREATED), 0);
+}
+
+/// `expires_on` is judged on the clock's day (UTC): tomorrow is the first
+/// day accepted, and the user is created with the tag the expiry run reads.
+#[tokio::test]
+async fn an_expiry_after_today_is_created_as_the_users_tag_and_handed_on() {
+    let d = deps();
+    let mut t = ticket();
+    t["users"][0]["expires_on"] = json!("2023-11-15");
+    let report = run(&d, &t).await.unwrap();
+    assert_eq!(report.created, ["emily.chen", "raj.patel"]);
+    let (emily, _) = d.directory.user("emily.chen").unwrap();
+    assert_eq!(emily.tags.get(EXPIRES_ON_TAG).map(String::as_str), Some("2023-11-15"));
+    assert_eq!(emily.tags.get("team").map(String::as_str), Some("sales"), "with the ticket's tags");
+    assert_eq!(emily.tags.get(TICKET_TAG).map(String::as_str), Some("ONB-1"));
+    let (raj, _) = d.directory.user("raj.patel").unwrap();
+    assert!(!raj.tags.contains_key(EXPIRES_ON_TAG), "{:?}", raj.tags);
+    let expiry: Vec<_> = d.publisher.events::<UserReady>().iter().map(|r| r.onboarding().unwrap().expires_on).collect();
+    assert_eq!(expiry, [Some(shared::date::Date::parse("2023-11-15").unwrap()), None]);
+    assert_eq!(d.status.handoff("ONB-1", "emily.chen").await.unwrap().unwrap().expires_on, expiry[0]);
+}
+
+/// Refused with everything else the ticket breaks, before anything is
+/// written; the requester is told which day and why.
+#[tokio::test]
+async fn an_expiry_today_is_refused_with_the_tickets_other_errors_and_changes_nothing() {
+    let d = deps();
+    let mut t = ticket();
+    t["users"][0]["expires_on"] = json!("2023-11-14");
+    t["users"][1]["groups"] = json!(["Admins"]);
+    let report = run(&d, &t).await.unwrap();
+    assert!(report.created.is_empty());
+    assert_eq!(d.directory.user_count(), 0);
+    assert!(d.publisher.events::<UserReady>().is_empty());
+    let outbox = d.mailer.outbox();
+    assert_eq!(outbox.len(), 1);
+    let text = &outbox[0].text;
+    assert!(text.contains("users[0].expires_on: 2023-11-14 is not after today (2023-11-14, UTC)"), "{text}");
+    assert!(text.contains("users[1].groups"), "{text}");
+    // The next day it would be yesterday; a day before, it was tomorrow.
+    let d = deps();
+    d.clock.advance(DAY);
+    t["users"][1]["groups"] = json!([]);
+    assert!(run(&d, &t).await.unwrap().created.is_empty());
+    let d = Fakes { clock: FixedClock::at(NOW - DAY), ..deps() };
+    assert_eq!(run(&d, &t).await.unwrap().created, ["emily.chen", "raj.patel"]);
+}
+
+/// A run that died after accepting the ticket is finished by the retry,
+/// also when the retry comes after the expiry day has become today: the
+/// users it made are not then reported refused.
+#[tokio::test]
+async fn a_retry_past_midnight_finishes_what_the_accepted_ticket_began() {
+    let d = deps();
+    let mut t = ticket();
+    t["users"][0]["expires_on"] = json!("2023-11-15");
+    d.directory.fail_next("AttachUserPolicy", Error::retryable("AttachUserPolicy", "Throttling"));
+    assert!(run(&d, &t).await.unwrap_err().is_retryable());
+    d.clock.advance(DAY);
+    let report = run(&d, &t).await.unwrap();
+    assert_eq!(report.created, ["emily.chen", "raj.patel"], "{report:?}");
+    assert!(report.refused.is_empty() && d.mailer.outbox().is_empty());
+    let (emily, perms) = d.directory.user("emily.chen").unwrap();
+    assert_eq!(emily.tags[EXPIRES_ON_TAG], "2023-11-15");
+    assert_eq!(perms.managed_policies, [READ_ONLY]);
 }

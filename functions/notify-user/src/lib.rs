@@ -5,6 +5,9 @@
 //! 3. access key (programmatic users): key id and the secret's name, never
 //!    the secret access key.
 //!
+//! A user whose ticket gave `expires_on` reads the day their access ends in
+//! the sign-in and access-key emails.
+//!
 //! Each email has its own idempotency record, so a retry after a partial
 //! failure, or a second delivery of the same message, sends only what is
 //! missing. The records are the only lock needed: two deliveries at once
@@ -19,6 +22,7 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use shared::config::NotifyUserConfig;
+use shared::date::Date;
 use shared::error::{Error, Result};
 use shared::handoff::{CredentialsReady, Received, Replaced, Rotation, UserReady};
 use shared::idempotency::{self, payload_hash, Key, Window};
@@ -180,7 +184,8 @@ where
                     .ok_or_else(|| Error::permanent("GetSecretValue", "no account id in the secret's ARN"))?,
             };
             let url = sign_in_url(&account);
-            self.send_once(ready, "sign-in", sign_in_email(to, &o.user.user_name, &url), window).await?;
+            let email = with_expiry(sign_in_email(to, &o.user.user_name, &url), o.expires_on);
+            self.send_once(ready, "sign-in", email, window).await?;
             let password = secret
                 .password
                 .as_ref()
@@ -198,6 +203,7 @@ where
             if let Some(old) = handoff.replaces() {
                 email = rotated_key_email(email, old);
             }
+            email = with_expiry(email, handoff.onboarding().and_then(|o| o.expires_on));
             self.send_once(ready, &kind, email, window).await?;
         }
         if handoff.onboarding().is_some() {
@@ -279,6 +285,19 @@ pub fn access_key_email(to: &str, access_key_id: &str, secret_name: &str) -> Ema
         html_escape(secret_name)
     );
     Email { to: to.to_owned(), subject: "Your AWS access key".into(), text, html }
+}
+
+/// An email with the day the user's access ends, if it does.
+pub fn with_expiry(mut email: Email, expires_on: Option<Date>) -> Email {
+    if let Some(day) = expires_on {
+        let note = format!(
+            "Your AWS access ends on {day} (UTC): this user is disabled that day. \
+             Ask whoever requested your access if you need it longer."
+        );
+        email.text.push_str(&format!("\n{note}\n"));
+        email.html.push_str(&format!("<p>{}</p>", html_escape(&note)));
+    }
+    email
 }
 
 /// The access-key email of a rotation: the same facts, plus which key it

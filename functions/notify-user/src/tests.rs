@@ -259,3 +259,56 @@ async fn each_email_is_counted_when_sent_and_a_replay_counts_none() {
     let (_, replayed) = capture(d.handle(&ready(), LEASE)).await;
     assert!(replayed.is_empty(), "{replayed:?}");
 }
+
+/// `ready()` for a user whose ticket ends their access on `day`.
+fn expiring(day: &str) -> CredentialsReady {
+    let mut emily = user("emily");
+    emily["expires_on"] = json!(day);
+    let ticket = json!({"ticket_id": "ONB-1", "requested_by": "it-ops@example.com", "users": [emily]});
+    let handoff = UserReady::Onboarding(accepted(ticket).remove(0));
+    let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:iam-provisioner/users/emily";
+    CredentialsReady::stored(&handoff, arn, "iam-provisioner/users/emily")
+}
+
+/// The day access ends is in the emails that welcome the user (sign-in and
+/// access key), as the hand-off recorded it; not in the password email,
+/// which says nothing but the password.
+#[tokio::test]
+async fn a_user_with_an_expiry_reads_the_day_their_access_ends() {
+    let d = deps();
+    let r = expiring("2030-06-30");
+    accept(&d, &r);
+    d.handle(&r, LEASE).await.unwrap();
+    let outbox = d.mailer.outbox();
+    let to_user: Vec<&Email> = outbox.iter().filter(|e| e.to == "emily@example.com").collect();
+    assert_eq!(to_user.len(), 3);
+    let ends = "Your AWS access ends on 2030-06-30 (UTC)";
+    for e in &to_user {
+        let says = e.text.contains(ends) && e.html.contains(ends);
+        assert_eq!(says, !e.text.contains(PASSWORD), "{}: {}", e.subject, e.text);
+    }
+    // Without an expiry, no email speaks of one.
+    let d = deps();
+    d.handle(&ready(), LEASE).await.unwrap();
+    assert!(d.mailer.outbox().iter().all(|e| !e.text.contains("access ends")));
+}
+
+/// The day is part of what must equal the record: a message that adds,
+/// moves or drops it sends nothing.
+#[tokio::test]
+async fn an_expiry_the_record_does_not_hold_sends_nothing() {
+    let d = deps();
+    let recorded = expiring("2030-06-30");
+    accept(&d, &recorded);
+    let moved = serde_json::to_value(&recorded).map(|mut m| {
+        m["ready"]["expires_on"] = json!("2031-06-30");
+        m
+    });
+    let moved: CredentialsReady = serde_json::from_value(moved.unwrap()).unwrap();
+    // The record says 2030-06-30; a message without a day, or another day,
+    // is not what create-user handed on.
+    for forged in [moved, ready()] {
+        assert!(matches!(d.handle(&forged, LEASE).await, Err(Error::Untrusted(_))));
+    }
+    assert!(d.mailer.outbox().is_empty());
+}

@@ -22,8 +22,7 @@ use super::*;
 use shared::lifecycle::{OFFBOARDED_ON_TAG, OFFBOARDED_TAG};
 use shared::text::date;
 
-/// The tag create-user sets from an onboarding user's `expires_on`.
-pub const EXPIRES_ON_TAG: &str = "iam-provisioner:expires-on";
+pub use shared::ticket::EXPIRES_ON_TAG;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
