@@ -896,14 +896,14 @@ impl Offboarding for MemoryOffboarding {
             }
         }
         let mut users = lock(&self.users);
-        if let Step::DeleteVirtualMfaDevice(d) = step {
-            if users.values().any(|h| h.mfa_devices.iter().any(|(serial, _)| serial == d)) {
-                return Err(Error::retryable("DeleteVirtualMFADevice", "DeleteConflict: the device is assigned"));
-            }
-        }
         let Some(h) = users.get_mut(user_name) else {
             return Ok(());
         };
+        if let Step::DeleteVirtualMfaDevice(d) = step {
+            if h.mfa_devices.iter().any(|(serial, _)| serial == d) {
+                return Err(Error::retryable("DeleteVirtualMFADevice", "DeleteConflict: the device is assigned"));
+            }
+        }
         match step {
             Step::DeleteLoginProfile => h.login_profile = false,
             Step::DeactivateAccessKey(k) => {
