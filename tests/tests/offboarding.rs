@@ -238,6 +238,12 @@ async fn a_secret_is_scheduled_for_deletion_once_and_its_name_is_held_meanwhile(
     assert!(again.to_string().contains("ResourceExistsException"), "moto's answer changed: {again}");
     let replay = store.create(&name, &value, &Default::default(), &token, None).await;
     assert_eq!(replay.ok().as_deref(), Some(arn.as_str()), "moto's answer to a replayed CreateSecret changed");
+    // Were DeletedDate the date of the request (as ListSecrets' reference
+    // words it), it is past: the deletion date is then that plus the window.
+    let requested = now - 86_400;
+    let describe = format!(r#"{{"ARN":"{arn}","Name":"{name}","DeletedDate":{requested}}}"#);
+    proxy.answer_with("DescribeSecret", &name, "200 OK", describe, 1);
+    assert_eq!(store.schedule_deletion(&name, 30).await.unwrap(), Some(requested + 30 * 86_400));
     // A window Secrets Manager refuses is the deployment's fault, found
     // before any call.
     let err = store.schedule_deletion(&arn, 31).await.unwrap_err();

@@ -19,11 +19,17 @@ impl SecretsManagerStore {
 
 impl SecretsManagerStore {
     /// DescribeSecret: `None` if there is no such secret, else the date its
-    /// deletion is scheduled for, if it is (DeletedDate: "the date the secret
-    /// is scheduled for deletion").
-    async fn deletion_date(&self, id: &str) -> Result<Option<Option<u64>>> {
+    /// deletion is scheduled for, if it is. The API reference calls
+    /// DeletedDate "the date the secret is scheduled for deletion" (moto
+    /// stores that); ListSecrets' reference calls the same field the date
+    /// the deletion occurred. A deletion date is always ahead (the window is
+    /// 7 days at least), a request's date always past: one in the past is
+    /// read as the request's, plus `recovery_days`.
+    async fn deletion_date(&self, id: &str, recovery_days: u32) -> Result<Option<Option<u64>>> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let date = |deleted: u64| if deleted > now { deleted } else { deleted + u64::from(recovery_days) * 86_400 };
         match self.client.describe_secret().secret_id(id).send().await {
-            Ok(out) => Ok(Some(out.deleted_date().map(|d| d.secs().max(0) as u64))),
+            Ok(out) => Ok(Some(out.deleted_date().map(|d| date(d.secs().max(0) as u64)))),
             Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(None),
             Err(e) => Err(classify("DescribeSecret", e)),
         }
@@ -80,7 +86,7 @@ impl SecretStore for SecretsManagerStore {
     async fn schedule_deletion(&self, id: &str, recovery_days: u32) -> Result<Option<u64>> {
         crate::ports::check_recovery_days(recovery_days)?;
         // Already scheduled (DeleteSecret would refuse: InvalidRequestException).
-        match self.deletion_date(id).await? {
+        match self.deletion_date(id, recovery_days).await? {
             None => return Ok(None),
             Some(Some(date)) => return Ok(Some(date)),
             Some(None) => {}
@@ -94,7 +100,8 @@ impl SecretStore for SecretsManagerStore {
             },
             Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(None),
             // Scheduled meanwhile (another delivery of the same work): done.
-            Err(e) if code(&e) == Some("InvalidRequestException") => match self.deletion_date(id).await? {
+            Err(e) if code(&e) == Some("InvalidRequestException") => match self.deletion_date(id, recovery_days).await?
+            {
                 Some(Some(date)) => Ok(Some(date)),
                 None => Ok(None),
                 Some(None) => Err(classify("DeleteSecret", e)),
