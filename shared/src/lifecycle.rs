@@ -7,10 +7,16 @@
 //! Ordering invariant of a deletion: DeleteUser comes last, after everything
 //! IAM refuses it for (`DeleteConflict`) is gone: login profile, access
 //! keys, signing certificates, SSH public keys, service-specific
-//! credentials, MFA devices (deactivated, then a virtual one deleted), group
-//! memberships, attached and inline policies. A disable removes what lets the
-//! user in or grants anything, and tags the user last, so a user tagged
-//! `offboarded` is one whose disabling finished.
+//! credentials, MFA devices, group memberships, attached and inline
+//! policies; and after every virtual MFA device that was the user's is
+//! deleted, which IAM does not refuse it for. A virtual device is marked as
+//! the user's (tagged `iam-provisioner:offboarding` = the user's IAM id,
+//! never reused unlike the name) before it is deactivated, then deleted:
+//! once deactivated IAM no longer lists it as the user's, and the mark is
+//! how a rerun after a run cut off between the two calls finds it (and the
+//! only proof it takes: no unmarked device is deleted). A disable removes
+//! what lets the user in or grants anything, and tags the user last, so a
+//! user tagged `offboarded` is one whose disabling finished.
 
 use crate::error::Refusal;
 use crate::names::{Email, TicketId, UserName};
@@ -20,6 +26,9 @@ use std::collections::BTreeMap;
 pub const OFFBOARDING_DETAIL_TYPE: &str = "Offboarding Ticket Approved";
 pub const OFFBOARDED_TAG: &str = "iam-provisioner:offboarded";
 pub const OFFBOARDED_ON_TAG: &str = "iam-provisioner:offboarded-on";
+/// On a virtual MFA device: the IAM id of the user an offboarding took it
+/// from (see the module header).
+pub const MFA_OWNER_TAG: &str = "iam-provisioner:offboarding";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -102,15 +111,23 @@ pub fn validate_offboarding(
 /// disable, switch off).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserHoldings {
+    /// IAM's unique id of the user (`AIDA...`): unlike the name, never
+    /// given to another user.
+    pub user_id: String,
     pub login_profile: bool,
     /// Access key ids, with whether each is active.
     pub access_keys: Vec<(String, bool)>,
     pub signing_certificates: Vec<String>,
     pub ssh_public_keys: Vec<String>,
     pub service_specific_credentials: Vec<String>,
-    /// MFA device serial numbers, with whether each is a virtual device
-    /// (deleted after it is deactivated; a hardware one is only deactivated).
+    /// The MFA devices assigned to the user: serial numbers, with whether
+    /// each is a virtual device (marked, deactivated, then deleted; any
+    /// other kind is only deactivated).
     pub mfa_devices: Vec<(String, bool)>,
+    /// Virtual MFA devices marked as this user's (`MFA_OWNER_TAG` = `user_id`),
+    /// assigned or not: an assigned one needs no second mark, an unassigned
+    /// one is a device a cut-off run deactivated and did not delete.
+    pub marked_mfa_devices: Vec<String>,
     pub groups: Vec<String>,
     pub managed_policies: Vec<String>,
     pub inline_policies: Vec<String>,
@@ -127,6 +144,11 @@ pub enum Step {
     DeleteSigningCertificate(String),
     DeleteSshPublicKey(String),
     DeleteServiceSpecificCredential(String),
+    /// TagMFADevice: `MFA_OWNER_TAG` = the user's id on a virtual device.
+    TagMfaDevice {
+        serial: String,
+        user_id: String,
+    },
     DeactivateMfaDevice(String),
     DeleteVirtualMfaDevice(String),
     RemoveUserFromGroup(String),
@@ -164,10 +186,19 @@ pub fn plan(holdings: &UserHoldings, action: OffboardAction, ticket_id: &str, to
                 holdings.service_specific_credentials.iter().cloned().map(Step::DeleteServiceSpecificCredential),
             );
             for (serial, is_virtual) in &holdings.mfa_devices {
+                if *is_virtual && !holdings.marked_mfa_devices.contains(serial) {
+                    steps.push(Step::TagMfaDevice { serial: serial.clone(), user_id: holdings.user_id.clone() });
+                }
                 steps.push(Step::DeactivateMfaDevice(serial.clone()));
                 if *is_virtual {
                     steps.push(Step::DeleteVirtualMfaDevice(serial.clone()));
                 }
+            }
+            // Marked and no longer assigned: deactivated by a run cut off
+            // before it deleted them.
+            let assigned = |serial: &String| holdings.mfa_devices.iter().any(|(s, _)| s == serial);
+            for serial in holdings.marked_mfa_devices.iter().filter(|s| !assigned(s)) {
+                steps.push(Step::DeleteVirtualMfaDevice(serial.clone()));
             }
         }
     }
@@ -188,10 +219,11 @@ pub fn plan(holdings: &UserHoldings, action: OffboardAction, ticket_id: &str, to
     steps
 }
 
-/// Disables or deletes one user: reads what it holds, plans, and makes each
-/// call in the plan's order. Returns the calls made. A user that no longer
-/// exists is done (a deletion that finished earlier). Stops at the first
-/// failure; the retry reads again and plans only what is left.
+/// Disables or deletes one user: reads what it holds (for a deletion, with
+/// the unassigned virtual MFA devices marked as the user's), plans, and
+/// makes each call in the plan's order. Returns the calls made. A user that
+/// no longer exists is done (a deletion that finished earlier). Stops at the
+/// first failure; the retry reads again and plans only what is left.
 pub async fn offboard<O: crate::ports::Offboarding>(
     iam: &O,
     user_name: &UserName,
@@ -199,9 +231,16 @@ pub async fn offboard<O: crate::ports::Offboarding>(
     ticket_id: &str,
     today: &str,
 ) -> crate::Result<Vec<Step>> {
-    let Some(holdings) = iam.holdings(user_name).await? else {
+    let Some(mut holdings) = iam.holdings(user_name).await? else {
         return Ok(Vec::new());
     };
+    if action == OffboardAction::Delete && !holdings.user_id.is_empty() {
+        for serial in iam.unassigned_mfa_devices_marked_for(&holdings.user_id).await? {
+            if !holdings.marked_mfa_devices.contains(&serial) {
+                holdings.marked_mfa_devices.push(serial);
+            }
+        }
+    }
     let steps = plan(&holdings, action, ticket_id, today);
     for step in &steps {
         iam.apply(user_name, step).await?;
@@ -216,12 +255,14 @@ mod tests {
 
     fn full() -> UserHoldings {
         UserHoldings {
+            user_id: "AIDAEMILY".into(),
             login_profile: true,
             access_keys: vec![("AKIA1".into(), true), ("AKIA2".into(), false)],
             signing_certificates: vec!["CERT1".into()],
             ssh_public_keys: vec!["APKA1".into()],
             service_specific_credentials: vec!["ACCA1".into()],
             mfa_devices: vec![("arn:aws:iam::1:mfa/emily".into(), true), ("GAHT12345678".into(), false)],
+            marked_mfa_devices: vec![],
             groups: vec!["Developers".into()],
             managed_policies: vec!["arn:aws:iam::aws:policy/ReadOnlyAccess".into()],
             inline_policies: vec!["legacy".into()],
@@ -241,6 +282,7 @@ mod tests {
             Step::DeleteSigningCertificate("CERT1".into()),
             Step::DeleteSshPublicKey("APKA1".into()),
             Step::DeleteServiceSpecificCredential("ACCA1".into()),
+            Step::TagMfaDevice { serial: "arn:aws:iam::1:mfa/emily".into(), user_id: "AIDAEMILY".into() },
             Step::DeactivateMfaDevice("arn:aws:iam::1:mfa/emily".into()),
             Step::DeleteVirtualMfaDevice("arn:aws:iam::1:mfa/emily".into()),
             Step::DeactivateMfaDevice("GAHT12345678".into()),
@@ -251,12 +293,38 @@ mod tests {
             assert!(steps.contains(&needed), "{needed:?} missing from {steps:?}");
         }
         assert!(!steps.contains(&Step::DeleteVirtualMfaDevice("GAHT12345678".into())), "a hardware device deleted");
+        assert!(!steps.iter().any(|s| matches!(s, Step::TagMfaDevice { serial, .. } if serial == "GAHT12345678")));
         let at = |s: &Step| steps.iter().position(|x| x == s).unwrap();
         let mfa = "arn:aws:iam::1:mfa/emily".to_owned();
+        let mark = Step::TagMfaDevice { serial: mfa.clone(), user_id: "AIDAEMILY".into() };
+        assert!(at(&mark) < at(&Step::DeactivateMfaDevice(mfa.clone())), "deactivated before it was marked");
         assert!(at(&Step::DeactivateMfaDevice(mfa.clone())) < at(&Step::DeleteVirtualMfaDevice(mfa)));
         // Nothing left, nothing but the user to delete: a rerun after a
         // partial run plans only the rest.
         assert_eq!(plan(&UserHoldings::default(), OffboardAction::Delete, "OFF-1", "x"), [Step::DeleteUser]);
+    }
+
+    /// A device already marked is not marked again; a marked one no longer
+    /// assigned (deactivated by a run cut off before the delete) is deleted
+    /// before the user; a disable leaves MFA devices alone.
+    #[test]
+    fn marked_virtual_devices_are_deleted_before_the_user_and_marked_once() {
+        let mut h = UserHoldings { user_id: "AIDAEMILY".into(), ..Default::default() };
+        h.mfa_devices = vec![("arn:aws:iam::1:mfa/phone".into(), true)];
+        h.marked_mfa_devices = vec!["arn:aws:iam::1:mfa/phone".into(), "arn:aws:iam::1:mfa/left".into()];
+        assert_eq!(
+            plan(&h, OffboardAction::Delete, "OFF-1", "d"),
+            [
+                Step::DeactivateMfaDevice("arn:aws:iam::1:mfa/phone".into()),
+                Step::DeleteVirtualMfaDevice("arn:aws:iam::1:mfa/phone".into()),
+                Step::DeleteVirtualMfaDevice("arn:aws:iam::1:mfa/left".into()),
+                Step::DeleteUser,
+            ]
+        );
+        assert_eq!(
+            plan(&h, OffboardAction::Disable, "OFF-1", "d"),
+            [Step::TagOffboarded { ticket_id: "OFF-1".into(), on: "d".into() }]
+        );
     }
 
     #[test]
@@ -347,17 +415,22 @@ mod executor_tests {
     }
 
     /// IAM refuses DeleteUser while anything remains (DeleteConflict): the
-    /// fake does too, so skipping a removal would fail here.
+    /// fake does too, so skipping a removal would fail here. Passing, not a
+    /// refusal: the rerun reads the holdings again and plans the rest.
     #[tokio::test]
     async fn delete_user_is_refused_while_anything_remains() {
         let iam = MemoryOffboarding::default();
         loaded(&iam);
         let err = crate::ports::Offboarding::apply(&iam, "emily", &Step::DeleteUser).await.unwrap_err();
         assert!(err.to_string().contains("DeleteConflict"), "{err}");
+        assert!(err.is_retryable() && !err.is_refusal(), "{err:?}");
+        assert!(offboard(&iam, &emily(), OffboardAction::Delete, "OFF-1", "d").await.is_ok());
+        assert!(iam.holdings_of("emily").is_none());
     }
 
     /// Cut off at each of its calls, then run again: always ends with the
-    /// user deleted, and no call made twice that had succeeded.
+    /// user deleted, no virtual MFA device left behind, and no call made
+    /// twice that had succeeded.
     #[tokio::test]
     async fn cut_off_at_any_call_the_rerun_finishes_the_deletion() {
         let total = {
@@ -372,11 +445,77 @@ mod executor_tests {
             assert!(offboard(&iam, &emily(), OffboardAction::Delete, "OFF-1", "d").await.is_err(), "call {n}");
             offboard(&iam, &emily(), OffboardAction::Delete, "OFF-1", "d").await.unwrap();
             assert!(iam.holdings_of("emily").is_none(), "cut at call {n}: not deleted");
+            assert!(iam.unassigned_devices().is_empty(), "cut at call {n}: MFA device left: {:?}", iam.calls());
             let calls = iam.calls();
             let mut unique = calls.clone();
             unique.sort();
             unique.dedup();
             assert_eq!(unique.len(), calls.len(), "cut at call {n}: a call made twice: {calls:?}");
+        }
+    }
+
+    /// The cut that leaks a device: deactivated (so IAM no longer lists it
+    /// as the user's) and not deleted. The rerun finds it by its mark.
+    #[tokio::test]
+    async fn cut_between_deactivate_and_delete_the_rerun_deletes_the_device() {
+        let serial = "arn:aws:iam::1:mfa/emily".to_owned();
+        let iam = MemoryOffboarding::default();
+        loaded(&iam);
+        let plan = plan(&iam.holdings_of("emily").unwrap(), OffboardAction::Delete, "OFF-1", "d");
+        let deactivate = plan.iter().position(|s| *s == Step::DeactivateMfaDevice(serial.clone())).unwrap();
+        assert_eq!(plan[deactivate + 1], Step::DeleteVirtualMfaDevice(serial.clone()));
+        iam.fail_at(deactivate + 1);
+        assert!(offboard(&iam, &emily(), OffboardAction::Delete, "OFF-1", "d").await.is_err());
+        let left = iam.holdings_of("emily").unwrap();
+        assert!(left.mfa_devices.is_empty(), "still assigned: {left:?}");
+        assert_eq!(iam.unassigned_devices(), std::slice::from_ref(&serial));
+        assert_eq!(iam.device_tags(&serial)[MFA_OWNER_TAG], left.user_id);
+
+        let rerun = offboard(&iam, &emily(), OffboardAction::Delete, "OFF-1", "d").await.unwrap();
+        assert_eq!(
+            rerun,
+            [
+                Step::DeleteVirtualMfaDevice(serial),
+                Step::RemoveUserFromGroup("Developers".into()),
+                Step::RemoveUserFromGroup("ReadOnly".into()),
+                Step::DetachUserPolicy("arn:aws:iam::aws:policy/ReadOnlyAccess".into()),
+                Step::DeleteUserPolicy("legacy".into()),
+                Step::DeleteUser,
+            ]
+        );
+        assert!(iam.unassigned_devices().is_empty(), "the device leaked");
+        assert!(iam.holdings_of("emily").is_none());
+    }
+
+    /// Unassigned devices not proven to be this user's are never touched,
+    /// wherever a run is cut off: another user's (its id in the mark; a
+    /// previous user of the same name is another id too), one marked with
+    /// this user's *name* (a name is reused, an id never), and one named
+    /// like the user's but unmarked.
+    #[tokio::test]
+    async fn an_unassigned_device_not_marked_with_this_users_id_is_never_touched() {
+        let mark = |v: &str| BTreeMap::from([(MFA_OWNER_TAG.to_owned(), v.to_owned())]);
+        let foreign = [
+            ("arn:aws:iam::1:mfa/raj", mark("AIDARAJ")),
+            ("arn:aws:iam::1:mfa/emily-by-name", mark("emily")),
+            ("arn:aws:iam::1:mfa/emily-2", BTreeMap::new()),
+        ];
+        for n in 0..16 {
+            let iam = MemoryOffboarding::default();
+            for (serial, tags) in &foreign {
+                iam.insert_unassigned_device(serial, tags.clone());
+            }
+            loaded(&iam);
+            iam.fail_at(n);
+            let _ = offboard(&iam, &emily(), OffboardAction::Delete, "OFF-1", "d").await;
+            offboard(&iam, &emily(), OffboardAction::Delete, "OFF-1", "d").await.unwrap();
+            assert!(iam.holdings_of("emily").is_none());
+            let left: Vec<_> = iam.unassigned_devices().iter().map(|s| (s.clone(), iam.device_tags(s))).collect();
+            let mut expected: Vec<_> = foreign.iter().map(|(s, t)| (s.to_string(), t.clone())).collect();
+            expected.sort();
+            assert_eq!(left, expected, "cut at call {n}: a device not proven to be emily's was changed or deleted");
+            let calls = iam.calls();
+            assert!(!calls.iter().any(|c| c.contains("raj") || c.contains("by-name") || c.contains("emily-2")));
         }
     }
 

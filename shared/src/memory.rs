@@ -291,14 +291,37 @@ pub struct MemorySecrets {
     pub secrets: Mutex<BTreeMap<String, Vec<(String, Sensitive)>>>,
     pub tags: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
     pub kms_keys: Mutex<BTreeMap<String, String>>,
-    /// name -> when it is deleted for good (a secret scheduled for deletion).
+    /// name -> when it is deleted for good (a secret scheduled for deletion):
+    /// until then, as in Secrets Manager, it cannot be read, written or
+    /// created again.
     pub pending_deletion: Mutex<BTreeMap<String, u64>>,
     /// What the fake takes for now when it schedules a deletion.
     pub now: std::sync::atomic::AtomicU64,
     faults: Faults,
 }
 
+/// Secrets Manager's answer to any use of a secret scheduled for deletion.
+fn scheduled_for_deletion(operation: &'static str) -> Error {
+    Error::permanent(
+        operation,
+        "InvalidRequestException: You can't perform this operation on the secret because it was marked for deletion.",
+    )
+}
+
 impl MemorySecrets {
+    /// The name an id (a name or an ARN) stands for.
+    fn name_of(secrets: &BTreeMap<String, Vec<(String, Sensitive)>>, id: &str) -> String {
+        // An ARN ends in the name, a dash and six random characters.
+        match id.rsplit_once(":secret:") {
+            None => id,
+            Some((_, tail)) => secrets
+                .keys()
+                .find(|n| tail == n.as_str() || (tail.starts_with(n.as_str()) && tail.len() == n.len() + 7))
+                .map_or(tail, String::as_str),
+        }
+        .to_owned()
+    }
+
     pub fn fail_next(&self, operation: &'static str, error: Error) {
         self.faults.push(operation, error);
     }
@@ -328,17 +351,13 @@ impl SecretStore for MemorySecrets {
     async fn read(&self, id: &str) -> Result<Option<StoredSecret>> {
         self.fault("GetSecretValue")?;
         let secrets = lock(&self.secrets);
-        // An ARN ends in the name, a dash and six random characters.
-        let name = match id.rsplit_once(":secret:") {
-            None => id,
-            Some((_, tail)) => secrets
-                .keys()
-                .find(|n| tail == n.as_str() || (tail.starts_with(n.as_str()) && tail.len() == n.len() + 7))
-                .map_or(tail, String::as_str),
-        };
-        Ok(secrets.get(name).and_then(|v| v.last().cloned()).map(|(version_id, value)| StoredSecret {
-            arn: Self::arn(name),
-            name: name.to_owned(),
+        let name = Self::name_of(&secrets, id);
+        if lock(&self.pending_deletion).contains_key(&name) {
+            return Err(scheduled_for_deletion("GetSecretValue"));
+        }
+        Ok(secrets.get(&name).and_then(|v| v.last().cloned()).map(|(version_id, value)| StoredSecret {
+            arn: Self::arn(&name),
+            name: name.clone(),
             version_id,
             value,
         }))
@@ -354,6 +373,13 @@ impl SecretStore for MemorySecrets {
     ) -> Result<String> {
         self.fault("CreateSecret")?;
         let mut secrets = lock(&self.secrets);
+        if lock(&self.pending_deletion).contains_key(name) {
+            return Err(Error::permanent(
+                "CreateSecret",
+                "InvalidRequestException: You can't create this secret because a secret with this name is already \
+                 scheduled for deletion.",
+            ));
+        }
         if secrets.contains_key(name) {
             return Err(Error::permanent("CreateSecret", "ResourceExistsException"));
         }
@@ -373,18 +399,55 @@ impl SecretStore for MemorySecrets {
     async fn put(&self, arn: &str, value: &Sensitive, version_id: &str) -> Result<()> {
         self.fault("PutSecretValue")?;
         let name = arn.rsplit_once(":secret:").map_or(arn, |(_, n)| n);
+        if lock(&self.pending_deletion).contains_key(name) {
+            return Err(scheduled_for_deletion("PutSecretValue"));
+        }
         lock(&self.secrets).entry(name.to_owned()).or_default().push((version_id.to_owned(), value.clone()));
         Ok(())
     }
 
     async fn schedule_deletion(&self, id: &str, recovery_days: u32) -> Result<Option<u64>> {
+        crate::ports::check_recovery_days(recovery_days)?;
         self.fault("DeleteSecret")?;
-        let name = id.rsplit_once(":secret:").map_or(id, |(_, n)| n);
-        if !lock(&self.secrets).contains_key(name) {
+        let secrets = lock(&self.secrets);
+        let name = Self::name_of(&secrets, id);
+        if !secrets.contains_key(&name) {
             return Ok(None);
         }
-        let until = self.now.load(std::sync::atomic::Ordering::SeqCst) + u64::from(recovery_days) * 86_400;
-        Ok(Some(*lock(&self.pending_deletion).entry(name.to_owned()).or_insert(until)))
+        let now = self.now.load(std::sync::atomic::Ordering::SeqCst);
+        let date = *lock(&self.pending_deletion).entry(name).or_insert(now + u64::from(recovery_days) * 86_400);
+        Ok(Some(date))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_secret_is_scheduled_for_deletion_once_and_held_until_then() {
+        let secrets = MemorySecrets::default();
+        secrets.now.store(1_000_000, std::sync::atomic::Ordering::SeqCst);
+        let arn = secrets.create("iam-provisioner/emily", &Sensitive::new("{}"), &BTreeMap::new(), "v1", None).await;
+        let arn = arn.unwrap();
+        let day = 86_400;
+        assert_eq!(secrets.schedule_deletion(&arn, 7).await.unwrap(), Some(1_000_000 + 7 * day));
+        // Again (a redelivery), later and with another window: the same
+        // date, nothing changed.
+        secrets.now.store(2_000_000, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(secrets.schedule_deletion("iam-provisioner/emily", 30).await.unwrap(), Some(1_000_000 + 7 * day));
+        assert_eq!(secrets.schedule_deletion("iam-provisioner/nobody", 30).await.unwrap(), None);
+        // Until then the name is held, and the secret unreadable.
+        let again = secrets.create("iam-provisioner/emily", &Sensitive::new("{}"), &BTreeMap::new(), "v2", None).await;
+        let again = again.unwrap_err();
+        assert!(again.is_refusal() && again.to_string().contains("already scheduled for deletion"), "{again}");
+        assert!(secrets.read("iam-provisioner/emily").await.is_err());
+        assert!(secrets.put(&arn, &Sensitive::new("{}"), "v3").await.is_err());
+        // A window Secrets Manager refuses is the deployment's fault.
+        for days in [0, 6, 31] {
+            let err = secrets.schedule_deletion(&arn, days).await.unwrap_err();
+            assert!(matches!(err, Error::Deployment { .. }), "{days}: {err:?}");
+        }
     }
 }
 
@@ -732,20 +795,78 @@ impl std::io::Write for LogCapture {
 
 /// IAM as offboarding sees it: what each user holds, with IAM's refusal of
 /// DeleteUser while anything remains (DeleteConflict), and a call to fail.
+/// A virtual MFA device deactivated is assigned to nobody but still exists,
+/// with its tags, until DeleteVirtualMFADevice (refused while assigned); it
+/// does not hold up DeleteUser, as in IAM.
 #[derive(Debug, Default)]
 pub struct MemoryOffboarding {
+    /// As inserted, less what was removed; `marked_mfa_devices` unused here
+    /// (computed from `mfa_tags`).
     users: Mutex<BTreeMap<String, crate::lifecycle::UserHoldings>>,
+    /// Serial number -> tags, of every virtual device ever tagged.
+    mfa_tags: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+    /// Virtual devices that exist and are assigned to nobody.
+    unassigned: Mutex<std::collections::BTreeSet<String>>,
+    ids: std::sync::atomic::AtomicU32,
     calls: Mutex<Vec<String>>,
     fail_at: Mutex<Option<usize>>,
 }
 
 impl MemoryOffboarding {
-    pub fn insert(&self, user_name: &str, holdings: crate::lifecycle::UserHoldings) {
+    /// A user holding `holdings`. An empty `user_id` gets a fresh one (never
+    /// the id of a user inserted before, as in IAM); each of its
+    /// `marked_mfa_devices` is tagged with the id and, if not among its
+    /// `mfa_devices`, exists assigned to nobody (a run cut off after
+    /// deactivating it).
+    pub fn insert(&self, user_name: &str, mut holdings: crate::lifecycle::UserHoldings) {
+        if holdings.user_id.is_empty() {
+            let n = self.ids.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            holdings.user_id = format!("AIDAMEMORY{n:010}");
+        }
+        for serial in std::mem::take(&mut holdings.marked_mfa_devices) {
+            lock(&self.mfa_tags)
+                .entry(serial.clone())
+                .or_default()
+                .insert(crate::lifecycle::MFA_OWNER_TAG.into(), holdings.user_id.clone());
+            if !holdings.mfa_devices.iter().any(|(s, _)| *s == serial) {
+                lock(&self.unassigned).insert(serial);
+            }
+        }
         lock(&self.users).insert(user_name.to_owned(), holdings);
     }
 
+    /// A virtual device assigned to nobody, with these tags (another user's,
+    /// or nobody's).
+    pub fn insert_unassigned_device(&self, serial: &str, tags: BTreeMap<String, String>) {
+        lock(&self.mfa_tags).insert(serial.to_owned(), tags);
+        lock(&self.unassigned).insert(serial.to_owned());
+    }
+
+    /// Virtual devices that exist and are assigned to nobody.
+    pub fn unassigned_devices(&self) -> Vec<String> {
+        lock(&self.unassigned).iter().cloned().collect()
+    }
+
+    pub fn device_tags(&self, serial: &str) -> BTreeMap<String, String> {
+        lock(&self.mfa_tags).get(serial).cloned().unwrap_or_default()
+    }
+
+    /// What `Offboarding::holdings` answers: the marks of the user's assigned
+    /// virtual devices only.
     pub fn holdings_of(&self, user_name: &str) -> Option<crate::lifecycle::UserHoldings> {
-        lock(&self.users).get(user_name).cloned()
+        let mut h = lock(&self.users).get(user_name).cloned()?;
+        h.marked_mfa_devices = h
+            .mfa_devices
+            .iter()
+            .filter(|(serial, is_virtual)| *is_virtual && self.marked_for(serial, &h.user_id))
+            .map(|(serial, _)| serial.clone())
+            .collect();
+        Some(h)
+    }
+
+    fn marked_for(&self, serial: &str, user_id: &str) -> bool {
+        lock(&self.mfa_tags).get(serial).and_then(|t| t.get(crate::lifecycle::MFA_OWNER_TAG)).map(String::as_str)
+            == Some(user_id)
     }
 
     /// The calls that succeeded, in order.
@@ -764,8 +885,13 @@ impl Offboarding for MemoryOffboarding {
         Ok(self.holdings_of(user_name))
     }
 
+    async fn unassigned_mfa_devices_marked_for(&self, user_id: &str) -> Result<Vec<String>> {
+        let unassigned = self.unassigned_devices();
+        Ok(unassigned.into_iter().filter(|serial| self.marked_for(serial, user_id)).collect())
+    }
+
     async fn apply(&self, user_name: &str, step: &crate::lifecycle::Step) -> Result<()> {
-        use crate::lifecycle::{Step, OFFBOARDED_ON_TAG, OFFBOARDED_TAG};
+        use crate::lifecycle::{Step, MFA_OWNER_TAG, OFFBOARDED_ON_TAG, OFFBOARDED_TAG};
         {
             let mut fail_at = lock(&self.fail_at);
             match *fail_at {
@@ -781,6 +907,11 @@ impl Offboarding for MemoryOffboarding {
         let Some(h) = users.get_mut(user_name) else {
             return Ok(());
         };
+        if let Step::DeleteVirtualMfaDevice(d) = step {
+            if h.mfa_devices.iter().any(|(serial, _)| serial == d) {
+                return Err(Error::retryable("DeleteVirtualMFADevice", "DeleteConflict: the device is assigned"));
+            }
+        }
         match step {
             Step::DeleteLoginProfile => h.login_profile = false,
             Step::DeactivateAccessKey(k) => {
@@ -790,9 +921,22 @@ impl Offboarding for MemoryOffboarding {
             Step::DeleteSigningCertificate(c) => h.signing_certificates.retain(|x| x != c),
             Step::DeleteSshPublicKey(k) => h.ssh_public_keys.retain(|x| x != k),
             Step::DeleteServiceSpecificCredential(c) => h.service_specific_credentials.retain(|x| x != c),
-            // Deactivated: no longer the user's device.
-            Step::DeactivateMfaDevice(d) => h.mfa_devices.retain(|(serial, _)| serial != d),
-            Step::DeleteVirtualMfaDevice(_) => {}
+            Step::TagMfaDevice { serial, user_id } => {
+                lock(&self.mfa_tags).entry(serial.clone()).or_default().insert(MFA_OWNER_TAG.into(), user_id.clone());
+            }
+            // Deactivated: no longer the user's device; a virtual one still
+            // exists, assigned to nobody.
+            Step::DeactivateMfaDevice(d) => {
+                let was = h.mfa_devices.iter().find(|(serial, _)| serial == d).cloned();
+                h.mfa_devices.retain(|(serial, _)| serial != d);
+                if let Some((serial, true)) = was {
+                    lock(&self.unassigned).insert(serial);
+                }
+            }
+            Step::DeleteVirtualMfaDevice(d) => {
+                lock(&self.unassigned).remove(d);
+                lock(&self.mfa_tags).remove(d);
+            }
             Step::RemoveUserFromGroup(g) => h.groups.retain(|x| x != g),
             Step::DetachUserPolicy(p) => h.managed_policies.retain(|x| x != p),
             Step::DeleteUserPolicy(p) => h.inline_policies.retain(|x| x != p),
@@ -811,7 +955,7 @@ impl Offboarding for MemoryOffboarding {
                     || !h.managed_policies.is_empty()
                     || !h.inline_policies.is_empty();
                 if remains {
-                    return Err(Error::permanent("DeleteUser", "DeleteConflict: the user still holds entities"));
+                    return Err(Error::retryable("DeleteUser", "DeleteConflict: the user still holds entities"));
                 }
                 users.remove(user_name);
             }

@@ -107,8 +107,15 @@ pub trait KeyRetirement: Send + Sync {
 /// What offboarding needs of IAM (CONTRACT.md section 6): everything a user
 /// holds, and one call of `lifecycle::plan` at a time.
 pub trait Offboarding: Send + Sync {
-    /// What offboarding must remove from the user; `None` if there is no such user.
+    /// What offboarding must remove from the user; `None` if there is no such
+    /// user. `marked_mfa_devices` holds the marked ones of its assigned
+    /// devices only (see `unassigned_mfa_devices_marked_for`).
     fn holdings(&self, user_name: &str) -> impl Future<Output = Result<Option<crate::lifecycle::UserHoldings>>> + Send;
+    /// The virtual MFA devices assigned to nobody that carry
+    /// `lifecycle::MFA_OWNER_TAG` = `user_id`: deactivated by an offboarding
+    /// of that user that was cut off before it deleted them. A device
+    /// without that exact mark is never listed, whatever its name.
+    fn unassigned_mfa_devices_marked_for(&self, user_id: &str) -> impl Future<Output = Result<Vec<String>>> + Send;
     /// One step of the plan. A target already gone counts as done, so a
     /// rerun after a partial run is safe.
     fn apply(&self, user_name: &str, step: &crate::lifecycle::Step) -> impl Future<Output = Result<()>> + Send;
@@ -232,10 +239,30 @@ pub trait SecretStore: Send + Sync {
     /// A new version `version_id`, which becomes AWSCURRENT (the old one AWSPREVIOUS).
     fn put(&self, arn: &str, value: &Sensitive, version_id: &str) -> impl Future<Output = Result<()>> + Send;
     /// Schedules the secret's deletion after `recovery_days` (Secrets
-    /// Manager's recovery window: restorable until then). Returns when it
-    /// is deleted for good (seconds since the epoch); a secret already
-    /// scheduled keeps its date; `None` if there is no such secret.
+    /// Manager's recovery window: restorable until then; `SECRET_RECOVERY_DAYS`,
+    /// else the deployment is wrong). Returns when it is deleted for good
+    /// (seconds since the epoch); a secret already scheduled keeps its date
+    /// and nothing is changed; `None` if there is no such secret. Until that
+    /// date the secret cannot be read, written or created again.
     fn schedule_deletion(&self, id: &str, recovery_days: u32) -> impl Future<Output = Result<Option<u64>>> + Send;
+}
+
+/// The recovery windows Secrets Manager accepts (DeleteSecret's
+/// RecoveryWindowInDays), in days.
+pub const SECRET_RECOVERY_DAYS: std::ops::RangeInclusive<u32> = 7..=30;
+
+/// A recovery window outside `SECRET_RECOVERY_DAYS` is the deployment's
+/// parameter, not anything a ticket said.
+pub fn check_recovery_days(recovery_days: u32) -> Result<()> {
+    if SECRET_RECOVERY_DAYS.contains(&recovery_days) {
+        Ok(())
+    } else {
+        Err(crate::Error::deployment(
+            "DeleteSecret",
+            format!("a recovery window of {recovery_days} days"),
+            "set the secrets' recovery window parameter to 7 to 30 days (Secrets Manager accepts no other)",
+        ))
+    }
 }
 
 /// The state of one idempotency record, as in Powertools for AWS Lambda.

@@ -409,7 +409,7 @@ const IAM_USER_OPS = new Set([
   'ListSSHPublicKeys', 'ListServiceSpecificCredentials', 'DeactivateMFADevice', 'DeleteSigningCertificate',
   'DeleteSSHPublicKey', 'DeleteServiceSpecificCredential',
 ])
-const IAM_STAR_OPS = new Set(['ListUsers', 'GetAccountPasswordPolicy', 'ListAccountAliases', 'ListGroups', 'ListPolicies', 'GetAccountSummary'])
+const IAM_STAR_OPS = new Set(['ListUsers', 'GetAccountPasswordPolicy', 'ListAccountAliases', 'ListGroups', 'ListPolicies', 'GetAccountSummary', 'ListVirtualMFADevices'])
 const SQS_ACTION = {
   SendMessage: 'sqs:SendMessage', SendMessageBatch: 'sqs:SendMessage', ReceiveMessage: 'sqs:ReceiveMessage',
   DeleteMessage: 'sqs:DeleteMessage', DeleteMessageBatch: 'sqs:DeleteMessage',
@@ -446,6 +446,12 @@ function checksFor(model, state, req) {
       // authorised on the device (a virtual device's serial number is its ARN), not on the user
       if (!/^arn:aws[a-z-]*:iam::\d{12}:mfa\//.test(params.SerialNumber || '')) throw new Error(`DeleteVirtualMFADevice of ${params.SerialNumber}: not a virtual MFA device's ARN`)
       checks.push({ action: 'iam:DeleteVirtualMFADevice', resource: params.SerialNumber })
+    } else if (op === 'TagMFADevice' || op === 'ListMFADeviceTags') {
+      // authorised on the virtual device (its serial number is its ARN), not on the user; the
+      // tags a TagMFADevice sets are its request tags
+      if (!/^arn:aws[a-z-]*:iam::\d{12}:mfa\//.test(params.SerialNumber || '')) throw new Error(`${op} of ${params.SerialNumber}: not a virtual MFA device's ARN`)
+      const ctx = op === 'TagMFADevice' ? tagContext(queryList(params, 'Tags.member')) : {}
+      checks.push({ action: `iam:${op}`, resource: params.SerialNumber, context: ctx })
     } else if (op === 'GetAccessKeyLastUsed' && !params.UserName) {
       const u = targetUser(state, model, `owner-of-${params.AccessKeyId}`)
       notes.push('key owner unknown to the log: taken as a pipeline user')

@@ -9,12 +9,17 @@
 //!   externally visible step looks like from outside;
 //! - `answer`: a canned success for the calls of one operation whose body
 //!   holds a given text, for facts the emulator cannot be made to tell
-//!   (moto stamps a key's last use with the wall clock).
+//!   (moto stamps a key's last use with the wall clock); `answer_with` a
+//!   canned answer of any status, for the next few such calls only (an
+//!   error the emulator never gives, as the service spells it);
+//! - `emulate_mfa_device_tags`: the tags of virtual MFA devices, kept by the
+//!   proxy (moto 5.2 implements neither TagMFADevice nor ListMFADeviceTags).
 //!
 //! Each request is forwarded on a fresh upstream connection and answered
 //! with `Connection: close`, so framing never has to be understood beyond
 //! the request's Content-Length.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
@@ -100,8 +105,21 @@ struct State {
     requests: Vec<ProxiedRequest>,
     /// (action, fault) of every fault served.
     injected: Vec<(String, Fault)>,
-    /// (action, text the body holds, XML answered) of the canned answers.
-    answers: Vec<(String, String, String)>,
+    answers: Vec<Canned>,
+    /// Serial number -> tags, when `emulate_mfa_device_tags` is on.
+    mfa_tags: Option<BTreeMap<String, BTreeMap<String, String>>>,
+}
+
+/// A canned answer to the calls of `action` whose body holds `contains`.
+#[derive(Debug)]
+struct Canned {
+    action: String,
+    contains: String,
+    /// The status line's code and reason, `200 OK` for `answer`.
+    status: String,
+    xml: String,
+    /// How many more calls get it; `None`: every call.
+    remaining: Option<u32>,
 }
 
 #[derive(Clone)]
@@ -127,11 +145,13 @@ pub const NO_SERVICE_CREDENTIALS: &str = "<ListServiceSpecificCredentialsRespons
 
 impl FaultProxy {
     /// Answers, for every user, the IAM calls the pipeline makes that moto
-    /// lacks, as IAM would for a user holding none of what they list (only
-    /// ListServiceSpecificCredentials today). For local runs: production
-    /// code has no emulator branch, so the gap is filled in front of moto.
+    /// lacks, as IAM would: ListServiceSpecificCredentials for a user holding
+    /// none, and the tags of virtual MFA devices (`emulate_mfa_device_tags`).
+    /// For local runs: production code has no emulator branch, so the gap is
+    /// filled in front of moto.
     pub fn fill_moto_gaps(&self) {
         self.answer("ListServiceSpecificCredentials", "", NO_SERVICE_CREDENTIALS.to_owned());
+        self.emulate_mfa_device_tags();
     }
 
     pub async fn start(upstream: &str) -> std::io::Result<Self> {
@@ -193,14 +213,103 @@ impl FaultProxy {
     /// `contains` are answered `200 OK` with `xml`, never reaching the
     /// emulator. A later answer for the same call replaces an earlier one.
     pub fn answer(&self, action: &str, contains: &str, xml: String) {
-        let mut state = self.state();
-        state.answers.retain(|(a, c, _)| !(a == action && c == contains));
-        state.answers.push((action.to_owned(), contains.to_owned(), xml));
+        self.push_answer(Canned {
+            action: action.to_owned(),
+            contains: contains.to_owned(),
+            status: "200 OK".to_owned(),
+            xml,
+            remaining: None,
+        });
     }
 
-    fn canned(&self, action: &str, body: &str) -> Option<String> {
-        let state = self.state();
-        state.answers.iter().find(|(a, c, _)| a == action && body.contains(c.as_str())).map(|(_, _, xml)| xml.clone())
+    /// The next `times` calls of `action` whose body holds `contains` are
+    /// answered with `status` (`409 Conflict`, say) and `xml`, never reaching
+    /// the emulator; the calls after them go through.
+    pub fn answer_with(&self, action: &str, contains: &str, status: &str, xml: String, times: u32) {
+        if times == 0 {
+            return;
+        }
+        self.push_answer(Canned {
+            action: action.to_owned(),
+            contains: contains.to_owned(),
+            status: status.to_owned(),
+            xml,
+            remaining: Some(times),
+        });
+    }
+
+    fn push_answer(&self, canned: Canned) {
+        let mut state = self.state();
+        state.answers.retain(|c| !(c.action == canned.action && c.contains == canned.contains));
+        state.answers.push(canned);
+    }
+
+    /// (status, XML) of the first canned answer for this call, if any.
+    fn canned(&self, action: &str, body: &str) -> Option<(String, String)> {
+        let mut state = self.state();
+        let i = state.answers.iter().position(|c| c.action == action && body.contains(c.contains.as_str()))?;
+        let canned = &mut state.answers[i];
+        let answer = (canned.status.clone(), canned.xml.clone());
+        if let Some(n) = canned.remaining.as_mut() {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                state.answers.remove(i);
+            }
+        }
+        Some(answer)
+    }
+
+    /// From now on the proxy keeps the tags of virtual MFA devices itself
+    /// and answers TagMFADevice, UntagMFADevice and ListMFADeviceTags as IAM
+    /// would (a device never tagged lists none), since moto implements none
+    /// of them. Whether the device exists is not checked.
+    pub fn emulate_mfa_device_tags(&self) {
+        self.state().mfa_tags.get_or_insert_with(Default::default);
+    }
+
+    /// The tags the emulation holds for a device.
+    pub fn mfa_device_tags(&self, serial: &str) -> BTreeMap<String, String> {
+        self.state().mfa_tags.as_ref().and_then(|t| t.get(serial).cloned()).unwrap_or_default()
+    }
+
+    /// IAM's answer to an MFA device tag call, if the emulation is on.
+    fn mfa_tag_call(&self, action: &str, body: &str) -> Option<String> {
+        let mut state = self.state();
+        let tags = state.mfa_tags.as_mut()?;
+        let params = crate::form_decode(body);
+        let param = |k: &str| params.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+        let serial = param("SerialNumber")?;
+        let result = match action {
+            "TagMFADevice" => {
+                let device = tags.entry(serial).or_default();
+                for n in 1.. {
+                    let Some(key) = param(&format!("Tags.member.{n}.Key")) else { break };
+                    device.insert(key, param(&format!("Tags.member.{n}.Value")).unwrap_or_default());
+                }
+                String::new()
+            }
+            "UntagMFADevice" => {
+                let device = tags.entry(serial).or_default();
+                for n in 1.. {
+                    let Some(key) = param(&format!("TagKeys.member.{n}")) else { break };
+                    device.remove(&key);
+                }
+                String::new()
+            }
+            "ListMFADeviceTags" => {
+                let members: String = tags
+                    .get(&serial)
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| format!("<member><Key>{}</Key><Value>{}</Value></member>", xml_text(k), xml_text(v)))
+                    .collect();
+                format!("<ListMFADeviceTagsResult><IsTruncated>false</IsTruncated><Tags>{members}</Tags></ListMFADeviceTagsResult>")
+            }
+            _ => return None,
+        };
+        Some(format!(
+            "<{action}Response xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\">{result}<ResponseMetadata><RequestId>proxy-mfa-tags</RequestId></ResponseMetadata></{action}Response>"
+        ))
     }
 
     pub fn injected_count(&self) -> usize {
@@ -316,9 +425,11 @@ impl FaultProxy {
             }
             None => {}
         }
-        if let Some(xml) = self.canned(&action, &String::from_utf8_lossy(&body)) {
+        let text = String::from_utf8_lossy(&body);
+        let emulated = || Some(("200 OK".to_owned(), self.mfa_tag_call(&action, &text)?));
+        if let Some((status, xml)) = self.canned(&action, &text).or_else(emulated) {
             let answer = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
+                "HTTP/1.1 {status}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
                 xml.len()
             );
             conn.write_all(answer.as_bytes()).await?;
@@ -352,6 +463,10 @@ impl FaultProxy {
         conn.write_all(rbody).await?;
         conn.shutdown().await
     }
+}
+
+fn xml_text(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 /// The error as the service's protocol spells it: XML for the query

@@ -33,6 +33,7 @@ async fn every_request_of_a_ticket_and_a_rotation_is_logged_by_stage() {
     let direct = tests::sdk_config(&moto.endpoint).await;
     let env = ensure(&direct, Settings::local_defaults(PREFIX)).await.expect("bootstrap");
     let proxy = FaultProxy::start(&moto.endpoint).await.expect("proxy");
+    proxy.emulate_mfa_device_tags();
     proxy.record_requests();
     let pipeline = LocalPipeline::new(&tests::sdk_config(&proxy.endpoint).await, env);
 

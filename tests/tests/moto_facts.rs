@@ -126,3 +126,62 @@ async fn moto_does_not_enforce_the_account_password_policy() {
         .await
         .expect("moto now enforces a password policy");
 }
+
+fn error_code<E: aws_sdk_iam::error::ProvideErrorMetadata>(err: &aws_sdk_iam::error::SdkError<E>) -> Option<&str> {
+    err.as_service_error().and_then(|e| e.code())
+}
+
+#[tokio::test]
+async fn moto_does_not_implement_mfa_device_tags() {
+    // Why offboarding's emulator tests let the fault proxy keep them
+    // (`FaultProxy::emulate_mfa_device_tags`).
+    let iam = iam().await;
+    let device = iam.create_virtual_mfa_device().virtual_mfa_device_name(unique("t")).send().await.unwrap();
+    let serial = device.virtual_mfa_device().unwrap().serial_number().to_owned();
+    let tag = Tag::builder().key("k").value("v").build().unwrap();
+    let tagged = iam.tag_mfa_device().serial_number(&serial).tags(tag).send().await;
+    assert!(tagged.is_err(), "moto now implements TagMFADevice: drop the proxy's emulation");
+    let listed = iam.list_mfa_device_tags().serial_number(&serial).send().await;
+    assert!(listed.is_err(), "moto now implements ListMFADeviceTags: drop the proxy's emulation");
+    iam.delete_virtual_mfa_device().serial_number(&serial).send().await.unwrap();
+}
+
+#[tokio::test]
+async fn moto_refuses_delete_user_only_for_policies() {
+    // IAM refuses DeleteUser (409 DeleteConflict) while the user holds
+    // anything; moto only for policies, so offboarding's tests read the
+    // order of the removals from the request recorder and have the proxy
+    // answer DeleteConflict. And IAM refuses to delete a virtual MFA device
+    // still assigned; moto deletes it.
+    let iam = iam().await;
+    let name = unique("dc");
+    iam.create_user().user_name(&name).send().await.unwrap();
+    iam.create_login_profile().user_name(&name).password("Xy7!long-enough-password").send().await.unwrap();
+    iam.create_access_key().user_name(&name).send().await.unwrap();
+    let device = iam.create_virtual_mfa_device().virtual_mfa_device_name(&name).send().await.unwrap();
+    let serial = device.virtual_mfa_device().unwrap().serial_number().to_owned();
+    iam.enable_mfa_device()
+        .user_name(&name)
+        .serial_number(&serial)
+        .authentication_code1("123456")
+        .authentication_code2("654321")
+        .send()
+        .await
+        .unwrap();
+    iam.delete_virtual_mfa_device().serial_number(&serial).send().await.expect("moto now refuses an assigned device");
+    iam.attach_user_policy()
+        .user_name(&name)
+        .policy_arn("arn:aws:iam::aws:policy/ReadOnlyAccess")
+        .send()
+        .await
+        .unwrap();
+    let refused = iam.delete_user().user_name(&name).send().await.unwrap_err();
+    assert_eq!(error_code(&refused), Some("DeleteConflict"));
+    iam.detach_user_policy()
+        .user_name(&name)
+        .policy_arn("arn:aws:iam::aws:policy/ReadOnlyAccess")
+        .send()
+        .await
+        .unwrap();
+    iam.delete_user().user_name(&name).send().await.expect("moto now refuses DeleteUser for a login profile or key");
+}

@@ -6,7 +6,7 @@
 //! is left exactly as it was; a replay changes nothing.
 //!
 //! moto lacks ListServiceSpecificCredentials (the fault proxy answers it as
-//! IAM would), and its sent-mail page breaks once a user is deleted: mail is
+//! IAM would) and MFA device tags (the proxy keeps them), and its sent-mail page breaks once a user is deleted: mail is
 //! read from what the stages handed SES (`LocalPipeline::emails_sent`).
 #![recursion_limit = "256"]
 
@@ -50,6 +50,7 @@ fn offboard_writes(proxy: &FaultProxy) -> Vec<(String, String)> {
 #[tokio::test]
 async fn an_offboarding_ticket_disables_one_user_and_deletes_another_cleanly() {
     let proxy = FaultProxy::start(&tests::moto::shared().endpoint).await.unwrap();
+    proxy.emulate_mfa_device_tags();
     let h = Harness::at(&proxy.endpoint, |_| {}).await;
     let s = unique("");
     let (onboarding, names) = two_user_ticket("ONB", &s);
@@ -160,6 +161,7 @@ async fn an_offboarding_ticket_disables_one_user_and_deletes_another_cleanly() {
 #[tokio::test]
 async fn users_the_pipeline_did_not_create_refuse_the_ticket_and_stay_as_they_were() {
     let proxy = FaultProxy::start(&tests::moto::shared().endpoint).await.unwrap();
+    proxy.emulate_mfa_device_tags();
     let h = Harness::at(&proxy.endpoint, |_| {}).await;
     let s = unique("");
     let (onboarding, names) = two_user_ticket("ONB", &s);

@@ -7,6 +7,7 @@ use crate::ports::{
     Users,
 };
 use crate::secret::{NewAccessKey, Sensitive};
+use aws_sdk_iam::types::AssignmentStatusType;
 use aws_sdk_iam::types::StatusType;
 use aws_sdk_iam::types::Tag;
 use aws_sdk_iam::Client;
@@ -246,7 +247,12 @@ impl KeyRetirement for IamDirectory {
 }
 
 /// NoSuchEntity is "already gone" for a removal: a rerun after a partial
-/// offboarding meets it for what the first run removed.
+/// offboarding meets it for what the first run removed. DeleteConflict (409:
+/// DeleteUser while the user still holds something, DeleteVirtualMFADevice
+/// while the device is assigned) is passing, not a refusal: something was
+/// added since the holdings were read, and the rerun reads them again and
+/// plans the rest. `classify` alone would call it permanent (a 4xx not in
+/// its list), which would settle the offboarding with the user still there.
 fn gone_is_done<T, E>(operation: &'static str, result: std::result::Result<T, SdkError<E>>) -> Result<()>
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -254,7 +260,33 @@ where
     match result {
         Ok(_) => Ok(()),
         Err(e) if code(&e) == Some("NoSuchEntity") => Ok(()),
+        Err(e) if code(&e) == Some("DeleteConflict") => {
+            Err(Error::retryable(operation, aws_smithy_types::error::display::DisplayErrorContext(&e).to_string()))
+        }
         Err(e) => Err(classify(operation, e)),
+    }
+}
+
+/// A virtual MFA device's serial number is its ARN, of resource type `mfa`
+/// (a FIDO security key's is an ARN too, of type `u2f`: not virtual, only
+/// deactivated; a hardware token's is no ARN).
+fn is_virtual_mfa(serial: &str) -> bool {
+    serial.starts_with("arn:") && serial.split(':').nth(5).is_some_and(|resource| resource.starts_with("mfa/"))
+}
+
+impl IamDirectory {
+    /// Whether the virtual MFA device carries `MFA_OWNER_TAG` = `user_id`
+    /// (a device gone meanwhile does not).
+    async fn marked_for(&self, serial: &str, user_id: &str) -> Result<bool> {
+        if user_id.is_empty() {
+            return Ok(false);
+        }
+        let tags = self.client.list_mfa_device_tags().serial_number(serial).into_paginator().items().send();
+        match tags.try_collect().await {
+            Ok(tags) => Ok(tags.iter().any(|t| t.key() == crate::lifecycle::MFA_OWNER_TAG && t.value() == user_id)),
+            Err(e) if code(&e) == Some("NoSuchEntity") => Ok(false),
+            Err(e) => Err(classify("ListMFADeviceTags", e)),
+        }
     }
 }
 
@@ -263,10 +295,16 @@ type SdkError<E> =
 
 impl crate::ports::Offboarding for IamDirectory {
     async fn holdings(&self, user_name: &str) -> Result<Option<crate::lifecycle::UserHoldings>> {
-        let Some(user) = crate::ports::Users::get_user(self, user_name).await? else {
+        let c = &self.client;
+        // GetUser itself, not `Users::get_user`: the user's id is wanted.
+        let user = match c.get_user().user_name(user_name).send().await {
+            Ok(out) => out.user,
+            Err(e) if code(&e) == Some("NoSuchEntity") => None,
+            Err(e) => return Err(classify("GetUser", e)),
+        };
+        let Some(user) = user else {
             return Ok(None);
         };
-        let c = &self.client;
         let login_profile = match c.get_login_profile().user_name(user_name).send().await {
             Ok(_) => true,
             Err(e) if code(&e) == Some("NoSuchEntity") => false,
@@ -302,27 +340,59 @@ impl crate::ports::Offboarding for IamDirectory {
             .map(|x| x.service_specific_credential_id().to_owned())
             .collect();
         let mfa = c.list_mfa_devices().user_name(user_name).into_paginator().items().send();
-        let mfa_devices = mfa
+        let mfa_devices: Vec<(String, bool)> = mfa
             .try_collect()
             .await
             .map_err(|e| classify("ListMFADevices", e))?
             .into_iter()
-            // A virtual device's serial number is its ARN.
-            .map(|d| (d.serial_number.clone(), d.serial_number.starts_with("arn:")))
+            .map(|d| {
+                let is_virtual = is_virtual_mfa(&d.serial_number);
+                (d.serial_number, is_virtual)
+            })
             .collect();
+        let mut marked_mfa_devices = Vec::new();
+        for (serial, is_virtual) in &mfa_devices {
+            if *is_virtual && self.marked_for(serial, &user.user_id).await? {
+                marked_mfa_devices.push(serial.clone());
+            }
+        }
         let perms = crate::ports::Users::permissions(self, user_name).await?;
         Ok(Some(crate::lifecycle::UserHoldings {
+            user_id: user.user_id.clone(),
             login_profile,
             access_keys,
             signing_certificates,
             ssh_public_keys,
             service_specific_credentials,
             mfa_devices,
+            marked_mfa_devices,
             groups: perms.groups,
             managed_policies: perms.managed_policies,
             inline_policies: perms.inline_policies,
-            tags: user.tags,
+            tags: user.tags().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect(),
         }))
+    }
+
+    async fn unassigned_mfa_devices_marked_for(&self, user_id: &str) -> Result<Vec<String>> {
+        let devices = self
+            .client
+            .list_virtual_mfa_devices()
+            .assignment_status(AssignmentStatusType::Unassigned)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| classify("ListVirtualMFADevices", e))?;
+        let mut marked = Vec::new();
+        // The listing carries no tags (IAM documents that it leaves them
+        // out), so each device's are read.
+        for device in devices {
+            if self.marked_for(&device.serial_number, user_id).await? {
+                marked.push(device.serial_number);
+            }
+        }
+        Ok(marked)
     }
 
     async fn apply(&self, user_name: &str, step: &crate::lifecycle::Step) -> Result<()> {
@@ -352,6 +422,14 @@ impl crate::ports::Offboarding for IamDirectory {
                 "DeleteServiceSpecificCredential",
                 c.delete_service_specific_credential().user_name(u).service_specific_credential_id(id).send().await,
             ),
+            Step::TagMfaDevice { serial, user_id } => {
+                let tag = Tag::builder()
+                    .key(crate::lifecycle::MFA_OWNER_TAG)
+                    .value(user_id)
+                    .build()
+                    .map_err(|e| Error::permanent("TagMFADevice", e.to_string()))?;
+                gone_is_done("TagMFADevice", c.tag_mfa_device().serial_number(serial).tags(tag).send().await)
+            }
             Step::DeactivateMfaDevice(serial) => gone_is_done(
                 "DeactivateMFADevice",
                 c.deactivate_mfa_device().user_name(u).serial_number(serial).send().await,

@@ -17,6 +17,25 @@ impl SecretsManagerStore {
     }
 }
 
+impl SecretsManagerStore {
+    /// DescribeSecret: `None` if there is no such secret, else the date its
+    /// deletion is scheduled for, if it is. The API reference calls
+    /// DeletedDate "the date the secret is scheduled for deletion" (moto
+    /// stores that); ListSecrets' reference calls the same field the date
+    /// the deletion occurred. A deletion date is always ahead (the window is
+    /// 7 days at least), a request's date always past: one in the past is
+    /// read as the request's, plus `recovery_days`.
+    async fn deletion_date(&self, id: &str, recovery_days: u32) -> Result<Option<Option<u64>>> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let date = |deleted: u64| if deleted > now { deleted } else { deleted + u64::from(recovery_days) * 86_400 };
+        match self.client.describe_secret().secret_id(id).send().await {
+            Ok(out) => Ok(Some(out.deleted_date().map(|d| date(d.secs().max(0) as u64)))),
+            Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(None),
+            Err(e) => Err(classify("DescribeSecret", e)),
+        }
+    }
+}
+
 impl SecretStore for SecretsManagerStore {
     async fn read(&self, id: &str) -> Result<Option<StoredSecret>> {
         match self.client.get_secret_value().secret_id(id).send().await {
@@ -64,6 +83,33 @@ impl SecretStore for SecretsManagerStore {
         Ok(out.kms_key_id().map(str::to_owned))
     }
 
+    async fn schedule_deletion(&self, id: &str, recovery_days: u32) -> Result<Option<u64>> {
+        crate::ports::check_recovery_days(recovery_days)?;
+        // Already scheduled (DeleteSecret would refuse: InvalidRequestException).
+        match self.deletion_date(id, recovery_days).await? {
+            None => return Ok(None),
+            Some(Some(date)) => return Ok(Some(date)),
+            Some(None) => {}
+        }
+        let deleted =
+            self.client.delete_secret().secret_id(id).recovery_window_in_days(i64::from(recovery_days)).send().await;
+        match deleted {
+            Ok(out) => match out.deletion_date() {
+                Some(date) => Ok(Some(date.secs().max(0) as u64)),
+                None => Err(crate::Error::retryable("DeleteSecret", "no DeletionDate in the answer")),
+            },
+            Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(None),
+            // Scheduled meanwhile (another delivery of the same work): done.
+            Err(e) if code(&e) == Some("InvalidRequestException") => match self.deletion_date(id, recovery_days).await?
+            {
+                Some(Some(date)) => Ok(Some(date)),
+                None => Ok(None),
+                Some(None) => Err(classify("DeleteSecret", e)),
+            },
+            Err(e) => Err(classify("DeleteSecret", e)),
+        }
+    }
+
     async fn put(&self, arn: &str, value: &Sensitive, version_id: &str) -> Result<()> {
         self.client
             .put_secret_value()
@@ -74,28 +120,5 @@ impl SecretStore for SecretsManagerStore {
             .await
             .map(drop)
             .map_err(|e| classify("PutSecretValue", e))
-    }
-
-    async fn schedule_deletion(&self, id: &str, recovery_days: u32) -> Result<Option<u64>> {
-        let window = u64::from(recovery_days) * 86_400;
-        match self.client.delete_secret().secret_id(id).recovery_window_in_days(i64::from(recovery_days)).send().await {
-            Ok(out) => Ok(Some(out.deletion_date().map_or(0, |d| d.secs().max(0) as u64))),
-            Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(None),
-            // Already scheduled (a rerun): its date stands.
-            Err(e) if code(&e) == Some("InvalidRequestException") => {
-                let out = self
-                    .client
-                    .describe_secret()
-                    .secret_id(id)
-                    .send()
-                    .await
-                    .map_err(|e| classify("DescribeSecret", e))?;
-                match out.deleted_date() {
-                    Some(deleted) => Ok(Some(deleted.secs().max(0) as u64 + window)),
-                    None => Err(classify("DeleteSecret", e)),
-                }
-            }
-            Err(e) => Err(classify("DeleteSecret", e)),
-        }
     }
 }
