@@ -9,9 +9,12 @@ pub const USAGE: &str = "\
 usage: ops [--json] [--account ID] <command>
 
 commands:
+  status                 each stage's queue: messages waiting and dead-lettered (a stage whose
+                         variables are unset is reported as not deployed)
   status TICKET          each user's status, reasons and the emails sent; the requester's summary
   redrive [STAGE]        move dead-letter messages back to their queue (STAGE: create-user,
-                         issue-credentials or notify-user; all three when omitted)
+                         issue-credentials, notify-user, offboard-user or change-access; every
+                         deployed stage when omitted)
   replay FILE            put a ticket (bare or an EventBridge event) on the create-user queue,
                          a UserReady message on issue-credentials', a CredentialsReady on notify-user's
   rotation-plan [USER]   what rotate-keys would do now (its dry run); every managed user when omitted
@@ -27,8 +30,10 @@ dead-letter queue, an unknown ticket or user, AWS refused), 2 bad usage or confi
 
 configuration (environment, as the functions'): TABLE_NAME, CREATE_USER_QUEUE_URL,
 ISSUE_CREDENTIALS_QUEUE_URL, NOTIFY_USER_QUEUE_URL, CREATE_USER_DLQ_URL, ISSUE_CREDENTIALS_DLQ_URL,
-NOTIFY_USER_DLQ_URL; optional ACCOUNT_ID and rotate-keys' USER_PATH_PREFIX, EXEMPT_TAG,
-ROTATION_AGE_DAYS, GRACE_DAYS, DELETE_AFTER_DAYS, WARNING_DAYS. Locally: make emulator.";
+NOTIFY_USER_DLQ_URL; optional OFFBOARD_USER_QUEUE_URL and OFFBOARD_USER_DLQ_URL,
+CHANGE_ACCESS_QUEUE_URL and CHANGE_ACCESS_DLQ_URL (both or neither: unset, the stage is not
+deployed), ACCOUNT_ID and rotate-keys' USER_PATH_PREFIX, EXEMPT_TAG, ROTATION_AGE_DAYS,
+GRACE_DAYS, DELETE_AFTER_DAYS, WARNING_DAYS. Locally: make emulator.";
 
 /// A stage of the pipeline that has a queue (and a dead-letter queue).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -36,28 +41,52 @@ pub enum QueueStage {
     CreateUser,
     IssueCredentials,
     NotifyUser,
+    /// Offboarding tickets (and the daily run); optional: a deployment from
+    /// before it has no such queue.
+    OffboardUser,
+    /// Access change tickets; optional as offboard-user.
+    ChangeAccess,
 }
 
 impl QueueStage {
-    pub const ALL: [QueueStage; 3] = [QueueStage::CreateUser, QueueStage::IssueCredentials, QueueStage::NotifyUser];
+    pub const ALL: [QueueStage; 5] = [
+        QueueStage::CreateUser,
+        QueueStage::IssueCredentials,
+        QueueStage::NotifyUser,
+        QueueStage::OffboardUser,
+        QueueStage::ChangeAccess,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             QueueStage::CreateUser => "create-user",
             QueueStage::IssueCredentials => "issue-credentials",
             QueueStage::NotifyUser => "notify-user",
+            QueueStage::OffboardUser => "offboard-user",
+            QueueStage::ChangeAccess => "change-access",
         }
+    }
+
+    /// Every deployment has it: its variables are required. The others came
+    /// later, and a deployment from before them has none of their variables.
+    pub fn always_deployed(self) -> bool {
+        matches!(self, QueueStage::CreateUser | QueueStage::IssueCredentials | QueueStage::NotifyUser)
     }
 
     pub fn parse(s: &str) -> Result<Self, Usage> {
         Self::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| {
-            Usage(format!("unknown stage {s:?}: expected create-user, issue-credentials or notify-user"))
+            Usage(format!(
+                "unknown stage {s:?}: expected create-user, issue-credentials, notify-user, offboard-user or \
+                 change-access"
+            ))
         })
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
+    /// Each stage's queue depth and dead-letter count.
+    Queues,
     Status {
         ticket_id: TicketId,
     },
@@ -125,7 +154,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Invocation, Usage
         ("status", Some(t)) => Command::Status {
             ticket_id: TicketId::parse(&t).map_err(|e| Usage(format!("status: ticket id {t:?} {e}")))?,
         },
-        ("status", None) => return Err(Usage("status needs a ticket id".into())),
+        ("status", None) => Command::Queues,
         ("redrive", s) => Command::Redrive { stage: s.as_deref().map(QueueStage::parse).transpose()? },
         ("replay", Some(f)) => Command::Replay { file: PathBuf::from(f) },
         ("replay", None) => return Err(Usage("replay needs a file".into())),
@@ -164,6 +193,15 @@ mod tests {
         assert_eq!(i.command, Command::Redrive { stage: Some(QueueStage::NotifyUser) });
         assert_eq!(i.account.as_deref(), Some("123456789012"));
         assert_eq!(p("redrive").unwrap().command, Command::Redrive { stage: None });
+        assert_eq!(
+            p("redrive change-access").unwrap().command,
+            Command::Redrive { stage: Some(QueueStage::ChangeAccess) }
+        );
+        assert_eq!(
+            p("redrive offboard-user").unwrap().command,
+            Command::Redrive { stage: Some(QueueStage::OffboardUser) }
+        );
+        assert_eq!(p("status").unwrap().command, Command::Queues);
         assert_eq!(p("rotation-plan").unwrap().command, Command::RotationPlan { user_name: None });
         assert_eq!(p("--help").unwrap().command, Command::Help);
     }
@@ -173,7 +211,6 @@ mod tests {
         for (args, says) in [
             ("", "no command"),
             ("redrive create-users", "unknown stage \"create-users\""),
-            ("status", "needs a ticket id"),
             ("status ONB 1", "unexpected argument"),
             ("status bad*id", "ticket id"),
             ("replay", "needs a file"),

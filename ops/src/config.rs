@@ -1,6 +1,9 @@
 //! The CLI's settings: the same variables as the functions (read with the
 //! same `EnvReader`, so every missing one is named at once), plus the queue
-//! URLs no single function needs all of.
+//! URLs no single function needs all of. The stages that came after the
+//! first release (offboard-user, change-access) are optional: a deployment
+//! from before them sets none of their variables, and the CLI reports them
+//! as not deployed.
 
 use crate::cli::QueueStage;
 use shared::config::{EnvReader, FromEnv, RotateKeysConfig};
@@ -17,7 +20,9 @@ pub struct Route {
 #[derive(Debug, Clone)]
 pub struct OpsConfig {
     pub table_name: String,
-    /// create-user, issue-credentials, notify-user, in that order.
+    /// The deployed stages' queues, in `QueueStage::ALL` order: create-user,
+    /// issue-credentials and notify-user always; offboard-user and
+    /// change-access when their variables are set.
     pub routes: Vec<Route>,
     /// The pipeline's own account (`ACCOUNT_ID`), if configured: what
     /// `--account` is checked against and what reports name.
@@ -27,9 +32,9 @@ pub struct OpsConfig {
 }
 
 impl OpsConfig {
-    pub fn route(&self, stage: QueueStage) -> &Route {
-        // Built with all three stages in `from_lookup`.
-        &self.routes[stage as usize]
+    /// `None`: the stage is not deployed (its variables are unset).
+    pub fn route(&self, stage: QueueStage) -> Option<&Route> {
+        self.routes.iter().find(|r| r.stage == stage)
     }
 
     /// The account a command is about: `--account` if it is the pipeline's
@@ -58,13 +63,26 @@ impl FromEnv for OpsConfig {
     fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
         let mut env = EnvReader::new(&lookup);
         let table_name = env.required("TABLE_NAME");
-        let routes: Vec<Route> = QueueStage::ALL
-            .into_iter()
-            .map(|stage| {
-                let (queue, dlq) = queue_variables(stage);
-                Route { stage, queue_url: env.required(&queue), dlq_url: env.required(&dlq) }
-            })
-            .collect();
+        let mut routes = Vec::with_capacity(QueueStage::ALL.len());
+        for stage in QueueStage::ALL {
+            let (queue, dlq) = queue_variables(stage);
+            if stage.always_deployed() {
+                routes.push(Route { stage, queue_url: env.required(&queue), dlq_url: env.required(&dlq) });
+                continue;
+            }
+            match (env.optional(&queue, ""), env.optional(&dlq, "")) {
+                (q, d) if q.is_empty() && d.is_empty() => {}
+                (q, d) if q.is_empty() || d.is_empty() => {
+                    let (set, unset) = if q.is_empty() { (&dlq, &queue) } else { (&queue, &dlq) };
+                    env.problem(format!(
+                        "{unset} is not set but {set} is: a deployed {} has both (set neither if it is not \
+                         deployed)",
+                        stage.as_str()
+                    ));
+                }
+                (queue_url, dlq_url) => routes.push(Route { stage, queue_url, dlq_url }),
+            }
+        }
         let account_id = Some(env.optional("ACCOUNT_ID", "")).filter(|a| !a.is_empty());
         if let Some(a) = &account_id {
             if a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()) {
@@ -115,6 +133,50 @@ mod tests {
         }
         // Only what the CLI itself reads: not the functions' NEXT_QUEUE_URL.
         assert!(!err.contains("NEXT_QUEUE_URL") && !err.contains("SENDER_EMAIL"), "{err}");
+        // The later stages are optional.
+        for optional in ["OFFBOARD_USER", "CHANGE_ACCESS"] {
+            assert!(!err.contains(optional), "{optional} in {err}");
+        }
+    }
+
+    /// The variables of a deployment from before offboard-user and
+    /// change-access, and of one with both.
+    fn deployment<'a>(with: &'a [&'a str]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k: &str| {
+            let later = k.starts_with("OFFBOARD_USER_") || k.starts_with("CHANGE_ACCESS_");
+            if later && !with.iter().any(|w| k.starts_with(w)) {
+                return None;
+            }
+            match k {
+                k if k.ends_with("_DAYS") || k == "BATCH_CONCURRENCY" || k == "ACCOUNT_ID" => None,
+                k if k.starts_with("ALLOWED_") || k == "DEFAULT_BOUNDARY" || k.ends_with("_PREFIX") => None,
+                _ => Some(format!("value-of-{k}")),
+            }
+        }
+    }
+
+    #[test]
+    fn a_later_stage_without_its_variables_is_not_deployed_and_not_an_error() {
+        let c = OpsConfig::from_lookup(deployment(&[])).expect("a deployment from before the later stages");
+        let stages: Vec<QueueStage> = c.routes.iter().map(|r| r.stage).collect();
+        assert_eq!(stages, [QueueStage::CreateUser, QueueStage::IssueCredentials, QueueStage::NotifyUser]);
+        assert_eq!(c.route(QueueStage::OffboardUser), None);
+        assert_eq!(c.route(QueueStage::ChangeAccess), None);
+
+        let c = OpsConfig::from_lookup(deployment(&["OFFBOARD_USER_", "CHANGE_ACCESS_"])).expect("every stage");
+        assert_eq!(c.routes.iter().map(|r| r.stage).collect::<Vec<_>>(), QueueStage::ALL);
+        let offboard = c.route(QueueStage::OffboardUser).expect("deployed");
+        assert_eq!(
+            (offboard.queue_url.as_str(), offboard.dlq_url.as_str()),
+            ("value-of-OFFBOARD_USER_QUEUE_URL", "value-of-OFFBOARD_USER_DLQ_URL")
+        );
+        assert_eq!(c.route(QueueStage::ChangeAccess).unwrap().dlq_url, "value-of-CHANGE_ACCESS_DLQ_URL");
+
+        // Half a stage is a mistake, named.
+        let err = OpsConfig::from_lookup(deployment(&["OFFBOARD_USER_QUEUE", "CHANGE_ACCESS_DLQ"])).unwrap_err();
+        let err = err.to_string();
+        assert!(err.contains("OFFBOARD_USER_DLQ_URL is not set but OFFBOARD_USER_QUEUE_URL is"), "{err}");
+        assert!(err.contains("CHANGE_ACCESS_QUEUE_URL is not set but CHANGE_ACCESS_DLQ_URL is"), "{err}");
     }
 
     #[test]
@@ -127,7 +189,7 @@ mod tests {
         })
         .expect("valid");
         assert_eq!(c.rotation.rotation_age_secs, 30 * shared::config::DAY);
-        assert_eq!(c.route(QueueStage::NotifyUser).dlq_url, "value-of-NOTIFY_USER_DLQ_URL");
+        assert_eq!(c.route(QueueStage::NotifyUser).unwrap().dlq_url, "value-of-NOTIFY_USER_DLQ_URL");
         assert_eq!(c.account(None).unwrap().as_deref(), Some("123456789012"));
         assert!(c.account(Some("222222222222")).unwrap_err().0.contains("not served"));
         let err = OpsConfig::from_lookup(|k| match k {

@@ -1,6 +1,6 @@
 //! ops: the operator's command line for iam-provisioner.
 //!
-//! `status TICKET`, `redrive [STAGE]`, `replay FILE`, `rotation-plan [USER]`
+//! `status [TICKET]`, `redrive [STAGE]`, `replay FILE`, `rotation-plan [USER]`
 //! (see `cli::USAGE`). Every command is a plain async function over the
 //! ports (`status`, `queues`, `rotation`), run here by `Ops::answer`, which
 //! turns its result into text for a person (or JSON with `--json`) and an
@@ -121,6 +121,10 @@ where
         };
         match &invocation.command {
             Command::Help => Answer { code: ANSWERED, stdout: format!("{}\n", cli::USAGE), stderr: String::new() },
+            Command::Queues => {
+                let report = queues::overview(&self.queues, &self.config.routes).await;
+                Answer::report(json, report.failed, &report, report.human())
+            }
             Command::Status { ticket_id } => {
                 match status::status(&self.status, &self.work, &self.rotation.ledger, ticket_id, account.clone()).await
                 {
@@ -138,8 +142,7 @@ where
             }
             Command::Redrive { stage } => {
                 let stages = stage.map(|s| vec![s]).unwrap_or_else(|| QueueStage::ALL.to_vec());
-                let routes: Vec<&config::Route> = stages.into_iter().map(|s| self.config.route(s)).collect();
-                let report = queues::redrive(&self.queues, &routes).await;
+                let report = queues::redrive(&self.queues, &self.config.routes, &stages).await;
                 Answer::report(json, report.failed, &report, report.human())
             }
             Command::Replay { file } => {
@@ -153,6 +156,10 @@ where
                     Ok(r) => Answer::report(json, false, &r, r.human()),
                     Err(queues::ReplayError::NotReplayable(why)) => {
                         Answer::usage(json, &cli::Usage(format!("replay: {} is not replayed: {why}", file.display())))
+                    }
+                    // The deployment's configuration, not the operator's typing: no usage text.
+                    Err(e @ queues::ReplayError::NotDeployed(_)) => {
+                        Answer::error(json, USAGE, format!("replay: {}: {e}", file.display()))
                     }
                     Err(e) => Answer::error(json, FAILURE, e),
                 }

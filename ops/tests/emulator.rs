@@ -17,6 +17,24 @@ fn ops_for(h: &Harness) -> AwsOps {
     AwsOps::over_aws(&h.sdk, config)
 }
 
+/// The built binary against `endpoint` with `vars`: (status, stdout, stderr).
+fn run_binary(endpoint: &str, vars: &[(String, String)], args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ops"))
+        .args(args)
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_REGION", tests::REGION)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .envs(vars.iter().map(|(k, v)| (k, v)))
+        .output()
+        .expect("run ops");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 async fn ask(ops: &AwsOps, args: &str) -> Answer {
     let invocation: Invocation = cli::parse(args.split_whitespace().map(str::to_owned)).expect("valid usage");
     ops.answer(&invocation).await
@@ -142,7 +160,17 @@ async fn redrive_moves_dead_letters_back_to_their_queue_and_reports_the_counts()
         .iter()
         .map(|q| (q["stage"].as_str().unwrap(), q["moved"].as_u64().unwrap(), q["left"].as_u64().unwrap()))
         .collect();
-    assert_eq!(counts, [("create-user", 0, 0), ("issue-credentials", 0, 0), ("notify-user", 3, 0)]);
+    assert_eq!(
+        counts,
+        [
+            ("create-user", 0, 0),
+            ("issue-credentials", 0, 0),
+            ("notify-user", 3, 0),
+            ("offboard-user", 0, 0),
+            ("change-access", 0, 0)
+        ]
+    );
+    assert_eq!(v["not_deployed"], json!([]));
     let mut moved = bodies(&h, &env.notify_user_queue).await;
     moved.sort();
     assert_eq!(moved, ["{\"n\": 0}", "{\"n\": 1}", "{\"n\": 2}"]);
@@ -224,6 +252,29 @@ async fn the_binary_exits_0_answered_1_failure_2_bad_usage() {
     let (code, out, _) = run(&["--json", "status", "ONB-UNKNOWN"]);
     assert_eq!(code, Some(1));
     assert!(serde_json::from_str::<Value>(&out).unwrap()["error"].as_str().unwrap().contains("unknown ticket"));
+
+    // The queues: every stage, the later ones reported as not deployed
+    // when their variables are unset (a deployment from before them).
+    let (code, out, _) = run(&["status"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("create-user: 0 waiting, 0 dead-lettered\n"), "{out}");
+    assert!(out.contains("offboard-user: 0 waiting, 0 dead-lettered\n"), "{out}");
+    let older: Vec<(String, String)> = h
+        .pipeline
+        .env
+        .ops_env()
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("OFFBOARD_USER_") && !k.starts_with("CHANGE_ACCESS_"))
+        .collect();
+    let (code, out, err) = run_binary(&h.endpoint, &older, &["status"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("change-access: not deployed (CHANGE_ACCESS_QUEUE_URL and CHANGE_ACCESS_DLQ_URL unset)\n"),
+        "{out}"
+    );
+    let (code, out, _) = run_binary(&h.endpoint, &older, &["redrive", "offboard-user"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("offboard-user: not deployed"), "{out}");
 
     let (code, _, err) = run(&["redrive", "create-users"]);
     assert_eq!(code, Some(2));
