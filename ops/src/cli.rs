@@ -15,8 +15,10 @@ commands:
   redrive [STAGE]        move dead-letter messages back to their queue (STAGE: create-user,
                          issue-credentials, notify-user, offboard-user or change-access; every
                          deployed stage when omitted)
-  replay FILE            put a ticket (bare or an EventBridge event) on the create-user queue,
-                         a UserReady message on issue-credentials', a CredentialsReady on notify-user's
+  replay FILE            put a ticket on the queue its bus rule feeds (an onboarding ticket, bare or
+                         in its EventBridge envelope, on create-user's; an offboarding one on
+                         offboard-user's; an access change on change-access'), a UserReady message
+                         on issue-credentials', a CredentialsReady on notify-user's
   rotation-plan [USER]   what rotate-keys would do now (its dry run); every managed user when omitted
 
 options:

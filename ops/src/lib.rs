@@ -12,6 +12,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod plan;
 pub mod queues;
 pub mod rotation;
 pub mod status;

@@ -12,6 +12,7 @@
 
 use crate::cli::QueueStage;
 use crate::config::{queue_variables, Route};
+use crate::plan::{read_ticket, AnyTicket, NotRead};
 use serde::Serialize;
 use shared::handoff::{CredentialsReady, UserReady};
 use shared::ports::Queues;
@@ -217,14 +218,21 @@ impl RedriveReport {
 pub enum Replayed {
     /// An onboarding ticket, bare or in its EventBridge envelope.
     Ticket,
+    /// In its EventBridge envelope (detail-type `Offboarding Ticket Approved`).
+    OffboardingTicket,
+    /// In its EventBridge envelope (detail-type `Access Change Approved`).
+    AccessChangeTicket,
     UserReady,
     CredentialsReady,
 }
 
 impl Replayed {
+    /// The queue it goes to: for a ticket, the one its bus rule feeds.
     pub fn stage(self) -> QueueStage {
         match self {
             Replayed::Ticket => QueueStage::CreateUser,
+            Replayed::OffboardingTicket => QueueStage::OffboardUser,
+            Replayed::AccessChangeTicket => QueueStage::ChangeAccess,
             Replayed::UserReady => QueueStage::IssueCredentials,
             Replayed::CredentialsReady => QueueStage::NotifyUser,
         }
@@ -244,11 +252,13 @@ impl ReplayReport {
     pub fn human(&self) -> String {
         let what = match self.kind {
             Replayed::Ticket => format!("ticket {}", self.about),
+            Replayed::OffboardingTicket => format!("offboarding ticket {}", self.about),
+            Replayed::AccessChangeTicket => format!("access change ticket {}", self.about),
             Replayed::UserReady => format!("UserReady for {}", self.about),
             Replayed::CredentialsReady => format!("CredentialsReady for {}", self.about),
         };
         let note = match self.kind {
-            Replayed::Ticket => "",
+            Replayed::Ticket | Replayed::OffboardingTicket | Replayed::AccessChangeTicket => "",
             // SECURITY.md: a stage message is acted on only if it matches the records.
             _ => " (acted on only if it matches the pipeline's records)",
         };
@@ -257,8 +267,9 @@ impl ReplayReport {
 }
 
 /// Reads a file's contents as what it is, by shape, with the stages' own
-/// types: a ticket (`shared::ticket::parse_value`, envelope or bare), a
-/// `UserReady` or a `CredentialsReady`. `Err`: why it is none of these.
+/// types: a ticket of any kind (`plan::read_ticket`: the kind by the
+/// envelope's detail-type, a bare body an onboarding ticket), a `UserReady`
+/// or a `CredentialsReady`. `Err`: why it is none of these.
 pub fn classify(body: &str) -> Result<(Replayed, String, serde_json::Value), String> {
     let value: serde_json::Value = serde_json::from_str(body)
         .map_err(|e| format!("not JSON ({})", shared::text::redact_serde_message(&e.to_string())))?;
@@ -298,12 +309,23 @@ pub fn classify(body: &str) -> Result<(Replayed, String, serde_json::Value), Str
         let ready = shared::handoff::read::<UserReady>(body).map_err(|e| e.to_string())?;
         return Ok((Replayed::UserReady, ready.message.user_name().to_string(), value));
     }
-    let ticket = shared::ticket::parse_value(value.clone()).map_err(|refusal| {
-        format!(
-            "neither an onboarding ticket (bare or in its EventBridge envelope), a UserReady nor a CredentialsReady message: {refusal}"
-        )
-    })?;
-    Ok((Replayed::Ticket, ticket.ticket_id, value))
+    match read_ticket(&value) {
+        Ok(ticket) => {
+            let kind = match &ticket {
+                AnyTicket::Onboarding(_) => Replayed::Ticket,
+                AnyTicket::Offboarding(_) => Replayed::OffboardingTicket,
+                AnyTicket::AccessChange(_) => Replayed::AccessChangeTicket,
+            };
+            Ok((kind, ticket.ticket_id().to_owned(), value))
+        }
+        Err(NotRead::OtherEvent(why)) => Err(why),
+        Err(NotRead::Refused { kind: shared::managed::TicketKind::Onboarding, refusal, hint }) => Err(format!(
+            "neither an onboarding ticket (bare or in its EventBridge envelope), a UserReady nor a CredentialsReady \
+             message: {refusal}{}",
+            hint.map(|h| format!(" ({h})")).unwrap_or_default()
+        )),
+        Err(refused) => Err(refused.to_string()),
+    }
 }
 
 /// Puts `body` on the queue its shape belongs to, unchanged but for
@@ -481,6 +503,66 @@ mod tests {
         assert!(text.contains("offboard-user: 2 waiting, 0 dead-lettered\n"), "{text}");
         assert!(text.contains("change-access: 0 waiting, 1 dead-lettered (in change-access-dlq)\n"), "{text}");
         assert!(text.contains("1 message(s) dead-lettered"), "{text}");
+    }
+
+    fn envelope(detail_type: &str, detail: serde_json::Value) -> String {
+        serde_json::json!({"source": "onboarding.tickets", "detail-type": detail_type, "detail": detail}).to_string()
+    }
+
+    /// As the bus rules route them: by the envelope's detail-type.
+    #[tokio::test]
+    async fn replay_routes_a_ticket_by_its_kind_and_refuses_another_detail_type() {
+        let q = MemoryQueues::default();
+        let routes = routes();
+        let off = envelope(
+            "Offboarding Ticket Approved",
+            serde_json::json!({"ticket_id": "OFF-311", "requested_by": "it-ops@example.com",
+                "users": [{"user_name": "emily.chen", "action": "disable"}]}),
+        );
+        let r = replay(&q, &routes, &off).await.unwrap();
+        assert_eq!((r.kind, r.about.as_str(), r.stage), (Replayed::OffboardingTicket, "OFF-311", "offboard-user"));
+        assert_eq!(r.human(), "offboarding ticket OFF-311 put on offboard-user (offboard-user)\n");
+        let change = envelope(
+            "Access Change Approved",
+            serde_json::json!({"ticket_id": "CHG-77", "requested_by": "it-ops@example.com",
+                "users": [{"user_name": "emily.chen", "add_groups": ["ReadOnly"], "remove_groups": ["Power_Users"]}]}),
+        );
+        let r = replay(&q, &routes, &change).await.unwrap();
+        assert_eq!((r.kind, r.about.as_str(), r.stage), (Replayed::AccessChangeTicket, "CHG-77", "change-access"));
+        let ticket =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../events/onboarding-ticket.json")).unwrap();
+        assert_eq!(replay(&q, &routes, &ticket).await.unwrap().stage, "create-user");
+        // Each on its own queue, as sent (the stage reads the envelope).
+        let sent = |queue: &str| -> Vec<serde_json::Value> {
+            q.bodies(queue).iter().map(|b| serde_json::from_str(b).unwrap()).collect()
+        };
+        assert_eq!(sent("q/offboard-user"), [serde_json::from_str::<serde_json::Value>(&off).unwrap()]);
+        assert_eq!(sent("q/change-access"), [serde_json::from_str::<serde_json::Value>(&change).unwrap()]);
+        assert_eq!(sent("q/create-user").len(), 1);
+
+        for (body, says) in [
+            (envelope("Something Else", serde_json::json!({"ticket_id": "X-1"})), "detail-type \"Something Else\", which no rule of the pipeline's bus routes"),
+            (envelope("Offboarding Ticket Approved", serde_json::json!({"ticket_id": "OFF-1", "users": []})), "not a readable offboarding ticket"),
+            (
+                serde_json::json!({"ticket_id": "OFF-1", "requested_by": "a@example.com", "users": [{"user_name": "x", "action": "delete"}]}).to_string(),
+                "detail-type \"Offboarding Ticket Approved\"",
+            ),
+        ] {
+            let err = replay(&q, &routes, &body).await.unwrap_err();
+            assert!(matches!(err, ReplayError::NotReplayable(_)), "{err}");
+            assert!(err.to_string().contains(says), "{body}: {err}");
+        }
+        let mut other_source: serde_json::Value = serde_json::from_str(&off).unwrap();
+        other_source["source"] = "someone.else".into();
+        assert!(replay(&q, &routes, &other_source.to_string()).await.unwrap_err().to_string().contains("someone.else"));
+
+        // A deployment without change-access: nothing sent, and said why.
+        let older: Vec<Route> = routes.iter().filter(|r| r.stage != QueueStage::ChangeAccess).cloned().collect();
+        let err = replay(&q, &older, &change).await.unwrap_err();
+        assert!(matches!(err, ReplayError::NotDeployed(QueueStage::ChangeAccess)), "{err}");
+        assert!(err.to_string().contains("change-access is not deployed here (CHANGE_ACCESS_QUEUE_URL"), "{err}");
+        assert_eq!(q.bodies("q/change-access").len(), 1);
+        assert_eq!(q.bodies("q/offboard-user").len(), 1);
     }
 
     #[tokio::test]

@@ -1,6 +1,6 @@
 //! The operator CLI against the emulator: tickets run through the local
 //! pipeline, then read back with `status`; dead-letter messages redriven;
-//! a sample ticket replayed; and the built binary's exit statuses.
+//! tickets of each kind replayed; and the built binary's exit statuses.
 #![recursion_limit = "256"]
 
 use ops::cli::{self, Invocation};
@@ -15,6 +15,20 @@ fn ops_for(h: &Harness) -> AwsOps {
     let config = OpsConfig::from_lookup(|k| vars.iter().find(|(name, _)| name == k).map(|(_, v)| v.clone()))
         .expect("the bootstrap's environment is a complete configuration");
     AwsOps::over_aws(&h.sdk, config)
+}
+
+fn offboarding(ticket_id: &str, users: Value) -> Value {
+    json!({"source": "onboarding.tickets", "detail-type": "Offboarding Ticket Approved",
+           "detail": {"ticket_id": ticket_id, "requested_by": "it-ops@example.com", "users": users}})
+}
+
+/// A ticket file in a directory of its own under the system's temp dir.
+fn ticket_file(s: &str, name: &str, ticket: &Value) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("ops-emulator-{s}"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    std::fs::write(&path, serde_json::to_string_pretty(ticket).expect("JSON")).expect("ticket file");
+    path
 }
 
 /// The built binary against `endpoint` with `vars`: (status, stdout, stderr).
@@ -178,7 +192,7 @@ async fn redrive_moves_dead_letters_back_to_their_queue_and_reports_the_counts()
 }
 
 #[tokio::test]
-async fn replay_puts_the_sample_ticket_on_the_create_user_queue() {
+async fn replay_puts_each_ticket_on_the_queue_its_bus_rule_feeds() {
     let h = Harness::new().await;
     let ops = ops_for(&h);
     let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/onboarding-ticket.json");
@@ -196,6 +210,34 @@ async fn replay_puts_the_sample_ticket_on_the_create_user_queue() {
     assert_eq!(answer.code, ops::USAGE, "{answer:?}");
     assert!(answer.stderr.contains("is not replayed: not JSON"), "{}", answer.stderr);
     assert_eq!(bodies(&h, &h.pipeline.env.create_user_queue).await.len(), 1);
+    // An offboarding ticket goes where its bus rule sends it.
+    let s = unique("");
+    let off = offboarding(&format!("OFF-RPL-{s}"), json!([{"user_name": "emily.chen"}]));
+    let answer = ask(&ops, &format!("replay {}", ticket_file(&s, "off.json", &off).display())).await;
+    assert_eq!(answer.code, ops::ANSWERED, "{answer:?}");
+    assert!(
+        answer.stdout.starts_with(&format!("offboarding ticket OFF-RPL-{s} put on offboard-user")),
+        "{}",
+        answer.stdout
+    );
+    let on_queue = bodies(&h, &h.pipeline.env.offboard_user_queue).await;
+    assert_eq!(
+        on_queue.iter().map(|b| serde_json::from_str::<Value>(b).unwrap()).collect::<Vec<_>>(),
+        std::slice::from_ref(&off)
+    );
+    // An event no bus rule routes is refused, and sent nowhere.
+    let mut other = off.clone();
+    other["detail-type"] = json!("Password Reset Approved");
+    let answer = ask(&ops, &format!("replay {}", ticket_file(&s, "other.json", &other).display())).await;
+    assert_eq!(answer.code, ops::USAGE, "{answer:?}");
+    assert!(
+        answer.stderr.contains("detail-type \"Password Reset Approved\", which no rule of the pipeline's bus routes"),
+        "{}",
+        answer.stderr
+    );
+    assert_eq!(bodies(&h, &h.pipeline.env.offboard_user_queue).await.len(), 1);
+    assert_eq!(bodies(&h, &h.pipeline.env.create_user_queue).await.len(), 1);
+    let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("ops-emulator-{s}")));
 }
 
 /// The built binary: its exit statuses and what it prints, with the
