@@ -11,7 +11,8 @@ usage: ops [--json] [--account ID] <command>
 commands:
   status                 each stage's queue: messages waiting and dead-lettered (a stage whose
                          variables are unset is reported as not deployed)
-  status TICKET          each user's status, reasons and the emails sent; the requester's summary
+  status TICKET          each user's status and reasons, whether the ticket's run finished, the
+                         emails sent; any kind of ticket (onboarding, offboarding, access change)
   redrive [STAGE]        move dead-letter messages back to their queue (STAGE: create-user,
                          issue-credentials, notify-user, offboard-user or change-access; every
                          deployed stage when omitted)
