@@ -1,4 +1,4 @@
-//! The command line: a small hand-written parser (four subcommands and two
+//! The command line: a small hand-written parser (five subcommands and two
 //! flags do not need a framework). Anything it cannot read is a `Usage`
 //! error: exit 2, with the usage text.
 
@@ -20,6 +20,9 @@ commands:
                          in its EventBridge envelope, on create-user's; an offboarding one on
                          offboard-user's; an access change on change-access'), a UserReady message
                          on issue-credentials', a CredentialsReady on notify-user's
+  plan FILE              what the pipeline would do with a ticket (any kind, envelope or bare),
+                         without doing it: the rules it breaks, or per user whether the pipeline
+                         owns it and the IAM calls it would make (reads IAM, writes nothing)
   rotation-plan [USER]   what rotate-keys would do now (its dry run); every managed user when omitted
 
 options:
@@ -28,15 +31,18 @@ options:
                          the pipeline's own, ACCOUNT_ID)
   -h, --help             this text
 
-exit status: 0 answered, 1 what it reports is a failure (a user failed, messages left in a
-dead-letter queue, an unknown ticket or user, AWS refused), 2 bad usage or configuration
+exit status: 0 answered (plan: the ticket would pass), 1 what it reports is a failure (a user
+failed, messages left in a dead-letter queue, an unknown ticket or user, a ticket plan would see
+refused, AWS refused), 2 bad usage or configuration
 
 configuration (environment, as the functions'): TABLE_NAME, CREATE_USER_QUEUE_URL,
 ISSUE_CREDENTIALS_QUEUE_URL, NOTIFY_USER_QUEUE_URL, CREATE_USER_DLQ_URL, ISSUE_CREDENTIALS_DLQ_URL,
 NOTIFY_USER_DLQ_URL; optional OFFBOARD_USER_QUEUE_URL and OFFBOARD_USER_DLQ_URL,
 CHANGE_ACCESS_QUEUE_URL and CHANGE_ACCESS_DLQ_URL (both or neither: unset, the stage is not
 deployed), ACCOUNT_ID and rotate-keys' USER_PATH_PREFIX, EXEMPT_TAG, ROTATION_AGE_DAYS,
-GRACE_DAYS, DELETE_AFTER_DAYS, WARNING_DAYS. Locally: make emulator.";
+GRACE_DAYS, DELETE_AFTER_DAYS, WARNING_DAYS; plan also reads create-user's allow-list:
+ALLOWED_GROUPS, ALLOWED_MANAGED_POLICIES, DEFAULT_BOUNDARY, ALLOWED_EMAIL_DOMAINS (and
+CUSTOM_PASSWORD_PREFIX). Locally: make emulator.";
 
 /// A stage of the pipeline that has a queue (and a dead-letter queue).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -100,6 +106,10 @@ pub enum Command {
     Replay {
         file: PathBuf,
     },
+    /// A ticket's dry run.
+    Plan {
+        file: PathBuf,
+    },
     RotationPlan {
         user_name: Option<UserName>,
     },
@@ -161,6 +171,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Invocation, Usage
         ("redrive", s) => Command::Redrive { stage: s.as_deref().map(QueueStage::parse).transpose()? },
         ("replay", Some(f)) => Command::Replay { file: PathBuf::from(f) },
         ("replay", None) => return Err(Usage("replay needs a file".into())),
+        ("plan", Some(f)) => Command::Plan { file: PathBuf::from(f) },
+        ("plan", None) => return Err(Usage("plan needs a ticket file".into())),
         ("rotation-plan", u) => Command::RotationPlan {
             user_name: u
                 .map(|u| UserName::parse(&u).map_err(|e| Usage(format!("rotation-plan: user name {u:?} {e}"))))
@@ -205,6 +217,7 @@ mod tests {
             Command::Redrive { stage: Some(QueueStage::OffboardUser) }
         );
         assert_eq!(p("status").unwrap().command, Command::Queues);
+        assert_eq!(p("plan t.json --json").unwrap().command, Command::Plan { file: PathBuf::from("t.json") });
         assert_eq!(p("rotation-plan").unwrap().command, Command::RotationPlan { user_name: None });
         assert_eq!(p("--help").unwrap().command, Command::Help);
     }
@@ -217,6 +230,8 @@ mod tests {
             ("status ONB 1", "unexpected argument"),
             ("status bad*id", "ticket id"),
             ("replay", "needs a file"),
+            ("plan", "needs a ticket file"),
+            ("plan a.json b.json", "unexpected argument"),
             ("frobnicate", "unknown command"),
             ("status T --verbose", "unknown option --verbose"),
             ("status T --account 12", "12 digits"),

@@ -6,7 +6,7 @@
 //! as not deployed.
 
 use crate::cli::QueueStage;
-use shared::config::{EnvReader, FromEnv, RotateKeysConfig};
+use shared::config::{AllowList, CreateUserConfig, EnvReader, FromEnv, RotateKeysConfig};
 use shared::Error;
 
 /// A stage's queue and its dead-letter queue.
@@ -29,6 +29,10 @@ pub struct OpsConfig {
     pub account_id: Option<String>,
     /// rotate-keys' settings, for its dry run.
     pub rotation: RotateKeysConfig,
+    /// create-user's allow-list (its variables, read by its own reader),
+    /// which `plan` checks tickets against. Only `plan` needs it, so an
+    /// incomplete one is not an error until then: `Err` says what is wrong.
+    pub allow: Result<AllowList, String>,
 }
 
 impl OpsConfig {
@@ -108,9 +112,27 @@ impl FromEnv for OpsConfig {
                 None
             }
         };
-        let config = rotation.map(|rotation| Self { table_name, routes, account_id, rotation });
+        let allow = allow_list(&lookup);
+        let config = rotation.map(|rotation| Self { table_name, routes, account_id, rotation, allow });
         env.finish_parsed(config)
     }
+}
+
+/// create-user's allow-list, read by create-user's own reader from its own
+/// variables (so `plan` holds a ticket to exactly what create-user,
+/// offboard-user and change-access hold it to). What that reader needs only
+/// to act (its table, its next queue, its sender) the CLI never uses.
+fn allow_list(lookup: &impl Fn(&str) -> Option<String>) -> Result<AllowList, String> {
+    let config = CreateUserConfig::from_lookup(|k| match k {
+        "TABLE_NAME" | "NEXT_QUEUE_URL" | "SENDER_EMAIL" => Some("-".into()),
+        // Settings of its runs, not of its rules.
+        "IDEMPOTENCY_TTL_DAYS" | "BATCH_CONCURRENCY" => None,
+        other => lookup(other),
+    });
+    config.map(|c| c.allow).map_err(|e| match e {
+        Error::Config(problems) => problems,
+        e => e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -133,8 +155,8 @@ mod tests {
         }
         // Only what the CLI itself reads: not the functions' NEXT_QUEUE_URL.
         assert!(!err.contains("NEXT_QUEUE_URL") && !err.contains("SENDER_EMAIL"), "{err}");
-        // The later stages are optional.
-        for optional in ["OFFBOARD_USER", "CHANGE_ACCESS"] {
+        // The later stages are optional, and so is plan's allow-list.
+        for optional in ["OFFBOARD_USER", "CHANGE_ACCESS", "ALLOWED_GROUPS", "ALLOWED_EMAIL_DOMAINS"] {
             assert!(!err.contains(optional), "{optional} in {err}");
         }
     }
@@ -177,6 +199,27 @@ mod tests {
         let err = err.to_string();
         assert!(err.contains("OFFBOARD_USER_DLQ_URL is not set but OFFBOARD_USER_QUEUE_URL is"), "{err}");
         assert!(err.contains("CHANGE_ACCESS_QUEUE_URL is not set but CHANGE_ACCESS_DLQ_URL is"), "{err}");
+    }
+
+    #[test]
+    fn plans_allow_list_is_create_users_and_is_needed_only_by_plan() {
+        let c = OpsConfig::from_lookup(deployment(&[])).unwrap();
+        let missing = c.allow.unwrap_err();
+        for name in ["ALLOWED_GROUPS", "DEFAULT_BOUNDARY", "ALLOWED_EMAIL_DOMAINS"] {
+            assert!(missing.contains(name), "{name} not in {missing}");
+        }
+        assert!(!missing.contains("NEXT_QUEUE_URL") && !missing.contains("SENDER_EMAIL"), "{missing}");
+        let c = OpsConfig::from_lookup(|k| match k {
+            "ALLOWED_GROUPS" => Some("arn:aws:iam::123456789012:group/ReadOnly,Developers".into()),
+            "ALLOWED_MANAGED_POLICIES" => Some("arn:aws:iam::aws:policy/ReadOnlyAccess".into()),
+            "DEFAULT_BOUNDARY" => Some("arn:aws:iam::123456789012:policy/fence".into()),
+            "ALLOWED_EMAIL_DOMAINS" => Some("Example.com".into()),
+            k => deployment(&[])(k),
+        })
+        .unwrap();
+        let allow = c.allow.expect("complete");
+        assert_eq!(allow.groups.into_iter().collect::<Vec<_>>(), ["Developers", "ReadOnly"]);
+        assert_eq!(allow.email_domains.into_iter().collect::<Vec<_>>(), ["example.com"]);
     }
 
     #[test]
