@@ -1,4 +1,4 @@
-//! The command line: a small hand-written parser (four subcommands and two
+//! The command line: a small hand-written parser (five subcommands and two
 //! flags do not need a framework). Anything it cannot read is a `Usage`
 //! error: exit 2, with the usage text.
 
@@ -9,11 +9,20 @@ pub const USAGE: &str = "\
 usage: ops [--json] [--account ID] <command>
 
 commands:
-  status TICKET          each user's status, reasons and the emails sent; the requester's summary
+  status                 each stage's queue: messages waiting and dead-lettered (a stage whose
+                         variables are unset is reported as not deployed)
+  status TICKET          each user's status and reasons, whether the ticket's run finished, the
+                         emails sent; any kind of ticket (onboarding, offboarding, access change)
   redrive [STAGE]        move dead-letter messages back to their queue (STAGE: create-user,
-                         issue-credentials or notify-user; all three when omitted)
-  replay FILE            put a ticket (bare or an EventBridge event) on the create-user queue,
-                         a UserReady message on issue-credentials', a CredentialsReady on notify-user's
+                         issue-credentials, notify-user, offboard-user or change-access; every
+                         deployed stage when omitted)
+  replay FILE            put a ticket on the queue its bus rule feeds (an onboarding ticket, bare or
+                         in its EventBridge envelope, on create-user's; an offboarding one on
+                         offboard-user's; an access change on change-access'), a UserReady message
+                         on issue-credentials', a CredentialsReady on notify-user's
+  plan FILE              what the pipeline would do with a ticket (any kind, envelope or bare),
+                         without doing it: the rules it breaks, or per user whether the pipeline
+                         owns it and the IAM calls it would make (reads IAM, writes nothing)
   rotation-plan [USER]   what rotate-keys would do now (its dry run); every managed user when omitted
 
 options:
@@ -22,13 +31,18 @@ options:
                          the pipeline's own, ACCOUNT_ID)
   -h, --help             this text
 
-exit status: 0 answered, 1 what it reports is a failure (a user failed, messages left in a
-dead-letter queue, an unknown ticket or user, AWS refused), 2 bad usage or configuration
+exit status: 0 answered (plan: the ticket would pass), 1 what it reports is a failure (a user
+failed, messages left in a dead-letter queue, an unknown ticket or user, a ticket plan would see
+refused, AWS refused), 2 bad usage or configuration
 
 configuration (environment, as the functions'): TABLE_NAME, CREATE_USER_QUEUE_URL,
 ISSUE_CREDENTIALS_QUEUE_URL, NOTIFY_USER_QUEUE_URL, CREATE_USER_DLQ_URL, ISSUE_CREDENTIALS_DLQ_URL,
-NOTIFY_USER_DLQ_URL; optional ACCOUNT_ID and rotate-keys' USER_PATH_PREFIX, EXEMPT_TAG,
-ROTATION_AGE_DAYS, GRACE_DAYS, DELETE_AFTER_DAYS, WARNING_DAYS. Locally: make emulator.";
+NOTIFY_USER_DLQ_URL; optional OFFBOARD_USER_QUEUE_URL and OFFBOARD_USER_DLQ_URL,
+CHANGE_ACCESS_QUEUE_URL and CHANGE_ACCESS_DLQ_URL (both or neither: unset, the stage is not
+deployed), ACCOUNT_ID and rotate-keys' USER_PATH_PREFIX, EXEMPT_TAG, ROTATION_AGE_DAYS,
+GRACE_DAYS, DELETE_AFTER_DAYS, WARNING_DAYS; plan also reads create-user's allow-list:
+ALLOWED_GROUPS, ALLOWED_MANAGED_POLICIES, DEFAULT_BOUNDARY, ALLOWED_EMAIL_DOMAINS (and
+CUSTOM_PASSWORD_PREFIX). Locally: make emulator.";
 
 /// A stage of the pipeline that has a queue (and a dead-letter queue).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -36,28 +50,52 @@ pub enum QueueStage {
     CreateUser,
     IssueCredentials,
     NotifyUser,
+    /// Offboarding tickets (and the daily run); optional: a deployment from
+    /// before it has no such queue.
+    OffboardUser,
+    /// Access change tickets; optional as offboard-user.
+    ChangeAccess,
 }
 
 impl QueueStage {
-    pub const ALL: [QueueStage; 3] = [QueueStage::CreateUser, QueueStage::IssueCredentials, QueueStage::NotifyUser];
+    pub const ALL: [QueueStage; 5] = [
+        QueueStage::CreateUser,
+        QueueStage::IssueCredentials,
+        QueueStage::NotifyUser,
+        QueueStage::OffboardUser,
+        QueueStage::ChangeAccess,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             QueueStage::CreateUser => "create-user",
             QueueStage::IssueCredentials => "issue-credentials",
             QueueStage::NotifyUser => "notify-user",
+            QueueStage::OffboardUser => "offboard-user",
+            QueueStage::ChangeAccess => "change-access",
         }
+    }
+
+    /// Every deployment has it: its variables are required. The others came
+    /// later, and a deployment from before them has none of their variables.
+    pub fn always_deployed(self) -> bool {
+        matches!(self, QueueStage::CreateUser | QueueStage::IssueCredentials | QueueStage::NotifyUser)
     }
 
     pub fn parse(s: &str) -> Result<Self, Usage> {
         Self::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| {
-            Usage(format!("unknown stage {s:?}: expected create-user, issue-credentials or notify-user"))
+            Usage(format!(
+                "unknown stage {s:?}: expected create-user, issue-credentials, notify-user, offboard-user or \
+                 change-access"
+            ))
         })
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
+    /// Each stage's queue depth and dead-letter count.
+    Queues,
     Status {
         ticket_id: TicketId,
     },
@@ -66,6 +104,10 @@ pub enum Command {
         stage: Option<QueueStage>,
     },
     Replay {
+        file: PathBuf,
+    },
+    /// A ticket's dry run.
+    Plan {
         file: PathBuf,
     },
     RotationPlan {
@@ -125,10 +167,12 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Invocation, Usage
         ("status", Some(t)) => Command::Status {
             ticket_id: TicketId::parse(&t).map_err(|e| Usage(format!("status: ticket id {t:?} {e}")))?,
         },
-        ("status", None) => return Err(Usage("status needs a ticket id".into())),
+        ("status", None) => Command::Queues,
         ("redrive", s) => Command::Redrive { stage: s.as_deref().map(QueueStage::parse).transpose()? },
         ("replay", Some(f)) => Command::Replay { file: PathBuf::from(f) },
         ("replay", None) => return Err(Usage("replay needs a file".into())),
+        ("plan", Some(f)) => Command::Plan { file: PathBuf::from(f) },
+        ("plan", None) => return Err(Usage("plan needs a ticket file".into())),
         ("rotation-plan", u) => Command::RotationPlan {
             user_name: u
                 .map(|u| UserName::parse(&u).map_err(|e| Usage(format!("rotation-plan: user name {u:?} {e}"))))
@@ -164,6 +208,16 @@ mod tests {
         assert_eq!(i.command, Command::Redrive { stage: Some(QueueStage::NotifyUser) });
         assert_eq!(i.account.as_deref(), Some("123456789012"));
         assert_eq!(p("redrive").unwrap().command, Command::Redrive { stage: None });
+        assert_eq!(
+            p("redrive change-access").unwrap().command,
+            Command::Redrive { stage: Some(QueueStage::ChangeAccess) }
+        );
+        assert_eq!(
+            p("redrive offboard-user").unwrap().command,
+            Command::Redrive { stage: Some(QueueStage::OffboardUser) }
+        );
+        assert_eq!(p("status").unwrap().command, Command::Queues);
+        assert_eq!(p("plan t.json --json").unwrap().command, Command::Plan { file: PathBuf::from("t.json") });
         assert_eq!(p("rotation-plan").unwrap().command, Command::RotationPlan { user_name: None });
         assert_eq!(p("--help").unwrap().command, Command::Help);
     }
@@ -173,10 +227,11 @@ mod tests {
         for (args, says) in [
             ("", "no command"),
             ("redrive create-users", "unknown stage \"create-users\""),
-            ("status", "needs a ticket id"),
             ("status ONB 1", "unexpected argument"),
             ("status bad*id", "ticket id"),
             ("replay", "needs a file"),
+            ("plan", "needs a ticket file"),
+            ("plan a.json b.json", "unexpected argument"),
             ("frobnicate", "unknown command"),
             ("status T --verbose", "unknown option --verbose"),
             ("status T --account 12", "12 digits"),

@@ -1,17 +1,19 @@
 //! ops: the operator's command line for iam-provisioner.
 //!
-//! `status TICKET`, `redrive [STAGE]`, `replay FILE`, `rotation-plan [USER]`
-//! (see `cli::USAGE`). Every command is a plain async function over the
-//! ports (`status`, `queues`, `rotation`), run here by `Ops::answer`, which
-//! turns its result into text for a person (or JSON with `--json`) and an
-//! exit status: 0 it answered, 1 what it reports is a failure, 2 bad usage.
-//! `main.rs` only reads the environment and builds the AWS ports.
+//! `status [TICKET]`, `redrive [STAGE]`, `replay FILE`, `plan FILE`,
+//! `rotation-plan [USER]` (see `cli::USAGE`). Every command is a plain
+//! async function over the ports (`status`, `queues`, `plan`, `rotation`),
+//! run here by `Ops::answer`, which turns its result into text for a person
+//! (or JSON with `--json`) and an exit status: 0 it answered, 1 what it
+//! reports is a failure, 2 bad usage. `main.rs` only reads the environment
+//! and builds the AWS ports.
 //!
-//! It reads the pipeline's records and moves messages between its queues;
-//! it never reads a secret and never acts in IAM.
+//! It reads the pipeline's records and IAM, and moves messages between its
+//! queues; it never reads a secret and never acts in IAM.
 
 pub mod cli;
 pub mod config;
+pub mod plan;
 pub mod queues;
 pub mod rotation;
 pub mod status;
@@ -20,7 +22,9 @@ use cli::{Command, Invocation, QueueStage};
 use config::OpsConfig;
 use rotation::{PlanDeps, ReadOnly};
 use serde::Serialize;
-use shared::ports::{Clock, Credentials, KeyLedger, KeyRetirement, Queues, StatusStore, Users, WorkRecords};
+use shared::ports::{
+    AccessChanges, Clock, Credentials, KeyLedger, KeyRetirement, Offboarding, Queues, StatusStore, Users, WorkRecords,
+};
 
 /// Exit statuses.
 pub const ANSWERED: u8 = 0;
@@ -63,13 +67,17 @@ fn to_json<T: Serialize>(value: &T) -> String {
 }
 
 /// The ports every command needs, and the configuration.
-pub struct Ops<S, W, Q, D, L, C> {
+pub struct Ops<S, W, Q, D, L, C, I> {
     pub status: S,
     pub work: W,
     pub queues: Q,
     /// rotate-keys' dependencies for its dry run (its ledger also gives
-    /// `status` the access key ids whose emails to look for).
+    /// `status` the access key ids whose emails to look for; its clock is
+    /// `plan`'s today).
     pub rotation: PlanDeps<D, L, C>,
+    /// IAM as offboard-user and change-access read it, for `plan`: only the
+    /// ports' read methods are called, and each that acts refuses.
+    pub iam: plan::ReadOnlyIam<I>,
     pub config: OpsConfig,
 }
 
@@ -81,6 +89,7 @@ pub type AwsOps = Ops<
     shared::aws::IamDirectory,
     shared::aws::DynamoLedger,
     shared::ports::SystemClock,
+    shared::aws::IamDirectory,
 >;
 
 impl AwsOps {
@@ -99,12 +108,13 @@ impl AwsOps {
                 clock: shared::ports::SystemClock,
                 config: config.rotation.clone(),
             },
+            iam: plan::ReadOnlyIam(shared::aws::IamDirectory::new(aws)),
             config,
         }
     }
 }
 
-impl<S, W, Q, D, L, C> Ops<S, W, Q, D, L, C>
+impl<S, W, Q, D, L, C, I> Ops<S, W, Q, D, L, C, I>
 where
     S: StatusStore,
     W: WorkRecords,
@@ -112,6 +122,7 @@ where
     D: Users + Credentials + KeyRetirement,
     L: KeyLedger + shared::ports::RotationRuns,
     C: Clock,
+    I: Users + Offboarding + AccessChanges,
 {
     pub async fn answer(&self, invocation: &Invocation) -> Answer {
         let json = invocation.json;
@@ -121,6 +132,10 @@ where
         };
         match &invocation.command {
             Command::Help => Answer { code: ANSWERED, stdout: format!("{}\n", cli::USAGE), stderr: String::new() },
+            Command::Queues => {
+                let report = queues::overview(&self.queues, &self.config.routes).await;
+                Answer::report(json, report.failed, &report, report.human())
+            }
             Command::Status { ticket_id } => {
                 match status::status(&self.status, &self.work, &self.rotation.ledger, ticket_id, account.clone()).await
                 {
@@ -138,23 +153,49 @@ where
             }
             Command::Redrive { stage } => {
                 let stages = stage.map(|s| vec![s]).unwrap_or_else(|| QueueStage::ALL.to_vec());
-                let routes: Vec<&config::Route> = stages.into_iter().map(|s| self.config.route(s)).collect();
-                let report = queues::redrive(&self.queues, &routes).await;
+                let report = queues::redrive(&self.queues, &self.config.routes, &stages).await;
                 Answer::report(json, report.failed, &report, report.human())
             }
             Command::Replay { file } => {
-                let body = match std::fs::read_to_string(file) {
+                let body = match read(file, "replay") {
                     Ok(b) => b,
-                    Err(e) => {
-                        return Answer::usage(json, &cli::Usage(format!("replay: cannot read {}: {e}", file.display())))
-                    }
+                    Err(usage) => return Answer::usage(json, &usage),
                 };
                 match queues::replay(&self.queues, &self.config.routes, &body).await {
                     Ok(r) => Answer::report(json, false, &r, r.human()),
                     Err(queues::ReplayError::NotReplayable(why)) => {
                         Answer::usage(json, &cli::Usage(format!("replay: {} is not replayed: {why}", file.display())))
                     }
+                    // The deployment's configuration, not the operator's typing: no usage text.
+                    Err(e @ queues::ReplayError::NotDeployed(_)) => {
+                        Answer::error(json, USAGE, format!("replay: {}: {e}", file.display()))
+                    }
                     Err(e) => Answer::error(json, FAILURE, e),
+                }
+            }
+            Command::Plan { file } => {
+                let body = match read(file, "plan") {
+                    Ok(b) => b,
+                    Err(usage) => return Answer::usage(json, &usage),
+                };
+                let allow = match &self.config.allow {
+                    Ok(allow) => allow,
+                    Err(problems) => {
+                        return Answer::error(
+                            json,
+                            USAGE,
+                            format!("plan checks a ticket against create-user's allow-list, which is not configured: {problems}"),
+                        )
+                    }
+                };
+                let ports =
+                    plan::PlanPorts { iam: &self.iam, access: &self.iam, status: &self.status, work: &self.work };
+                match plan::plan(&ports, allow, self.rotation.clock.now(), &body).await {
+                    Ok(p) => Answer::report(json, p.failed(), &p, p.human()),
+                    Err(plan::PlanError::NotATicket(why)) => {
+                        Answer::usage(json, &cli::Usage(format!("plan: {} is not a ticket: {why}", file.display())))
+                    }
+                    Err(plan::PlanError::Aws(e)) => Answer::error(json, FAILURE, e),
                 }
             }
             Command::RotationPlan { user_name } => {
@@ -165,4 +206,9 @@ where
             }
         }
     }
+}
+
+/// A file named on the command line; one that cannot be read is bad usage.
+fn read(file: &std::path::Path, command: &str) -> Result<String, cli::Usage> {
+    std::fs::read_to_string(file).map_err(|e| cli::Usage(format!("{command}: cannot read {}: {e}", file.display())))
 }

@@ -17,7 +17,7 @@ use shared::{Error, Result};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ReadOnly;
 
-fn refused(what: &str) -> Error {
+pub(crate) fn refused(what: &str) -> Error {
     Error::permanent("ops", format!("the operator CLI does not act ({what} refused)"))
 }
 
