@@ -252,6 +252,9 @@ impl<I: Offboarding> Offboarding for ReadOnlyIam<I> {
     async fn holdings(&self, user_name: &str) -> shared::Result<Option<lifecycle::UserHoldings>> {
         self.0.holdings(user_name).await
     }
+    async fn unassigned_mfa_devices_marked_for(&self, user_id: &str) -> shared::Result<Vec<String>> {
+        self.0.unassigned_mfa_devices_marked_for(user_id).await
+    }
     async fn apply(&self, _: &str, _: &lifecycle::Step) -> shared::Result<()> {
         Err(crate::rotation::refused("an offboarding call"))
     }
@@ -314,7 +317,7 @@ where
     match &ticket {
         AnyTicket::Onboarding(t) => {
             plan.notes.push(ONBOARDING_NOTE.into());
-            if let Err(refusals) = shared::ticket::validate(t, allow) {
+            if let Err(refusals) = shared::ticket::validate(t, allow, shared::date::Date::from_epoch(now)) {
                 plan.refusals = refusals;
             }
         }
@@ -330,7 +333,7 @@ where
             }
             plan.today = Some(today);
         }
-        AnyTicket::AccessChange(t) => match access::validate_access_change(t, allow) {
+        AnyTicket::AccessChange(t) => match access::validate_access_change(t, &allow.access()) {
             Err(refusals) => plan.refusals = refusals,
             Ok(accepted) => {
                 for (name, change) in &accepted.users {
@@ -381,9 +384,9 @@ where
     let Some(iam_name) = owner(ports, name, &mut user, "nothing to offboard").await? else {
         return Ok(user);
     };
-    match ports.iam.holdings(&iam_name).await? {
-        Some(holdings) => {
-            let steps = lifecycle::plan(&holdings, action, ticket_id, today);
+    let iam_user = UserName::parse(&iam_name).unwrap_or_else(|_| name.clone());
+    match lifecycle::planned(ports.iam, &iam_user, action, ticket_id, today).await? {
+        Some(steps) => {
             user.steps = steps.into_iter().map(PlannedStep::Offboarding).collect();
         }
         // Deleted between the two reads.

@@ -62,18 +62,8 @@ pub fn run_key(kind: TicketKind, ticket_id: &TicketId) -> String {
     match kind {
         TicketKind::Onboarding => Key::ticket(ticket_id).as_str().to_owned(),
         TicketKind::Offboarding => Key::offboarding(ticket_id).as_str().to_owned(),
-        TicketKind::AccessChange => change_access_run_key(ticket_id),
+        TicketKind::AccessChange => Key::access_change(ticket_id).as_str().to_owned(),
     }
-}
-
-/// change-access' run of one ticket: `change-access#<ticket id>`.
-///
-/// NOTE: `shared::idempotency::Key` has no `access_change` yet (the stage
-/// is being written alongside this); this spells the key as agreed for it,
-/// after `Key::offboarding`. Replace it with `Key::access_change` once that
-/// exists, so the key is spelt in one place again.
-fn change_access_run_key(ticket_id: &str) -> String {
-    format!("change-access#{ticket_id}")
 }
 
 /// The requester's one email about a ticket: create-user's summary for an

@@ -231,8 +231,24 @@ pub async fn offboard<O: crate::ports::Offboarding>(
     ticket_id: &str,
     today: &str,
 ) -> crate::Result<Vec<Step>> {
+    let steps = planned(iam, user_name, action, ticket_id, today).await?.unwrap_or_default();
+    for step in &steps {
+        iam.apply(user_name, step).await?;
+    }
+    Ok(steps)
+}
+
+/// What `offboard` would call for the user now, with IAM reads only (the
+/// operator CLI's `plan`); `None` if there is no such user.
+pub async fn planned<O: crate::ports::Offboarding>(
+    iam: &O,
+    user_name: &UserName,
+    action: OffboardAction,
+    ticket_id: &str,
+    today: &str,
+) -> crate::Result<Option<Vec<Step>>> {
     let Some(mut holdings) = iam.holdings(user_name).await? else {
-        return Ok(Vec::new());
+        return Ok(None);
     };
     if action == OffboardAction::Delete && !holdings.user_id.is_empty() {
         for serial in iam.unassigned_mfa_devices_marked_for(&holdings.user_id).await? {
@@ -241,11 +257,7 @@ pub async fn offboard<O: crate::ports::Offboarding>(
             }
         }
     }
-    let steps = plan(&holdings, action, ticket_id, today);
-    for step in &steps {
-        iam.apply(user_name, step).await?;
-    }
-    Ok(steps)
+    Ok(Some(plan(&holdings, action, ticket_id, today)))
 }
 
 #[cfg(test)]
