@@ -154,9 +154,19 @@ where
         let earlier: BTreeMap<String, StatusRecord> =
             self.status.for_ticket(key).await?.into_iter().map(|r| (r.user_name.clone(), r)).collect();
         let (checked, refusals, mut report) = self.check(&accepted, &earlier).await?;
-        if !refusals.is_empty() {
+        // A ticket an earlier run began (its first records are written
+        // before any IAM call) may have changed users already: only the
+        // users that no longer pass are refused, the others finished.
+        let begun = earlier.values().any(|r| r.stage != Stage::Failed);
+        if !refusals.is_empty() && !begun {
             let names: Vec<String> = accepted.users.iter().map(|(n, _)| n.to_string()).collect();
             return self.refuse(ticket, key, &names, &refusals, window).await;
+        }
+        for r in &refusals {
+            let user = r.user.clone().unwrap_or_else(|| "-".into());
+            tracing::warn!(%user, reason = %r, "user of a begun ticket refused; the others are finished");
+            self.set_status(key, &user, Stage::Failed, Some(r.to_string())).await?;
+            report.refused.push(UserRefused { user_name: user, reasons: vec![r.to_string()] });
         }
         let now = self.clock.now();
         let first: Vec<StatusRecord> = checked
@@ -241,7 +251,7 @@ where
                 Ownership::Gone => refusals.push(Refusal::user(
                     name,
                     field,
-                    format!("there is no user {name:?} in the account (nothing to offboard)"),
+                    format!("there is no user \"{name}\" in the account (nothing to offboard)"),
                 )),
                 Ownership::NotOurs(reason) => refusals.push(Refusal::user(name, field, reason)),
             }

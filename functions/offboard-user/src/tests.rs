@@ -131,7 +131,7 @@ async fn a_user_the_pipeline_did_not_create_refuses_the_ticket_and_nothing_chang
     let reasons: BTreeMap<_, _> = report.refused.iter().map(|r| (r.user_name.as_str(), r.reasons.join("; "))).collect();
     assert!(reasons["svc-report"].contains("records hold no such user"), "{reasons:?}");
     assert!(reasons["admin"].contains("not created by iam-provisioner"), "{reasons:?}");
-    assert!(reasons["nobody"].contains("no user"), "{reasons:?}");
+    assert!(reasons["nobody"].contains("there is no user \"nobody\""), "{reasons:?}");
     assert!(reasons["emily.chen"].contains("refused as a whole"), "{reasons:?}");
     assert_eq!(stage_of(&d, "admin").await, Some(Stage::Failed));
     assert!(d.status.departure("svc-report", NOW).await.unwrap().is_none());
@@ -298,4 +298,40 @@ async fn a_daily_run_request_is_strict() {
     assert!(d.handle_event(json!({"run": "daily"}), LEASE).await.is_ok());
     assert!(d.handle_event(json!({"run": "daily", "dryRun": true}), LEASE).await.is_err());
     assert!(d.handle_event(json!({"run": "weekly"}), LEASE).await.is_err());
+}
+
+/// A ticket an earlier run began, one of whose users is no longer the
+/// pipeline's when it is delivered again: that user alone is refused, the
+/// user already offboarded stays so (its record is not overwritten) and the
+/// requester hears of both.
+#[tokio::test]
+async fn a_begun_ticket_refuses_only_the_user_no_longer_the_pipelines() {
+    let d = deps();
+    onboarded(&d, "emily.chen");
+    onboarded(&d, "svc-report");
+    // The run dies once svc-report is deleted, before emily.chen is done:
+    // svc-report's calls come first (names are checked in ticket order, the
+    // fake runs users in order); cut at the first call of emily.chen's.
+    let t = ticket(json!([{"user_name": "svc-report", "action": "delete"}, {"user_name": "emily.chen"}]));
+    let svc_calls = {
+        let alone = deps();
+        onboarded(&alone, "svc-report");
+        alone.handle_body(&ticket(json!([{"user_name": "svc-report", "action": "delete"}])), LEASE).await.unwrap();
+        alone.iam.calls().len()
+    };
+    d.iam.fail_at(svc_calls);
+    assert!(d.handle_body(&t, LEASE).await.is_err());
+    assert!(d.iam.holdings_of("svc-report").is_none(), "{:?}", d.iam.calls());
+    // Meanwhile someone strips emily.chen's managed tag.
+    let mut h = d.iam.holdings_of("emily.chen").unwrap();
+    h.tags.remove(MANAGED_TAG);
+    d.iam.insert("emily.chen", h);
+    let report = d.handle_body(&t, LEASE).await.unwrap();
+    assert_eq!(report.done.len(), 1, "{report:?}");
+    assert_eq!(report.refused.len(), 1, "{report:?}");
+    assert_eq!(report.refused[0].user_name, "emily.chen");
+    assert_eq!(stage_of(&d, "svc-report").await, Some(Stage::Deleted));
+    assert_eq!(stage_of(&d, "emily.chen").await, Some(Stage::Failed));
+    assert!(d.iam.holdings_of("emily.chen").unwrap().login_profile, "a user no longer ours was changed");
+    assert_eq!(d.mailer.outbox().len(), 1);
 }
