@@ -253,6 +253,22 @@ where
     async fn owned(&self, name: &UserName, as_named: &str, i: usize) -> Result<Result<UserName, Refusal>> {
         let field = format!("users[{i}].user_name");
         Ok(match ownership(&self.iam, &self.status, name).await? {
+            // Offboarded: giving it access back is a restore, an
+            // administrator's decision (and the daily run would then keep
+            // it for ever as restored), not an access change.
+            Ownership::Ours { user, .. } if user.tags.contains_key(shared::lifecycle::OFFBOARDED_TAG) => {
+                Err(Refusal::user(
+                    as_named,
+                    field,
+                    format!(
+                        "user {:?} was disabled by ticket {} on {}; an access change does not give an offboarded user \
+                     access back (an administrator restores it first)",
+                        user.user_name,
+                        user.tags[shared::lifecycle::OFFBOARDED_TAG],
+                        user.tags.get(shared::lifecycle::OFFBOARDED_ON_TAG).map_or("?", String::as_str)
+                    ),
+                ))
+            }
             Ownership::Ours { user, .. } => Ok(UserName::parse(&user.user_name).unwrap_or_else(|_| name.clone())),
             Ownership::Gone => Err(Refusal::user(
                 as_named,

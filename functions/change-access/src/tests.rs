@@ -308,3 +308,26 @@ async fn another_kind_of_ticket_or_a_bad_one_is_refused_and_changes_nothing() {
     assert_eq!(out["done"].as_array().map(Vec::len), Some(2), "{out}");
     ends_as_asked(&d, "by hand");
 }
+
+/// An offboarded user is not given access back by an access change: that is
+/// a restore, an administrator's (and the daily run would then keep the
+/// user for ever as restored). The ticket is refused, nothing changes.
+#[tokio::test]
+async fn an_offboarded_user_is_refused_and_keeps_what_it_has() {
+    let d = deps();
+    two_users(&d);
+    d.iam.set_tags(
+        "raj.k",
+        &[
+            (MANAGED_TAG, "true"),
+            (TICKET_TAG, "ONB-1"),
+            (shared::lifecycle::OFFBOARDED_TAG, "OFF-9"),
+            (shared::lifecycle::OFFBOARDED_ON_TAG, "2026-11-01"),
+        ],
+    );
+    let report = d.handle_body(&chg_77(), LEASE).await.unwrap();
+    assert!(report.done.is_empty(), "{report:?}");
+    assert!(d.iam.calls().is_empty(), "{:?}", d.iam.calls());
+    let raj = report.refused.iter().find(|r| r.user_name == "raj.k").expect("raj.k refused");
+    assert!(raj.reasons.join("; ").contains("disabled by ticket OFF-9 on 2026-11-01"), "{raj:?}");
+}
