@@ -16,7 +16,7 @@ SAM_CLI_SPEC ?= aws-sam-cli>=1,<2
 TOOLS := $(CURDIR)/target/tools
 CARGO_LAMBDA_SPEC ?= cargo-lambda>=1.9,<2
 CARGO ?= cargo
-FUNCTIONS := create-user issue-credentials notify-user rotate-keys
+FUNCTIONS := create-user issue-credentials notify-user rotate-keys offboard-user change-access
 
 .PHONY: help run emulator ops test validate build invoke deploy lint soak crash-points bench deps deps-validate deps-checkov deps-lambda iam-sim
 .DEFAULT_GOAL := help

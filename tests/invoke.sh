@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-fn=${FUNCTION:?"set FUNCTION to create-user, issue-credentials, notify-user or rotate-keys"}
+fn=${FUNCTION:?"set FUNCTION to create-user, issue-credentials, notify-user, rotate-keys, offboard-user or change-access"}
 event=${EVENT:-events/$fn.json}
 [ -f "$event" ] || { echo "invoke: no event file $event" >&2; exit 2; }
 work=$(mktemp -d)

@@ -213,6 +213,15 @@ impl Environment {
             ("CHANGE_ACCESS_DLQ_URL", change_access_dlq.clone()),
             ("ACCOUNT_ID", ACCOUNT.to_owned()),
             ("USER_PATH_PREFIX", self.settings.user_path_prefix.clone()),
+            // `ops plan` checks tickets against create-user's allow-list.
+            ("ALLOWED_GROUPS", self.settings.allow.groups.iter().cloned().collect::<Vec<_>>().join(",")),
+            (
+                "ALLOWED_MANAGED_POLICIES",
+                self.settings.allow.managed_policies.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(","),
+            ),
+            ("DEFAULT_BOUNDARY", self.settings.allow.default_boundary.to_string()),
+            ("ALLOWED_EMAIL_DOMAINS", self.settings.allow.email_domains.iter().cloned().collect::<Vec<_>>().join(",")),
+            ("CUSTOM_PASSWORD_PREFIX", self.settings.custom_password_prefix.clone()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

@@ -43,6 +43,10 @@ async fn make_emulator_prints_the_exports_of_a_running_deployment() {
         "ISSUE_CREDENTIALS_DLQ_URL",
         "NOTIFY_USER_DLQ_URL",
         "ACCOUNT_ID",
+        "OFFBOARD_USER_QUEUE_URL",
+        "CHANGE_ACCESS_DLQ_URL",
+        "ALLOWED_GROUPS",
+        "DEFAULT_BOUNDARY",
     ] {
         assert!(var(k).is_some(), "{k} not exported: {exports:?}");
     }

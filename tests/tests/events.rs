@@ -222,7 +222,7 @@ async fn offboarding_ticket_and_daily_run_samples_are_what_offboard_user_takes()
     assert!(d.iam.holdings_of("ci-deployer").is_none());
     assert!(!d.iam.holdings_of("emily.chen").unwrap().login_profile);
     let daily: offboard_user::daily::DailySummary =
-        serde_json::from_value(d.handle_event(read("offboard-user-daily.json"), LEASE).await.unwrap()).unwrap();
+        serde_json::from_value(d.handle_event(read("offboard-user.json"), LEASE).await.unwrap()).unwrap();
     assert_eq!(daily.looked_at, 2, "{daily:?}");
     assert!(daily.complete);
 }

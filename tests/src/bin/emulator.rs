@@ -26,9 +26,23 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    println!("# moto is running at {}; paste these lines into another shell:", moto.endpoint);
+    // Clients go through a proxy that answers what moto lacks as IAM would
+    // (ListServiceSpecificCredentials, MFA device tags): an offboarding, or
+    // `ops plan` of one, works against it as against AWS.
+    let proxy = match tests::proxy::FaultProxy::start(&moto.endpoint).await {
+        Ok(proxy) => proxy,
+        Err(e) => {
+            eprintln!("emulator: could not start the proxy in front of moto: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    proxy.fill_moto_gaps();
+    println!(
+        "# moto is running at {} (clients: {}, which answers the calls moto lacks); paste these lines into another shell:",
+        moto.endpoint, proxy.endpoint
+    );
     let mut exports = vec![
-        ("AWS_ENDPOINT_URL".to_owned(), moto.endpoint.clone()),
+        ("AWS_ENDPOINT_URL".to_owned(), proxy.endpoint.clone()),
         ("AWS_REGION".to_owned(), tests::REGION.to_owned()),
         // Dummies: moto accepts any credentials.
         ("AWS_ACCESS_KEY_ID".to_owned(), "testing".to_owned()),

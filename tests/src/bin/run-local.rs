@@ -183,7 +183,7 @@ async fn prepare(function: &str) -> Result<ExitCode, tests::bootstrap::BoxError>
     let prefix = std::env::var("IAM_PROVISIONER_PREFIX").unwrap_or_else(|_| "iam-provisioner-".into());
     let env = ensure(&sdk, Settings::from_env(&prefix)).await?;
     let Some(vars) = env.function_env(function) else {
-        eprintln!("run-local --prepare: FUNCTION must be create-user, issue-credentials, notify-user or rotate-keys");
+        eprintln!("run-local --prepare: FUNCTION must be create-user, issue-credentials, notify-user, rotate-keys, offboard-user or change-access");
         return Ok(ExitCode::from(2));
     };
     let mut pipeline = LocalPipeline::new(&sdk, env);
