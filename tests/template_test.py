@@ -9,6 +9,7 @@ template's shape.
 """
 
 import copy
+import fnmatch
 import pathlib
 import unittest
 
@@ -59,7 +60,7 @@ ALLOWED_ACTIONS = {
         "iam:DeleteLoginProfile", "iam:UpdateAccessKey", "iam:DeleteAccessKey", "iam:DeleteSigningCertificate",
         "iam:DeleteSSHPublicKey", "iam:DeleteServiceSpecificCredential", "iam:DeactivateMFADevice",
         "iam:DetachUserPolicy", "iam:DeleteUserPolicy", "iam:DeleteUser", "iam:TagUser", "iam:RemoveUserFromGroup",
-        "iam:DeleteVirtualMFADevice",
+        "iam:DeleteVirtualMFADevice", "iam:TagMFADevice", "iam:ListMFADeviceTags", "iam:ListVirtualMFADevices",
         "secretsmanager:DeleteSecret", "secretsmanager:DescribeSecret",
         "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:BatchWriteItem",
         "ses:SendEmail"},
@@ -68,7 +69,7 @@ ALLOWED_ACTIONS = {
 STAGE_ROLES = ["CreateUserRole", "IssueCredentialsRole", "NotifyUserRole", "RotateKeysRole", "OffboardUserRole"]
 ALWAYS_DENIED = {"iam:TagUser", "iam:UntagUser", "iam:PutUserPolicy", "iam:PutUserPermissionsBoundary",
                  "iam:DeleteUserPermissionsBoundary", "iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion",
-                 "iam:PassRole"}
+                 "iam:PassRole", "iam:TagMFADevice", "iam:UntagMFADevice"}
 # What a role must deny beyond ALWAYS_DENIED: offboard-user only takes away, so every way of
 # giving a user a credential, a group or a policy is denied outright.
 ALSO_DENIED = {
@@ -76,6 +77,10 @@ ALSO_DENIED = {
                          "iam:AddUserToGroup", "iam:AttachUserPolicy"},
 }
 TICKET = "iam-provisioner:ticket"
+# offboard-user's mark on a virtual MFA device: the user's IAM id under this key is the only
+# proof it takes that an unassigned device was that user's (shared/src/lifecycle.rs), so it
+# alone may set the key, and nobody may set it on the device they create.
+MFA_OWNER_TAG = "iam-provisioner:offboarding"
 OFFBOARDED_TAGS = {"iam-provisioner:offboarded", "iam-provisioner:offboarded-on"}
 USERS = "arn:${AWS::Partition}:iam::${AWS::AccountId}:user/*"
 GROUPS = "arn:${AWS::Partition}:iam::${AWS::AccountId}:group/*"
@@ -109,6 +114,22 @@ def offboarded_tags(st):
     return found
 
 
+def offboarding_mark(st):
+    """offboard-user marks a virtual MFA device with MFA_OWNER_TAG, no other key."""
+    keys = cond(st, "ForAllValues:StringEquals").get("aws:TagKeys")
+    if keys is None:
+        return ["iam:TagMFADevice of any tag key (no ForAllValues:StringEquals aws:TagKeys)"]
+    if as_list(keys) != [MFA_OWNER_TAG]:
+        return [f"iam:TagMFADevice of tag keys beyond {MFA_OWNER_TAG}: {as_list(keys)}"]
+    return []
+
+
+# The roles that may mark MFA devices (TagMFADevice), as their rule says, and what breaks if
+# it is denied to them. Every other stage role denies TagMFADevice and UntagMFADevice outright.
+MFA_TAG_RULES = {
+    "OffboardUserRole": (offboarding_mark, "no virtual MFA device is marked, so one a cut-off run deactivated "
+                                           "is never deleted"),
+}
 # The roles that may hold iam:TagUser, each only in a statement its rule accepts, and what
 # breaks if TagUser is denied to it. Every other stage role denies TagUser outright.
 TAG_USER_RULES = {
@@ -124,7 +145,13 @@ MANAGED_USER_WRITES = CREDENTIAL_WRITES | {
 # IAM authorises these on another resource than the user, with no condition that reaches the
 # user: each only on its own kind of resource, alone in its statement. That offboard-user removes
 # memberships and deletes devices only of users it owns is the code's doing (residuals, SECURITY.md).
-NOT_ON_THE_USER = {"iam:RemoveUserFromGroup": (GROUPS, "groups"), "iam:DeleteVirtualMFADevice": (MFA_DEVICES, "MFA devices")}
+# (TagMFADevice and ListMFADeviceTags are authorised on the device too.) Each value: the resources
+# the action may be on (any one of them, as the whole Resource), and their kind.
+ALLOWED_GROUPS = {"Ref": "AllowedGroupArns"}
+NOT_ON_THE_USER = {"iam:RemoveUserFromGroup": ([GROUPS, ALLOWED_GROUPS], "groups"),
+                   "iam:DeleteVirtualMFADevice": ([MFA_DEVICES], "MFA devices"),
+                   "iam:TagMFADevice": ([MFA_DEVICES], "MFA devices"),
+                   "iam:ListMFADeviceTags": ([MFA_DEVICES], "MFA devices")}
 FUNCTIONS = {"CreateUserFunction": "create-user", "IssueCredentialsFunction": "issue-credentials",
              "NotifyUserFunction": "notify-user", "RotateKeysFunction": "rotate-keys",
              "OffboardUserFunction": "offboard-user"}
@@ -288,13 +315,19 @@ def role_problems(template):
             for action in sorted(set(actions) & MANAGED_USER_WRITES):
                 if cond(st, "StringEquals").get(f"iam:ResourceTag/{MANAGED}") != "true":
                     found.append(f"{name}: {action} not limited to the pipeline's users")
-            for action, (arn, kind) in NOT_ON_THE_USER.items():
+            for action, (arns, kind) in NOT_ON_THE_USER.items():
                 if action not in actions:
                     continue
                 if set(actions) != {action}:
                     found.append(f"{name}: {action} shares a statement with {sorted(set(actions) - {action})}")
-                if {text(r) for r in resources} != {arn}:
+                if not any(st["Resource"] == arn or st["Resource"] == {"Fn::Sub": arn} for arn in arns):
                     found.append(f"{name}: {action} beyond {kind} ({text(st['Resource'])})")
+            if "iam:TagMFADevice" in actions:
+                if name not in MFA_TAG_RULES:
+                    found.append(f"{name}: iam:TagMFADevice allowed (only {' and '.join(MFA_TAG_RULES)} may mark MFA "
+                                 "devices, each as its rule says)")
+                else:
+                    found += [f"{name}: {p}" for p in MFA_TAG_RULES[name][0](st)]
             if "secretsmanager:DeleteSecret" in actions:
                 if {text(r) for r in resources} != {USER_SECRETS}:
                     found.append(f"{name}: secretsmanager:DeleteSecret beyond the users' secrets ({text(st['Resource'])})")
@@ -325,10 +358,13 @@ def role_problems(template):
             found.append(f"{name}: ALLOWED_ACTIONS names {action}, which the role is not granted (keep the list exact)")
         if name in STAGE_ROLES:
             must_deny = ALWAYS_DENIED - {"iam:TagUser"} if name in TAG_USER_RULES else ALWAYS_DENIED
+            must_deny = must_deny - {"iam:TagMFADevice"} if name in MFA_TAG_RULES else must_deny
             for action in sorted((must_deny | ALSO_DENIED.get(name, set())) - denied):
                 found.append(f"{name}: no explicit Deny of {action}")
         if name in TAG_USER_RULES and "iam:TagUser" in denied:
             found.append(f"{name}: iam:TagUser denied, so {TAG_USER_RULES[name][1]}")
+        if name in MFA_TAG_RULES and "iam:TagMFADevice" in denied:
+            found.append(f"{name}: iam:TagMFADevice denied, so {MFA_TAG_RULES[name][1]}")
         if "secretsmanager:DeleteSecret" in granted and not any(
                 st["Effect"] == "Deny" and "secretsmanager:DeleteSecret" in as_list(st.get("Action", []))
                 and cond(st, "Bool").get("secretsmanager:ForceDeleteWithoutRecovery") == "true"
@@ -366,6 +402,19 @@ def fence_problems(template):
             found.append(f"UserBoundary: iam:{verb}* is not denied")
     def resources(st, key="Resource"):
         return {text(r) for r in as_list(st.get(key, []))}
+
+    # offboard-user's mark on an MFA device is proof only if no user can set it: not on a device
+    # (TagMFADevice; UntagMFADevice would remove one), not on the device it creates.
+    for action in ("iam:TagMFADevice", "iam:UntagMFADevice"):
+        if not any(resources(st) == {"*"} and any(fnmatch.fnmatchcase(action.lower(), a.lower())
+                                                  for a in as_list(st.get("Action", []))) for st in plain):
+            found.append(f"UserBoundary: {action} is not denied to onboarded users (the offboarding mark on an MFA "
+                         "device could be forged)")
+    if not any("iam:CreateVirtualMFADevice" in as_list(st.get("Action", [])) and resources(st) == {"*"}
+               and "iam-provisioner:*" in as_list(cond(st, "ForAnyValue:StringLike").get("aws:TagKeys", []))
+               for st in denies):
+        found.append("UserBoundary: a user may create its own MFA device with the pipeline's tag keys "
+                     "(the offboarding mark could be forged)")
 
     for own, where in ((OWN_USER, "oneself"), (OWN_USER_AT_PATH, "oneself at a path")):
         own_denied = {a for st in plain if own in resources(st) for a in as_list(st["Action"])}
@@ -743,6 +792,40 @@ class TemplateSecurity(unittest.TestCase):
                 "OffboardUserOperatorInvoke"),
             "OffboardUserFunction.Tickets: queue without a dead-letter queue": lambda t: res(t)["OffboardUserQueue"][
                 "Properties"].pop("RedrivePolicy"),
+            # offboard-user's mark on a virtual MFA device
+            "OffboardUserRole: iam:TagMFADevice of any tag key": lambda t: statement(
+                t, "OffboardUserRole", "MarkVirtualMfaDevicesOfManagedUsers").pop("Condition"),
+            "OffboardUserRole: iam:TagMFADevice of tag keys beyond": lambda t: statement(
+                t, "OffboardUserRole", "MarkVirtualMfaDevicesOfManagedUsers")["Condition"]["ForAllValues:StringEquals"][
+                "aws:TagKeys"].append("owner"),
+            "OffboardUserRole: iam:TagMFADevice beyond MFA devices": lambda t: statement(
+                t, "OffboardUserRole", "MarkVirtualMfaDevicesOfManagedUsers").__setitem__("Resource", "*"),
+            "OffboardUserRole: iam:TagMFADevice shares a statement": lambda t: statement(
+                t, "OffboardUserRole", "MarkVirtualMfaDevicesOfManagedUsers").__setitem__(
+                "Action", ["iam:TagMFADevice", "iam:ListMFADeviceTags"]),
+            "OffboardUserRole: iam:TagMFADevice denied, so no virtual MFA device is marked": lambda t: statement(
+                t, "OffboardUserRole", "NeverEscalate")["Action"].append("iam:TagMFADevice"),
+            "OffboardUserRole: no explicit Deny of iam:UntagMFADevice": lambda t: statement(
+                t, "OffboardUserRole", "NeverEscalate")["Action"].remove("iam:UntagMFADevice"),
+            "OffboardUserRole: iam:ListMFADeviceTags beyond MFA devices": lambda t: statement(
+                t, "OffboardUserRole", "FindMarkedVirtualMfaDevices").__setitem__("Resource", "*"),
+            "OffboardUserRole: ALLOWED_ACTIONS names iam:ListVirtualMFADevices, which the role is not granted": lambda t:
+                next(p for p in res(t)["OffboardUserRole"]["Properties"]["Policies"])["PolicyDocument"][
+                    "Statement"].remove(statement(t, "OffboardUserRole", "ListUnassignedVirtualMfaDevices")),
+            "IssueCredentialsRole: iam:TagMFADevice allowed": lambda t: statement(
+                t, "IssueCredentialsRole", "ReadAccount")["Action"].append("iam:TagMFADevice"),
+            "RotateKeysRole: no explicit Deny of iam:TagMFADevice": lambda t: statement(
+                t, "RotateKeysRole", "NeverEscalate")["Action"].remove("iam:TagMFADevice"),
+            "NotifyUserRole: no explicit Deny of iam:UntagMFADevice": lambda t: statement(
+                t, "NotifyUserRole", "NeverEscalate")["Action"].remove("iam:UntagMFADevice"),
+            "CreateUserRole: no explicit Deny of iam:TagMFADevice": lambda t: statement(
+                t, "CreateUserRole", "NeverEscalate")["Action"].remove("iam:TagMFADevice"),
+            "UserBoundary: iam:TagMFADevice is not denied to onboarded users": lambda t: next(
+                st for st in fence(t) if st.get("Sid") == "DenyIamWrites")["Action"].remove("iam:Tag*"),
+            "UserBoundary: iam:UntagMFADevice is not denied to onboarded users": lambda t: next(
+                st for st in fence(t) if st.get("Sid") == "DenyIamWrites")["Action"].remove("iam:Untag*"),
+            "UserBoundary: a user may create its own MFA device with the pipeline's tag keys": lambda t: fence(t).remove(
+                next(st for st in fence(t) if st.get("Sid") == "DenyThePipelinesTagsOnNewMfaDevices")),
             # The untrusted-message alarm is still required of the stages that check hand-offs.
             "CreateUserLogGroup: no alarm on untrusted messages": lambda t: res(t).pop("CreateUserUntrustedFilter"),
             "RotateKeysLogGroup: no alarm on untrusted messages": lambda t: res(t).pop("RotateKeysUntrustedAlarm"),

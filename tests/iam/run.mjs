@@ -772,6 +772,7 @@ function attackCatalogue(model) {
   add('NotifyUserRole: secretsmanager:GetSecretValue of a custom password', (m) => rolePrincipal(m, 'NotifyUserRole'), { action: 'secretsmanager:GetSecretValue', resource: A.secret(`${P.CustomPasswordSecretPrefix}x`) })
   add('CreateUserRole: secretsmanager:GetSecretValue of a user secret', (m) => rolePrincipal(m, 'CreateUserRole'), { action: 'secretsmanager:GetSecretValue', resource: A.secret(`${P.SecretPrefix}${EMILY}`) })
   offboardCatalogue(model, add, emilyCtx)
+  mfaMarkCatalogue(model, add, emilyCtx)
   // The scheduler role invokes rotate-keys and nothing else.
   for (const f of N.functions.filter((f) => !f.endsWith('rotate-keys'))) {
     add(`RotationScheduleRole: lambda:InvokeFunction ${f}`, (m) => rolePrincipal(m, 'RotationScheduleRole'), { action: 'lambda:InvokeFunction', resource: A.fn(f) })
@@ -1046,6 +1047,55 @@ function offboardCatalogue(model, add, emilyCtx) {
   }
 }
 
+// offboard-user marks a virtual MFA device it is about to deactivate (iam-provisioner:offboarding =
+// the user's IAM id), and that mark is the only proof a later run takes that an unassigned device
+// was the user's: only offboard-user may set that key, only that key, and nobody may remove it.
+const MFA_MARK = 'iam-provisioner:offboarding'
+// What an onboarded user's own policies might grant: tagging its own virtual MFA device (the AWS
+// documentation's example), so that the fence is what decides.
+const SELF_MFA_TAGS = {
+  Version: '2012-10-17',
+  Statement: [{ Effect: 'Allow', Action: ['iam:TagMFADevice', 'iam:UntagMFADevice', 'iam:ListMFADeviceTags'], Resource: 'arn:aws:iam::*:mfa/${aws:username}' }],
+}
+function mfaMarkCatalogue(model, add, emilyCtx) {
+  const device = (name) => `arn:${PART}:iam::${ACCT}:mfa/${name}`
+  const tagDevice = (tags, name) => ({ action: 'iam:TagMFADevice', resource: device(name), context: tagContext(tags) })
+  const untagDevice = (keys, name) => ({ action: 'iam:UntagMFADevice', resource: device(name), context: { 'aws:TagKeys': keys } })
+  const mark = (id = 'AIDAEXAMPLEEMILY') => ({ Key: MFA_MARK, Value: id })
+  if (model.roles.OffboardUserRole) {
+    const role = 'OffboardUserRole'
+    const who = (m) => rolePrincipal(m, role, 'attack')
+    add(`${role}: iam:TagMFADevice ${MFA_MARK} on mfa/${EMILY}`, who, tagDevice([mark()], EMILY), 'Allowed')
+    add(`${role}: iam:TagMFADevice owner=x on mfa/${EMILY}`, who, tagDevice([{ Key: 'owner', Value: 'x' }], EMILY))
+    add(`${role}: iam:TagMFADevice ${MFA_MARK} and owner=x on mfa/${EMILY}`, who, tagDevice([mark(), { Key: 'owner', Value: 'x' }], EMILY))
+    add(`${role}: iam:TagMFADevice iam-provisioner:managed=true on mfa/${EMILY}`, who, tagDevice([{ Key: 'iam-provisioner:managed', Value: 'true' }], EMILY))
+    add(`${role}: iam:UntagMFADevice ${MFA_MARK} of mfa/${EMILY}`, who, untagDevice([MFA_MARK], EMILY))
+    add(`${role}: RESIDUAL (see SECURITY.md): iam:TagMFADevice ${MFA_MARK} on mfa/${ADMIN.name} (authorised on the device; the mark's value is not conditioned)`, who, tagDevice([mark('AIDAEXAMPLEADMIN')], ADMIN.name), 'Allowed')
+  }
+  // Every other role of the pipeline: neither marks nor unmarks a device.
+  for (const role of ['CreateUserRole', 'IssueCredentialsRole', 'NotifyUserRole', 'RotateKeysRole', 'ChangeAccessRole', 'RotationScheduleRole', 'LifecycleScheduleRole'].filter((r) => model.roles[r])) {
+    const who = (m) => rolePrincipal(m, role, 'attack')
+    add(`${role}: iam:TagMFADevice ${MFA_MARK} on mfa/${EMILY}`, who, tagDevice([mark()], EMILY))
+    add(`${role}: iam:UntagMFADevice ${MFA_MARK} of mfa/${EMILY}`, who, untagDevice([MFA_MARK], EMILY))
+  }
+  // Onboarded users, whatever their own policies grant: not on their own device, not on another's,
+  // not on the device they create (their untagged own device they keep: see the MFA cases above).
+  const tagger = (m) => onboardedUser(m, EMILY, [arnOf('PowerUserAccess'), arnOf('IAMUserChangePassword')], [SELF_MFA, SELF_MFA_TAGS])
+  const adminUnderFence = (m) => onboardedUser(m, EMILY, [arnOf('AdministratorAccess')])
+  for (const [tag, who] of [['PowerUser + self-MFA tagging policy', tagger], ['Admin-under-fence', adminUnderFence]]) {
+    const U = `${EMILY} (${tag})`
+    add(`${U}: iam:TagMFADevice ${MFA_MARK} on its own device`, who, tagDevice([mark('AIDAEXAMPLEBOB')], EMILY))
+    add(`${U}: iam:TagMFADevice owner=x on its own device`, who, tagDevice([{ Key: 'owner', Value: 'x' }], EMILY))
+    add(`${U}: iam:TagMFADevice ${MFA_MARK} on mfa/${BOB}`, who, tagDevice([mark('AIDAEXAMPLEEMILY')], BOB))
+    add(`${U}: iam:UntagMFADevice ${MFA_MARK} of its own device`, who, untagDevice([MFA_MARK], EMILY))
+    add(`${U}: iam:UntagMFADevice ${MFA_MARK} of mfa/${BOB}`, who, untagDevice([MFA_MARK], BOB))
+    add(`${U}: iam:CreateVirtualMFADevice for itself tagged ${MFA_MARK}`, who, { action: 'iam:CreateVirtualMFADevice', resource: device(EMILY), context: tagContext([mark('AIDAEXAMPLEBOB')]) })
+    add(`${U}: iam:CreateVirtualMFADevice for itself tagged iam-provisioner:managed=true`, who, { action: 'iam:CreateVirtualMFADevice', resource: device(EMILY), context: tagContext([{ Key: 'iam-provisioner:managed', Value: 'true' }]) })
+  }
+  const carol = (m) => onboardedUser(m, 'carol.lee', [arnOf('AdministratorAccess')], [], '/team/')
+  add(`carol.lee at /team/ (Admin-under-fence): iam:TagMFADevice ${MFA_MARK} on its own device mfa/team/carol.lee`, carol, tagDevice([mark('AIDAEXAMPLEBOB')], 'team/carol.lee'))
+}
+
 async function runCase(model, c) {
   const r = await simulate(model, c.who(model), c.check)
   const denied = r.result === 'ImplicitlyDenied' || r.result === 'ExplicitlyDenied'
@@ -1298,6 +1348,66 @@ const WIDENINGS = [
     },
   },
 ]
+
+WIDENINGS.push(
+  {
+    name: "drop the aws:TagKeys condition from OffboardUserRole's TagMFADevice",
+    target: (id) => id === `OffboardUserRole: iam:TagMFADevice owner=x on mfa/${EMILY}`,
+    apply(m) {
+      let changed = false
+      for (const p of m.roles.OffboardUserRole.inline) {
+        for (const s of statementsOf(p.document)) {
+          if (s.Effect === 'Allow' && actionsOf(s).includes('iam:tagmfadevice') && s.Condition) {
+            delete s.Condition
+            changed = true
+          }
+        }
+      }
+      return changed
+    },
+  },
+  {
+    name: 'grant RotateKeysRole TagMFADevice on every device, dropping its Deny',
+    target: (id) => id === `RotateKeysRole: iam:TagMFADevice ${MFA_MARK} on mfa/${EMILY}`,
+    apply(m) {
+      for (const p of m.roles.RotateKeysRole.inline) {
+        for (const s of statementsOf(p.document)) {
+          if (s.Effect === 'Deny') s.Action = [].concat(s.Action || []).filter((a) => a.toLowerCase() !== 'iam:tagmfadevice')
+        }
+      }
+      statementsOf(m.roles.RotateKeysRole.inline[0].document).push({ Sid: 'Widened', Effect: 'Allow', Action: 'iam:TagMFADevice', Resource: `arn:${PART}:iam::${ACCT}:mfa/*` })
+      return true
+    },
+  },
+  {
+    name: "let users tag their own MFA device (iam:TagMFADevice in the fence's own-MFA cap, iam:Tag* out of its deny)",
+    target: (id) => id === `${EMILY} (PowerUser + self-MFA tagging policy): iam:TagMFADevice ${MFA_MARK} on its own device`,
+    apply(m) {
+      if (!m.fence) return false
+      let changed = false
+      for (const s of statementsOf(m.fence)) {
+        if (s.Effect === 'Deny' && actionsOf(s).includes('iam:tag*')) {
+          s.Action = [].concat(s.Action).filter((a) => a.toLowerCase() !== 'iam:tag*')
+          changed = true
+        }
+        if (s.Effect === 'Allow' && actionsOf(s).includes('iam:createvirtualmfadevice')) s.Action = [].concat(s.Action, 'iam:TagMFADevice')
+      }
+      m.managed_policies.UserBoundary.document = m.fence
+      return changed
+    },
+  },
+  {
+    name: "drop the fence's deny of the pipeline's tag keys on a new MFA device",
+    target: (id) => id === `${EMILY} (PowerUser + self-MFA tagging policy): iam:CreateVirtualMFADevice for itself tagged ${MFA_MARK}`,
+    apply(m) {
+      if (!m.fence) return false
+      const st = statementsOf(m.fence)
+      m.fence.Statement = st.filter((s) => !(s.Effect === 'Deny' && actionsOf(s).includes('iam:createvirtualmfadevice') && s.Condition))
+      m.managed_policies.UserBoundary.document = m.fence
+      return m.fence.Statement.length !== st.length
+    },
+  },
+)
 
 // The local operators' role (iam-provisioner-operators) happens to match the fence's role/${Prefix}-*
 // deny; its cases must hold without that coincidence (OperatorRoleArn may be named anything).
