@@ -61,10 +61,31 @@ ALLOWED_ACTIONS = {
         "iam:DeleteSSHPublicKey", "iam:DeleteServiceSpecificCredential", "iam:DeactivateMFADevice",
         "iam:DetachUserPolicy", "iam:DeleteUserPolicy", "iam:DeleteUser", "iam:TagUser", "iam:RemoveUserFromGroup",
         "iam:DeleteVirtualMFADevice", "iam:TagMFADevice", "iam:ListMFADeviceTags", "iam:ListVirtualMFADevices",
+        "iam:ListUsers",
         "secretsmanager:DeleteSecret", "secretsmanager:DescribeSecret",
         "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:BatchWriteItem",
         "ses:SendEmail"},
     "RotationScheduleRole": {"lambda:InvokeFunction"},
+    "LifecycleScheduleRole": {"lambda:InvokeFunction"},
+}
+# The scheduled runs: function -> (schedule, its role, the schedule's name, the parameter that
+# says when, the input the function reads). Each role is assumable by the Scheduler only for its
+# own schedule and may invoke its own function only.
+SCHEDULES = {
+    "RotateKeysFunction": ("DailyRotation", "RotationScheduleRole", "${Prefix}-rotation", "RotationSchedule",
+                           '{"dry_run": false}'),
+    "OffboardUserFunction": ("DailyLifecycle", "LifecycleScheduleRole", "${Prefix}-lifecycle", "LifecycleSchedule",
+                             '{"run": "daily"}'),
+}
+SCHEDULE_ARN = "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/default/"
+# A scheduled run stops starting work 60 s before its deadline and is resumed by its next run:
+# it needs Lambda's 15 minutes.
+SCHEDULED_TIMEOUT = 900
+# What the log lines of a function are alarmed on besides untrusted messages and deployment
+# faults: rotate-keys' held keys and failed users, the daily run's failed and restored users.
+MARKERS = {
+    "RotateKeysLogGroup": ("rotated_key_still_used", "rotation_user_failed"),
+    "OffboardUserLogGroup": ("lifecycle_user_failed", "offboarded_user_restored"),
 }
 STAGE_ROLES = ["CreateUserRole", "IssueCredentialsRole", "NotifyUserRole", "RotateKeysRole", "OffboardUserRole"]
 ALWAYS_DENIED = {"iam:TagUser", "iam:UntagUser", "iam:PutUserPolicy", "iam:PutUserPermissionsBoundary",
@@ -553,13 +574,13 @@ def operations_problems(template):
                       and f["Properties"]["FilterPattern"] == '{ $.alarm = "deployment_fault" }']
             if not metric or not any(a["Properties"].get("MetricName") == metric[0] for a in alarms):
                 found.append(f"{group}: no alarm on faults of the deployment")
-    # rotate-keys' held keys and failed users are alarmed the same way.
-    for marker in ("rotated_key_still_used", "rotation_user_failed"):
-        metric = [f["Properties"]["MetricTransformations"][0]["MetricName"] for f in filters
-                  if f["Properties"]["LogGroupName"] == {"Ref": "RotateKeysLogGroup"}
-                  and f["Properties"]["FilterPattern"] == '{ $.alarm = "%s" }' % marker]
-        if not metric or not any(a["Properties"].get("MetricName") == metric[0] for a in alarms):
-            found.append(f"RotateKeysLogGroup: no alarm on {marker}")
+    for group, markers in MARKERS.items():
+        for marker in markers:
+            metric = [f["Properties"]["MetricTransformations"][0]["MetricName"] for f in filters
+                      if f["Properties"]["LogGroupName"] == {"Ref": group}
+                      and f["Properties"]["FilterPattern"] == '{ $.alarm = "%s" }' % marker]
+            if not metric or not any(a["Properties"].get("MetricName") == metric[0] for a in alarms):
+                found.append(f"{group}: no alarm on {marker}")
     queues = of_type(template, "AWS::SQS::Queue")
     alarmed = " ".join(str(a["Properties"].get("Dimensions")) for a in alarms)
     for name, queue in queues.items():
@@ -577,9 +598,54 @@ def operations_problems(template):
     for alarm in alarms:
         if alarm["Properties"].get("AlarmActions") != [{"Ref": "AlarmTopic"}]:
             found.append(f"{text(alarm['Properties'].get('AlarmName'))}: tells nobody")
-    trust = res["RotationScheduleRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
-    if "aws:SourceArn" not in cond(trust, "ArnEquals") or "aws:SourceAccount" not in cond(trust, "StringEquals"):
-        found.append("RotationScheduleRole: trust not bound to the schedule (aws:SourceArn, aws:SourceAccount)")
+    found += schedule_problems(template)
+    return found
+
+
+def schedule_problems(template):
+    """Each scheduled run: its schedule (UTC, its parameter, its input, retried), a role that only
+    the Scheduler may assume and only for that schedule, that may invoke that function only; the
+    function with the time a run needs, and an alarm on its errors (nobody waits on a schedule)."""
+    found = []
+    res = template["Resources"]
+    schedules = of_type(template, "AWS::Scheduler::Schedule")
+    alarms = of_type(template, "AWS::CloudWatch::Alarm").values()
+    for fn, (logical, role, name, param, run_input) in SCHEDULES.items():
+        short = FUNCTIONS[fn]
+        fn_arn = {"Fn::GetAtt": [fn, "Arn"]}
+        mine = [n for n, sch in schedules.items() if sch["Properties"]["Target"]["Arn"] == fn_arn]
+        if mine != [logical]:
+            found.append(f"no EventBridge Scheduler schedule for {short} (or more than {logical}: {mine})")
+            continue
+        props = schedules[logical]["Properties"]
+        target = props["Target"]
+        if props.get("Name") != {"Fn::Sub": name}:
+            found.append(f"{logical}: not named {name}")
+        if props.get("ScheduleExpression") != {"Ref": param} or props.get("ScheduleExpressionTimezone") != "UTC":
+            found.append(f"{logical}: not the {param} parameter, in UTC")
+        if target.get("Input") != run_input:
+            found.append(f"{logical}: input is not {run_input}, the run {short} reads")
+        if not target.get("RetryPolicy"):
+            found.append(f"{logical}: no RetryPolicy")
+        if target.get("RoleArn") != {"Fn::GetAtt": [role, "Arn"]}:
+            found.append(f"{logical}: does not run as {role}")
+        trust = res[role]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        if len(trust) != 1 or trust[0].get("Principal") != {"Service": "scheduler.amazonaws.com"} \
+                or cond(trust[0], "StringEquals").get("aws:SourceAccount") != {"Ref": "AWS::AccountId"} \
+                or cond(trust[0], "ArnEquals").get("aws:SourceArn") != {"Fn::Sub": SCHEDULE_ARN + name}:
+            found.append(f"{role}: trust not bound to the schedule {name} (aws:SourceArn, aws:SourceAccount)")
+        for st in role_statements(template, role):
+            if st["Effect"] == "Allow" and st.get("Resource") != fn_arn:
+                found.append(f"{role}: lambda:InvokeFunction beyond {short} ({st.get('Resource')})")
+        fprops = res[fn]["Properties"]
+        timeout = fprops.get("Timeout", template.get("Globals", {}).get("Function", {}).get("Timeout"))
+        if timeout != SCHEDULED_TIMEOUT:
+            found.append(f"{fn}: timeout {timeout} s, not {SCHEDULED_TIMEOUT}: a scheduled run stops starting work "
+                         "60 s before its deadline")
+        if not any(a["Properties"].get("Namespace") == "AWS/Lambda" and a["Properties"].get("MetricName") == "Errors"
+                   and a["Properties"].get("Dimensions") == [{"Name": "FunctionName", "Value": {"Ref": fn}}]
+                   for a in alarms):
+            found.append(f"{fn}: no alarm on its errors (a failed scheduled run would tell nobody)")
     return found
 
 
@@ -624,9 +690,6 @@ def function_problems(template):
     for fn in ("CreateUserFunction", "IssueCredentialsFunction", "NotifyUserFunction", "OffboardUserFunction"):
         if not any(e["Type"] == "SQS" for e in res[fn]["Properties"].get("Events", {}).values()):
             found.append(f"{fn}: no SQS event source")
-    schedules = of_type(template, "AWS::Scheduler::Schedule").values()
-    if not any(s["Properties"]["Target"]["Arn"] == {"Fn::GetAtt": ["RotateKeysFunction", "Arn"]} for s in schedules):
-        found.append("no EventBridge Scheduler schedule for rotate-keys")
     return found
 
 
@@ -721,7 +784,7 @@ class TemplateSecurity(unittest.TestCase):
             "without a dead-letter queue": lambda t: res(t)["NotifyUserQueue"]["Properties"].pop("RedrivePolicy"),
             "AlarmTopic: not encrypted with a key CloudWatch can use": lambda t: res(t)["AlarmTopic"][
                 "Properties"].__setitem__("KmsMasterKeyId", "alias/aws/sns"),
-            "RotationScheduleRole: trust not bound": lambda t: res(t)["RotationScheduleRole"]["Properties"][
+            "RotationScheduleRole: trust not bound to the schedule ${Prefix}-rotation": lambda t: res(t)["RotationScheduleRole"]["Properties"][
                 "AssumeRolePolicyDocument"]["Statement"][0]["Condition"].pop("ArnEquals"),
             "RotateKeysLogGroup: no alarm on rotated_key_still_used": lambda t: res(t).pop("RotateKeysStillUsedAlarm"),
             "RotateKeysLogGroup: no alarm on rotation_user_failed": lambda t: res(t).pop("RotateKeysUserFailedFilter"),
@@ -826,6 +889,42 @@ class TemplateSecurity(unittest.TestCase):
                 st for st in fence(t) if st.get("Sid") == "DenyIamWrites")["Action"].remove("iam:Untag*"),
             "UserBoundary: a user may create its own MFA device with the pipeline's tag keys": lambda t: fence(t).remove(
                 next(st for st in fence(t) if st.get("Sid") == "DenyThePipelinesTagsOnNewMfaDevices")),
+            # offboard-user's daily run
+            "OffboardUserRole: ALLOWED_ACTIONS names iam:ListUsers, which the role is not granted": lambda t: next(
+                p for p in res(t)["OffboardUserRole"]["Properties"]["Policies"])["PolicyDocument"]["Statement"].remove(
+                statement(t, "OffboardUserRole", "ListUsers")),
+            "no EventBridge Scheduler schedule for offboard-user": lambda t: res(t).pop("DailyLifecycle"),
+            "DailyLifecycle: input is not {\"run\": \"daily\"}": lambda t: res(t)["DailyLifecycle"]["Properties"][
+                "Target"].__setitem__("Input", '{"dry_run": false}'),
+            "DailyLifecycle: not the LifecycleSchedule parameter, in UTC": lambda t: res(t)["DailyLifecycle"][
+                "Properties"].pop("ScheduleExpressionTimezone"),
+            "DailyLifecycle: no RetryPolicy": lambda t: res(t)["DailyLifecycle"]["Properties"]["Target"].pop(
+                "RetryPolicy"),
+            "DailyLifecycle: does not run as LifecycleScheduleRole": lambda t: res(t)["DailyLifecycle"]["Properties"][
+                "Target"].__setitem__("RoleArn", {"Fn::GetAtt": ["RotationScheduleRole", "Arn"]}),
+            "LifecycleScheduleRole: trust not bound to the schedule": lambda t: res(t)["LifecycleScheduleRole"][
+                "Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Condition"].pop("ArnEquals"),
+            "LifecycleScheduleRole: trust not bound to the schedule ${Prefix}-lifecycle": lambda t: res(t)[
+                "LifecycleScheduleRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Condition"][
+                "ArnEquals"].__setitem__("aws:SourceArn", {"Fn::Sub": SCHEDULE_ARN + "*"}),
+            "LifecycleScheduleRole: trust not bound to the schedule ${Prefix}-lifecycle (aws:SourceArn, aws:SourceAccount)":
+                lambda t: res(t)["LifecycleScheduleRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0][
+                    "Condition"].pop("StringEquals"),
+            "LifecycleScheduleRole: lambda:InvokeFunction beyond offboard-user": lambda t: res(t)[
+                "LifecycleScheduleRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0].__setitem__(
+                "Resource", {"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:*"}),
+            "LifecycleScheduleRole: lambda:UpdateFunctionCode is not a call": lambda t: res(t)["LifecycleScheduleRole"][
+                "Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0].__setitem__(
+                "Action", ["lambda:InvokeFunction", "lambda:UpdateFunctionCode"]),
+            "OffboardUserFunction: timeout 60 s, not 900": lambda t: res(t)["OffboardUserFunction"]["Properties"].pop(
+                "Timeout"),
+            "OffboardUserFunction.Tickets: visibility timeout under 6x the function timeout": lambda t: res(t)[
+                "OffboardUserQueue"]["Properties"].__setitem__("VisibilityTimeout", 360),
+            "OffboardUserFunction: no alarm on its errors": lambda t: res(t).pop("OffboardUserErrorAlarm"),
+            "OffboardUserLogGroup: no alarm on lifecycle_user_failed": lambda t: res(t).pop(
+                "OffboardUserLifecycleUserFailedAlarm"),
+            "OffboardUserLogGroup: no alarm on offboarded_user_restored": lambda t: res(t).pop(
+                "OffboardUserRestoredFilter"),
             # The untrusted-message alarm is still required of the stages that check hand-offs.
             "CreateUserLogGroup: no alarm on untrusted messages": lambda t: res(t).pop("CreateUserUntrustedFilter"),
             "RotateKeysLogGroup: no alarm on untrusted messages": lambda t: res(t).pop("RotateKeysUntrustedAlarm"),

@@ -72,6 +72,7 @@ const N = {
   offboardingRule: `${PREFIX}-offboarding`,
   functions: ['create-user', 'issue-credentials', 'notify-user', 'rotate-keys', 'offboard-user'].map((f) => `${PREFIX}-${f}`),
   schedule: `${PREFIX}-rotation`,
+  lifecycleSchedule: `${PREFIX}-lifecycle`,
 }
 const A = {
   user: (name) => `arn:${PART}:iam::${ACCT}:user/${name}`,
@@ -703,7 +704,7 @@ function attackCatalogue(model) {
   const fence = fenceArn(model)
   const emilyCtx = { 'iam:ResourceTag/iam-provisioner:managed': 'true', 'aws:ResourceTag/iam-provisioner:managed': 'true' }
   const add = (id, who, check, expect = 'Denied') => cases.push({ id, who, check, expect })
-  const stageRoles = ['CreateUserRole', 'IssueCredentialsRole', 'NotifyUserRole', 'RotateKeysRole', 'OffboardUserRole', 'RotationScheduleRole'].filter((r) => model.roles[r])
+  const stageRoles = ['CreateUserRole', 'IssueCredentialsRole', 'NotifyUserRole', 'RotateKeysRole', 'OffboardUserRole', 'RotationScheduleRole', 'LifecycleScheduleRole'].filter((r) => model.roles[r])
   for (const role of stageRoles) {
     const who = (m) => rolePrincipal(m, role, 'attack')
     const u = A.user(ADMIN.name)
@@ -783,6 +784,7 @@ function attackCatalogue(model) {
     add('scheduler.amazonaws.com for a foreign schedule: sts:AssumeRole RotationScheduleRole', () => servicePrincipal('scheduler.amazonaws.com', { 'aws:SourceArn': A.schedule('someone-elses'), 'aws:SourceAccount': ACCT }),
       { action: 'sts:AssumeRole', resource: model.roles.RotationScheduleRole.arn })
   }
+  lifecycleScheduleCatalogue(model, add)
 
   // The onboarded user under the fence: PowerUserAccess (attached, or the Power_Users group) + IAMUserChangePassword.
   const powerUser = (m) => onboardedUser(m, EMILY, [arnOf('PowerUserAccess'), arnOf('IAMUserChangePassword')])
@@ -1044,6 +1046,47 @@ function offboardCatalogue(model, add, emilyCtx) {
     add(`${U}: iam:UntagUser iam-provisioner:offboarded of itself`, u, { action: 'iam:UntagUser', resource: emily, context: { 'aws:TagKeys': ['iam-provisioner:offboarded'], ...emilyCtx } })
     add(`${U}: secretsmanager:RestoreSecret of ${BOB}'s secret`, u, { action: 'secretsmanager:RestoreSecret', resource: A.secret(`${P.SecretPrefix}${BOB}`), context: { 'secretsmanager:SecretId': A.secret(`${P.SecretPrefix}${BOB}`) } })
     add(`${U}: cloudwatch:DisableAlarmActions ${PREFIX}-offboard-user-dlq`, u, { action: 'cloudwatch:DisableAlarmActions', resource: `arn:${PART}:cloudwatch:${REGION}:${ACCT}:alarm:${PREFIX}-offboard-user-dlq` })
+  }
+}
+
+// offboard-user's daily run: its schedule's role invokes offboard-user and nothing else, and the
+// Scheduler may assume it for that schedule only (not for the rotation's, not for another account's).
+function lifecycleScheduleCatalogue(model, add) {
+  if (!model.roles.LifecycleScheduleRole) return
+  const role = 'LifecycleScheduleRole'
+  const arn = model.roles[role].arn
+  const who = (m) => rolePrincipal(m, role, 'schedule')
+  const offboard = `${PREFIX}-offboard-user`
+  for (const f of N.functions.filter((f) => f !== offboard)) add(`${role}: lambda:InvokeFunction ${f}`, who, { action: 'lambda:InvokeFunction', resource: A.fn(f) })
+  add(`${role}: lambda:InvokeFunction ${offboard}`, who, { action: 'lambda:InvokeFunction', resource: A.fn(offboard) }, 'Allowed')
+  add(`${role}: lambda:InvokeFunction a function outside the pipeline`, who, { action: 'lambda:InvokeFunction', resource: A.fn('payroll') })
+  add(`${role}: lambda:UpdateFunctionCode ${offboard}`, who, { action: 'lambda:UpdateFunctionCode', resource: A.fn(offboard) })
+  add(`${role}: lambda:InvokeFunction ${offboard} in another account`, who, { action: 'lambda:InvokeFunction', resource: `arn:${PART}:lambda:${REGION}:999999999999:function:${offboard}` })
+  add(`${role}: iam:ListUsers`, who, { action: 'iam:ListUsers', resource: '*' })
+  add(`${role}: sqs:SendMessage ${offboard}`, who, { action: 'sqs:SendMessage', resource: A.queue(offboard) })
+  const scheduler = (schedule, acct = ACCT) => () => servicePrincipal('scheduler.amazonaws.com', { 'aws:SourceArn': `arn:${PART}:scheduler:${REGION}:${acct}:schedule/default/${schedule}`, 'aws:SourceAccount': acct })
+  add(`scheduler.amazonaws.com for ${N.lifecycleSchedule}: sts:AssumeRole ${role}`, scheduler(N.lifecycleSchedule), { action: 'sts:AssumeRole', resource: arn }, 'Allowed')
+  add(`scheduler.amazonaws.com for a foreign schedule: sts:AssumeRole ${role}`, scheduler('someone-elses'), { action: 'sts:AssumeRole', resource: arn })
+  add(`scheduler.amazonaws.com for ${N.lifecycleSchedule} of another account: sts:AssumeRole ${role}`, scheduler(N.lifecycleSchedule, '999999999999'), { action: 'sts:AssumeRole', resource: arn })
+  add(`scheduler.amazonaws.com for a schedule in another group named ${N.lifecycleSchedule}: sts:AssumeRole ${role}`,
+    () => servicePrincipal('scheduler.amazonaws.com', { 'aws:SourceArn': `arn:${PART}:scheduler:${REGION}:${ACCT}:schedule/other/${N.lifecycleSchedule}`, 'aws:SourceAccount': ACCT }), { action: 'sts:AssumeRole', resource: arn })
+  add(`scheduler.amazonaws.com for the rotation schedule ${N.schedule}: sts:AssumeRole ${role}`, scheduler(N.schedule), { action: 'sts:AssumeRole', resource: arn })
+  if (model.roles.RotationScheduleRole) {
+    add(`scheduler.amazonaws.com for ${N.lifecycleSchedule}: sts:AssumeRole RotationScheduleRole`, scheduler(N.lifecycleSchedule), { action: 'sts:AssumeRole', resource: model.roles.RotationScheduleRole.arn })
+  }
+  add(`lambda.amazonaws.com: sts:AssumeRole ${role}`, () => servicePrincipal('lambda.amazonaws.com', { 'aws:SourceAccount': ACCT }), { action: 'sts:AssumeRole', resource: arn })
+  // The onboarded user under the fence: the schedule, its role.
+  const powerUser = (m) => onboardedUser(m, EMILY, [arnOf('PowerUserAccess'), arnOf('IAMUserChangePassword')])
+  const adminUnderFence = (m) => onboardedUser(m, EMILY, [arnOf('AdministratorAccess')])
+  for (const [tag, u] of [['PowerUser', powerUser], ['Admin-under-fence', adminUnderFence]]) {
+    const U = `${EMILY} (${tag})`
+    for (const action of ['scheduler:UpdateSchedule', 'scheduler:DeleteSchedule']) {
+      add(`${U}: ${action} ${N.lifecycleSchedule}`, u, { action, resource: A.schedule(N.lifecycleSchedule) })
+    }
+    add(`${U}: sts:AssumeRole of ${role}`, u, { action: 'sts:AssumeRole', resource: arn })
+    add(`${U}: iam:PassRole of ${role} to the Scheduler`, u, { action: 'iam:PassRole', resource: arn, context: { 'iam:PassedToService': 'scheduler.amazonaws.com' } })
+    add(`${U}: iam:UpdateAssumeRolePolicy of ${role}`, u, { action: 'iam:UpdateAssumeRolePolicy', resource: arn })
+    add(`${U}: lambda:InvokeFunction ${offboard} with {"run": "daily"}`, u, { action: 'lambda:InvokeFunction', resource: A.fn(offboard) })
   }
 }
 
@@ -1350,6 +1393,39 @@ const WIDENINGS = [
 ]
 
 WIDENINGS.push(
+  {
+    name: "drop aws:SourceArn from LifecycleScheduleRole's trust",
+    target: (id) => id === 'scheduler.amazonaws.com for a foreign schedule: sts:AssumeRole LifecycleScheduleRole',
+    apply(m) {
+      let changed = false
+      for (const s of statementsOf(m.roles.LifecycleScheduleRole.trust)) {
+        for (const op of Object.keys(s.Condition || {})) {
+          if ('aws:SourceArn' in s.Condition[op]) {
+            delete s.Condition[op]['aws:SourceArn']
+            changed = true
+          }
+          if (!Object.keys(s.Condition[op]).length) delete s.Condition[op]
+        }
+      }
+      return changed
+    },
+  },
+  {
+    name: "widen LifecycleScheduleRole's invoke to every function of the pipeline",
+    target: (id) => id === `LifecycleScheduleRole: lambda:InvokeFunction ${PREFIX}-create-user`,
+    apply(m) {
+      let changed = false
+      for (const p of m.roles.LifecycleScheduleRole.inline) {
+        for (const s of statementsOf(p.document)) {
+          if (s.Effect === 'Allow' && actionsOf(s).includes('lambda:invokefunction')) {
+            s.Resource = `arn:${PART}:lambda:${REGION}:${ACCT}:function:${PREFIX}-*`
+            changed = true
+          }
+        }
+      }
+      return changed
+    },
+  },
   {
     name: "drop the aws:TagKeys condition from OffboardUserRole's TagMFADevice",
     target: (id) => id === `OffboardUserRole: iam:TagMFADevice owner=x on mfa/${EMILY}`,
