@@ -66,11 +66,12 @@ function managedDoc(model, arn) {
 // ------------------------------------------------------------------ names (SHARED-SPEC)
 const N = {
   table: `${PREFIX}-state`,
-  queues: ['create-user', 'issue-credentials', 'notify-user', 'offboard-user'].flatMap((q) => [`${PREFIX}-${q}`, `${PREFIX}-${q}-dlq`]),
+  queues: ['create-user', 'issue-credentials', 'notify-user', 'offboard-user', 'change-access'].flatMap((q) => [`${PREFIX}-${q}`, `${PREFIX}-${q}-dlq`]),
   bus: `${PREFIX}-tickets`,
   rule: `${PREFIX}-tickets`,
   offboardingRule: `${PREFIX}-offboarding`,
-  functions: ['create-user', 'issue-credentials', 'notify-user', 'rotate-keys', 'offboard-user'].map((f) => `${PREFIX}-${f}`),
+  accessChangeRule: `${PREFIX}-access-changes`,
+  functions: ['create-user', 'issue-credentials', 'notify-user', 'rotate-keys', 'offboard-user', 'change-access'].map((f) => `${PREFIX}-${f}`),
   schedule: `${PREFIX}-rotation`,
   lifecycleSchedule: `${PREFIX}-lifecycle`,
 }
@@ -316,6 +317,7 @@ const STAGE_ROLE = {
   'notify-user': 'NotifyUserRole',
   'rotate-keys': 'RotateKeysRole',
   'offboard-user': 'OffboardUserRole',
+  'change-access': 'ChangeAccessRole',
 }
 
 function queryList(params, prefix) {
@@ -704,7 +706,7 @@ function attackCatalogue(model) {
   const fence = fenceArn(model)
   const emilyCtx = { 'iam:ResourceTag/iam-provisioner:managed': 'true', 'aws:ResourceTag/iam-provisioner:managed': 'true' }
   const add = (id, who, check, expect = 'Denied') => cases.push({ id, who, check, expect })
-  const stageRoles = ['CreateUserRole', 'IssueCredentialsRole', 'NotifyUserRole', 'RotateKeysRole', 'OffboardUserRole', 'RotationScheduleRole', 'LifecycleScheduleRole'].filter((r) => model.roles[r])
+  const stageRoles = ['CreateUserRole', 'IssueCredentialsRole', 'NotifyUserRole', 'RotateKeysRole', 'OffboardUserRole', 'ChangeAccessRole', 'RotationScheduleRole', 'LifecycleScheduleRole'].filter((r) => model.roles[r])
   for (const role of stageRoles) {
     const who = (m) => rolePrincipal(m, role, 'attack')
     const u = A.user(ADMIN.name)
@@ -774,6 +776,7 @@ function attackCatalogue(model) {
   add('CreateUserRole: secretsmanager:GetSecretValue of a user secret', (m) => rolePrincipal(m, 'CreateUserRole'), { action: 'secretsmanager:GetSecretValue', resource: A.secret(`${P.SecretPrefix}${EMILY}`) })
   offboardCatalogue(model, add, emilyCtx)
   mfaMarkCatalogue(model, add, emilyCtx)
+  changeAccessCatalogue(model, add, emilyCtx)
   // The scheduler role invokes rotate-keys and nothing else.
   for (const f of N.functions.filter((f) => !f.endsWith('rotate-keys'))) {
     add(`RotationScheduleRole: lambda:InvokeFunction ${f}`, (m) => rolePrincipal(m, 'RotationScheduleRole'), { action: 'lambda:InvokeFunction', resource: A.fn(f) })
@@ -1046,6 +1049,115 @@ function offboardCatalogue(model, add, emilyCtx) {
     add(`${U}: iam:UntagUser iam-provisioner:offboarded of itself`, u, { action: 'iam:UntagUser', resource: emily, context: { 'aws:TagKeys': ['iam-provisioner:offboarded'], ...emilyCtx } })
     add(`${U}: secretsmanager:RestoreSecret of ${BOB}'s secret`, u, { action: 'secretsmanager:RestoreSecret', resource: A.secret(`${P.SecretPrefix}${BOB}`), context: { 'secretsmanager:SecretId': A.secret(`${P.SecretPrefix}${BOB}`) } })
     add(`${U}: cloudwatch:DisableAlarmActions ${PREFIX}-offboard-user-dlq`, u, { action: 'cloudwatch:DisableAlarmActions', resource: `arn:${PART}:cloudwatch:${REGION}:${ACCT}:alarm:${PREFIX}-offboard-user-dlq` })
+  }
+}
+
+// change-access adds and removes allow-listed groups and managed policies of the pipeline's users,
+// and nothing else: no other policy, no boundary, no user, credential or tag. Each Denied case on
+// a policy, a user or a group has an Allowed twin that differs in that one thing.
+function changeAccessCatalogue(model, add, emilyCtx) {
+  if (!model.roles.ChangeAccessRole) return
+  const role = 'ChangeAccessRole'
+  const who = (m) => rolePrincipal(m, role, 'attack')
+  const fence = fenceArn(model)
+  const emily = A.user(EMILY)
+  const admin = A.user(ADMIN.name)
+  const fenced = { 'iam:PermissionsBoundary': fence, ...emilyCtx }
+  const unmanaged = { 'iam:ResourceTag/iam-provisioner:managed': 'false', 'aws:ResourceTag/iam-provisioner:managed': 'false' }
+  const attach = (policy, target, ctx) => ({ action: 'iam:AttachUserPolicy', resource: target, context: { 'iam:PolicyARN': policy, ...ctx } })
+  const detach = (policy, target, ctx) => ({ action: 'iam:DetachUserPolicy', resource: target, context: { 'iam:PolicyARN': policy, ...ctx } })
+  // Attach: an allow-listed policy, to a fenced user tagged managed.
+  add(`${role}: iam:AttachUserPolicy allow-listed ReadOnlyAccess to fenced managed ${EMILY}`, who, attach(arnOf('ReadOnlyAccess'), emily, fenced), 'Allowed')
+  for (const [what, policy] of [['IAMFullAccess', arnOf('IAMFullAccess')], ['AdministratorAccess', arnOf('AdministratorAccess')],
+    ['the customer managed policy escalate', `arn:${PART}:iam::${ACCT}:policy/escalate`], ['the fence itself', fence]]) {
+    add(`${role}: iam:AttachUserPolicy ${what} (not allow-listed) to fenced managed ${EMILY}`, who, attach(policy, emily, fenced))
+  }
+  add(`${role}: iam:AttachUserPolicy allow-listed ReadOnlyAccess to managed ${EMILY} under another boundary (PowerUserAccess)`, who, attach(arnOf('ReadOnlyAccess'), emily, { ...emilyCtx, 'iam:PermissionsBoundary': arnOf('PowerUserAccess') }))
+  add(`${role}: iam:AttachUserPolicy allow-listed ReadOnlyAccess to managed ${EMILY} without a boundary`, who, attach(arnOf('ReadOnlyAccess'), emily, emilyCtx))
+  add(`${role}: iam:AttachUserPolicy allow-listed ReadOnlyAccess to fenced unmanaged ${ADMIN.name}`, who, attach(arnOf('ReadOnlyAccess'), admin, { 'iam:PermissionsBoundary': fence }))
+  add(`${role}: iam:AttachUserPolicy allow-listed ReadOnlyAccess to fenced ${ADMIN.name} tagged managed=false`, who, attach(arnOf('ReadOnlyAccess'), admin, { 'iam:PermissionsBoundary': fence, ...unmanaged }))
+  // Detach: an allow-listed policy, from a user tagged managed.
+  add(`${role}: iam:DetachUserPolicy allow-listed PowerUserAccess from managed ${EMILY}`, who, detach(arnOf('PowerUserAccess'), emily, fenced), 'Allowed')
+  add(`${role}: iam:DetachUserPolicy allow-listed PowerUserAccess from unmanaged ${ADMIN.name}`, who, detach(arnOf('PowerUserAccess'), admin, {}))
+  add(`${role}: iam:DetachUserPolicy allow-listed PowerUserAccess from ${ADMIN.name} tagged managed=false`, who, detach(arnOf('PowerUserAccess'), admin, unmanaged))
+  add(`${role}: iam:DetachUserPolicy AdministratorAccess (not allow-listed) from managed ${EMILY}`, who, detach(arnOf('AdministratorAccess'), emily, fenced))
+  add(`${role}: iam:DetachUserPolicy AWSSupportAccess (not allow-listed) from managed ${EMILY}`, who, detach(arnOf('AWSSupportAccess'), emily, fenced))
+  // Groups: the allow-listed ones only. IAM authorises both on the group, so the user is not
+  // conditioned: the residual is any user in and out of these groups (the code and the fence).
+  for (const action of ['iam:AddUserToGroup', 'iam:RemoveUserFromGroup']) {
+    for (const g of String(P.AllowedGroupArns || '').split(',').filter(Boolean)) {
+      add(`${role}: ${action} allow-listed ${g.split('/').pop()}`, who, { action, resource: g }, 'Allowed')
+    }
+    add(`${role}: ${action} Admins (not allow-listed)`, who, { action, resource: A.group('Admins') })
+    add(`${role}: ${action} Developers at another path (not the allow-listed ARN)`, who, { action, resource: A.group('teams/Developers') })
+  }
+  add(`${role}: RESIDUAL (see SECURITY.md): iam:AddUserToGroup of unmanaged ${ADMIN.name} to allow-listed Power_Users (authorised on the group)`, who, { action: 'iam:AddUserToGroup', resource: A.group('Power_Users') }, 'Allowed')
+  // The boundary is not changed; nothing else is given or taken.
+  for (const [action, ctx] of [
+    ['iam:PutUserPermissionsBoundary', { 'iam:PermissionsBoundary': fence, ...emilyCtx }],
+    ['iam:DeleteUserPermissionsBoundary', { 'iam:PermissionsBoundary': fence, ...emilyCtx }],
+    ['iam:CreateAccessKey', emilyCtx], ['iam:CreateLoginProfile', emilyCtx], ['iam:UpdateLoginProfile', emilyCtx],
+    ['iam:DeleteLoginProfile', emilyCtx], ['iam:DeleteAccessKey', emilyCtx], ['iam:UpdateAccessKey', emilyCtx],
+    ['iam:DeleteUser', emilyCtx], ['iam:PutUserPolicy', fenced], ['iam:DeleteUserPolicy', emilyCtx],
+    ['iam:ListUserPolicies', emilyCtx],
+  ]) add(`${role}: ${action} on managed ${EMILY}`, who, { action, resource: emily, context: ctx })
+  add(`${role}: iam:CreateUser fenced and tagged managed`, who, { action: 'iam:CreateUser', resource: A.user('mallory'), context: { 'iam:PermissionsBoundary': fence, ...tagContext([{ Key: 'iam-provisioner:managed', Value: 'true' }]) } })
+  add(`${role}: iam:TagUser iam-provisioner:managed=true on unmanaged ${ADMIN.name}`, who, { action: 'iam:TagUser', resource: admin, context: tagContext([{ Key: 'iam-provisioner:managed', Value: 'true' }]) })
+  add(`${role}: iam:TagUser owner=x on managed ${EMILY}`, who, { action: 'iam:TagUser', resource: emily, context: { ...emilyCtx, ...tagContext([{ Key: 'owner', Value: 'x' }]) } })
+  add(`${role}: iam:UntagUser iam-provisioner:offboarded of managed ${EMILY}`, who, { action: 'iam:UntagUser', resource: emily, context: { 'aws:TagKeys': ['iam-provisioner:offboarded'], ...emilyCtx } })
+  add(`${role}: iam:PutGroupPolicy on allow-listed Developers`, who, { action: 'iam:PutGroupPolicy', resource: A.group('Developers') })
+  add(`${role}: iam:AttachGroupPolicy AdministratorAccess to allow-listed Developers`, who, { action: 'iam:AttachGroupPolicy', resource: A.group('Developers'), context: { 'iam:PolicyARN': arnOf('AdministratorAccess') } })
+  add(`${role}: iam:CreatePolicyVersion of ReadOnlyAccess`, who, { action: 'iam:CreatePolicyVersion', resource: arnOf('ReadOnlyAccess') })
+  add(`${role}: iam:PassRole of ChangeAccessRole`, who, { action: 'iam:PassRole', resource: roleByLogical(model, role).arn, context: { 'iam:PassedToService': 'lambda.amazonaws.com' } })
+  // Secrets, queues, functions, the bus: none of its business.
+  const mine = A.secret(`${P.SecretPrefix}${EMILY}`)
+  add(`${role}: secretsmanager:GetSecretValue of ${EMILY}'s secret`, who, { action: 'secretsmanager:GetSecretValue', resource: mine, context: { 'secretsmanager:SecretId': mine } })
+  add(`${role}: secretsmanager:DeleteSecret of ${EMILY}'s secret with a 30-day window`, who, { action: 'secretsmanager:DeleteSecret', resource: mine, context: { 'secretsmanager:SecretId': mine, 'secretsmanager:RecoveryWindowInDays': '30' } })
+  for (const q of N.queues) add(`${role}: sqs:SendMessage ${q}`, who, { action: 'sqs:SendMessage', resource: A.queue(q) })
+  for (const q of N.queues.filter((q) => q !== `${PREFIX}-change-access`)) add(`${role}: sqs:ReceiveMessage ${q}`, who, { action: 'sqs:ReceiveMessage', resource: A.queue(q) })
+  for (const f of N.functions) add(`${role}: lambda:InvokeFunction ${f}`, who, { action: 'lambda:InvokeFunction', resource: A.fn(f) })
+  add(`${role}: events:PutEvents on ${N.bus}`, who, { action: 'events:PutEvents', resource: A.bus(N.bus), context: { 'events:source': 'onboarding.tickets', 'events:detail-type': 'Access Change Approved' } })
+  add(`${role}: dynamodb:Scan ${N.table}`, who, { action: 'dynamodb:Scan', resource: A.table(N.table) })
+  add(`${role}: ses:SendEmail as the sender to an allowed domain`, who, { action: 'ses:SendEmail', resource: A.identity(SENDER), context: { 'ses:FromAddress': SENDER, 'ses:Recipients': ['it-ops@example.com'] } }, 'Allowed')
+
+  // Each ticket kind reaches only its own stage.
+  const viaRule = (name) => () => servicePrincipal('events.amazonaws.com', { 'aws:SourceArn': A.rule(N.bus, name), 'aws:SourceAccount': ACCT })
+  const q = `${PREFIX}-change-access`
+  add(`events.amazonaws.com for rule ${N.accessChangeRule}: sqs:SendMessage ${q}`, viaRule(N.accessChangeRule), { action: 'sqs:SendMessage', resource: A.queue(q) }, 'Allowed')
+  add(`events.amazonaws.com for rule ${N.accessChangeRule}: sqs:SendMessage ${q}-dlq (its dead letters)`, viaRule(N.accessChangeRule), { action: 'sqs:SendMessage', resource: A.queue(`${q}-dlq`) }, 'Allowed')
+  for (const other of [`${PREFIX}-create-user`, `${PREFIX}-offboard-user`, `${PREFIX}-create-user-dlq`]) {
+    add(`events.amazonaws.com for rule ${N.accessChangeRule}: sqs:SendMessage ${other}`, viaRule(N.accessChangeRule), { action: 'sqs:SendMessage', resource: A.queue(other) })
+  }
+  for (const rule of [N.rule, N.offboardingRule]) {
+    add(`events.amazonaws.com for rule ${rule}: sqs:SendMessage ${q}`, viaRule(rule), { action: 'sqs:SendMessage', resource: A.queue(q) })
+  }
+  add(`events.amazonaws.com for a foreign rule: sqs:SendMessage ${q}`, () => servicePrincipal('events.amazonaws.com', { 'aws:SourceArn': A.rule('default', 'foreign'), 'aws:SourceAccount': ACCT }), { action: 'sqs:SendMessage', resource: A.queue(q) })
+  add(`events.amazonaws.com for a foreign rule: sqs:SendMessage ${q}-dlq`, () => servicePrincipal('events.amazonaws.com', { 'aws:SourceArn': A.rule('default', 'foreign'), 'aws:SourceAccount': ACCT }), { action: 'sqs:SendMessage', resource: A.queue(`${q}-dlq`) })
+  for (const other of ['CreateUserRole', 'OffboardUserRole']) {
+    add(`another stage's role (${other}): sqs:ReceiveMessage ${q}`, (m) => rolePrincipal(m, other), { action: 'sqs:ReceiveMessage', resource: A.queue(q) })
+  }
+  add(`cross-account role with sqs:SendMessage on *: sqs:SendMessage ${q}`, () => externalRole('outsider', [allow('sqs:SendMessage')], '999999999999'), { action: 'sqs:SendMessage', resource: A.queue(q) })
+  add(`cross-account role with lambda:InvokeFunction on *: invoke ${PREFIX}-change-access`, () => externalRole('outsider', [allow('lambda:InvokeFunction')], '999999999999'), { action: 'lambda:InvokeFunction', resource: A.fn(`${PREFIX}-change-access`) })
+
+  // The onboarded user under the fence, against what change-access adds (its queue, DLQ and
+  // function are in the per-queue and per-function cases above too).
+  const powerUser = (m) => onboardedUser(m, EMILY, [arnOf('PowerUserAccess'), arnOf('IAMUserChangePassword')])
+  const adminUnderFence = (m) => onboardedUser(m, EMILY, [arnOf('AdministratorAccess')])
+  for (const [tag, u] of [['PowerUser', powerUser], ['Admin-under-fence', adminUnderFence]]) {
+    const U = `${EMILY} (${tag})`
+    for (const qq of [q, `${q}-dlq`]) {
+      for (const action of ['sqs:SendMessage', 'sqs:SendMessageBatch', 'sqs:DeleteMessage', 'sqs:PurgeQueue', 'sqs:SetQueueAttributes']) {
+        add(`${U}: ${action} ${qq}`, u, { action: action === 'sqs:SendMessageBatch' ? 'sqs:SendMessage' : action, resource: A.queue(qq) })
+      }
+    }
+    add(`${U}: lambda:InvokeFunction ${PREFIX}-change-access`, u, { action: 'lambda:InvokeFunction', resource: A.fn(`${PREFIX}-change-access`) })
+    add(`${U}: lambda:AddPermission on ${PREFIX}-change-access`, u, { action: 'lambda:AddPermission', resource: A.fn(`${PREFIX}-change-access`) })
+    add(`${U}: events:PutEvents Access Change Approved on ${N.bus}`, u, { action: 'events:PutEvents', resource: A.bus(N.bus), context: { 'events:source': 'onboarding.tickets', 'events:detail-type': 'Access Change Approved' } })
+    add(`${U}: events:PutTargets on rule ${N.accessChangeRule}`, u, { action: 'events:PutTargets', resource: A.rule(N.bus, N.accessChangeRule) })
+    add(`${U}: sts:AssumeRole of ChangeAccessRole`, u, { action: 'sts:AssumeRole', resource: roleByLogical(model, role).arn })
+    add(`${U}: iam:PassRole of ChangeAccessRole`, u, { action: 'iam:PassRole', resource: roleByLogical(model, role).arn, context: { 'iam:PassedToService': 'lambda.amazonaws.com' } })
+    add(`${U}: iam:AddUserToGroup itself to allow-listed Power_Users`, u, { action: 'iam:AddUserToGroup', resource: A.group('Power_Users') })
+    add(`${U}: iam:AttachUserPolicy allow-listed ReadOnlyAccess to itself`, u, attach(arnOf('ReadOnlyAccess'), emily, fenced))
   }
 }
 
@@ -1393,6 +1505,110 @@ const WIDENINGS = [
 ]
 
 WIDENINGS.push(
+  {
+    name: "drop the iam:PolicyARN condition from ChangeAccessRole's AttachUserPolicy",
+    target: (id) => id === `ChangeAccessRole: iam:AttachUserPolicy IAMFullAccess (not allow-listed) to fenced managed ${EMILY}`,
+    apply(m) {
+      let changed = false
+      for (const p of m.roles.ChangeAccessRole.inline) {
+        for (const s of statementsOf(p.document)) {
+          if (s.Effect === 'Allow' && actionsOf(s).includes('iam:attachuserpolicy') && s.Condition?.ArnEquals) {
+            delete s.Condition.ArnEquals
+            changed = true
+          }
+        }
+      }
+      return changed
+    },
+  },
+  {
+    name: "drop the fence condition from ChangeAccessRole's AttachUserPolicy",
+    target: (id) => id === `ChangeAccessRole: iam:AttachUserPolicy allow-listed ReadOnlyAccess to managed ${EMILY} under another boundary (PowerUserAccess)`,
+    apply(m) {
+      let changed = false
+      for (const p of m.roles.ChangeAccessRole.inline) {
+        for (const s of statementsOf(p.document)) {
+          if (s.Effect === 'Allow' && actionsOf(s).includes('iam:attachuserpolicy') && s.Condition?.StringEquals?.['iam:PermissionsBoundary']) {
+            delete s.Condition.StringEquals['iam:PermissionsBoundary']
+            changed = true
+          }
+        }
+      }
+      return changed
+    },
+  },
+  {
+    name: "drop the managed-tag condition from ChangeAccessRole's DetachUserPolicy",
+    target: (id) => id === `ChangeAccessRole: iam:DetachUserPolicy allow-listed PowerUserAccess from unmanaged ${ADMIN.name}`,
+    apply(m) {
+      let changed = false
+      for (const p of m.roles.ChangeAccessRole.inline) {
+        for (const s of statementsOf(p.document)) {
+          if (s.Effect === 'Allow' && actionsOf(s).includes('iam:detachuserpolicy') && s.Condition?.StringEquals) {
+            delete s.Condition.StringEquals
+            changed = true
+          }
+        }
+      }
+      return changed
+    },
+  },
+  {
+    name: "drop the iam:PolicyARN condition from ChangeAccessRole's DetachUserPolicy",
+    target: (id) => id === `ChangeAccessRole: iam:DetachUserPolicy AdministratorAccess (not allow-listed) from managed ${EMILY}`,
+    apply(m) {
+      let changed = false
+      for (const p of m.roles.ChangeAccessRole.inline) {
+        for (const s of statementsOf(p.document)) {
+          if (s.Effect === 'Allow' && actionsOf(s).includes('iam:detachuserpolicy') && s.Condition?.ArnEquals) {
+            delete s.Condition.ArnEquals
+            changed = true
+          }
+        }
+      }
+      return changed
+    },
+  },
+  {
+    name: "widen ChangeAccessRole's RemoveUserFromGroup to every group",
+    target: (id) => id === 'ChangeAccessRole: iam:RemoveUserFromGroup Admins (not allow-listed)',
+    apply(m) {
+      let changed = false
+      for (const p of m.roles.ChangeAccessRole.inline) {
+        for (const s of statementsOf(p.document)) {
+          if (s.Effect === 'Allow' && actionsOf(s).includes('iam:removeuserfromgroup')) {
+            s.Resource = `arn:${PART}:iam::${ACCT}:group/*`
+            changed = true
+          }
+        }
+      }
+      return changed
+    },
+  },
+  {
+    name: 'grant ChangeAccessRole PutUserPermissionsBoundary on users, dropping its Deny',
+    target: (id) => id === `ChangeAccessRole: iam:PutUserPermissionsBoundary on managed ${EMILY}`,
+    apply(m) {
+      for (const p of m.roles.ChangeAccessRole.inline) {
+        for (const s of statementsOf(p.document)) {
+          if (s.Effect === 'Deny') s.Action = [].concat(s.Action || []).filter((a) => a.toLowerCase() !== 'iam:putuserpermissionsboundary')
+        }
+      }
+      statementsOf(m.roles.ChangeAccessRole.inline[0].document).push({ Sid: 'Widened', Effect: 'Allow', Action: 'iam:PutUserPermissionsBoundary', Resource: `arn:${PART}:iam::${ACCT}:user/*` })
+      return true
+    },
+  },
+  {
+    name: "drop the Deny statements of the change-access queue's policy",
+    target: (id) => id === `same-account role with sqs:* on * (not a producer): sqs:SendMessage ${PREFIX}-change-access`,
+    apply(m) {
+      const doc = m.queue_policies[`${PREFIX}-change-access`]
+      if (!doc) return false
+      const st = statementsOf(doc)
+      doc.Statement = st.filter((s) => s.Effect !== 'Deny')
+      return doc.Statement.length !== st.length
+    },
+  },
   {
     name: "drop aws:SourceArn from LifecycleScheduleRole's trust",
     target: (id) => id === 'scheduler.amazonaws.com for a foreign schedule: sts:AssumeRole LifecycleScheduleRole',
