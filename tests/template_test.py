@@ -9,6 +9,7 @@ template's shape.
 """
 
 import copy
+import fnmatch
 import pathlib
 import unittest
 
@@ -59,23 +60,63 @@ ALLOWED_ACTIONS = {
         "iam:DeleteLoginProfile", "iam:UpdateAccessKey", "iam:DeleteAccessKey", "iam:DeleteSigningCertificate",
         "iam:DeleteSSHPublicKey", "iam:DeleteServiceSpecificCredential", "iam:DeactivateMFADevice",
         "iam:DetachUserPolicy", "iam:DeleteUserPolicy", "iam:DeleteUser", "iam:TagUser", "iam:RemoveUserFromGroup",
-        "iam:DeleteVirtualMFADevice",
+        "iam:DeleteVirtualMFADevice", "iam:TagMFADevice", "iam:ListMFADeviceTags", "iam:ListVirtualMFADevices",
+        "iam:ListUsers",
         "secretsmanager:DeleteSecret", "secretsmanager:DescribeSecret",
         "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:BatchWriteItem",
         "ses:SendEmail"},
+    "ChangeAccessRole": PLATFORM | CONSUME | {
+        "iam:GetUser", "iam:ListGroupsForUser", "iam:ListAttachedUserPolicies",
+        "iam:AddUserToGroup", "iam:RemoveUserFromGroup", "iam:AttachUserPolicy", "iam:DetachUserPolicy",
+        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:BatchWriteItem",
+        "ses:SendEmail"},
     "RotationScheduleRole": {"lambda:InvokeFunction"},
+    "LifecycleScheduleRole": {"lambda:InvokeFunction"},
 }
-STAGE_ROLES = ["CreateUserRole", "IssueCredentialsRole", "NotifyUserRole", "RotateKeysRole", "OffboardUserRole"]
+# The scheduled runs: function -> (schedule, its role, the schedule's name, the parameter that
+# says when, the input the function reads). Each role is assumable by the Scheduler only for its
+# own schedule and may invoke its own function only.
+SCHEDULES = {
+    "RotateKeysFunction": ("DailyRotation", "RotationScheduleRole", "${Prefix}-rotation", "RotationSchedule",
+                           '{"dry_run": false}'),
+    "OffboardUserFunction": ("DailyLifecycle", "LifecycleScheduleRole", "${Prefix}-lifecycle", "LifecycleSchedule",
+                             '{"run": "daily"}'),
+}
+SCHEDULE_ARN = "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/default/"
+# A scheduled run stops starting work 60 s before its deadline and is resumed by its next run:
+# it needs Lambda's 15 minutes.
+SCHEDULED_TIMEOUT = 900
+# What the log lines of a function are alarmed on besides untrusted messages and deployment
+# faults: rotate-keys' held keys and failed users, the daily run's failed and restored users.
+MARKERS = {
+    "RotateKeysLogGroup": ("rotated_key_still_used", "rotation_user_failed"),
+    "OffboardUserLogGroup": ("lifecycle_user_failed", "offboarded_user_restored"),
+}
+STAGE_ROLES = ["CreateUserRole", "IssueCredentialsRole", "NotifyUserRole", "RotateKeysRole", "OffboardUserRole",
+               "ChangeAccessRole"]
 ALWAYS_DENIED = {"iam:TagUser", "iam:UntagUser", "iam:PutUserPolicy", "iam:PutUserPermissionsBoundary",
                  "iam:DeleteUserPermissionsBoundary", "iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion",
-                 "iam:PassRole"}
+                 "iam:PassRole", "iam:TagMFADevice", "iam:UntagMFADevice"}
 # What a role must deny beyond ALWAYS_DENIED: offboard-user only takes away, so every way of
 # giving a user a credential, a group or a policy is denied outright.
 ALSO_DENIED = {
     "OffboardUserRole": {"iam:CreateUser", "iam:CreateAccessKey", "iam:CreateLoginProfile", "iam:UpdateLoginProfile",
                          "iam:AddUserToGroup", "iam:AttachUserPolicy"},
+    # change-access changes groups and allow-listed policies, nothing else: no user, no
+    # credential, no inline or group policy (CONTRACT.md 6: "the boundary is not changed").
+    "ChangeAccessRole": {"iam:CreateUser", "iam:CreateAccessKey", "iam:CreateLoginProfile", "iam:UpdateLoginProfile",
+                         "iam:PutGroupPolicy", "iam:AttachGroupPolicy", "iam:DeletePolicyVersion"},
 }
+# The allow-lists a role's grants are held to: what a ticket may attach (AllowedManagedPolicies,
+# or issue-credentials' ChangePasswordPolicy), and, for change-access, what it may detach and the
+# groups it may remove users from (removals are held to the lists as additions are).
+ATTACHABLE = [{"Ref": "AllowedManagedPolicies"}, {"Ref": "ChangePasswordPolicy"}]
+ALLOW_LISTED_REMOVALS = {"ChangeAccessRole"}
 TICKET = "iam-provisioner:ticket"
+# offboard-user's mark on a virtual MFA device: the user's IAM id under this key is the only
+# proof it takes that an unassigned device was that user's (shared/src/lifecycle.rs), so it
+# alone may set the key, and nobody may set it on the device they create.
+MFA_OWNER_TAG = "iam-provisioner:offboarding"
 OFFBOARDED_TAGS = {"iam-provisioner:offboarded", "iam-provisioner:offboarded-on"}
 USERS = "arn:${AWS::Partition}:iam::${AWS::AccountId}:user/*"
 GROUPS = "arn:${AWS::Partition}:iam::${AWS::AccountId}:group/*"
@@ -109,6 +150,22 @@ def offboarded_tags(st):
     return found
 
 
+def offboarding_mark(st):
+    """offboard-user marks a virtual MFA device with MFA_OWNER_TAG, no other key."""
+    keys = cond(st, "ForAllValues:StringEquals").get("aws:TagKeys")
+    if keys is None:
+        return ["iam:TagMFADevice of any tag key (no ForAllValues:StringEquals aws:TagKeys)"]
+    if as_list(keys) != [MFA_OWNER_TAG]:
+        return [f"iam:TagMFADevice of tag keys beyond {MFA_OWNER_TAG}: {as_list(keys)}"]
+    return []
+
+
+# The roles that may mark MFA devices (TagMFADevice), as their rule says, and what breaks if
+# it is denied to them. Every other stage role denies TagMFADevice and UntagMFADevice outright.
+MFA_TAG_RULES = {
+    "OffboardUserRole": (offboarding_mark, "no virtual MFA device is marked, so one a cut-off run deactivated "
+                                           "is never deleted"),
+}
 # The roles that may hold iam:TagUser, each only in a statement its rule accepts, and what
 # breaks if TagUser is denied to it. Every other stage role denies TagUser outright.
 TAG_USER_RULES = {
@@ -124,10 +181,16 @@ MANAGED_USER_WRITES = CREDENTIAL_WRITES | {
 # IAM authorises these on another resource than the user, with no condition that reaches the
 # user: each only on its own kind of resource, alone in its statement. That offboard-user removes
 # memberships and deletes devices only of users it owns is the code's doing (residuals, SECURITY.md).
-NOT_ON_THE_USER = {"iam:RemoveUserFromGroup": (GROUPS, "groups"), "iam:DeleteVirtualMFADevice": (MFA_DEVICES, "MFA devices")}
+# (TagMFADevice and ListMFADeviceTags are authorised on the device too.) Each value: the resources
+# the action may be on (any one of them, as the whole Resource), and their kind.
+ALLOWED_GROUPS = {"Ref": "AllowedGroupArns"}
+NOT_ON_THE_USER = {"iam:RemoveUserFromGroup": ([GROUPS, ALLOWED_GROUPS], "groups"),
+                   "iam:DeleteVirtualMFADevice": ([MFA_DEVICES], "MFA devices"),
+                   "iam:TagMFADevice": ([MFA_DEVICES], "MFA devices"),
+                   "iam:ListMFADeviceTags": ([MFA_DEVICES], "MFA devices")}
 FUNCTIONS = {"CreateUserFunction": "create-user", "IssueCredentialsFunction": "issue-credentials",
              "NotifyUserFunction": "notify-user", "RotateKeysFunction": "rotate-keys",
-             "OffboardUserFunction": "offboard-user"}
+             "OffboardUserFunction": "offboard-user", "ChangeAccessFunction": "change-access"}
 # The stages that check hand-off messages against the pipeline's records and log
 # alarm = "untrusted_message" for one that matches none (SECURITY.md, "Stages that trust no
 # message"): each must have that alarm.
@@ -135,7 +198,17 @@ CHECKS_HANDOFFS = {"create-user", "issue-credentials", "notify-user", "rotate-ke
 # The stages that do not, and why; no untrusted-message alarm is required of them (it would watch
 # a log line they never write). A new stage must be in one of the two.
 NO_HANDOFFS = {"offboard-user": "reads tickets only, checked against IAM and the pipeline's records (a ticket that "
-                                "does not match them is refused, not untrusted); it writes no untrusted_message line"}
+                                "does not match them is refused, not untrusted); it writes no untrusted_message line",
+               "change-access": "reads tickets only, checked against the allow-lists, IAM and the pipeline's records "
+                                "(refused, not untrusted); it writes no untrusted_message line"}
+# Each ticket kind's rule on the ticket bus: its detail-type, delivered to its own stage's queue
+# (dead letters to that queue's dead-letter queue) and to nothing else; the queue's Allow names
+# that rule alone.
+RULES = {
+    "TicketRule": ("Onboarding Ticket Approved", "CreateUserQueue", "CreateUserDeadLetterQueue"),
+    "OffboardingRule": ("Offboarding Ticket Approved", "OffboardUserQueue", "OffboardUserDeadLetterQueue"),
+    "AccessChangeRule": ("Access Change Approved", "ChangeAccessQueue", "ChangeAccessDeadLetterQueue"),
+}
 COMMON_ENV = {"TABLE_NAME", "SENDER_EMAIL", "BATCH_CONCURRENCY", "ALLOWED_EMAIL_DOMAINS", "SECRET_PREFIX",
               "METRICS_NAMESPACE"}
 ENV = {
@@ -147,6 +220,7 @@ ENV = {
     "RotateKeysFunction": {"NEXT_QUEUE_URL", "ROTATION_AGE_DAYS", "GRACE_DAYS", "DELETE_AFTER_DAYS", "WARNING_DAYS",
                            "ROTATION_HOLD_DAYS"},
     "OffboardUserFunction": {"CUSTOM_PASSWORD_PREFIX", "RETENTION_DAYS", "SECRET_RECOVERY_DAYS", "EXPIRY_WARNING_DAYS"},
+    "ChangeAccessFunction": {"ALLOWED_GROUPS", "ALLOWED_MANAGED_POLICIES"},
 }
 # Every pipeline resource kind the fence must deny (a fragment of the ARN).
 FENCED = ["lambda:", ":function:${Prefix}-*", ":sqs:", ":event-bus/${Prefix}-*", ":rule/${Prefix}-*",
@@ -269,6 +343,9 @@ def role_problems(template):
                 eq = cond(st, "StringEquals")
                 if "iam:PolicyARN" not in cond(st, "ArnEquals"):
                     found.append(f"{name}: iam:AttachUserPolicy without an iam:PolicyARN condition")
+                elif cond(st, "ArnEquals")["iam:PolicyARN"] not in ATTACHABLE:
+                    found.append(f"{name}: iam:AttachUserPolicy beyond the allow-listed policies "
+                                 f"({cond(st, 'ArnEquals')['iam:PolicyARN']})")
                 if text(eq.get("iam:PermissionsBoundary")) != FENCE_ARN:
                     found.append(f"{name}: iam:AttachUserPolicy on users outside the fence")
                 if eq.get(f"iam:ResourceTag/{MANAGED}") != "true":
@@ -285,16 +362,28 @@ def role_problems(template):
                     found.append(f"{name}: iam:TagUser beyond users")
             if "iam:AddUserToGroup" in actions and st["Resource"] != {"Ref": "AllowedGroupArns"}:
                 found.append(f"{name}: iam:AddUserToGroup beyond the allow-listed groups")
+            if name in ALLOW_LISTED_REMOVALS:
+                if "iam:RemoveUserFromGroup" in actions and st["Resource"] != ALLOWED_GROUPS:
+                    found.append(f"{name}: iam:RemoveUserFromGroup beyond the allow-listed groups")
+                if "iam:DetachUserPolicy" in actions and \
+                        cond(st, "ArnEquals").get("iam:PolicyARN") != {"Ref": "AllowedManagedPolicies"}:
+                    found.append(f"{name}: iam:DetachUserPolicy beyond the allow-listed policies")
             for action in sorted(set(actions) & MANAGED_USER_WRITES):
                 if cond(st, "StringEquals").get(f"iam:ResourceTag/{MANAGED}") != "true":
                     found.append(f"{name}: {action} not limited to the pipeline's users")
-            for action, (arn, kind) in NOT_ON_THE_USER.items():
+            for action, (arns, kind) in NOT_ON_THE_USER.items():
                 if action not in actions:
                     continue
                 if set(actions) != {action}:
                     found.append(f"{name}: {action} shares a statement with {sorted(set(actions) - {action})}")
-                if {text(r) for r in resources} != {arn}:
+                if not any(st["Resource"] == arn or st["Resource"] == {"Fn::Sub": arn} for arn in arns):
                     found.append(f"{name}: {action} beyond {kind} ({text(st['Resource'])})")
+            if "iam:TagMFADevice" in actions:
+                if name not in MFA_TAG_RULES:
+                    found.append(f"{name}: iam:TagMFADevice allowed (only {' and '.join(MFA_TAG_RULES)} may mark MFA "
+                                 "devices, each as its rule says)")
+                else:
+                    found += [f"{name}: {p}" for p in MFA_TAG_RULES[name][0](st)]
             if "secretsmanager:DeleteSecret" in actions:
                 if {text(r) for r in resources} != {USER_SECRETS}:
                     found.append(f"{name}: secretsmanager:DeleteSecret beyond the users' secrets ({text(st['Resource'])})")
@@ -325,10 +414,13 @@ def role_problems(template):
             found.append(f"{name}: ALLOWED_ACTIONS names {action}, which the role is not granted (keep the list exact)")
         if name in STAGE_ROLES:
             must_deny = ALWAYS_DENIED - {"iam:TagUser"} if name in TAG_USER_RULES else ALWAYS_DENIED
+            must_deny = must_deny - {"iam:TagMFADevice"} if name in MFA_TAG_RULES else must_deny
             for action in sorted((must_deny | ALSO_DENIED.get(name, set())) - denied):
                 found.append(f"{name}: no explicit Deny of {action}")
         if name in TAG_USER_RULES and "iam:TagUser" in denied:
             found.append(f"{name}: iam:TagUser denied, so {TAG_USER_RULES[name][1]}")
+        if name in MFA_TAG_RULES and "iam:TagMFADevice" in denied:
+            found.append(f"{name}: iam:TagMFADevice denied, so {MFA_TAG_RULES[name][1]}")
         if "secretsmanager:DeleteSecret" in granted and not any(
                 st["Effect"] == "Deny" and "secretsmanager:DeleteSecret" in as_list(st.get("Action", []))
                 and cond(st, "Bool").get("secretsmanager:ForceDeleteWithoutRecovery") == "true"
@@ -366,6 +458,19 @@ def fence_problems(template):
             found.append(f"UserBoundary: iam:{verb}* is not denied")
     def resources(st, key="Resource"):
         return {text(r) for r in as_list(st.get(key, []))}
+
+    # offboard-user's mark on an MFA device is proof only if no user can set it: not on a device
+    # (TagMFADevice; UntagMFADevice would remove one), not on the device it creates.
+    for action in ("iam:TagMFADevice", "iam:UntagMFADevice"):
+        if not any(resources(st) == {"*"} and any(fnmatch.fnmatchcase(action.lower(), a.lower())
+                                                  for a in as_list(st.get("Action", []))) for st in plain):
+            found.append(f"UserBoundary: {action} is not denied to onboarded users (the offboarding mark on an MFA "
+                         "device could be forged)")
+    if not any("iam:CreateVirtualMFADevice" in as_list(st.get("Action", [])) and resources(st) == {"*"}
+               and "iam-provisioner:*" in as_list(cond(st, "ForAnyValue:StringLike").get("aws:TagKeys", []))
+               for st in denies):
+        found.append("UserBoundary: a user may create its own MFA device with the pipeline's tag keys "
+                     "(the offboarding mark could be forged)")
 
     for own, where in ((OWN_USER, "oneself"), (OWN_USER_AT_PATH, "oneself at a path")):
         own_denied = {a for st in plain if own in resources(st) for a in as_list(st["Action"])}
@@ -462,6 +567,20 @@ def intake_problems(template):
             for st in d["Statement"]:
                 if st["Effect"] == "Allow" and "aws:SourceArn" not in cond(st, "ArnEquals"):
                     found.append(f"{queue}: an Allow without aws:SourceArn")
+    found += rule_problems(template)
+    # A stage's queue is received from by the stage's role and the operators, nobody else.
+    for fn in FUNCTIONS:
+        role = res[fn]["Properties"]["Role"]["Fn::GetAtt"][0]
+        for event in res[fn]["Properties"].get("Events", {}).values():
+            if event["Type"] != "SQS":
+                continue
+            queue = event["Properties"]["Queue"]["Fn::GetAtt"][0]
+            excepted = [as_list(cond(st, "ArnNotEquals").get("aws:PrincipalArn")) for p in policies
+                        if {"Ref": queue} in p["Properties"]["Queues"] for st in p["Properties"]["PolicyDocument"]["Statement"]
+                        if st["Effect"] == "Deny" and "sqs:ReceiveMessage" in as_list(st["Action"])]
+            want = [{"Fn::GetAtt": [role, "Arn"]}, {"Ref": "OperatorRoleArn"}]
+            if not excepted or any(sorted(map(str, e)) != sorted(map(str, want)) for e in excepted):
+                found.append(f"{queue}: received by others than {role} and the operators ({excepted})")
     for fn in FUNCTIONS:
         if not any(p["Properties"]["FunctionName"] == {"Ref": fn} and p["Properties"]["Principal"] == {"Ref": "OperatorRoleArn"}
                    for p in of_type(template, "AWS::Lambda::Permission").values()):
@@ -469,6 +588,33 @@ def intake_problems(template):
     for p in of_type(template, "AWS::Lambda::Permission").values():
         if p["Properties"]["Principal"] != {"Ref": "OperatorRoleArn"}:
             found.append(f"{p['Properties']['FunctionName']}: invocable by {p['Properties']['Principal']}")
+    return found
+
+
+def rule_problems(template):
+    found = []
+    res = template["Resources"]
+    rules = of_type(template, "AWS::Events::Rule")
+    if set(rules) != set(RULES):
+        found.append(f"rules {sorted(rules)} are not {sorted(RULES)}")
+    policies = of_type(template, "AWS::SQS::QueuePolicy").values()
+    for name, (detail_type, queue, dlq) in RULES.items():
+        props = rules.get(name, {}).get("Properties")
+        if props is None:
+            continue
+        if props.get("EventBusName") != {"Ref": "TicketBus"} or props.get("EventPattern") != {
+                "source": ["onboarding.tickets"], "detail-type": [detail_type]}:
+            found.append(f"{name}: does not match exactly {detail_type!r} tickets on the ticket bus")
+        targets = props.get("Targets", [])
+        if [(t.get("Arn"), t.get("DeadLetterConfig", {}).get("Arn")) for t in targets] != [
+                ({"Fn::GetAtt": [queue, "Arn"]}, {"Fn::GetAtt": [dlq, "Arn"]})]:
+            found.append(f"{name}: {detail_type!r} tickets delivered elsewhere than {queue} (dead letters {dlq}): "
+                         f"{targets}")
+        for q in (queue, dlq):
+            sources = [cond(st, "ArnEquals").get("aws:SourceArn") for p in policies if {"Ref": q} in p["Properties"]["Queues"]
+                       for st in p["Properties"]["PolicyDocument"]["Statement"] if st["Effect"] == "Allow"]
+            if sources != [{"Fn::GetAtt": [name, "Arn"]}]:
+                found.append(f"{q}: its Allow names another source than {name} ({sources})")
     return found
 
 
@@ -504,13 +650,13 @@ def operations_problems(template):
                       and f["Properties"]["FilterPattern"] == '{ $.alarm = "deployment_fault" }']
             if not metric or not any(a["Properties"].get("MetricName") == metric[0] for a in alarms):
                 found.append(f"{group}: no alarm on faults of the deployment")
-    # rotate-keys' held keys and failed users are alarmed the same way.
-    for marker in ("rotated_key_still_used", "rotation_user_failed"):
-        metric = [f["Properties"]["MetricTransformations"][0]["MetricName"] for f in filters
-                  if f["Properties"]["LogGroupName"] == {"Ref": "RotateKeysLogGroup"}
-                  and f["Properties"]["FilterPattern"] == '{ $.alarm = "%s" }' % marker]
-        if not metric or not any(a["Properties"].get("MetricName") == metric[0] for a in alarms):
-            found.append(f"RotateKeysLogGroup: no alarm on {marker}")
+    for group, markers in MARKERS.items():
+        for marker in markers:
+            metric = [f["Properties"]["MetricTransformations"][0]["MetricName"] for f in filters
+                      if f["Properties"]["LogGroupName"] == {"Ref": group}
+                      and f["Properties"]["FilterPattern"] == '{ $.alarm = "%s" }' % marker]
+            if not metric or not any(a["Properties"].get("MetricName") == metric[0] for a in alarms):
+                found.append(f"{group}: no alarm on {marker}")
     queues = of_type(template, "AWS::SQS::Queue")
     alarmed = " ".join(str(a["Properties"].get("Dimensions")) for a in alarms)
     for name, queue in queues.items():
@@ -528,9 +674,54 @@ def operations_problems(template):
     for alarm in alarms:
         if alarm["Properties"].get("AlarmActions") != [{"Ref": "AlarmTopic"}]:
             found.append(f"{text(alarm['Properties'].get('AlarmName'))}: tells nobody")
-    trust = res["RotationScheduleRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
-    if "aws:SourceArn" not in cond(trust, "ArnEquals") or "aws:SourceAccount" not in cond(trust, "StringEquals"):
-        found.append("RotationScheduleRole: trust not bound to the schedule (aws:SourceArn, aws:SourceAccount)")
+    found += schedule_problems(template)
+    return found
+
+
+def schedule_problems(template):
+    """Each scheduled run: its schedule (UTC, its parameter, its input, retried), a role that only
+    the Scheduler may assume and only for that schedule, that may invoke that function only; the
+    function with the time a run needs, and an alarm on its errors (nobody waits on a schedule)."""
+    found = []
+    res = template["Resources"]
+    schedules = of_type(template, "AWS::Scheduler::Schedule")
+    alarms = of_type(template, "AWS::CloudWatch::Alarm").values()
+    for fn, (logical, role, name, param, run_input) in SCHEDULES.items():
+        short = FUNCTIONS[fn]
+        fn_arn = {"Fn::GetAtt": [fn, "Arn"]}
+        mine = [n for n, sch in schedules.items() if sch["Properties"]["Target"]["Arn"] == fn_arn]
+        if mine != [logical]:
+            found.append(f"no EventBridge Scheduler schedule for {short} (or more than {logical}: {mine})")
+            continue
+        props = schedules[logical]["Properties"]
+        target = props["Target"]
+        if props.get("Name") != {"Fn::Sub": name}:
+            found.append(f"{logical}: not named {name}")
+        if props.get("ScheduleExpression") != {"Ref": param} or props.get("ScheduleExpressionTimezone") != "UTC":
+            found.append(f"{logical}: not the {param} parameter, in UTC")
+        if target.get("Input") != run_input:
+            found.append(f"{logical}: input is not {run_input}, the run {short} reads")
+        if not target.get("RetryPolicy"):
+            found.append(f"{logical}: no RetryPolicy")
+        if target.get("RoleArn") != {"Fn::GetAtt": [role, "Arn"]}:
+            found.append(f"{logical}: does not run as {role}")
+        trust = res[role]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        if len(trust) != 1 or trust[0].get("Principal") != {"Service": "scheduler.amazonaws.com"} \
+                or cond(trust[0], "StringEquals").get("aws:SourceAccount") != {"Ref": "AWS::AccountId"} \
+                or cond(trust[0], "ArnEquals").get("aws:SourceArn") != {"Fn::Sub": SCHEDULE_ARN + name}:
+            found.append(f"{role}: trust not bound to the schedule {name} (aws:SourceArn, aws:SourceAccount)")
+        for st in role_statements(template, role):
+            if st["Effect"] == "Allow" and st.get("Resource") != fn_arn:
+                found.append(f"{role}: lambda:InvokeFunction beyond {short} ({st.get('Resource')})")
+        fprops = res[fn]["Properties"]
+        timeout = fprops.get("Timeout", template.get("Globals", {}).get("Function", {}).get("Timeout"))
+        if timeout != SCHEDULED_TIMEOUT:
+            found.append(f"{fn}: timeout {timeout} s, not {SCHEDULED_TIMEOUT}: a scheduled run stops starting work "
+                         "60 s before its deadline")
+        if not any(a["Properties"].get("Namespace") == "AWS/Lambda" and a["Properties"].get("MetricName") == "Errors"
+                   and a["Properties"].get("Dimensions") == [{"Name": "FunctionName", "Value": {"Ref": fn}}]
+                   for a in alarms):
+            found.append(f"{fn}: no alarm on its errors (a failed scheduled run would tell nobody)")
     return found
 
 
@@ -572,12 +763,10 @@ def function_problems(template):
                 found.append(f"{where}: maxReceiveCount out of 1..10")
             if queue.get("VisibilityTimeout", 30) < 6 * timeout:
                 found.append(f"{where}: visibility timeout under 6x the function timeout")
-    for fn in ("CreateUserFunction", "IssueCredentialsFunction", "NotifyUserFunction", "OffboardUserFunction"):
+    for fn in ("CreateUserFunction", "IssueCredentialsFunction", "NotifyUserFunction", "OffboardUserFunction",
+               "ChangeAccessFunction"):
         if not any(e["Type"] == "SQS" for e in res[fn]["Properties"].get("Events", {}).values()):
             found.append(f"{fn}: no SQS event source")
-    schedules = of_type(template, "AWS::Scheduler::Schedule").values()
-    if not any(s["Properties"]["Target"]["Arn"] == {"Fn::GetAtt": ["RotateKeysFunction", "Arn"]} for s in schedules):
-        found.append("no EventBridge Scheduler schedule for rotate-keys")
     return found
 
 
@@ -590,12 +779,12 @@ class TemplateSecurity(unittest.TestCase):
         self.assertEqual(problems(load()), [])
 
     def test_each_stage_is_classified_for_the_untrusted_message_alarm(self):
-        """The alarm is asked of the four stages that check hand-off messages, not of offboard-user,
-        which reads tickets; no stage is both, none is neither."""
+        """The alarm is asked of the four stages that check hand-off messages, not of offboard-user
+        and change-access, which read tickets; no stage is both, none is neither."""
         self.assertEqual(CHECKS_HANDOFFS & set(NO_HANDOFFS), set())
         self.assertEqual(CHECKS_HANDOFFS | set(NO_HANDOFFS), set(FUNCTIONS.values()))
         self.assertEqual(CHECKS_HANDOFFS, {"create-user", "issue-credentials", "notify-user", "rotate-keys"})
-        self.assertIn("offboard-user", NO_HANDOFFS)
+        self.assertEqual(set(NO_HANDOFFS), {"offboard-user", "change-access"})
 
     def test_each_weakening_is_caught(self):
         """Each mutation undoes one fact; problems() must name it."""
@@ -672,7 +861,7 @@ class TemplateSecurity(unittest.TestCase):
             "without a dead-letter queue": lambda t: res(t)["NotifyUserQueue"]["Properties"].pop("RedrivePolicy"),
             "AlarmTopic: not encrypted with a key CloudWatch can use": lambda t: res(t)["AlarmTopic"][
                 "Properties"].__setitem__("KmsMasterKeyId", "alias/aws/sns"),
-            "RotationScheduleRole: trust not bound": lambda t: res(t)["RotationScheduleRole"]["Properties"][
+            "RotationScheduleRole: trust not bound to the schedule ${Prefix}-rotation": lambda t: res(t)["RotationScheduleRole"]["Properties"][
                 "AssumeRolePolicyDocument"]["Statement"][0]["Condition"].pop("ArnEquals"),
             "RotateKeysLogGroup: no alarm on rotated_key_still_used": lambda t: res(t).pop("RotateKeysStillUsedAlarm"),
             "RotateKeysLogGroup: no alarm on rotation_user_failed": lambda t: res(t).pop("RotateKeysUserFailedFilter"),
@@ -743,6 +932,148 @@ class TemplateSecurity(unittest.TestCase):
                 "OffboardUserOperatorInvoke"),
             "OffboardUserFunction.Tickets: queue without a dead-letter queue": lambda t: res(t)["OffboardUserQueue"][
                 "Properties"].pop("RedrivePolicy"),
+            # offboard-user's mark on a virtual MFA device
+            "OffboardUserRole: iam:TagMFADevice of any tag key": lambda t: statement(
+                t, "OffboardUserRole", "MarkVirtualMfaDevicesOfManagedUsers").pop("Condition"),
+            "OffboardUserRole: iam:TagMFADevice of tag keys beyond": lambda t: statement(
+                t, "OffboardUserRole", "MarkVirtualMfaDevicesOfManagedUsers")["Condition"]["ForAllValues:StringEquals"][
+                "aws:TagKeys"].append("owner"),
+            "OffboardUserRole: iam:TagMFADevice beyond MFA devices": lambda t: statement(
+                t, "OffboardUserRole", "MarkVirtualMfaDevicesOfManagedUsers").__setitem__("Resource", "*"),
+            "OffboardUserRole: iam:TagMFADevice shares a statement": lambda t: statement(
+                t, "OffboardUserRole", "MarkVirtualMfaDevicesOfManagedUsers").__setitem__(
+                "Action", ["iam:TagMFADevice", "iam:ListMFADeviceTags"]),
+            "OffboardUserRole: iam:TagMFADevice denied, so no virtual MFA device is marked": lambda t: statement(
+                t, "OffboardUserRole", "NeverEscalate")["Action"].append("iam:TagMFADevice"),
+            "OffboardUserRole: no explicit Deny of iam:UntagMFADevice": lambda t: statement(
+                t, "OffboardUserRole", "NeverEscalate")["Action"].remove("iam:UntagMFADevice"),
+            "OffboardUserRole: iam:ListMFADeviceTags beyond MFA devices": lambda t: statement(
+                t, "OffboardUserRole", "FindMarkedVirtualMfaDevices").__setitem__("Resource", "*"),
+            "OffboardUserRole: ALLOWED_ACTIONS names iam:ListVirtualMFADevices, which the role is not granted": lambda t:
+                next(p for p in res(t)["OffboardUserRole"]["Properties"]["Policies"])["PolicyDocument"][
+                    "Statement"].remove(statement(t, "OffboardUserRole", "ListUnassignedVirtualMfaDevices")),
+            "IssueCredentialsRole: iam:TagMFADevice allowed": lambda t: statement(
+                t, "IssueCredentialsRole", "ReadAccount")["Action"].append("iam:TagMFADevice"),
+            "RotateKeysRole: no explicit Deny of iam:TagMFADevice": lambda t: statement(
+                t, "RotateKeysRole", "NeverEscalate")["Action"].remove("iam:TagMFADevice"),
+            "NotifyUserRole: no explicit Deny of iam:UntagMFADevice": lambda t: statement(
+                t, "NotifyUserRole", "NeverEscalate")["Action"].remove("iam:UntagMFADevice"),
+            "CreateUserRole: no explicit Deny of iam:TagMFADevice": lambda t: statement(
+                t, "CreateUserRole", "NeverEscalate")["Action"].remove("iam:TagMFADevice"),
+            "UserBoundary: iam:TagMFADevice is not denied to onboarded users": lambda t: next(
+                st for st in fence(t) if st.get("Sid") == "DenyIamWrites")["Action"].remove("iam:Tag*"),
+            "UserBoundary: iam:UntagMFADevice is not denied to onboarded users": lambda t: next(
+                st for st in fence(t) if st.get("Sid") == "DenyIamWrites")["Action"].remove("iam:Untag*"),
+            "UserBoundary: a user may create its own MFA device with the pipeline's tag keys": lambda t: fence(t).remove(
+                next(st for st in fence(t) if st.get("Sid") == "DenyThePipelinesTagsOnNewMfaDevices")),
+            # offboard-user's daily run
+            "OffboardUserRole: ALLOWED_ACTIONS names iam:ListUsers, which the role is not granted": lambda t: next(
+                p for p in res(t)["OffboardUserRole"]["Properties"]["Policies"])["PolicyDocument"]["Statement"].remove(
+                statement(t, "OffboardUserRole", "ListUsers")),
+            "no EventBridge Scheduler schedule for offboard-user": lambda t: res(t).pop("DailyLifecycle"),
+            "DailyLifecycle: input is not {\"run\": \"daily\"}": lambda t: res(t)["DailyLifecycle"]["Properties"][
+                "Target"].__setitem__("Input", '{"dry_run": false}'),
+            "DailyLifecycle: not the LifecycleSchedule parameter, in UTC": lambda t: res(t)["DailyLifecycle"][
+                "Properties"].pop("ScheduleExpressionTimezone"),
+            "DailyLifecycle: no RetryPolicy": lambda t: res(t)["DailyLifecycle"]["Properties"]["Target"].pop(
+                "RetryPolicy"),
+            "DailyLifecycle: does not run as LifecycleScheduleRole": lambda t: res(t)["DailyLifecycle"]["Properties"][
+                "Target"].__setitem__("RoleArn", {"Fn::GetAtt": ["RotationScheduleRole", "Arn"]}),
+            "LifecycleScheduleRole: trust not bound to the schedule": lambda t: res(t)["LifecycleScheduleRole"][
+                "Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Condition"].pop("ArnEquals"),
+            "LifecycleScheduleRole: trust not bound to the schedule ${Prefix}-lifecycle": lambda t: res(t)[
+                "LifecycleScheduleRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Condition"][
+                "ArnEquals"].__setitem__("aws:SourceArn", {"Fn::Sub": SCHEDULE_ARN + "*"}),
+            "LifecycleScheduleRole: trust not bound to the schedule ${Prefix}-lifecycle (aws:SourceArn, aws:SourceAccount)":
+                lambda t: res(t)["LifecycleScheduleRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0][
+                    "Condition"].pop("StringEquals"),
+            "LifecycleScheduleRole: lambda:InvokeFunction beyond offboard-user": lambda t: res(t)[
+                "LifecycleScheduleRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0].__setitem__(
+                "Resource", {"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:*"}),
+            "LifecycleScheduleRole: lambda:UpdateFunctionCode is not a call": lambda t: res(t)["LifecycleScheduleRole"][
+                "Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0].__setitem__(
+                "Action", ["lambda:InvokeFunction", "lambda:UpdateFunctionCode"]),
+            "OffboardUserFunction: timeout 60 s, not 900": lambda t: res(t)["OffboardUserFunction"]["Properties"].pop(
+                "Timeout"),
+            "OffboardUserFunction.Tickets: visibility timeout under 6x the function timeout": lambda t: res(t)[
+                "OffboardUserQueue"]["Properties"].__setitem__("VisibilityTimeout", 360),
+            "OffboardUserFunction: no alarm on its errors": lambda t: res(t).pop("OffboardUserErrorAlarm"),
+            "OffboardUserLogGroup: no alarm on lifecycle_user_failed": lambda t: res(t).pop(
+                "OffboardUserLifecycleUserFailedAlarm"),
+            "OffboardUserLogGroup: no alarm on offboarded_user_restored": lambda t: res(t).pop(
+                "OffboardUserRestoredFilter"),
+            # change-access
+            "ChangeAccessRole: iam:AttachUserPolicy without an iam:PolicyARN condition": lambda t: statement(
+                t, "ChangeAccessRole", "AttachAllowListedPoliciesToFencedManagedUsers")["Condition"].pop("ArnEquals"),
+            "ChangeAccessRole: iam:AttachUserPolicy beyond the allow-listed policies": lambda t: statement(
+                t, "ChangeAccessRole", "AttachAllowListedPoliciesToFencedManagedUsers")["Condition"]["ArnEquals"].__setitem__(
+                "iam:PolicyARN", "arn:aws:iam::aws:policy/*"),
+            "ChangeAccessRole: iam:AttachUserPolicy on users outside the fence": lambda t: statement(
+                t, "ChangeAccessRole", "AttachAllowListedPoliciesToFencedManagedUsers")["Condition"]["StringEquals"].pop(
+                "iam:PermissionsBoundary"),
+            "ChangeAccessRole: iam:AttachUserPolicy on users the pipeline did not create": lambda t: statement(
+                t, "ChangeAccessRole", "AttachAllowListedPoliciesToFencedManagedUsers")["Condition"]["StringEquals"].pop(
+                f"iam:ResourceTag/{MANAGED}"),
+            "ChangeAccessRole: iam:DetachUserPolicy not limited to the pipeline's users": lambda t: statement(
+                t, "ChangeAccessRole", "DetachAllowListedPoliciesFromManagedUsers")["Condition"].pop("StringEquals"),
+            "ChangeAccessRole: iam:DetachUserPolicy beyond the allow-listed policies": lambda t: statement(
+                t, "ChangeAccessRole", "DetachAllowListedPoliciesFromManagedUsers")["Condition"].pop("ArnEquals"),
+            "ChangeAccessRole: iam:AddUserToGroup beyond the allow-listed groups": lambda t: statement(
+                t, "ChangeAccessRole", "AddToAllowListedGroups").__setitem__("Resource", {"Fn::Sub": GROUPS}),
+            "ChangeAccessRole: iam:RemoveUserFromGroup beyond the allow-listed groups": lambda t: statement(
+                t, "ChangeAccessRole", "RemoveFromAllowListedGroups").__setitem__("Resource", {"Fn::Sub": GROUPS}),
+            "ChangeAccessRole: iam:RemoveUserFromGroup shares a statement": lambda t: statement(
+                t, "ChangeAccessRole", "RemoveFromAllowListedGroups").__setitem__(
+                "Action", ["iam:RemoveUserFromGroup", "iam:AddUserToGroup"]),
+            "ChangeAccessRole: no explicit Deny of iam:PutUserPermissionsBoundary": lambda t: statement(
+                t, "ChangeAccessRole", "NeverEscalate")["Action"].remove("iam:PutUserPermissionsBoundary"),
+            "ChangeAccessRole: no explicit Deny of iam:DeleteUserPermissionsBoundary": lambda t: statement(
+                t, "ChangeAccessRole", "NeverEscalate")["Action"].remove("iam:DeleteUserPermissionsBoundary"),
+            "ChangeAccessRole: no explicit Deny of iam:CreateAccessKey": lambda t: statement(
+                t, "ChangeAccessRole", "NeverEscalate")["Action"].remove("iam:CreateAccessKey"),
+            "ChangeAccessRole: no explicit Deny of iam:CreateUser": lambda t: statement(
+                t, "ChangeAccessRole", "NeverEscalate")["Action"].remove("iam:CreateUser"),
+            "ChangeAccessRole: no explicit Deny of iam:TagMFADevice": lambda t: statement(
+                t, "ChangeAccessRole", "NeverEscalate")["Action"].remove("iam:TagMFADevice"),
+            "ChangeAccessRole: iam:TagUser allowed": lambda t: statement(t, "ChangeAccessRole", "ReadUsers")[
+                "Action"].append("iam:TagUser"),
+            "ChangeAccessRole: iam:DeleteUser is not a call its code makes": lambda t: statement(
+                t, "ChangeAccessRole", "ReadUsers")["Action"].append("iam:DeleteUser"),
+            "ChangeAccessRole: iam:PutUserPermissionsBoundary is not a call its code makes": lambda t: statement(
+                t, "ChangeAccessRole", "ReadUsers")["Action"].append("iam:PutUserPermissionsBoundary"),
+            "ChangeAccessRole: ses:SendEmail to any domain": lambda t: statement(
+                t, "ChangeAccessRole", "SummaryEmail")["Condition"].pop("ForAllValues:StringLike"),
+            "ChangeAccessRole: ALLOWED_ACTIONS names iam:DetachUserPolicy, which the role is not granted": lambda t: next(
+                p for p in res(t)["ChangeAccessRole"]["Properties"]["Policies"])["PolicyDocument"]["Statement"].remove(
+                statement(t, "ChangeAccessRole", "DetachAllowListedPoliciesFromManagedUsers")),
+            "ChangeAccessFunction: environment": lambda t: res(t)["ChangeAccessFunction"]["Properties"]["Environment"][
+                "Variables"].pop("ALLOWED_GROUPS"),
+            "ChangeAccessFunction: the operators' role may not invoke it": lambda t: res(t).pop(
+                "ChangeAccessOperatorInvoke"),
+            "ChangeAccessFunction.Tickets: queue without a dead-letter queue": lambda t: res(t)["ChangeAccessQueue"][
+                "Properties"].pop("RedrivePolicy"),
+            "ChangeAccessQueue: sqs:SendMessage is not denied": lambda t: res(t)["ChangeAccessQueuePolicy"][
+                "Properties"]["PolicyDocument"]["Statement"].pop(1),
+            "ChangeAccessQueue: received by others than ChangeAccessRole": lambda t: res(t)["ChangeAccessQueuePolicy"][
+                "Properties"]["PolicyDocument"]["Statement"][2]["Condition"]["ArnNotEquals"].__setitem__(
+                "aws:PrincipalArn", [{"Fn::GetAtt": ["CreateUserRole", "Arn"]}, {"Ref": "OperatorRoleArn"}]),
+            "ChangeAccessDeadLetterQueue: sqs:ReceiveMessage is not denied": lambda t: res(t)[
+                "ChangeAccessDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"].pop(2),
+            "ChangeAccessDeadLetterQueue: no alarm on its depth": lambda t: res(t).pop("ChangeAccessDeadLetterAlarm"),
+            "ChangeAccessLogGroup: no alarm on faults of the deployment": lambda t: res(t).pop(
+                "ChangeAccessDeploymentFaultFilter"),
+            "ChangeAccessLogGroup: kept forever (no retention)": lambda t: res(t)["ChangeAccessLogGroup"][
+                "Properties"].pop("RetentionInDays"),
+            "AccessChangeRule: does not match exactly 'Access Change Approved'": lambda t: res(t)["AccessChangeRule"][
+                "Properties"]["EventPattern"].__setitem__("detail-type", ["Access Change Approved",
+                                                                          "Onboarding Ticket Approved"]),
+            "AccessChangeRule: 'Access Change Approved' tickets delivered elsewhere": lambda t: res(t)["AccessChangeRule"][
+                "Properties"]["Targets"][0].__setitem__("Arn", {"Fn::GetAtt": ["CreateUserQueue", "Arn"]}),
+            "ChangeAccessQueue: its Allow names another source than AccessChangeRule": lambda t: res(t)[
+                "ChangeAccessQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0]["Condition"][
+                "ArnEquals"].__setitem__("aws:SourceArn", {"Fn::GetAtt": ["TicketRule", "Arn"]}),
+            "rules ['AccessChangeRule', 'OffboardingRule', 'TicketRule', 'Unchecked']": lambda t: res(t).__setitem__(
+                "Unchecked", copy.deepcopy(res(t)["AccessChangeRule"])),
             # The untrusted-message alarm is still required of the stages that check hand-offs.
             "CreateUserLogGroup: no alarm on untrusted messages": lambda t: res(t).pop("CreateUserUntrustedFilter"),
             "RotateKeysLogGroup: no alarm on untrusted messages": lambda t: res(t).pop("RotateKeysUntrustedAlarm"),

@@ -66,12 +66,14 @@ function managedDoc(model, arn) {
 // ------------------------------------------------------------------ names (SHARED-SPEC)
 const N = {
   table: `${PREFIX}-state`,
-  queues: ['create-user', 'issue-credentials', 'notify-user', 'offboard-user'].flatMap((q) => [`${PREFIX}-${q}`, `${PREFIX}-${q}-dlq`]),
+  queues: ['create-user', 'issue-credentials', 'notify-user', 'offboard-user', 'change-access'].flatMap((q) => [`${PREFIX}-${q}`, `${PREFIX}-${q}-dlq`]),
   bus: `${PREFIX}-tickets`,
   rule: `${PREFIX}-tickets`,
   offboardingRule: `${PREFIX}-offboarding`,
-  functions: ['create-user', 'issue-credentials', 'notify-user', 'rotate-keys', 'offboard-user'].map((f) => `${PREFIX}-${f}`),
+  accessChangeRule: `${PREFIX}-access-changes`,
+  functions: ['create-user', 'issue-credentials', 'notify-user', 'rotate-keys', 'offboard-user', 'change-access'].map((f) => `${PREFIX}-${f}`),
   schedule: `${PREFIX}-rotation`,
+  lifecycleSchedule: `${PREFIX}-lifecycle`,
 }
 const A = {
   user: (name) => `arn:${PART}:iam::${ACCT}:user/${name}`,
@@ -315,6 +317,7 @@ const STAGE_ROLE = {
   'notify-user': 'NotifyUserRole',
   'rotate-keys': 'RotateKeysRole',
   'offboard-user': 'OffboardUserRole',
+  'change-access': 'ChangeAccessRole',
 }
 
 function queryList(params, prefix) {
@@ -703,7 +706,7 @@ function attackCatalogue(model) {
   const fence = fenceArn(model)
   const emilyCtx = { 'iam:ResourceTag/iam-provisioner:managed': 'true', 'aws:ResourceTag/iam-provisioner:managed': 'true' }
   const add = (id, who, check, expect = 'Denied') => cases.push({ id, who, check, expect })
-  const stageRoles = ['CreateUserRole', 'IssueCredentialsRole', 'NotifyUserRole', 'RotateKeysRole', 'OffboardUserRole', 'RotationScheduleRole'].filter((r) => model.roles[r])
+  const stageRoles = ['CreateUserRole', 'IssueCredentialsRole', 'NotifyUserRole', 'RotateKeysRole', 'OffboardUserRole', 'ChangeAccessRole', 'RotationScheduleRole', 'LifecycleScheduleRole'].filter((r) => model.roles[r])
   for (const role of stageRoles) {
     const who = (m) => rolePrincipal(m, role, 'attack')
     const u = A.user(ADMIN.name)
@@ -772,6 +775,8 @@ function attackCatalogue(model) {
   add('NotifyUserRole: secretsmanager:GetSecretValue of a custom password', (m) => rolePrincipal(m, 'NotifyUserRole'), { action: 'secretsmanager:GetSecretValue', resource: A.secret(`${P.CustomPasswordSecretPrefix}x`) })
   add('CreateUserRole: secretsmanager:GetSecretValue of a user secret', (m) => rolePrincipal(m, 'CreateUserRole'), { action: 'secretsmanager:GetSecretValue', resource: A.secret(`${P.SecretPrefix}${EMILY}`) })
   offboardCatalogue(model, add, emilyCtx)
+  mfaMarkCatalogue(model, add, emilyCtx)
+  changeAccessCatalogue(model, add, emilyCtx)
   // The scheduler role invokes rotate-keys and nothing else.
   for (const f of N.functions.filter((f) => !f.endsWith('rotate-keys'))) {
     add(`RotationScheduleRole: lambda:InvokeFunction ${f}`, (m) => rolePrincipal(m, 'RotationScheduleRole'), { action: 'lambda:InvokeFunction', resource: A.fn(f) })
@@ -782,6 +787,7 @@ function attackCatalogue(model) {
     add('scheduler.amazonaws.com for a foreign schedule: sts:AssumeRole RotationScheduleRole', () => servicePrincipal('scheduler.amazonaws.com', { 'aws:SourceArn': A.schedule('someone-elses'), 'aws:SourceAccount': ACCT }),
       { action: 'sts:AssumeRole', resource: model.roles.RotationScheduleRole.arn })
   }
+  lifecycleScheduleCatalogue(model, add)
 
   // The onboarded user under the fence: PowerUserAccess (attached, or the Power_Users group) + IAMUserChangePassword.
   const powerUser = (m) => onboardedUser(m, EMILY, [arnOf('PowerUserAccess'), arnOf('IAMUserChangePassword')])
@@ -1046,6 +1052,205 @@ function offboardCatalogue(model, add, emilyCtx) {
   }
 }
 
+// change-access adds and removes allow-listed groups and managed policies of the pipeline's users,
+// and nothing else: no other policy, no boundary, no user, credential or tag. Each Denied case on
+// a policy, a user or a group has an Allowed twin that differs in that one thing.
+function changeAccessCatalogue(model, add, emilyCtx) {
+  if (!model.roles.ChangeAccessRole) return
+  const role = 'ChangeAccessRole'
+  const who = (m) => rolePrincipal(m, role, 'attack')
+  const fence = fenceArn(model)
+  const emily = A.user(EMILY)
+  const admin = A.user(ADMIN.name)
+  const fenced = { 'iam:PermissionsBoundary': fence, ...emilyCtx }
+  const unmanaged = { 'iam:ResourceTag/iam-provisioner:managed': 'false', 'aws:ResourceTag/iam-provisioner:managed': 'false' }
+  const attach = (policy, target, ctx) => ({ action: 'iam:AttachUserPolicy', resource: target, context: { 'iam:PolicyARN': policy, ...ctx } })
+  const detach = (policy, target, ctx) => ({ action: 'iam:DetachUserPolicy', resource: target, context: { 'iam:PolicyARN': policy, ...ctx } })
+  // Attach: an allow-listed policy, to a fenced user tagged managed.
+  add(`${role}: iam:AttachUserPolicy allow-listed ReadOnlyAccess to fenced managed ${EMILY}`, who, attach(arnOf('ReadOnlyAccess'), emily, fenced), 'Allowed')
+  for (const [what, policy] of [['IAMFullAccess', arnOf('IAMFullAccess')], ['AdministratorAccess', arnOf('AdministratorAccess')],
+    ['the customer managed policy escalate', `arn:${PART}:iam::${ACCT}:policy/escalate`], ['the fence itself', fence]]) {
+    add(`${role}: iam:AttachUserPolicy ${what} (not allow-listed) to fenced managed ${EMILY}`, who, attach(policy, emily, fenced))
+  }
+  add(`${role}: iam:AttachUserPolicy allow-listed ReadOnlyAccess to managed ${EMILY} under another boundary (PowerUserAccess)`, who, attach(arnOf('ReadOnlyAccess'), emily, { ...emilyCtx, 'iam:PermissionsBoundary': arnOf('PowerUserAccess') }))
+  add(`${role}: iam:AttachUserPolicy allow-listed ReadOnlyAccess to managed ${EMILY} without a boundary`, who, attach(arnOf('ReadOnlyAccess'), emily, emilyCtx))
+  add(`${role}: iam:AttachUserPolicy allow-listed ReadOnlyAccess to fenced unmanaged ${ADMIN.name}`, who, attach(arnOf('ReadOnlyAccess'), admin, { 'iam:PermissionsBoundary': fence }))
+  add(`${role}: iam:AttachUserPolicy allow-listed ReadOnlyAccess to fenced ${ADMIN.name} tagged managed=false`, who, attach(arnOf('ReadOnlyAccess'), admin, { 'iam:PermissionsBoundary': fence, ...unmanaged }))
+  // Detach: an allow-listed policy, from a user tagged managed.
+  add(`${role}: iam:DetachUserPolicy allow-listed PowerUserAccess from managed ${EMILY}`, who, detach(arnOf('PowerUserAccess'), emily, fenced), 'Allowed')
+  add(`${role}: iam:DetachUserPolicy allow-listed PowerUserAccess from unmanaged ${ADMIN.name}`, who, detach(arnOf('PowerUserAccess'), admin, {}))
+  add(`${role}: iam:DetachUserPolicy allow-listed PowerUserAccess from ${ADMIN.name} tagged managed=false`, who, detach(arnOf('PowerUserAccess'), admin, unmanaged))
+  add(`${role}: iam:DetachUserPolicy AdministratorAccess (not allow-listed) from managed ${EMILY}`, who, detach(arnOf('AdministratorAccess'), emily, fenced))
+  add(`${role}: iam:DetachUserPolicy AWSSupportAccess (not allow-listed) from managed ${EMILY}`, who, detach(arnOf('AWSSupportAccess'), emily, fenced))
+  // Groups: the allow-listed ones only. IAM authorises both on the group, so the user is not
+  // conditioned: the residual is any user in and out of these groups (the code and the fence).
+  for (const action of ['iam:AddUserToGroup', 'iam:RemoveUserFromGroup']) {
+    for (const g of String(P.AllowedGroupArns || '').split(',').filter(Boolean)) {
+      add(`${role}: ${action} allow-listed ${g.split('/').pop()}`, who, { action, resource: g }, 'Allowed')
+    }
+    add(`${role}: ${action} Admins (not allow-listed)`, who, { action, resource: A.group('Admins') })
+    add(`${role}: ${action} Developers at another path (not the allow-listed ARN)`, who, { action, resource: A.group('teams/Developers') })
+  }
+  add(`${role}: RESIDUAL (see SECURITY.md): iam:AddUserToGroup of unmanaged ${ADMIN.name} to allow-listed Power_Users (authorised on the group)`, who, { action: 'iam:AddUserToGroup', resource: A.group('Power_Users') }, 'Allowed')
+  // The boundary is not changed; nothing else is given or taken.
+  for (const [action, ctx] of [
+    ['iam:PutUserPermissionsBoundary', { 'iam:PermissionsBoundary': fence, ...emilyCtx }],
+    ['iam:DeleteUserPermissionsBoundary', { 'iam:PermissionsBoundary': fence, ...emilyCtx }],
+    ['iam:CreateAccessKey', emilyCtx], ['iam:CreateLoginProfile', emilyCtx], ['iam:UpdateLoginProfile', emilyCtx],
+    ['iam:DeleteLoginProfile', emilyCtx], ['iam:DeleteAccessKey', emilyCtx], ['iam:UpdateAccessKey', emilyCtx],
+    ['iam:DeleteUser', emilyCtx], ['iam:PutUserPolicy', fenced], ['iam:DeleteUserPolicy', emilyCtx],
+    ['iam:ListUserPolicies', emilyCtx],
+  ]) add(`${role}: ${action} on managed ${EMILY}`, who, { action, resource: emily, context: ctx })
+  add(`${role}: iam:CreateUser fenced and tagged managed`, who, { action: 'iam:CreateUser', resource: A.user('mallory'), context: { 'iam:PermissionsBoundary': fence, ...tagContext([{ Key: 'iam-provisioner:managed', Value: 'true' }]) } })
+  add(`${role}: iam:TagUser iam-provisioner:managed=true on unmanaged ${ADMIN.name}`, who, { action: 'iam:TagUser', resource: admin, context: tagContext([{ Key: 'iam-provisioner:managed', Value: 'true' }]) })
+  add(`${role}: iam:TagUser owner=x on managed ${EMILY}`, who, { action: 'iam:TagUser', resource: emily, context: { ...emilyCtx, ...tagContext([{ Key: 'owner', Value: 'x' }]) } })
+  add(`${role}: iam:UntagUser iam-provisioner:offboarded of managed ${EMILY}`, who, { action: 'iam:UntagUser', resource: emily, context: { 'aws:TagKeys': ['iam-provisioner:offboarded'], ...emilyCtx } })
+  add(`${role}: iam:PutGroupPolicy on allow-listed Developers`, who, { action: 'iam:PutGroupPolicy', resource: A.group('Developers') })
+  add(`${role}: iam:AttachGroupPolicy AdministratorAccess to allow-listed Developers`, who, { action: 'iam:AttachGroupPolicy', resource: A.group('Developers'), context: { 'iam:PolicyARN': arnOf('AdministratorAccess') } })
+  add(`${role}: iam:CreatePolicyVersion of ReadOnlyAccess`, who, { action: 'iam:CreatePolicyVersion', resource: arnOf('ReadOnlyAccess') })
+  add(`${role}: iam:PassRole of ChangeAccessRole`, who, { action: 'iam:PassRole', resource: roleByLogical(model, role).arn, context: { 'iam:PassedToService': 'lambda.amazonaws.com' } })
+  // Secrets, queues, functions, the bus: none of its business.
+  const mine = A.secret(`${P.SecretPrefix}${EMILY}`)
+  add(`${role}: secretsmanager:GetSecretValue of ${EMILY}'s secret`, who, { action: 'secretsmanager:GetSecretValue', resource: mine, context: { 'secretsmanager:SecretId': mine } })
+  add(`${role}: secretsmanager:DeleteSecret of ${EMILY}'s secret with a 30-day window`, who, { action: 'secretsmanager:DeleteSecret', resource: mine, context: { 'secretsmanager:SecretId': mine, 'secretsmanager:RecoveryWindowInDays': '30' } })
+  for (const q of N.queues) add(`${role}: sqs:SendMessage ${q}`, who, { action: 'sqs:SendMessage', resource: A.queue(q) })
+  for (const q of N.queues.filter((q) => q !== `${PREFIX}-change-access`)) add(`${role}: sqs:ReceiveMessage ${q}`, who, { action: 'sqs:ReceiveMessage', resource: A.queue(q) })
+  for (const f of N.functions) add(`${role}: lambda:InvokeFunction ${f}`, who, { action: 'lambda:InvokeFunction', resource: A.fn(f) })
+  add(`${role}: events:PutEvents on ${N.bus}`, who, { action: 'events:PutEvents', resource: A.bus(N.bus), context: { 'events:source': 'onboarding.tickets', 'events:detail-type': 'Access Change Approved' } })
+  add(`${role}: dynamodb:Scan ${N.table}`, who, { action: 'dynamodb:Scan', resource: A.table(N.table) })
+  add(`${role}: ses:SendEmail as the sender to an allowed domain`, who, { action: 'ses:SendEmail', resource: A.identity(SENDER), context: { 'ses:FromAddress': SENDER, 'ses:Recipients': ['it-ops@example.com'] } }, 'Allowed')
+
+  // Each ticket kind reaches only its own stage.
+  const viaRule = (name) => () => servicePrincipal('events.amazonaws.com', { 'aws:SourceArn': A.rule(N.bus, name), 'aws:SourceAccount': ACCT })
+  const q = `${PREFIX}-change-access`
+  add(`events.amazonaws.com for rule ${N.accessChangeRule}: sqs:SendMessage ${q}`, viaRule(N.accessChangeRule), { action: 'sqs:SendMessage', resource: A.queue(q) }, 'Allowed')
+  add(`events.amazonaws.com for rule ${N.accessChangeRule}: sqs:SendMessage ${q}-dlq (its dead letters)`, viaRule(N.accessChangeRule), { action: 'sqs:SendMessage', resource: A.queue(`${q}-dlq`) }, 'Allowed')
+  for (const other of [`${PREFIX}-create-user`, `${PREFIX}-offboard-user`, `${PREFIX}-create-user-dlq`]) {
+    add(`events.amazonaws.com for rule ${N.accessChangeRule}: sqs:SendMessage ${other}`, viaRule(N.accessChangeRule), { action: 'sqs:SendMessage', resource: A.queue(other) })
+  }
+  for (const rule of [N.rule, N.offboardingRule]) {
+    add(`events.amazonaws.com for rule ${rule}: sqs:SendMessage ${q}`, viaRule(rule), { action: 'sqs:SendMessage', resource: A.queue(q) })
+  }
+  add(`events.amazonaws.com for a foreign rule: sqs:SendMessage ${q}`, () => servicePrincipal('events.amazonaws.com', { 'aws:SourceArn': A.rule('default', 'foreign'), 'aws:SourceAccount': ACCT }), { action: 'sqs:SendMessage', resource: A.queue(q) })
+  add(`events.amazonaws.com for a foreign rule: sqs:SendMessage ${q}-dlq`, () => servicePrincipal('events.amazonaws.com', { 'aws:SourceArn': A.rule('default', 'foreign'), 'aws:SourceAccount': ACCT }), { action: 'sqs:SendMessage', resource: A.queue(`${q}-dlq`) })
+  for (const other of ['CreateUserRole', 'OffboardUserRole']) {
+    add(`another stage's role (${other}): sqs:ReceiveMessage ${q}`, (m) => rolePrincipal(m, other), { action: 'sqs:ReceiveMessage', resource: A.queue(q) })
+  }
+  add(`cross-account role with sqs:SendMessage on *: sqs:SendMessage ${q}`, () => externalRole('outsider', [allow('sqs:SendMessage')], '999999999999'), { action: 'sqs:SendMessage', resource: A.queue(q) })
+  add(`cross-account role with lambda:InvokeFunction on *: invoke ${PREFIX}-change-access`, () => externalRole('outsider', [allow('lambda:InvokeFunction')], '999999999999'), { action: 'lambda:InvokeFunction', resource: A.fn(`${PREFIX}-change-access`) })
+
+  // The onboarded user under the fence, against what change-access adds (its queue, DLQ and
+  // function are in the per-queue and per-function cases above too).
+  const powerUser = (m) => onboardedUser(m, EMILY, [arnOf('PowerUserAccess'), arnOf('IAMUserChangePassword')])
+  const adminUnderFence = (m) => onboardedUser(m, EMILY, [arnOf('AdministratorAccess')])
+  for (const [tag, u] of [['PowerUser', powerUser], ['Admin-under-fence', adminUnderFence]]) {
+    const U = `${EMILY} (${tag})`
+    for (const qq of [q, `${q}-dlq`]) {
+      for (const action of ['sqs:SendMessage', 'sqs:SendMessageBatch', 'sqs:DeleteMessage', 'sqs:PurgeQueue', 'sqs:SetQueueAttributes']) {
+        add(`${U}: ${action} ${qq}`, u, { action: action === 'sqs:SendMessageBatch' ? 'sqs:SendMessage' : action, resource: A.queue(qq) })
+      }
+    }
+    add(`${U}: lambda:InvokeFunction ${PREFIX}-change-access`, u, { action: 'lambda:InvokeFunction', resource: A.fn(`${PREFIX}-change-access`) })
+    add(`${U}: lambda:AddPermission on ${PREFIX}-change-access`, u, { action: 'lambda:AddPermission', resource: A.fn(`${PREFIX}-change-access`) })
+    add(`${U}: events:PutEvents Access Change Approved on ${N.bus}`, u, { action: 'events:PutEvents', resource: A.bus(N.bus), context: { 'events:source': 'onboarding.tickets', 'events:detail-type': 'Access Change Approved' } })
+    add(`${U}: events:PutTargets on rule ${N.accessChangeRule}`, u, { action: 'events:PutTargets', resource: A.rule(N.bus, N.accessChangeRule) })
+    add(`${U}: sts:AssumeRole of ChangeAccessRole`, u, { action: 'sts:AssumeRole', resource: roleByLogical(model, role).arn })
+    add(`${U}: iam:PassRole of ChangeAccessRole`, u, { action: 'iam:PassRole', resource: roleByLogical(model, role).arn, context: { 'iam:PassedToService': 'lambda.amazonaws.com' } })
+    add(`${U}: iam:AddUserToGroup itself to allow-listed Power_Users`, u, { action: 'iam:AddUserToGroup', resource: A.group('Power_Users') })
+    add(`${U}: iam:AttachUserPolicy allow-listed ReadOnlyAccess to itself`, u, attach(arnOf('ReadOnlyAccess'), emily, fenced))
+  }
+}
+
+// offboard-user's daily run: its schedule's role invokes offboard-user and nothing else, and the
+// Scheduler may assume it for that schedule only (not for the rotation's, not for another account's).
+function lifecycleScheduleCatalogue(model, add) {
+  if (!model.roles.LifecycleScheduleRole) return
+  const role = 'LifecycleScheduleRole'
+  const arn = model.roles[role].arn
+  const who = (m) => rolePrincipal(m, role, 'schedule')
+  const offboard = `${PREFIX}-offboard-user`
+  for (const f of N.functions.filter((f) => f !== offboard)) add(`${role}: lambda:InvokeFunction ${f}`, who, { action: 'lambda:InvokeFunction', resource: A.fn(f) })
+  add(`${role}: lambda:InvokeFunction ${offboard}`, who, { action: 'lambda:InvokeFunction', resource: A.fn(offboard) }, 'Allowed')
+  add(`${role}: lambda:InvokeFunction a function outside the pipeline`, who, { action: 'lambda:InvokeFunction', resource: A.fn('payroll') })
+  add(`${role}: lambda:UpdateFunctionCode ${offboard}`, who, { action: 'lambda:UpdateFunctionCode', resource: A.fn(offboard) })
+  add(`${role}: lambda:InvokeFunction ${offboard} in another account`, who, { action: 'lambda:InvokeFunction', resource: `arn:${PART}:lambda:${REGION}:999999999999:function:${offboard}` })
+  add(`${role}: iam:ListUsers`, who, { action: 'iam:ListUsers', resource: '*' })
+  add(`${role}: sqs:SendMessage ${offboard}`, who, { action: 'sqs:SendMessage', resource: A.queue(offboard) })
+  const scheduler = (schedule, acct = ACCT) => () => servicePrincipal('scheduler.amazonaws.com', { 'aws:SourceArn': `arn:${PART}:scheduler:${REGION}:${acct}:schedule/default/${schedule}`, 'aws:SourceAccount': acct })
+  add(`scheduler.amazonaws.com for ${N.lifecycleSchedule}: sts:AssumeRole ${role}`, scheduler(N.lifecycleSchedule), { action: 'sts:AssumeRole', resource: arn }, 'Allowed')
+  add(`scheduler.amazonaws.com for a foreign schedule: sts:AssumeRole ${role}`, scheduler('someone-elses'), { action: 'sts:AssumeRole', resource: arn })
+  add(`scheduler.amazonaws.com for ${N.lifecycleSchedule} of another account: sts:AssumeRole ${role}`, scheduler(N.lifecycleSchedule, '999999999999'), { action: 'sts:AssumeRole', resource: arn })
+  add(`scheduler.amazonaws.com for a schedule in another group named ${N.lifecycleSchedule}: sts:AssumeRole ${role}`,
+    () => servicePrincipal('scheduler.amazonaws.com', { 'aws:SourceArn': `arn:${PART}:scheduler:${REGION}:${ACCT}:schedule/other/${N.lifecycleSchedule}`, 'aws:SourceAccount': ACCT }), { action: 'sts:AssumeRole', resource: arn })
+  add(`scheduler.amazonaws.com for the rotation schedule ${N.schedule}: sts:AssumeRole ${role}`, scheduler(N.schedule), { action: 'sts:AssumeRole', resource: arn })
+  if (model.roles.RotationScheduleRole) {
+    add(`scheduler.amazonaws.com for ${N.lifecycleSchedule}: sts:AssumeRole RotationScheduleRole`, scheduler(N.lifecycleSchedule), { action: 'sts:AssumeRole', resource: model.roles.RotationScheduleRole.arn })
+  }
+  add(`lambda.amazonaws.com: sts:AssumeRole ${role}`, () => servicePrincipal('lambda.amazonaws.com', { 'aws:SourceAccount': ACCT }), { action: 'sts:AssumeRole', resource: arn })
+  // The onboarded user under the fence: the schedule, its role.
+  const powerUser = (m) => onboardedUser(m, EMILY, [arnOf('PowerUserAccess'), arnOf('IAMUserChangePassword')])
+  const adminUnderFence = (m) => onboardedUser(m, EMILY, [arnOf('AdministratorAccess')])
+  for (const [tag, u] of [['PowerUser', powerUser], ['Admin-under-fence', adminUnderFence]]) {
+    const U = `${EMILY} (${tag})`
+    for (const action of ['scheduler:UpdateSchedule', 'scheduler:DeleteSchedule']) {
+      add(`${U}: ${action} ${N.lifecycleSchedule}`, u, { action, resource: A.schedule(N.lifecycleSchedule) })
+    }
+    add(`${U}: sts:AssumeRole of ${role}`, u, { action: 'sts:AssumeRole', resource: arn })
+    add(`${U}: iam:PassRole of ${role} to the Scheduler`, u, { action: 'iam:PassRole', resource: arn, context: { 'iam:PassedToService': 'scheduler.amazonaws.com' } })
+    add(`${U}: iam:UpdateAssumeRolePolicy of ${role}`, u, { action: 'iam:UpdateAssumeRolePolicy', resource: arn })
+    add(`${U}: lambda:InvokeFunction ${offboard} with {"run": "daily"}`, u, { action: 'lambda:InvokeFunction', resource: A.fn(offboard) })
+  }
+}
+
+// offboard-user marks a virtual MFA device it is about to deactivate (iam-provisioner:offboarding =
+// the user's IAM id), and that mark is the only proof a later run takes that an unassigned device
+// was the user's: only offboard-user may set that key, only that key, and nobody may remove it.
+const MFA_MARK = 'iam-provisioner:offboarding'
+// What an onboarded user's own policies might grant: tagging its own virtual MFA device (the AWS
+// documentation's example), so that the fence is what decides.
+const SELF_MFA_TAGS = {
+  Version: '2012-10-17',
+  Statement: [{ Effect: 'Allow', Action: ['iam:TagMFADevice', 'iam:UntagMFADevice', 'iam:ListMFADeviceTags'], Resource: 'arn:aws:iam::*:mfa/${aws:username}' }],
+}
+function mfaMarkCatalogue(model, add, emilyCtx) {
+  const device = (name) => `arn:${PART}:iam::${ACCT}:mfa/${name}`
+  const tagDevice = (tags, name) => ({ action: 'iam:TagMFADevice', resource: device(name), context: tagContext(tags) })
+  const untagDevice = (keys, name) => ({ action: 'iam:UntagMFADevice', resource: device(name), context: { 'aws:TagKeys': keys } })
+  const mark = (id = 'AIDAEXAMPLEEMILY') => ({ Key: MFA_MARK, Value: id })
+  if (model.roles.OffboardUserRole) {
+    const role = 'OffboardUserRole'
+    const who = (m) => rolePrincipal(m, role, 'attack')
+    add(`${role}: iam:TagMFADevice ${MFA_MARK} on mfa/${EMILY}`, who, tagDevice([mark()], EMILY), 'Allowed')
+    add(`${role}: iam:TagMFADevice owner=x on mfa/${EMILY}`, who, tagDevice([{ Key: 'owner', Value: 'x' }], EMILY))
+    add(`${role}: iam:TagMFADevice ${MFA_MARK} and owner=x on mfa/${EMILY}`, who, tagDevice([mark(), { Key: 'owner', Value: 'x' }], EMILY))
+    add(`${role}: iam:TagMFADevice iam-provisioner:managed=true on mfa/${EMILY}`, who, tagDevice([{ Key: 'iam-provisioner:managed', Value: 'true' }], EMILY))
+    add(`${role}: iam:UntagMFADevice ${MFA_MARK} of mfa/${EMILY}`, who, untagDevice([MFA_MARK], EMILY))
+    add(`${role}: RESIDUAL (see SECURITY.md): iam:TagMFADevice ${MFA_MARK} on mfa/${ADMIN.name} (authorised on the device; the mark's value is not conditioned)`, who, tagDevice([mark('AIDAEXAMPLEADMIN')], ADMIN.name), 'Allowed')
+  }
+  // Every other role of the pipeline: neither marks nor unmarks a device.
+  for (const role of ['CreateUserRole', 'IssueCredentialsRole', 'NotifyUserRole', 'RotateKeysRole', 'ChangeAccessRole', 'RotationScheduleRole', 'LifecycleScheduleRole'].filter((r) => model.roles[r])) {
+    const who = (m) => rolePrincipal(m, role, 'attack')
+    add(`${role}: iam:TagMFADevice ${MFA_MARK} on mfa/${EMILY}`, who, tagDevice([mark()], EMILY))
+    add(`${role}: iam:UntagMFADevice ${MFA_MARK} of mfa/${EMILY}`, who, untagDevice([MFA_MARK], EMILY))
+  }
+  // Onboarded users, whatever their own policies grant: not on their own device, not on another's,
+  // not on the device they create (their untagged own device they keep: see the MFA cases above).
+  const tagger = (m) => onboardedUser(m, EMILY, [arnOf('PowerUserAccess'), arnOf('IAMUserChangePassword')], [SELF_MFA, SELF_MFA_TAGS])
+  const adminUnderFence = (m) => onboardedUser(m, EMILY, [arnOf('AdministratorAccess')])
+  for (const [tag, who] of [['PowerUser + self-MFA tagging policy', tagger], ['Admin-under-fence', adminUnderFence]]) {
+    const U = `${EMILY} (${tag})`
+    add(`${U}: iam:TagMFADevice ${MFA_MARK} on its own device`, who, tagDevice([mark('AIDAEXAMPLEBOB')], EMILY))
+    add(`${U}: iam:TagMFADevice owner=x on its own device`, who, tagDevice([{ Key: 'owner', Value: 'x' }], EMILY))
+    add(`${U}: iam:TagMFADevice ${MFA_MARK} on mfa/${BOB}`, who, tagDevice([mark('AIDAEXAMPLEEMILY')], BOB))
+    add(`${U}: iam:UntagMFADevice ${MFA_MARK} of its own device`, who, untagDevice([MFA_MARK], EMILY))
+    add(`${U}: iam:UntagMFADevice ${MFA_MARK} of mfa/${BOB}`, who, untagDevice([MFA_MARK], BOB))
+    add(`${U}: iam:CreateVirtualMFADevice for itself tagged ${MFA_MARK}`, who, { action: 'iam:CreateVirtualMFADevice', resource: device(EMILY), context: tagContext([mark('AIDAEXAMPLEBOB')]) })
+    add(`${U}: iam:CreateVirtualMFADevice for itself tagged iam-provisioner:managed=true`, who, { action: 'iam:CreateVirtualMFADevice', resource: device(EMILY), context: tagContext([{ Key: 'iam-provisioner:managed', Value: 'true' }]) })
+  }
+  const carol = (m) => onboardedUser(m, 'carol.lee', [arnOf('AdministratorAccess')], [], '/team/')
+  add(`carol.lee at /team/ (Admin-under-fence): iam:TagMFADevice ${MFA_MARK} on its own device mfa/team/carol.lee`, carol, tagDevice([mark('AIDAEXAMPLEBOB')], 'team/carol.lee'))
+}
+
 async function runCase(model, c) {
   const r = await simulate(model, c.who(model), c.check)
   const denied = r.result === 'ImplicitlyDenied' || r.result === 'ExplicitlyDenied'
@@ -1298,6 +1503,203 @@ const WIDENINGS = [
     },
   },
 ]
+
+WIDENINGS.push(
+  {
+    name: "drop the iam:PolicyARN condition from ChangeAccessRole's AttachUserPolicy",
+    target: (id) => id === `ChangeAccessRole: iam:AttachUserPolicy IAMFullAccess (not allow-listed) to fenced managed ${EMILY}`,
+    apply(m) {
+      let changed = false
+      for (const p of m.roles.ChangeAccessRole.inline) {
+        for (const s of statementsOf(p.document)) {
+          if (s.Effect === 'Allow' && actionsOf(s).includes('iam:attachuserpolicy') && s.Condition?.ArnEquals) {
+            delete s.Condition.ArnEquals
+            changed = true
+          }
+        }
+      }
+      return changed
+    },
+  },
+  {
+    name: "drop the fence condition from ChangeAccessRole's AttachUserPolicy",
+    target: (id) => id === `ChangeAccessRole: iam:AttachUserPolicy allow-listed ReadOnlyAccess to managed ${EMILY} under another boundary (PowerUserAccess)`,
+    apply(m) {
+      let changed = false
+      for (const p of m.roles.ChangeAccessRole.inline) {
+        for (const s of statementsOf(p.document)) {
+          if (s.Effect === 'Allow' && actionsOf(s).includes('iam:attachuserpolicy') && s.Condition?.StringEquals?.['iam:PermissionsBoundary']) {
+            delete s.Condition.StringEquals['iam:PermissionsBoundary']
+            changed = true
+          }
+        }
+      }
+      return changed
+    },
+  },
+  {
+    name: "drop the managed-tag condition from ChangeAccessRole's DetachUserPolicy",
+    target: (id) => id === `ChangeAccessRole: iam:DetachUserPolicy allow-listed PowerUserAccess from unmanaged ${ADMIN.name}`,
+    apply(m) {
+      let changed = false
+      for (const p of m.roles.ChangeAccessRole.inline) {
+        for (const s of statementsOf(p.document)) {
+          if (s.Effect === 'Allow' && actionsOf(s).includes('iam:detachuserpolicy') && s.Condition?.StringEquals) {
+            delete s.Condition.StringEquals
+            changed = true
+          }
+        }
+      }
+      return changed
+    },
+  },
+  {
+    name: "drop the iam:PolicyARN condition from ChangeAccessRole's DetachUserPolicy",
+    target: (id) => id === `ChangeAccessRole: iam:DetachUserPolicy AdministratorAccess (not allow-listed) from managed ${EMILY}`,
+    apply(m) {
+      let changed = false
+      for (const p of m.roles.ChangeAccessRole.inline) {
+        for (const s of statementsOf(p.document)) {
+          if (s.Effect === 'Allow' && actionsOf(s).includes('iam:detachuserpolicy') && s.Condition?.ArnEquals) {
+            delete s.Condition.ArnEquals
+            changed = true
+          }
+        }
+      }
+      return changed
+    },
+  },
+  {
+    name: "widen ChangeAccessRole's RemoveUserFromGroup to every group",
+    target: (id) => id === 'ChangeAccessRole: iam:RemoveUserFromGroup Admins (not allow-listed)',
+    apply(m) {
+      let changed = false
+      for (const p of m.roles.ChangeAccessRole.inline) {
+        for (const s of statementsOf(p.document)) {
+          if (s.Effect === 'Allow' && actionsOf(s).includes('iam:removeuserfromgroup')) {
+            s.Resource = `arn:${PART}:iam::${ACCT}:group/*`
+            changed = true
+          }
+        }
+      }
+      return changed
+    },
+  },
+  {
+    name: 'grant ChangeAccessRole PutUserPermissionsBoundary on users, dropping its Deny',
+    target: (id) => id === `ChangeAccessRole: iam:PutUserPermissionsBoundary on managed ${EMILY}`,
+    apply(m) {
+      for (const p of m.roles.ChangeAccessRole.inline) {
+        for (const s of statementsOf(p.document)) {
+          if (s.Effect === 'Deny') s.Action = [].concat(s.Action || []).filter((a) => a.toLowerCase() !== 'iam:putuserpermissionsboundary')
+        }
+      }
+      statementsOf(m.roles.ChangeAccessRole.inline[0].document).push({ Sid: 'Widened', Effect: 'Allow', Action: 'iam:PutUserPermissionsBoundary', Resource: `arn:${PART}:iam::${ACCT}:user/*` })
+      return true
+    },
+  },
+  {
+    name: "drop the Deny statements of the change-access queue's policy",
+    target: (id) => id === `same-account role with sqs:* on * (not a producer): sqs:SendMessage ${PREFIX}-change-access`,
+    apply(m) {
+      const doc = m.queue_policies[`${PREFIX}-change-access`]
+      if (!doc) return false
+      const st = statementsOf(doc)
+      doc.Statement = st.filter((s) => s.Effect !== 'Deny')
+      return doc.Statement.length !== st.length
+    },
+  },
+  {
+    name: "drop aws:SourceArn from LifecycleScheduleRole's trust",
+    target: (id) => id === 'scheduler.amazonaws.com for a foreign schedule: sts:AssumeRole LifecycleScheduleRole',
+    apply(m) {
+      let changed = false
+      for (const s of statementsOf(m.roles.LifecycleScheduleRole.trust)) {
+        for (const op of Object.keys(s.Condition || {})) {
+          if ('aws:SourceArn' in s.Condition[op]) {
+            delete s.Condition[op]['aws:SourceArn']
+            changed = true
+          }
+          if (!Object.keys(s.Condition[op]).length) delete s.Condition[op]
+        }
+      }
+      return changed
+    },
+  },
+  {
+    name: "widen LifecycleScheduleRole's invoke to every function of the pipeline",
+    target: (id) => id === `LifecycleScheduleRole: lambda:InvokeFunction ${PREFIX}-create-user`,
+    apply(m) {
+      let changed = false
+      for (const p of m.roles.LifecycleScheduleRole.inline) {
+        for (const s of statementsOf(p.document)) {
+          if (s.Effect === 'Allow' && actionsOf(s).includes('lambda:invokefunction')) {
+            s.Resource = `arn:${PART}:lambda:${REGION}:${ACCT}:function:${PREFIX}-*`
+            changed = true
+          }
+        }
+      }
+      return changed
+    },
+  },
+  {
+    name: "drop the aws:TagKeys condition from OffboardUserRole's TagMFADevice",
+    target: (id) => id === `OffboardUserRole: iam:TagMFADevice owner=x on mfa/${EMILY}`,
+    apply(m) {
+      let changed = false
+      for (const p of m.roles.OffboardUserRole.inline) {
+        for (const s of statementsOf(p.document)) {
+          if (s.Effect === 'Allow' && actionsOf(s).includes('iam:tagmfadevice') && s.Condition) {
+            delete s.Condition
+            changed = true
+          }
+        }
+      }
+      return changed
+    },
+  },
+  {
+    name: 'grant RotateKeysRole TagMFADevice on every device, dropping its Deny',
+    target: (id) => id === `RotateKeysRole: iam:TagMFADevice ${MFA_MARK} on mfa/${EMILY}`,
+    apply(m) {
+      for (const p of m.roles.RotateKeysRole.inline) {
+        for (const s of statementsOf(p.document)) {
+          if (s.Effect === 'Deny') s.Action = [].concat(s.Action || []).filter((a) => a.toLowerCase() !== 'iam:tagmfadevice')
+        }
+      }
+      statementsOf(m.roles.RotateKeysRole.inline[0].document).push({ Sid: 'Widened', Effect: 'Allow', Action: 'iam:TagMFADevice', Resource: `arn:${PART}:iam::${ACCT}:mfa/*` })
+      return true
+    },
+  },
+  {
+    name: "let users tag their own MFA device (iam:TagMFADevice in the fence's own-MFA cap, iam:Tag* out of its deny)",
+    target: (id) => id === `${EMILY} (PowerUser + self-MFA tagging policy): iam:TagMFADevice ${MFA_MARK} on its own device`,
+    apply(m) {
+      if (!m.fence) return false
+      let changed = false
+      for (const s of statementsOf(m.fence)) {
+        if (s.Effect === 'Deny' && actionsOf(s).includes('iam:tag*')) {
+          s.Action = [].concat(s.Action).filter((a) => a.toLowerCase() !== 'iam:tag*')
+          changed = true
+        }
+        if (s.Effect === 'Allow' && actionsOf(s).includes('iam:createvirtualmfadevice')) s.Action = [].concat(s.Action, 'iam:TagMFADevice')
+      }
+      m.managed_policies.UserBoundary.document = m.fence
+      return changed
+    },
+  },
+  {
+    name: "drop the fence's deny of the pipeline's tag keys on a new MFA device",
+    target: (id) => id === `${EMILY} (PowerUser + self-MFA tagging policy): iam:CreateVirtualMFADevice for itself tagged ${MFA_MARK}`,
+    apply(m) {
+      if (!m.fence) return false
+      const st = statementsOf(m.fence)
+      m.fence.Statement = st.filter((s) => !(s.Effect === 'Deny' && actionsOf(s).includes('iam:createvirtualmfadevice') && s.Condition))
+      m.managed_policies.UserBoundary.document = m.fence
+      return m.fence.Statement.length !== st.length
+    },
+  },
+)
 
 // The local operators' role (iam-provisioner-operators) happens to match the fence's role/${Prefix}-*
 // deny; its cases must hold without that coincidence (OperatorRoleArn may be named anything).

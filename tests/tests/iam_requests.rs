@@ -7,12 +7,14 @@
 //! password and a copy of permissions; a refused ticket; a rotation from
 //! successor to deletion; an offboarding that disables one user and deletes
 //! another holding every kind of credential, device and policy IAM makes one
-//! remove first, and a refused one; an access change. Writes
+//! remove first, and a refused one; an access change; offboard-user's daily
+//! run past the retention period, deleting the disabled user. Writes
 //! `target/iam-sim/requests.json`; the
 //! simulator then proves each request is allowed for the role that made it.
 #![recursion_limit = "256"]
 
 use serde_json::{json, Value};
+use shared::ports::Clock;
 use std::collections::BTreeSet;
 use tests::bootstrap::{ensure, Settings};
 use tests::pipeline::{LocalPipeline, STAGE_KEYS};
@@ -158,6 +160,14 @@ async fn every_request_of_a_ticket_and_a_rotation_is_logged_by_stage() {
     let drained = pipeline.drain().await.expect("drain");
     assert_eq!((drained.retried, drained.dead_lettered), (0, 0), "access change: {drained:?}");
 
+    // offboard-user's daily run (its schedule's input is {"run": "daily"}),
+    // the retention period (30 days) after OFF-SIM-1: every user listed, and
+    // emily.chen, disabled and left as the disable left her, deleted.
+    pipeline.clock.set_offset_days(108 + 31);
+    let daily = pipeline.offboard_user.run_daily(pipeline.clock.now() + 900).await.expect("daily run");
+    assert!(daily.complete && daily.failed.is_empty() && daily.restored.is_empty(), "daily run: {daily:?}");
+    assert_eq!(daily.deleted, ["emily.chen"], "daily run: {daily:?}");
+
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
     for r in proxy.requests() {
@@ -201,6 +211,10 @@ async fn every_request_of_a_ticket_and_a_rotation_is_logged_by_stage() {
         "offboard-user iam:DeleteServiceSpecificCredential",
         "offboard-user iam:DeactivateMFADevice",
         "offboard-user iam:DeleteVirtualMFADevice",
+        "offboard-user iam:TagMFADevice",
+        "offboard-user iam:ListMFADeviceTags",
+        "offboard-user iam:ListVirtualMFADevices",
+        "offboard-user iam:ListUsers",
         "offboard-user iam:DeleteUserPolicy",
         "offboard-user iam:DeleteUser",
         "offboard-user secretsmanager:DeleteSecret",
