@@ -359,3 +359,16 @@ pub fn two_user_ticket(prefix: &str, s: &str) -> (serde_json::Value, Vec<String>
     });
     (t, names)
 }
+
+/// The serial numbers of every virtual MFA device in the emulator's account
+/// (every page: the shared emulator holds every test's devices), only the
+/// unassigned ones if `unassigned`.
+pub async fn virtual_mfa_serials(iam: &aws_sdk_iam::Client, unassigned: bool) -> Vec<String> {
+    let mut request = iam.list_virtual_mfa_devices();
+    if unassigned {
+        request = request.assignment_status(aws_sdk_iam::types::AssignmentStatusType::Unassigned);
+    }
+    let devices: Vec<_> =
+        request.into_paginator().items().send().collect::<Result<Vec<_>, _>>().await.expect("ListVirtualMFADevices");
+    devices.iter().map(|d| d.serial_number().to_owned()).collect()
+}

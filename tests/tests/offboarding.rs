@@ -11,7 +11,6 @@
 //! is scheduled for deletion once, through the `SecretStore` port.
 #![recursion_limit = "256"]
 
-use aws_sdk_iam::types::AssignmentStatusType;
 use shared::lifecycle::{offboard, OffboardAction, Step, MFA_OWNER_TAG};
 use shared::names::UserName;
 use tests::proxy::{Fault, FaultProxy};
@@ -61,8 +60,7 @@ async fn proxy_for(name: &str) -> FaultProxy {
 }
 
 async fn unassigned_devices(iam: &aws_sdk_iam::Client) -> Vec<String> {
-    let out = iam.list_virtual_mfa_devices().assignment_status(AssignmentStatusType::Unassigned).send().await.unwrap();
-    out.virtual_mfa_devices().iter().map(|d| d.serial_number().to_owned()).collect()
+    tests::virtual_mfa_serials(iam, true).await
 }
 
 /// From moto's request recorder: every removal `loaded_user` needs reached
@@ -116,8 +114,7 @@ async fn a_loaded_user_is_deleted_cleanly_with_every_removal_before_delete_user(
         assert!(done.contains(&needed), "{needed:?} missing from {done:?}");
     }
     assert_eq!(done.iter().filter(|s| matches!(s, Step::DeleteAccessKey(_))).count(), 2);
-    let devices = iam.list_virtual_mfa_devices().send().await.unwrap();
-    assert!(devices.virtual_mfa_devices().iter().all(|d| d.serial_number() != serial), "the MFA device was left");
+    assert!(!tests::virtual_mfa_serials(iam, false).await.contains(&serial), "the MFA device was left");
     assert_every_removal_before_delete_user(&h.endpoint, &name, &serial);
     assert!(offboard(&directory, &user, OffboardAction::Delete, "OFF-1", "2026-11-25").await.unwrap().is_empty());
 }
