@@ -861,7 +861,7 @@ mod tests {
     #[tokio::test]
     async fn a_ticket_already_run_is_noted() {
         let w = World::new();
-        let key = Key::offboarding("OFF-311");
+        let key = Key::offboarding(&TicketKind::Offboarding.records_of(&TicketId::parse("OFF-311").unwrap()));
         w.work.claim(key.as_str(), "h", 1, 2, u64::MAX).await.unwrap();
         w.work.complete(key.as_str(), "h", &json!({}), u64::MAX).await.unwrap();
         let plan = w.plan(offboarding(json!([{"user_name": "emily"}]))).await;

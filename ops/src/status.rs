@@ -5,10 +5,9 @@
 //! idempotency record is completed: the same records that keep it from
 //! being sent twice), and the requester's summary or refusal email.
 //!
-//! The kind is what the records say: the stage whose run record the ticket
-//! has (create-user, offboard-user, change-access), else the stages its
-//! users reached (disabled or deleted: offboarding; access_changed: an
-//! access change), else onboarding.
+//! Each kind files its records apart (`TicketKind::records_of`): the kind is
+//! the first of onboarding, offboarding, access change with a status or run
+//! record under the id.
 
 use crate::plan::kind_name;
 use serde::Serialize;
@@ -61,8 +60,8 @@ pub fn run_by(kind: TicketKind) -> &'static str {
 pub fn run_key(kind: TicketKind, ticket_id: &TicketId) -> String {
     match kind {
         TicketKind::Onboarding => Key::ticket(ticket_id).as_str().to_owned(),
-        TicketKind::Offboarding => Key::offboarding(ticket_id).as_str().to_owned(),
-        TicketKind::AccessChange => Key::access_change(ticket_id).as_str().to_owned(),
+        TicketKind::Offboarding => Key::offboarding(&kind.records_of(ticket_id)).as_str().to_owned(),
+        TicketKind::AccessChange => Key::access_change(&kind.records_of(ticket_id)).as_str().to_owned(),
     }
 }
 
@@ -72,27 +71,7 @@ pub fn run_key(kind: TicketKind, ticket_id: &TicketId) -> String {
 fn summary_key(kind: TicketKind, ticket_id: &TicketId) -> Key {
     match kind {
         TicketKind::Onboarding => Key::summary(ticket_id),
-        other => Key::lifecycle_summary(run_by(other), ticket_id),
-    }
-}
-
-/// The kind the records say the ticket is (see the module header).
-fn kind_of(records: &[StatusRecord], with_run: &[TicketKind]) -> TicketKind {
-    let by_stage = if records.iter().any(|r| matches!(r.stage, Stage::Disabled | Stage::Deleted)) {
-        Some(TicketKind::Offboarding)
-    } else if records.iter().any(|r| r.stage == Stage::AccessChanged) {
-        Some(TicketKind::AccessChange)
-    } else if records.iter().any(|r| matches!(r.stage, Stage::UserCreated | Stage::CredentialsIssued | Stage::Notified))
-    {
-        Some(TicketKind::Onboarding)
-    } else {
-        None
-    };
-    match (by_stage, with_run.first()) {
-        (Some(k), _) if with_run.is_empty() || with_run.contains(&k) => k,
-        (_, Some(k)) => *k,
-        (Some(k), None) => k,
-        (None, None) => TicketKind::Onboarding,
+        other => Key::lifecycle_summary(run_by(other), &other.records_of(ticket_id)),
     }
 }
 
@@ -187,18 +166,28 @@ where
     W: WorkRecords,
     L: KeyLedger,
 {
-    let mut records = store.for_ticket(ticket_id).await?;
-    let mut runs = Vec::new();
+    // Each kind files its records apart (`TicketKind::records_of`): the
+    // first kind holding a record or a run of this id is the ticket's.
+    let mut found = None;
     for kind in [TicketKind::Onboarding, TicketKind::Offboarding, TicketKind::AccessChange] {
-        if let Some(state) = RunState::of(work, &run_key(kind, ticket_id)).await? {
-            runs.push((kind, state));
+        let records = store.for_ticket(&kind.records_of(ticket_id)).await?;
+        let run = RunState::of(work, &run_key(kind, ticket_id)).await?;
+        if !records.is_empty() || run.is_some() {
+            found = Some((kind, records, run));
+            break;
         }
     }
-    if records.is_empty() && runs.is_empty() {
-        return Ok(None);
+    // The daily run's disables and deletions (`daily#EXPIRY-<date>`,
+    // `daily#RETENTION-<date>`): offboardings without a run record.
+    if found.is_none() {
+        let records = store.for_ticket(&ticket_id.of_kind("daily")).await?;
+        if !records.is_empty() {
+            found = Some((TicketKind::Offboarding, records, None));
+        }
     }
-    let kind = kind_of(&records, &runs.iter().map(|(k, _)| *k).collect::<Vec<_>>());
-    let run = runs.iter().find(|(k, _)| *k == kind).map(|(_, state)| *state);
+    let Some((kind, mut records, run)) = found else {
+        return Ok(None);
+    };
     records.sort_by(|a, b| a.user_name.cmp(&b.user_name));
     let mut requester = None;
     let mut users = Vec::with_capacity(records.len());
@@ -406,16 +395,17 @@ mod tests {
     async fn an_offboarding_ticket_with_its_stages_its_run_and_its_summary() {
         let (store, work, ledger) = (MemoryStatus::default(), MemoryIdempotency::default(), MemoryLedger::default());
         let t = TicketId::parse("OFF-311").unwrap();
+        let records = TicketKind::Offboarding.records_of(&t);
         let done = "disabled: console password deleted, access keys made inactive, groups and policies removed";
         for (user, stage, reason) in [
             ("emily", Stage::Disabled, Some(done)),
             ("svc-report", Stage::Accepted, None),
             ("raj", Stage::Failed, Some("users[2].user_name: not created by iam-provisioner; left as it is")),
         ] {
-            store.record(&StatusRecord::new(&t, user, stage, reason.map(str::to_owned), 7)).await.unwrap();
+            store.record(&StatusRecord::new(&records, user, stage, reason.map(str::to_owned), 7)).await.unwrap();
         }
-        let run = Key::offboarding(&t);
-        assert_eq!(run.as_str(), "offboard-user#OFF-311");
+        let run = Key::offboarding(&records);
+        assert_eq!(run.as_str(), "offboard-user#offboarding#OFF-311");
         work.claim(run.as_str(), "h", 1, u64::MAX, u64::MAX).await.unwrap();
 
         let s = status(&store, &work, &ledger, &t, None).await.unwrap().expect("known ticket");
@@ -437,9 +427,12 @@ mod tests {
         assert!(!text.contains("refusal email"), "{text}");
 
         // The run finishes: svc-report deleted, the summary sent.
-        store.record(&StatusRecord::new(&t, "svc-report", Stage::Deleted, Some("deleted".into()), 8)).await.unwrap();
+        store
+            .record(&StatusRecord::new(&records, "svc-report", Stage::Deleted, Some("deleted".into()), 8))
+            .await
+            .unwrap();
         complete(&work, run, serde_json::json!({"ticket_id": "OFF-311"})).await;
-        complete(&work, Key::lifecycle_summary("offboard-user", &t), serde_json::json!("m-1")).await;
+        complete(&work, Key::lifecycle_summary("offboard-user", &records), serde_json::json!("m-1")).await;
         let s = status(&store, &work, &ledger, &t, None).await.unwrap().unwrap();
         assert_eq!(s.run, Some(RunState::Finished));
         assert_eq!(s.requester.summary, EmailState::Sent { message_id: Some("m-1".into()) });
@@ -460,27 +453,33 @@ mod tests {
     async fn the_kind_is_what_the_records_say() {
         let (store, work, ledger) = (MemoryStatus::default(), MemoryIdempotency::default(), MemoryLedger::default());
         let chg = TicketId::parse("CHG-77").unwrap();
-        store.record(&StatusRecord::new(&chg, "emily", Stage::Accepted, None, 1)).await.unwrap();
-        complete(&work, Key::lifecycle_summary("change-access", &chg), serde_json::json!("m-2")).await;
-        work.claim("change-access#CHG-77", "h", 1, u64::MAX, u64::MAX).await.unwrap();
+        let records = TicketKind::AccessChange.records_of(&chg);
+        store.record(&StatusRecord::new(&records, "emily", Stage::Accepted, None, 1)).await.unwrap();
+        complete(&work, Key::lifecycle_summary("change-access", &records), serde_json::json!("m-2")).await;
+        work.claim("change-access#access-change#CHG-77", "h", 1, u64::MAX, u64::MAX).await.unwrap();
         let s = status(&store, &work, &ledger, &chg, None).await.unwrap().unwrap();
         assert_eq!((s.kind, s.run_by, s.run), ("access_change", "change-access", Some(RunState::InProgress)));
         assert_eq!(s.requester.summary, EmailState::Sent { message_id: Some("m-2".into()) });
-        store.record(&StatusRecord::new(&chg, "emily", Stage::AccessChanged, None, 2)).await.unwrap();
+        store.record(&StatusRecord::new(&records, "emily", Stage::AccessChanged, None, 2)).await.unwrap();
         let s = status(&store, &work, &ledger, &chg, None).await.unwrap().unwrap();
         assert!(s
             .human()
             .contains("  access change ticket, run by change-access: in progress\n  emily: access_changed\n"));
 
         let daily = TicketId::parse("EXPIRY-2026-11-25").unwrap();
-        store.record(&StatusRecord::new(&daily, "old", Stage::Disabled, Some("expired".into()), 3)).await.unwrap();
+        store
+            .record(&StatusRecord::new(&daily.of_kind("daily"), "old", Stage::Disabled, Some("expired".into()), 3))
+            .await
+            .unwrap();
         let s = status(&store, &work, &ledger, &daily, None).await.unwrap().unwrap();
         assert_eq!((s.kind, s.run), ("offboarding", None));
         assert!(s.human().contains("offboarding ticket, run by offboard-user: no record of a run\n"), "{}", s.human());
 
         // A run claimed before any record: known, in progress.
         let early = TicketId::parse("OFF-9").unwrap();
-        work.claim(Key::offboarding(&early).as_str(), "h", 1, u64::MAX, u64::MAX).await.unwrap();
+        work.claim(Key::offboarding(&TicketKind::Offboarding.records_of(&early)).as_str(), "h", 1, u64::MAX, u64::MAX)
+            .await
+            .unwrap();
         let s = status(&store, &work, &ledger, &early, None).await.unwrap().expect("its run is a record");
         assert_eq!((s.kind, s.run, s.users.len()), ("offboarding", Some(RunState::InProgress), 0));
     }

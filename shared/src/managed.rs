@@ -42,6 +42,18 @@ impl TicketKind {
         }
     }
 
+    /// The id a ticket of this kind's records are filed under: an onboarding
+    /// ticket's own id (as ever), the others' under their kind
+    /// (`offboarding#OFF-311`, `access-change#CHG-77`), so tickets of two
+    /// kinds that share an id never read each other's records.
+    pub fn records_of(self, id: &crate::names::TicketId) -> crate::names::TicketId {
+        match self {
+            TicketKind::Onboarding => id.clone(),
+            TicketKind::Offboarding => id.of_kind("offboarding"),
+            TicketKind::AccessChange => id.of_kind("access-change"),
+        }
+    }
+
     /// The kind an event is; `None` for an envelope of another source or
     /// detail-type.
     pub fn of(event: &serde_json::Value) -> Option<Self> {

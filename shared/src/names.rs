@@ -183,6 +183,19 @@ impl TicketId {
         Self(format!("unreadable:{}", &body_hash[..16]))
     }
 
+    /// The id the records of a ticket of another kind than onboarding are
+    /// filed under: `<kind>#<id>` (`offboarding#OFF-311`). A submitted id
+    /// cannot hold `#`, so the kinds' records never meet, whatever ids the
+    /// ticket systems use; an onboarding ticket's records keep its own id.
+    pub fn of_kind(&self, kind: &str) -> Self {
+        Self(format!("{kind}#{}", self.0))
+    }
+
+    /// The ticket's own id: without the kind `of_kind` put in front.
+    pub fn submitted(&self) -> &str {
+        self.0.rsplit('#').next().unwrap_or(&self.0)
+    }
+
     /// The id a rotation of one access key is filed under.
     pub fn rotation(access_key_id: &str) -> Self {
         Self(format!("rotation:{}", access_key_id.chars().filter(char::is_ascii_alphanumeric).collect::<String>()))
@@ -265,6 +278,9 @@ mod tests {
     #[test]
     fn ticket_ids_fit_keys_and_bad_ones_get_a_digest() {
         assert!(TicketId::parse("ONB-1042").is_ok() && TicketId::parse("rotation:AKIA1").is_ok());
+        let off = TicketId::parse("ONB-1042").unwrap().of_kind("offboarding");
+        assert_eq!((off.as_str(), off.submitted()), ("offboarding#ONB-1042", "ONB-1042"));
+        assert!(TicketId::parse(off.as_str()).is_err(), "a kind's record id is never a submitted id");
         assert!(
             TicketId::parse("").is_err()
                 && TicketId::parse("a#b").is_err()

@@ -109,7 +109,7 @@ async fn an_access_change_moves_a_user_between_groups_and_swaps_its_policies() {
     assert_eq!(of(keys), ["AttachUserPolicy"]);
     assert_eq!(writes.len(), 5, "{writes:?}");
 
-    let statuses = h.statuses(&ticket_id).await;
+    let statuses = h.statuses(&format!("access-change#{ticket_id}")).await;
     let stages: Vec<(&str, Stage)> = statuses.iter().map(|r| (r.user_name.as_str(), r.stage)).collect();
     assert_eq!(stages, [(both.as_str(), Stage::AccessChanged), (keys.as_str(), Stage::AccessChanged)]);
     assert_eq!(
@@ -167,7 +167,7 @@ async fn an_unmanaged_user_or_an_allow_list_breach_refuses_the_ticket_and_iam_st
         change_access_writes(&proxy)
     );
     assert_eq!(without_email(&h.state(&s, &all).await), without_email(&before));
-    let statuses = h.statuses(&unmanaged).await;
+    let statuses = h.statuses(&format!("access-change#{unmanaged}")).await;
     assert!(statuses.iter().all(|r| r.stage == Stage::Failed) && statuses.len() == 3, "{statuses:?}");
     let reason_of =
         |n: &str| statuses.iter().find(|r| r.user_name == n).and_then(|r| r.reason.clone()).unwrap_or_default();
@@ -197,7 +197,7 @@ async fn an_unmanaged_user_or_an_allow_list_breach_refuses_the_ticket_and_iam_st
         change_access_writes(&proxy)
     );
     assert_eq!(without_email(&h.state(&s, &all).await), without_email(&before));
-    let statuses = h.statuses(&breach).await;
+    let statuses = h.statuses(&format!("access-change#{breach}")).await;
     assert!(statuses.iter().all(|r| r.stage == Stage::Failed) && statuses.len() == 2, "{statuses:?}");
     assert!(statuses[0].reason.as_deref().unwrap_or_default().contains("\"Admins\" is not on"), "{statuses:?}");
     assert!(

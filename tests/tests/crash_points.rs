@@ -137,7 +137,7 @@ async fn offboarding_state(h: &Harness, s: &str, ticket_id: &str, names: &[Strin
         .map(|d| norm(&d))
         .collect();
     out.push(format!("virtual MFA devices left: {left:?}"));
-    for r in h.statuses(ticket_id).await {
+    for r in h.statuses(&format!("offboarding#{ticket_id}")).await {
         out.push(format!("status {} {:?}", norm(&r.user_name), r.stage));
     }
     let mut emails: std::collections::BTreeMap<(String, String), usize> = Default::default();

@@ -162,7 +162,7 @@ async fn an_expiry_is_warned_disabled_and_deleted_by_the_daily_run() {
     assert!(h.groups_of(&temp).await.is_empty());
     let tags = tags_of(&h, &temp).await;
     assert!(tags.contains(&("iam-provisioner:offboarded".to_owned(), format!("EXPIRY-{ends}"))), "{tags:?}");
-    let statuses = h.statuses(&format!("EXPIRY-{ends}")).await;
+    let statuses = h.statuses(&format!("daily#EXPIRY-{ends}")).await;
     assert!(statuses.iter().filter(|r| r.user_name.ends_with(&s)).all(|r| r.stage == Stage::Disabled), "{statuses:?}");
 
     // An administrator gives one of them its group back.

@@ -132,7 +132,7 @@ async fn an_offboarding_ticket_disables_one_user_and_deletes_another_cleanly() {
     assert!(described.deleted_date().is_some(), "the secret is not scheduled for deletion");
 
     let statuses: Vec<(String, Stage)> =
-        h.statuses(&ticket_id).await.into_iter().map(|r| (r.user_name, r.stage)).collect();
+        h.statuses(&format!("offboarding#{ticket_id}")).await.into_iter().map(|r| (r.user_name, r.stage)).collect();
     assert_eq!(statuses, [(both.clone(), Stage::Disabled), (keys.clone(), Stage::Deleted)]);
     let told: Vec<_> =
         h.pipeline.emails_sent().into_iter().filter(|(_, subject)| subject.contains(&ticket_id)).collect();
@@ -190,7 +190,7 @@ async fn users_the_pipeline_did_not_create_refuse_the_ticket_and_stay_as_they_we
     );
     assert!(emails >= 1);
     assert_eq!(tags_of(&h, &existing.other_ticket).await, tags_before);
-    let statuses = h.statuses(&ticket_id).await;
+    let statuses = h.statuses(&format!("offboarding#{ticket_id}")).await;
     assert!(statuses.iter().all(|r| r.stage == Stage::Failed), "{statuses:?}");
     let reason_of =
         |n: &str| statuses.iter().find(|r| r.user_name == n).and_then(|r| r.reason.clone()).unwrap_or_default();

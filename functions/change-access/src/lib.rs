@@ -123,7 +123,8 @@ where
             Err(refusal) => return self.refuse_unreadable(body, refusal, window).await,
         };
         let hash = payload_hash(&ticket)?;
-        let key = TicketId::of_ticket(&ticket.ticket_id, &hash);
+        // Filed apart from any other kind's records of the same id.
+        let key = TicketKind::AccessChange.records_of(&TicketId::of_ticket(&ticket.ticket_id, &hash));
         shared::lambda::record_subject(&key, None);
         let run = idempotency::once(&self.idempotency, &Key::access_change(&key), &hash, window, || {
             self.run_ticket(&ticket, &key, window)
@@ -208,7 +209,7 @@ where
         if let Some(e) = retry {
             return Err(e);
         }
-        report.ticket_id = key.to_string();
+        report.ticket_id = key.submitted().to_owned();
         self.email(accepted.requested_by.as_str(), key, &report, window).await?;
         metrics::count(metrics::name::TICKETS_ACCEPTED, 1);
         tracing::info!(done = report.done.len(), refused = report.refused.len(), "access change ticket handled");
@@ -324,7 +325,9 @@ where
     /// body itself is never logged or stored.
     async fn refuse_unreadable(&self, body: &str, refusal: Refusal, window: Window) -> Result<ChangeReport> {
         let body_hash = payload_hash(&body)?;
-        let key = shared::ticket::best_effort_ticket_id(body).unwrap_or_else(|| TicketId::unreadable(&body_hash));
+        let key = TicketKind::AccessChange.records_of(
+            &shared::ticket::best_effort_ticket_id(body).unwrap_or_else(|| TicketId::unreadable(&body_hash)),
+        );
         shared::lambda::record_subject(&key, None);
         let report = refused_report(&key, &[], &[refusal]);
         let reason = report.refused[0].reasons.join("; ");
@@ -394,7 +397,7 @@ fn keep_worst(kept: Option<Error>, e: Error) -> Option<Error> {
 
 fn refused_report(key: &TicketId, names: &[String], refusals: &[Refusal]) -> ChangeReport {
     let ticket_wide: Vec<String> = refusals.iter().filter(|r| r.user.is_none()).map(ToString::to_string).collect();
-    let mut report = ChangeReport { ticket_id: key.to_string(), ..Default::default() };
+    let mut report = ChangeReport { ticket_id: key.submitted().to_owned(), ..Default::default() };
     let mut seen = std::collections::BTreeSet::new();
     for name in names.iter().filter(|n| seen.insert(n.as_str())) {
         let mut reasons: Vec<String> =

@@ -82,7 +82,7 @@ fn ends_as_asked(d: &Fakes, context: &str) {
 }
 
 async fn status_of(d: &Fakes, ticket_id: &str, user: &str) -> Option<StatusRecord> {
-    d.status.for_ticket(ticket_id).await.unwrap().into_iter().find(|r| r.user_name == user)
+    d.status.for_ticket(&format!("access-change#{ticket_id}")).await.unwrap().into_iter().find(|r| r.user_name == user)
 }
 
 #[tokio::test]

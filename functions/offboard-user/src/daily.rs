@@ -10,7 +10,8 @@
 //!   active key, no group, no managed policy); a user restored meanwhile is
 //!   reported (`alarm=offboarded_user_restored`) and left alone;
 //! - `iam-provisioner:expires-on` today or earlier (and not disabled): disable
-//!   it as an offboarding would, under the ticket id `EXPIRY-<date>`;
+//!   it as an offboarding would, tagged `EXPIRY-<date>` (its records under
+//!   `daily#EXPIRY-<date>`, apart from any ticket's);
 //! - `expires-on` within EXPIRY_WARNING_DAYS: warn the user and the requester,
 //!   once each per date (an idempotency record per email).
 //!
@@ -23,6 +24,10 @@ use shared::lifecycle::{OFFBOARDED_ON_TAG, OFFBOARDED_TAG};
 use shared::text::date;
 
 pub use shared::ticket::EXPIRES_ON_TAG;
+
+/// The kind the daily run's records are filed under (`daily#EXPIRY-<date>`,
+/// `daily#RETENTION-<date>`): no submitted ticket can name them.
+pub const DAILY_KIND: &str = "daily";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -230,8 +235,10 @@ where
             }
             Due::Disable { expires_on } => {
                 let ticket = format!("EXPIRY-{expires_on}");
-                let key = TicketId::parse(&ticket).map_err(|e| Error::permanent("daily", e))?;
-                lifecycle::offboard(&self.iam, &user_name, OffboardAction::Disable, &key, &today.today).await?;
+                // Tagged with EXPIRY-<date>; recorded apart from any ticket's records.
+                let key = TicketId::parse(&ticket).map_err(|e| Error::permanent("daily", e))?.of_kind(DAILY_KIND);
+                lifecycle::offboard(&self.iam, &user_name, OffboardAction::Disable, key.submitted(), &today.today)
+                    .await?;
                 let reason = format!("expired on {expires_on}: disabled");
                 self.set_status(&key, name, Stage::Disabled, Some(reason)).await?;
                 metrics::count(metrics::name::USERS_DISABLED, 1);
@@ -254,9 +261,11 @@ where
                         "a user disabled by offboarding was given access back; it is not deleted");
                     return Ok(Done::Restored);
                 }
-                let key =
-                    TicketId::parse(&format!("RETENTION-{}", today.today)).map_err(|e| Error::permanent("daily", e))?;
-                lifecycle::offboard(&self.iam, &user_name, OffboardAction::Delete, &key, &today.today).await?;
+                let key = TicketId::parse(&format!("RETENTION-{}", today.today))
+                    .map_err(|e| Error::permanent("daily", e))?
+                    .of_kind(DAILY_KIND);
+                lifecycle::offboard(&self.iam, &user_name, OffboardAction::Delete, key.submitted(), &today.today)
+                    .await?;
                 let until = self.retire_secret(&key, &user_name).await?;
                 let reason = format!(
                     "disabled by {ticket} on {offboarded_on}; deleted after the retention period{}",

@@ -123,7 +123,8 @@ where
             Err(refusal) => return self.refuse_unreadable(body, refusal, window).await,
         };
         let hash = payload_hash(&ticket)?;
-        let key = TicketId::of_ticket(&ticket.ticket_id, &hash);
+        // Filed apart from any other kind's records of the same id.
+        let key = TicketKind::Offboarding.records_of(&TicketId::of_ticket(&ticket.ticket_id, &hash));
         shared::lambda::record_subject(&key, None);
         let run = idempotency::once(&self.idempotency, &Key::offboarding(&key), &hash, window, || {
             self.run_ticket(&ticket, &key, window)
@@ -152,7 +153,7 @@ where
             }
         };
         let earlier: BTreeMap<String, StatusRecord> =
-            self.status.for_ticket(key).await?.into_iter().map(|r| (r.user_name.clone(), r)).collect();
+            self.status.for_ticket(key).await?.into_iter().map(|r| (r.user_name.to_ascii_lowercase(), r)).collect();
         let (checked, refusals, mut report) = self.check(&accepted, &earlier).await?;
         // A ticket an earlier run began (its first records are written
         // before any IAM call) may have changed users already: only the
@@ -171,7 +172,7 @@ where
         let now = self.clock.now();
         let first: Vec<StatusRecord> = checked
             .iter()
-            .filter(|c| !earlier.contains_key(c.name.as_str()))
+            .filter(|c| !earlier.contains_key(&c.name.folded()))
             .map(|c| StatusRecord::new(key, &c.name, Stage::Accepted, None, now))
             .collect();
         self.status.create_all(&first, &[]).await?;
@@ -199,7 +200,7 @@ where
         if let Some(e) = retry {
             return Err(e);
         }
-        report.ticket_id = key.to_string();
+        report.ticket_id = key.submitted().to_owned();
         self.email(accepted.requested_by.as_str(), key, &report, window).await?;
         metrics::count(metrics::name::TICKETS_ACCEPTED, 1);
         tracing::info!(done = report.done.len(), refused = report.refused.len(), "offboarding ticket handled");
@@ -218,7 +219,7 @@ where
         let mut report = OffboardReport::default();
         for (i, (name, action)) in accepted.users.iter().enumerate() {
             let field = format!("users[{i}].user_name");
-            let before = earlier.get(name.as_str());
+            let before = earlier.get(&name.folded());
             match before.map(|r| r.stage) {
                 Some(stage @ (Stage::Disabled | Stage::Deleted)) => {
                     report.done.push(UserOutcome {
@@ -264,7 +265,7 @@ where
         let steps = if c.already_gone {
             Vec::new()
         } else {
-            lifecycle::offboard(&self.iam, &c.name, c.action, key, &today).await?
+            lifecycle::offboard(&self.iam, &c.name, c.action, key.submitted(), &today).await?
         };
         let result = match c.action {
             OffboardAction::Disable => {
@@ -306,7 +307,7 @@ where
         let secret = format!("{}{}", self.config.secret_prefix, name);
         let until = self.secrets.schedule_deletion(&secret, self.config.secret_recovery_days).await?;
         if let Some(until) = until {
-            let departure = Departure { user_name: name.to_string(), ticket_id: key.to_string(), until };
+            let departure = Departure { user_name: name.to_string(), ticket_id: key.submitted().to_owned(), until };
             self.status.record_departure(&departure).await?;
         }
         Ok(until)
@@ -346,7 +347,9 @@ where
     /// itself is never logged or stored.
     async fn refuse_unreadable(&self, body: &str, refusal: Refusal, window: Window) -> Result<OffboardReport> {
         let body_hash = payload_hash(&body)?;
-        let key = shared::ticket::best_effort_ticket_id(body).unwrap_or_else(|| TicketId::unreadable(&body_hash));
+        let key = TicketKind::Offboarding.records_of(
+            &shared::ticket::best_effort_ticket_id(body).unwrap_or_else(|| TicketId::unreadable(&body_hash)),
+        );
         shared::lambda::record_subject(&key, None);
         let report = refused_report(&key, &[], &[refusal]);
         let reason = report.refused[0].reasons.join("; ");
@@ -396,7 +399,7 @@ fn keep_worst(kept: Option<Error>, e: Error) -> Option<Error> {
 
 fn refused_report(key: &TicketId, names: &[String], refusals: &[Refusal]) -> OffboardReport {
     let ticket_wide: Vec<String> = refusals.iter().filter(|r| r.user.is_none()).map(ToString::to_string).collect();
-    let mut report = OffboardReport { ticket_id: key.to_string(), ..Default::default() };
+    let mut report = OffboardReport { ticket_id: key.submitted().to_owned(), ..Default::default() };
     let mut seen = std::collections::BTreeSet::new();
     for name in names.iter().filter(|n| seen.insert(n.as_str())) {
         let mut reasons: Vec<String> =

@@ -73,7 +73,7 @@ fn off_311() -> String {
 }
 
 async fn stage_of(d: &Fakes, user: &str) -> Option<Stage> {
-    d.status.for_ticket("OFF-311").await.unwrap().into_iter().find(|r| r.user_name == user).map(|r| r.stage)
+    d.status.for_ticket("offboarding#OFF-311").await.unwrap().into_iter().find(|r| r.user_name == user).map(|r| r.stage)
 }
 
 #[tokio::test]
@@ -253,7 +253,7 @@ async fn an_expiry_is_warned_then_disabled_then_deleted() {
     let h = d.iam.holdings_of("temp.contractor").unwrap();
     assert!(!h.login_profile && h.groups.is_empty() && h.access_keys.iter().all(|(_, a)| !a));
     assert_eq!(h.tags[OFFBOARDED_TAG], format!("EXPIRY-{expires_on}"));
-    let status = d.status.for_ticket(&format!("EXPIRY-{expires_on}")).await.unwrap();
+    let status = d.status.for_ticket(&format!("daily#EXPIRY-{expires_on}")).await.unwrap();
     assert!(status.iter().all(|r| r.stage == Stage::Disabled) && status.len() == 2, "{status:?}");
     let calls = d.iam.calls().len();
     run().await.unwrap();
@@ -334,4 +334,32 @@ async fn a_begun_ticket_refuses_only_the_user_no_longer_the_pipelines() {
     assert_eq!(stage_of(&d, "emily.chen").await, Some(Stage::Failed));
     assert!(d.iam.holdings_of("emily.chen").unwrap().login_profile, "a user no longer ours was changed");
     assert_eq!(d.mailer.outbox().len(), 1);
+}
+
+/// An offboarding ticket that reuses an onboarding ticket's id (ticket
+/// systems number each kind apart) has records of its own: the onboarding's
+/// `accepted` records neither count as a begun offboarding (which would
+/// refuse users one by one instead of the whole ticket) nor make a missing
+/// user "deleted by this ticket".
+#[tokio::test]
+async fn an_offboarding_reusing_an_onboarding_id_does_not_read_its_records() {
+    let d = deps();
+    onboarded(&d, "emily.chen");
+    // ONB-1's own records: emily.chen done, dave accepted and not created yet.
+    for (user, stage) in [("emily.chen", Stage::Notified), ("dave", Stage::Accepted)] {
+        d.status.record(&StatusRecord::new("ONB-1", user, stage, None, NOW)).await.unwrap();
+    }
+    d.iam.insert("admin", loaded(&[]));
+    let t =
+        ticket(json!([{"user_name": "emily.chen"}, {"user_name": "admin"}, {"user_name": "dave", "action": "delete"}]))
+            .replace("OFF-311", "ONB-1");
+    let report = d.handle_body(&t, LEASE).await.unwrap();
+    assert!(report.done.is_empty(), "the whole ticket is refused: {report:?}");
+    assert!(d.iam.calls().is_empty(), "{:?}", d.iam.calls());
+    let dave = report.refused.iter().find(|r| r.user_name == "dave").unwrap();
+    assert!(dave.reasons.join(";").contains("there is no user \"dave\""), "{dave:?}");
+    // The onboarding's records are as they were.
+    let onb = d.status.for_ticket("ONB-1").await.unwrap();
+    assert!(onb.iter().all(|r| r.stage != Stage::Failed), "{onb:?}");
+    assert!(d.status.departure("dave", NOW).await.unwrap().is_none());
 }

@@ -214,10 +214,15 @@ async fn lifecycle_summary(
 ) -> Result<bool, tests::bootstrap::BoxError> {
     let detail = event.get("detail").unwrap_or(event);
     let ticket_id = detail.get("ticket_id").and_then(|t| t.as_str()).unwrap_or_default();
-    let record_id = shared::names::TicketId::of_ticket(ticket_id, &shared::idempotency::payload_hash(detail)?);
+    let record_id =
+        kind.records_of(&shared::names::TicketId::of_ticket(ticket_id, &shared::idempotency::payload_hash(detail)?));
     let statuses = shared::ports::StatusStore::for_ticket(&pipeline.create_user.status, &record_id).await?;
     let iam = aws_sdk_iam::Client::new(sdk);
-    println!("\n{} ticket {record_id}:", if kind == TicketKind::Offboarding { "offboarding" } else { "access change" });
+    println!(
+        "\n{} ticket {}:",
+        if kind == TicketKind::Offboarding { "offboarding" } else { "access change" },
+        record_id.submitted()
+    );
     if statuses.is_empty() {
         println!("  no status recorded (the ticket could not be read; see the log above)");
     }
