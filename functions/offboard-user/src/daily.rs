@@ -147,7 +147,7 @@ enum Done {
     Restored,
 }
 
-/// Seconds before its deadline the run stops starting users.
+/// Seconds before its deadline the run stops starting users (at most).
 const DEADLINE_MARGIN_SECS: u64 = 60;
 
 impl<O, X, I, S, M, C> Deps<O, X, I, S, M, C>
@@ -165,9 +165,22 @@ where
         let mut summary = DailySummary { run: today.today.clone(), ..Default::default() };
         let mut names = self.iam.list_user_names().await?;
         names.sort();
+        // A deadline already past when the run starts says nothing about the
+        // time there is (cargo lambda's local runtime sends one): Lambda's
+        // longest invocation, 15 minutes, is assumed.
+        let deadline = if deadline <= now {
+            tracing::warn!(deadline, now, "the invocation's deadline is already past; assuming 15 minutes");
+            now + 900
+        } else {
+            deadline
+        };
         let mut stopped = false;
+        // A minute before the deadline, or a quarter of the time there is
+        // for an invocation shorter than four minutes.
+        let margin = DEADLINE_MARGIN_SECS.min(deadline.saturating_sub(now) / 4);
+        tracing::info!(run = %today.today, users = names.len(), seconds_left = deadline.saturating_sub(now), "daily run starts");
         for chunk in names.chunks(self.config.concurrency.max(1)) {
-            if self.clock.now() + DEADLINE_MARGIN_SECS >= deadline {
+            if self.clock.now() + margin >= deadline {
                 stopped = true;
                 break;
             }
@@ -359,6 +372,20 @@ mod tests {
         );
         assert!(matches!(decide(&tags(&[(EXPIRES_ON_TAG, "soon")]), &t), Due::Unreadable(_)));
         assert!(matches!(decide(&tags(&[(OFFBOARDED_ON_TAG, "2026-1-1")]), &t), Due::Unreadable(_)));
+    }
+
+    /// A short invocation (30 s) still looks at users: the margin is a
+    /// quarter of the time there is, at most a minute.
+    #[tokio::test]
+    async fn the_deadline_margin_fits_the_invocation() {
+        let d = crate::tests::deps();
+        d.iam.insert("someone", Default::default());
+        let now = d.clock.now();
+        let s = d.run_daily(now + 30).await.unwrap();
+        assert_eq!((s.looked_at, s.complete), (1, true), "{s:?}");
+        // A deadline already past at the start is no deadline: 15 minutes.
+        let s = d.run_daily(now - 5).await.unwrap();
+        assert_eq!((s.looked_at, s.complete), (1, true), "{s:?}");
     }
 
     #[test]
