@@ -203,7 +203,10 @@ fn groups(listed: &[String], field: &str, allow: &AccessAllowList, r: &mut UserR
         if !seen.insert(g.to_ascii_lowercase()) {
             r.refuse(field, format!("group {g:?} is listed twice; IAM group names are case-insensitive"));
         } else if !allow.groups.contains(g) {
-            r.refuse(field, format!("group {g:?} is not on this deployment's allow-list ({})", names(&allow.groups)));
+            r.refuse(
+                field,
+                format!("group {g:?} is not on this deployment's allow-list ({})", crate::ticket::list(&allow.groups)),
+            );
         } else {
             accepted.push(g.clone());
         }
@@ -229,7 +232,10 @@ fn policies(listed: &[String], field: &str, allow: &AccessAllowList, r: &mut Use
             Some(arn) => accepted.push(arn.clone()),
             None => r.refuse(
                 field,
-                format!("policy {p:?} is not on this deployment's allow-list ({})", names(&allow.managed_policies)),
+                format!(
+                    "policy {p:?} is not on this deployment's allow-list ({})",
+                    crate::ticket::list(&allow.managed_policies)
+                ),
             ),
         }
     }
@@ -240,14 +246,6 @@ fn policies(listed: &[String], field: &str, allow: &AccessAllowList, r: &mut Use
         );
     }
     accepted
-}
-
-fn names<T: AsRef<str>>(set: &BTreeSet<T>) -> String {
-    if set.is_empty() {
-        "nothing is allowed".into()
-    } else {
-        set.iter().map(AsRef::as_ref).collect::<Vec<_>>().join(", ")
-    }
 }
 
 /// The calls that take `current` to what `change` asks, removals first (see

@@ -477,7 +477,8 @@ pub(crate) fn address(raw: &str, domains: &BTreeSet<String>, outside: &str) -> R
     }
 }
 
-fn list<T: AsRef<str>>(set: &BTreeSet<T>) -> String {
+/// An allow-list as a refusal names it (access changes use it too).
+pub(crate) fn list<T: AsRef<str>>(set: &BTreeSet<T>) -> String {
     if set.is_empty() {
         "nothing is allowed".into()
     } else {
