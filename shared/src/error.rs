@@ -92,6 +92,17 @@ impl Error {
         matches!(self, Error::Permanent { .. })
     }
 
+    /// Of the failures of one run's users, the one the message is given
+    /// back with: the deployment's first (its log line names the fix), else
+    /// the first one kept.
+    pub fn keep_worst(kept: Option<Error>, e: Error) -> Option<Error> {
+        match kept {
+            Some(k @ Error::Deployment { .. }) => Some(k),
+            _ if matches!(e, Error::Deployment { .. }) => Some(e),
+            k => k.or(Some(e)),
+        }
+    }
+
     pub fn deployment(operation: &'static str, message: impl Into<String>, fix: impl Into<String>) -> Self {
         Error::Deployment { operation, message: message.into(), fix: fix.into() }
     }

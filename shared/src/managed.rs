@@ -101,6 +101,35 @@ pub fn parse_ticket<T: serde::de::DeserializeOwned>(body: &str, kind: TicketKind
     })
 }
 
+/// A user of a ticket that was refused, and every reason.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UserRefused {
+    pub user_name: String,
+    pub reasons: Vec<String>,
+}
+
+/// A ticket refused as a whole: each user it names (once) with its own
+/// reasons, or `held_back` when only the others broke a rule, plus the
+/// ticket-wide reasons; a ticket with no user to name is `-` with those.
+pub fn refused_users(names: &[String], refusals: &[Refusal], held_back: &str) -> Vec<UserRefused> {
+    let ticket_wide: Vec<String> = refusals.iter().filter(|r| r.user.is_none()).map(ToString::to_string).collect();
+    let mut refused = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for name in names.iter().filter(|n| seen.insert(n.as_str())) {
+        let mut reasons: Vec<String> =
+            refusals.iter().filter(|r| r.user.as_deref() == Some(name)).map(ToString::to_string).collect();
+        if reasons.is_empty() && ticket_wide.is_empty() {
+            reasons.push(held_back.to_owned());
+        }
+        reasons.extend(ticket_wide.iter().cloned());
+        refused.push(UserRefused { user_name: name.clone(), reasons });
+    }
+    if refused.is_empty() {
+        refused.push(UserRefused { user_name: "-".into(), reasons: ticket_wide });
+    }
+    refused
+}
+
 /// Whose `name` is: its tags, then the hand-off record of the ticket the
 /// tag names, which create-user writes before it creates a user and keeps.
 pub async fn ownership<U: Users, S: StatusStore>(users: &U, status: &S, name: &UserName) -> Result<Ownership> {

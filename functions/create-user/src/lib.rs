@@ -18,6 +18,7 @@ use shared::date::Date;
 use shared::error::{Error, Refusal, Result};
 use shared::handoff::{Onboarding, UserReady};
 use shared::idempotency::{self, payload_hash, Key, Window};
+use shared::managed::refused_users;
 use shared::metrics;
 use shared::names::{Email, PolicyArn, TicketId, UserName};
 use shared::ports::*;
@@ -37,11 +38,7 @@ pub struct Deps<D, I, S, P, M, C> {
     pub config: CreateUserConfig,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserRefused {
-    pub user_name: String,
-    pub reasons: Vec<String>,
-}
+pub use shared::managed::UserRefused;
 
 /// What became of a ticket; also the stored idempotent result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -218,13 +215,7 @@ where
                 // Not the request's fault: the ticket goes back to its queue
                 // (a fault of the deployment first, for the log line that
                 // names the fix); the user is neither refused nor settled.
-                Err(e) if !e.is_refusal() => {
-                    retry = match retry {
-                        Some(kept @ Error::Deployment { .. }) => Some(kept),
-                        _ if matches!(e, Error::Deployment { .. }) => Some(e),
-                        kept => kept.or(Some(e)),
-                    }
-                }
+                Err(e) if !e.is_refusal() => retry = Error::keep_worst(retry, e),
                 Err(e) => {
                     let reason = e.to_string();
                     tracing::warn!(user = %user_name, %reason, "user refused while provisioning");
@@ -469,25 +460,14 @@ where
         window: Window,
         record_users: bool,
     ) -> Result<TicketReport> {
-        let ticket_wide: Vec<String> = refusals.iter().filter(|r| r.user.is_none()).map(ToString::to_string).collect();
-        let mut report = TicketReport { ticket_id: key.to_string(), ..Default::default() };
-        if record_users {
-            let mut seen = std::collections::BTreeSet::new();
-            for name in ticket.users.iter().map(|u| u.user_name.as_str()).filter(|n| seen.insert(*n)) {
-                let mut reasons: Vec<String> =
-                    refusals.iter().filter(|r| r.user.as_deref() == Some(name)).map(ToString::to_string).collect();
-                if reasons.is_empty() && ticket_wide.is_empty() {
-                    reasons.push(
-                        "not created: the ticket is refused as a whole because of the other users' errors".into(),
-                    );
-                }
-                reasons.extend(ticket_wide.iter().cloned());
-                report.refused.push(UserRefused { user_name: name.to_owned(), reasons });
-            }
-        }
-        if report.refused.is_empty() {
-            report.refused.push(UserRefused { user_name: "-".into(), reasons: ticket_wide });
-        }
+        let names: Vec<String> =
+            if record_users { ticket.users.iter().map(|u| u.user_name.clone()).collect() } else { Vec::new() };
+        let held_back = "not created: the ticket is refused as a whole because of the other users' errors";
+        let report = TicketReport {
+            ticket_id: key.to_string(),
+            refused: refused_users(&names, &refusals, held_back),
+            ..Default::default()
+        };
         for r in &report.refused {
             // A user name that breaks the rules may not fit a key either.
             let user = if r.user_name == "-" || UserName::parse(&r.user_name).is_ok() {

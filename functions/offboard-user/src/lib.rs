@@ -24,7 +24,8 @@ use shared::config::OffboardUserConfig;
 use shared::error::{Error, Refusal, Result};
 use shared::idempotency::{self, payload_hash, Key, Window};
 use shared::lifecycle::{self, AcceptedOffboarding, OffboardAction, OffboardingTicket, Step};
-use shared::managed::{ownership, parse_ticket, Ownership, TicketKind};
+pub use shared::managed::UserRefused;
+use shared::managed::{ownership, parse_ticket, refused_users, Ownership, TicketKind};
 use shared::metrics;
 use shared::names::{Email, TicketId, UserName};
 use shared::ports::*;
@@ -52,12 +53,6 @@ pub struct UserOutcome {
     pub result: String,
     /// The IAM calls this run made for the user (0 when it was found done).
     pub calls: usize,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserRefused {
-    pub user_name: String,
-    pub reasons: Vec<String>,
 }
 
 /// What became of a ticket; also the stored idempotent result.
@@ -188,7 +183,7 @@ where
         for (c, outcome) in checked.iter().zip(outcomes) {
             match outcome {
                 Ok(done) => report.done.push(done),
-                Err(e) if !e.is_refusal() => retry = keep_worst(retry, e),
+                Err(e) if !e.is_refusal() => retry = Error::keep_worst(retry, e),
                 Err(e) => {
                     let reason = e.to_string();
                     tracing::warn!(user = %c.name, %reason, "user could not be offboarded");
@@ -388,32 +383,13 @@ where
     }
 }
 
-/// A fault of the deployment outranks a passing one: its log line names the fix.
-fn keep_worst(kept: Option<Error>, e: Error) -> Option<Error> {
-    match kept {
-        Some(k @ Error::Deployment { .. }) => Some(k),
-        _ if matches!(e, Error::Deployment { .. }) => Some(e),
-        k => k.or(Some(e)),
-    }
-}
-
 fn refused_report(key: &TicketId, names: &[String], refusals: &[Refusal]) -> OffboardReport {
-    let ticket_wide: Vec<String> = refusals.iter().filter(|r| r.user.is_none()).map(ToString::to_string).collect();
-    let mut report = OffboardReport { ticket_id: key.submitted().to_owned(), ..Default::default() };
-    let mut seen = std::collections::BTreeSet::new();
-    for name in names.iter().filter(|n| seen.insert(n.as_str())) {
-        let mut reasons: Vec<String> =
-            refusals.iter().filter(|r| r.user.as_deref() == Some(name)).map(ToString::to_string).collect();
-        if reasons.is_empty() && ticket_wide.is_empty() {
-            reasons.push("left as it is: the ticket is refused as a whole because of the other users".into());
-        }
-        reasons.extend(ticket_wide.iter().cloned());
-        report.refused.push(UserRefused { user_name: name.clone(), reasons });
+    let held_back = "left as it is: the ticket is refused as a whole because of the other users";
+    OffboardReport {
+        ticket_id: key.submitted().to_owned(),
+        refused: refused_users(names, refusals, held_back),
+        ..Default::default()
     }
-    if report.refused.is_empty() {
-        report.refused.push(UserRefused { user_name: "-".into(), reasons: ticket_wide });
-    }
-    report
 }
 
 fn summary_email(to: &Email, report: &OffboardReport) -> Email_ {
